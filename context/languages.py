@@ -1,0 +1,72 @@
+"""The language registry: one entry per language, its file suffixes and its tree-sitter grammar.
+
+Grammars come from per-language PyPI packages that ship compiled parsers: nothing is downloaded at
+run time. SPARK is Ada (`SPARK_Mode` and contract aspects), so it shares Ada's entry.
+"""
+
+from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass
+from functools import cache
+from pathlib import PurePath
+
+from tree_sitter import Language as TSLanguage
+from tree_sitter import Parser
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Language:
+    name: str  # the LSP language id where one exists
+    suffixes: tuple[str, ...]
+    module: str  # the grammar package
+    function: str = "language"  # the function in it that returns the grammar
+    line_comment: str = "//"
+
+    def grammar(self) -> TSLanguage:
+        return _grammar(self.module, self.function)
+
+    def parser(self) -> Parser:
+        return Parser(self.grammar())
+
+
+@cache
+def _grammar(module: str, function: str) -> TSLanguage:
+    return TSLanguage(getattr(importlib.import_module(module), function)())
+
+
+LANGUAGES: tuple[Language, ...] = (
+    Language(name="ada", suffixes=(".ads", ".adb", ".ada"), module="tree_sitter_ada",
+             line_comment="--"),
+    Language(name="vhdl", suffixes=(".vhd", ".vhdl"), module="tree_sitter_vhdl", line_comment="--"),
+    Language(name="verilog", suffixes=(".v", ".vh"), module="tree_sitter_verilog"),
+    Language(name="systemverilog", suffixes=(".sv", ".svh"), module="tree_sitter_systemverilog"),
+    Language(name="c", suffixes=(".c", ".h"), module="tree_sitter_c"),
+    Language(name="cpp", suffixes=(".cc", ".cpp", ".cxx", ".hh", ".hpp", ".hxx"),
+             module="tree_sitter_cpp"),
+    Language(name="python", suffixes=(".py", ".pyi"), module="tree_sitter_python",
+             line_comment="#"),
+    Language(name="rust", suffixes=(".rs",), module="tree_sitter_rust"),
+    Language(name="go", suffixes=(".go",), module="tree_sitter_go"),
+    Language(name="java", suffixes=(".java",), module="tree_sitter_java"),
+    Language(name="javascript", suffixes=(".js", ".mjs", ".cjs", ".jsx"),
+             module="tree_sitter_javascript"),
+    Language(name="typescript", suffixes=(".ts", ".mts", ".cts"), module="tree_sitter_typescript",
+             function="language_typescript"),
+    Language(name="typescriptreact", suffixes=(".tsx",), module="tree_sitter_typescript",
+             function="language_tsx"),
+)
+
+_BY_SUFFIX = {s: lang for lang in LANGUAGES for s in lang.suffixes}
+_BY_NAME = {lang.name: lang for lang in LANGUAGES}
+
+
+def for_path(path: str | PurePath) -> Language | None:
+    return _BY_SUFFIX.get(PurePath(path).suffix.lower())
+
+
+def for_document(path: str | PurePath, language_id: str | None = None) -> Language | None:
+    """The editor's language id first (it knows what the user chose), the suffix otherwise."""
+    if language_id and language_id in _BY_NAME:
+        return _BY_NAME[language_id]
+    return for_path(path)

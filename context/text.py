@@ -1,0 +1,28 @@
+"""Positions: LSP counts columns in UTF-16 code units, Python strings in code points."""
+
+from __future__ import annotations
+
+
+def utf16_to_index(line: str, character: int) -> int:
+    """The index in `line` of an LSP column, clamped to the line; never inside a surrogate pair."""
+    units = 0
+    for i, ch in enumerate(line):
+        if units >= character:
+            return i
+        units += 2 if ord(ch) > 0xFFFF else 1
+    return len(line)
+
+
+def offset_at(text: str, line: int, character: int) -> int:
+    """The string offset of an LSP position; a position past the end is clamped to the end."""
+    if line < 0 or character < 0:
+        raise ValueError(f"position ({line}, {character}) is negative")
+    start = 0
+    for _ in range(line):
+        nl = text.find("\n", start)
+        if nl < 0:
+            return len(text)
+        start = nl + 1
+    end = text.find("\n", start)
+    current = text[start : end if end >= 0 else len(text)]
+    return start + utf16_to_index(current.rstrip("\r"), character)

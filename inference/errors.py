@@ -1,0 +1,23 @@
+"""One exception hierarchy; every message says what to do next."""
+
+from __future__ import annotations
+
+
+class AirgapError(Exception):
+    """An error a user can act on. Its message is shown as is."""
+
+
+class ModelStoreError(AirgapError):
+    """The model store cannot import or find a model."""
+
+
+class ModelRefused(ModelStoreError):
+    """A model failed a check (hash, pickle, remote code) and must not be loaded."""
+
+
+class ModelNotFound(ModelStoreError):
+    """The model named in the settings is not in the store."""
+
+
+class GenerationCancelled(AirgapError):
+    """A newer request or the editor cancelled this generation between two decoding steps."""

@@ -1,0 +1,363 @@
+"""The local model store: models are imported once, by hand, and checked at every load.
+
+Layout under the store root:
+
+    registry.json                 name@version -> sha256 of that version's manifest.json
+    <name>/<version>/manifest.json
+    <name>/<version>/<files...>   safetensors weights, config, tokenizer
+
+The registry is the store's own record of each manifest, so a manifest edited to match tampered
+weights no longer matches the registry.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import shutil
+import tempfile
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+from inference.errors import ModelNotFound, ModelRefused, ModelStoreError
+from inference.prompt_format import FORMATS, detect_format
+
+MANIFEST = "manifest.json"
+REGISTRY = "registry.json"
+MANIFEST_FORMAT = 1
+PICKLE_SUFFIXES = frozenset({".bin", ".pt", ".pth", ".pkl", ".pickle", ".ckpt", ".joblib", ".npy"})
+CODE_SUFFIXES = frozenset({".py", ".pyc", ".so", ".dll", ".dylib", ".sh"})
+NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
+CHUNK = 4 * 1024 * 1024
+
+# Called with (file name, bytes done, bytes total) while hashing or copying.
+Progress = Callable[[str, int, int], None]
+
+
+def _no_progress(_name: str, _done: int, _total: int) -> None:
+    return None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Manifest:
+    name: str
+    version: str
+    family: str  # the checkpoint's model_type, e.g. "llama", "qwen2", "starcoder2"
+    prompt_format: str  # a key of inference.prompt_format.FORMATS
+    files: dict[str, str]  # relative path -> sha256
+    source: dict[str, str]
+    imported_at: str
+
+    def to_json(self) -> bytes:
+        doc = {
+            "format": MANIFEST_FORMAT,
+            "name": self.name,
+            "version": self.version,
+            "family": self.family,
+            "prompt_format": self.prompt_format,
+            "source": self.source,
+            "imported_at": self.imported_at,
+            "files": dict(sorted(self.files.items())),
+        }
+        return (json.dumps(doc, indent=2, ensure_ascii=False) + "\n").encode()
+
+    @classmethod
+    def from_json(cls, data: bytes, where: Path) -> Manifest:
+        try:
+            doc = json.loads(data)
+            if doc.get("format") != MANIFEST_FORMAT:
+                raise ValueError(f"unknown manifest format {doc.get('format')!r}")
+            return cls(
+                name=str(doc["name"]),
+                version=str(doc["version"]),
+                family=str(doc["family"]),
+                prompt_format=str(doc["prompt_format"]),
+                files={str(k): str(v) for k, v in doc["files"].items()},
+                source={str(k): str(v) for k, v in doc.get("source", {}).items()},
+                imported_at=str(doc["imported_at"]),
+            )
+        except (ValueError, KeyError, TypeError, AttributeError) as exc:
+            raise ModelRefused(
+                f"The manifest {where} is not valid ({exc}). Re-import the model with "
+                "`airgap-lsp model import`."
+            ) from exc
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class StoredModel:
+    """A model that passed every check: its folder, manifest and the manifest's sha256."""
+
+    path: Path
+    manifest: Manifest
+    manifest_sha256: str
+
+    @property
+    def ref(self) -> str:
+        return f"{self.manifest.name}@{self.manifest.version}"
+
+
+def sha256_file(path: Path, progress: Progress = _no_progress, label: str = "") -> str:
+    digest = hashlib.sha256()
+    total = path.stat().st_size
+    done = 0
+    with path.open("rb") as fh:
+        while chunk := fh.read(CHUNK):
+            digest.update(chunk)
+            done += len(chunk)
+            progress(label or path.name, done, total)
+    return digest.hexdigest()
+
+
+def parse_ref(ref: str) -> tuple[str, str | None]:
+    """`name` or `name@version`."""
+    name, _, version = ref.partition("@")
+    return name, (version or None)
+
+
+def _check_name(kind: str, value: str) -> None:
+    if not NAME_RE.match(value):
+        raise ModelStoreError(
+            f"The model {kind} {value!r} is not allowed: use letters, digits, '.', '_' and '-' "
+            "(up to 128 characters), starting with a letter or digit."
+        )
+
+
+def _walk_files(root: Path) -> Iterator[Path]:
+    for path in sorted(root.rglob("*")):
+        if path.is_symlink():
+            raise ModelRefused(
+                f"{path} is a symbolic link. A model folder must hold its own files: copy the "
+                "target in place of the link and import again."
+            )
+        if path.is_file():
+            yield path
+
+
+def check_files_are_safe(folder: Path) -> None:
+    """Refuse pickled weights, bundled code and configs that need `trust_remote_code`."""
+    files = list(_walk_files(folder))
+    for path in files:
+        suffix = path.suffix.lower()
+        if suffix in PICKLE_SUFFIXES:
+            raise ModelRefused(
+                f"{path.name} holds pickled weights, which can run arbitrary code when loaded. "
+                "Convert the checkpoint to safetensors on a trusted machine "
+                "(model.save_pretrained(dir, safe_serialization=True)), carry that folder in, "
+                "and import it."
+            )
+        if suffix in CODE_SUFFIXES:
+            raise ModelRefused(
+                f"{path.name} is code shipped with the model. airgap-lsp never runs model code "
+                "(no trust_remote_code): use a checkpoint whose architecture transformers has "
+                "built in."
+            )
+    for name in ("config.json", "tokenizer_config.json", "generation_config.json"):
+        cfg = folder / name
+        if not cfg.is_file():
+            continue
+        try:
+            doc = json.loads(cfg.read_text(encoding="utf-8"))
+        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+            raise ModelRefused(f"{cfg} is not valid JSON ({exc}).") from exc
+        if isinstance(doc, dict) and (doc.get("auto_map") or doc.get("trust_remote_code")):
+            raise ModelRefused(
+                f"{cfg} asks for custom code (auto_map / trust_remote_code). airgap-lsp never "
+                "runs code that comes with a model: use a checkpoint whose architecture "
+                "transformers has built in."
+            )
+    if not any(p.suffix == ".safetensors" for p in files):
+        raise ModelRefused(
+            f"{folder} holds no .safetensors weights. Import a Hugging Face folder with "
+            "safetensors weights, or a .gguf file (converted at import)."
+        )
+    if not (folder / "config.json").is_file():
+        raise ModelRefused(f"{folder} has no config.json: it is not a Hugging Face model folder.")
+
+
+def _vocabulary(folder: Path) -> list[str]:
+    tok = folder / "tokenizer.json"
+    if not tok.is_file():
+        return []
+    doc = json.loads(tok.read_text(encoding="utf-8"))
+    words = [t.get("content", "") for t in doc.get("added_tokens", [])]
+    vocab = doc.get("model", {}).get("vocab", {})
+    if isinstance(vocab, dict):
+        words.extend(vocab.keys())
+    return words
+
+
+class ModelStore:
+    """Imports, lists and verifies models under one root folder."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+
+    # -- reading --------------------------------------------------------------------------------
+    def _registry(self) -> dict[str, str]:
+        path = self.root / REGISTRY
+        if not path.is_file():
+            return {}
+        try:
+            doc = json.loads(path.read_text(encoding="utf-8"))
+        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+            raise ModelStoreError(
+                f"The store's registry {path} is damaged ({exc}). Restore it from a backup or "
+                "re-import the models."
+            ) from exc
+        return {str(k): str(v) for k, v in doc.get("models", {}).items()}
+
+    def models(self) -> list[tuple[str, str, str]]:
+        """(name, version, manifest sha256) of every registered model, sorted."""
+        out = []
+        for ref, digest in self._registry().items():
+            name, version = parse_ref(ref)
+            out.append((name, version or "", digest))
+        return sorted(out)
+
+    def resolve(self, ref: str) -> tuple[str, str]:
+        """Name and version for `name` (the newest imported version) or `name@version`."""
+        name, version = parse_ref(ref)
+        versions = [(v, d) for n, v, d in self.models() if n == name]
+        if version is not None:
+            if any(v == version for v, _ in versions):
+                return name, version
+        elif versions:
+            newest = max(versions, key=lambda vd: self._imported_at(name, vd[0]))
+            return name, newest[0]
+        known = ", ".join(f"{n}@{v}" for n, v, _ in self.models()) or "none"
+        raise ModelNotFound(
+            f"The model {ref!r} is not in the store at {self.root} (it holds: {known}). Import it "
+            "with `airgap-lsp model import PATH --name NAME --version VERSION`, or run "
+            "`make model` for the embedded default model."
+        )
+
+    def _imported_at(self, name: str, version: str) -> str:
+        try:
+            doc = json.loads((self.root / name / version / MANIFEST).read_bytes())
+            return str(doc.get("imported_at", ""))
+        except (OSError, ValueError):
+            return ""
+
+    def verify(self, ref: str, progress: Progress = _no_progress) -> StoredModel:
+        """Check the manifest against the registry and every file against the manifest."""
+        name, version = self.resolve(ref)
+        folder = self.root / name / version
+        manifest_path = folder / MANIFEST
+        try:
+            data = manifest_path.read_bytes()
+        except OSError as exc:
+            raise ModelRefused(
+                f"Cannot read {manifest_path} ({exc.strerror}). Re-import {name}@{version}."
+            ) from exc
+        manifest_sha = hashlib.sha256(data).hexdigest()
+        expected = self._registry()[f"{name}@{version}"]
+        if manifest_sha != expected:
+            raise ModelRefused(
+                f"The manifest of {name}@{version} was changed after import (sha256 {manifest_sha}, "
+                f"the store recorded {expected}). Refusing to load it: re-import the model from "
+                "its original files."
+            )
+        manifest = Manifest.from_json(data, manifest_path)
+        present = {p.relative_to(folder).as_posix() for p in _walk_files(folder)} - {MANIFEST}
+        extra = sorted(present - manifest.files.keys())
+        missing = sorted(manifest.files.keys() - present)
+        if extra or missing:
+            raise ModelRefused(
+                f"The files of {name}@{version} differ from its manifest "
+                f"(unexpected: {extra or 'none'}; missing: {missing or 'none'}). Refusing to load "
+                "it: remove what was added or re-import the model."
+            )
+        check_files_are_safe(folder)
+        for rel, want in sorted(manifest.files.items()):
+            got = sha256_file(folder / rel, progress, rel)
+            if got != want:
+                raise ModelRefused(
+                    f"{rel} of {name}@{version} does not match its manifest (sha256 {got}, expected "
+                    f"{want}): the file was changed after import. Refusing to load it: re-import "
+                    "the model from its original files."
+                )
+        return StoredModel(path=folder, manifest=manifest, manifest_sha256=manifest_sha)
+
+    # -- writing --------------------------------------------------------------------------------
+    def import_model(
+        self,
+        source: Path,
+        *,
+        name: str,
+        version: str,
+        prompt_format: str | None = None,
+        progress: Progress = _no_progress,
+    ) -> StoredModel:
+        """Copy a Hugging Face folder or convert a GGUF file into the store, then verify it."""
+        _check_name("name", name)
+        _check_name("version", version)
+        if prompt_format is not None and prompt_format not in FORMATS:
+            raise ModelStoreError(
+                f"Unknown prompt format {prompt_format!r}; choose one of {', '.join(FORMATS)}."
+            )
+        source = source.expanduser()
+        if not source.exists():
+            raise ModelStoreError(f"{source} does not exist.")
+        if f"{name}@{version}" in self._registry():
+            raise ModelStoreError(
+                f"{name}@{version} is already in the store, and a stored model never changes. "
+                "Import the new files under a new --version."
+            )
+        self.root.mkdir(parents=True, exist_ok=True)
+        staging = Path(tempfile.mkdtemp(prefix=f".import-{name}-", dir=self.root))
+        try:
+            if source.is_file() and source.suffix.lower() == ".gguf":
+                src_info = {"kind": "gguf", "path": str(source.resolve())}
+                src_info["sha256"] = sha256_file(source, progress, source.name)
+                from inference.gguf_import import convert_gguf
+
+                convert_gguf(source, staging)
+            elif source.is_dir():
+                check_files_are_safe(source)
+                src_info = {"kind": "huggingface", "path": str(source.resolve())}
+                for path in _walk_files(source):
+                    rel = path.relative_to(source)
+                    (staging / rel).parent.mkdir(parents=True, exist_ok=True)
+                    shutil.copyfile(path, staging / rel)
+            else:
+                raise ModelStoreError(
+                    f"{source} is neither a Hugging Face model folder nor a .gguf file."
+                )
+            check_files_are_safe(staging)
+            files = {
+                p.relative_to(staging).as_posix(): sha256_file(p, progress, p.name)
+                for p in _walk_files(staging)
+            }
+            config = json.loads((staging / "config.json").read_text(encoding="utf-8"))
+            fmt = FORMATS[prompt_format] if prompt_format else detect_format(_vocabulary(staging))
+            manifest = Manifest(
+                name=name,
+                version=version,
+                family=str(config.get("model_type", "unknown")),
+                prompt_format=fmt.name,
+                files=files,
+                source=src_info,
+                imported_at=datetime.now(UTC).isoformat(timespec="seconds"),
+            )
+            data = manifest.to_json()
+            (staging / MANIFEST).write_bytes(data)
+            final = self.root / name / version
+            final.parent.mkdir(parents=True, exist_ok=True)
+            os.replace(staging, final)
+        except BaseException:
+            shutil.rmtree(staging, ignore_errors=True)
+            raise
+        self._register(f"{name}@{version}", hashlib.sha256(data).hexdigest())
+        return self.verify(f"{name}@{version}")
+
+    def _register(self, ref: str, manifest_sha: str) -> None:
+        registry = self._registry()
+        registry[ref] = manifest_sha
+        path = self.root / REGISTRY
+        tmp = path.with_suffix(".json.tmp")
+        tmp.write_text(json.dumps({"models": dict(sorted(registry.items()))}, indent=2) + "\n")
+        os.replace(tmp, path)

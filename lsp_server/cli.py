@@ -1,0 +1,151 @@
+"""The `airgap-lsp` command. The egress guard is installed before anything else is imported."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from lsp_server import __version__, egress
+
+
+def _progress_bar():  # type: ignore[no-untyped-def]
+    """A tqdm bar per file, on stderr, fed by the store's (name, done, total) callbacks."""
+    from tqdm import tqdm
+
+    bars: dict[str, tqdm] = {}
+
+    def update(name: str, done: int, total: int) -> None:
+        bar = bars.get(name)
+        if bar is None:
+            bar = bars[name] = tqdm(
+                total=total, desc=f"sha256 {name}", unit="B", unit_scale=True, file=sys.stderr
+            )
+        bar.update(done - bar.n)
+        if done >= total:
+            bar.close()
+            del bars[name]
+
+    return update
+
+
+def _cmd_serve(args: argparse.Namespace) -> int:
+    import logging
+
+    from lsp_server.server import build_server
+
+    # stdout is the protocol channel: logs go to stderr, which editors keep as the server's log.
+    logging.basicConfig(
+        stream=sys.stderr, level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s"
+    )
+    server = build_server()
+    if args.tcp:
+        if args.host not in ("127.0.0.1", "::1", "localhost"):
+            print("airgap-lsp serves on loopback only: use --host 127.0.0.1.", file=sys.stderr)
+            return 2
+        server.start_tcp(args.host, args.port)
+    else:
+        server.start_io()
+    return 0
+
+
+def _store():  # type: ignore[no-untyped-def]
+    from inference.store import ModelStore
+    from lsp_server.paths import model_store_root
+
+    return ModelStore(model_store_root())
+
+
+def _cmd_model_import(args: argparse.Namespace) -> int:
+    stored = _store().import_model(
+        Path(args.path),
+        name=args.name,
+        version=args.version,
+        prompt_format=args.prompt_format,
+        progress=_progress_bar(),
+    )
+    m = stored.manifest
+    print(f"imported {stored.ref} into {stored.path}")
+    print(f"  family {m.family}, prompt format {m.prompt_format}, {len(m.files)} files")
+    print(f"  manifest sha256 {stored.manifest_sha256}")
+    return 0
+
+
+def _cmd_model_list(_args: argparse.Namespace) -> int:
+    store = _store()
+    rows = store.models()
+    if not rows:
+        print(f"no models in {store.root}; import one with `airgap-lsp model import`")
+        return 0
+    for name, version, digest in rows:
+        print(f"{name}@{version}  manifest sha256 {digest}")
+    return 0
+
+
+def _cmd_model_verify(args: argparse.Namespace) -> int:
+    stored = _store().verify(args.ref, progress=_progress_bar())
+    print(f"{stored.ref}: all {len(stored.manifest.files)} files match the manifest")
+    print(f"  manifest sha256 {stored.manifest_sha256}")
+    return 0
+
+
+def _cmd_demo(args: argparse.Namespace) -> int:
+    from lsp_server.demo import run_demo
+
+    return run_demo(Path(args.workspace), model=args.model)
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="airgap-lsp", description=__doc__)
+    p.add_argument("--version", action="version", version=f"airgap-lsp {__version__}")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    serve = sub.add_parser("serve", help="run the language server (stdio unless --tcp)")
+    serve.add_argument("--tcp", action="store_true", help="listen on a loopback TCP port")
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--port", type=int, default=2087)
+    serve.set_defaults(func=_cmd_serve)
+
+    model = sub.add_parser("model", help="the local model store").add_subparsers(
+        dest="model_command", required=True
+    )
+    imp = model.add_parser("import", help="import a Hugging Face folder or a .gguf file")
+    imp.add_argument("path")
+    imp.add_argument("--name", required=True)
+    imp.add_argument("--version", required=True)
+    imp.add_argument(
+        "--prompt-format",
+        help="override the detected format (starcoder, qwen2.5-coder, deepseek-coder, "
+        "codellama, prefix-only)",
+    )
+    imp.set_defaults(func=_cmd_model_import)
+    lst = model.add_parser("list", help="list the stored models")
+    lst.set_defaults(func=_cmd_model_list)
+    ver = model.add_parser("verify", help="check every file of NAME[@VERSION] against its manifest")
+    ver.add_argument("ref")
+    ver.set_defaults(func=_cmd_model_verify)
+
+    demo = sub.add_parser("demo", help="a session with the real server on a sample workspace")
+    demo.add_argument("workspace", nargs="?", default="examples/workspace")
+    demo.add_argument("--model", default=None, help="NAME[@VERSION] (default: the settings')")
+    demo.set_defaults(func=_cmd_demo)
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    egress.install()
+    args = _parser().parse_args(argv)
+    from inference.errors import AirgapError
+
+    try:
+        return int(args.func(args))
+    except AirgapError as exc:
+        print(f"airgap-lsp: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,31 @@
+"""Settings from `initializationOptions`, re-applied on `workspace/didChangeConfiguration`."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from lsprotocol import types
+
+if TYPE_CHECKING:
+    from lsp_server.server import AirgapServer
+
+
+def register(server: AirgapServer) -> None:
+    @server.feature(types.INITIALIZE)
+    def initialize(ls: AirgapServer, params: types.InitializeParams) -> None:
+        if params.client_info:
+            ls.client = {
+                "name": params.client_info.name,
+                "version": params.client_info.version or "",
+            }
+        ls.apply_settings(params.initialization_options)
+
+    @server.feature(types.INITIALIZED)
+    def initialized(ls: AirgapServer, _params: types.InitializedParams) -> None:
+        ls.ensure_model()  # load in the background: the editor is usable at once
+
+    @server.feature(types.WORKSPACE_DID_CHANGE_CONFIGURATION)
+    def did_change_configuration(
+        ls: AirgapServer, params: types.DidChangeConfigurationParams
+    ) -> None:
+        ls.apply_settings(params.settings)

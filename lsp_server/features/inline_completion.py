@@ -1,0 +1,163 @@
+"""`textDocument/inlineCompletion` (LSP 3.18): the ghost text at the cursor."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+import time
+import uuid
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING
+
+from lsprotocol import types
+from pygls.exceptions import JsonRpcInternalError, JsonRpcRequestCancelled
+from pygls.uris import to_fs_path
+
+from context.languages import for_document
+from context.prompt import Prompt, build_prompt, strip_typed_whitespace
+from inference.engine import Engine, Generation, GenerationRequest
+from inference.errors import AirgapError, GenerationCancelled
+from inference.prompt_format import FORMATS, render
+from inference.stops import StopRule, block_indent, wants_multiline
+from lsp_server.audit import AuditRecord, os_identity
+from lsp_server.settings import Settings
+
+if TYPE_CHECKING:
+    from lsp_server.server import AirgapServer
+
+log = logging.getLogger("airgap_lsp.completion")
+
+
+def register(server: AirgapServer) -> None:
+    @server.feature(types.TEXT_DOCUMENT_INLINE_COMPLETION, types.InlineCompletionOptions())
+    async def inline_completion(
+        ls: AirgapServer, params: types.InlineCompletionParams
+    ) -> types.InlineCompletionList:
+        uri = params.text_document.uri
+        doc = ls.workspace.get_text_document(uri)
+        lang = for_document(doc.path, doc.language_id)
+        s = ls.settings
+        prompt = build_prompt(
+            doc.source,
+            params.position.line,
+            params.position.character,
+            path=to_fs_path(uri) or uri,
+            language=lang.name if lang else (doc.language_id or "plaintext"),
+            max_prefix_chars=s.max_prefix_chars,
+            max_suffix_chars=s.max_suffix_chars,
+        )
+        # A newer request for the same document makes this one stale: stop it.
+        cancel = threading.Event()
+        if (previous := ls.inflight.get(uri)) is not None:
+            previous.set()
+        ls.inflight[uri] = cancel
+        try:
+            engine = await ls.engine()
+            request = completion_request(prompt, engine, ls.settings)
+            started = time.perf_counter()
+            loop = asyncio.get_running_loop()
+            gen = await loop.run_in_executor(ls.model_worker, engine.generate, request, cancel)
+            total_ms = (time.perf_counter() - started) * 1000
+        except (asyncio.CancelledError, GenerationCancelled) as exc:
+            cancel.set()
+            raise JsonRpcRequestCancelled("superseded by a newer request") from exc
+        except AirgapError as exc:
+            raise JsonRpcInternalError(f"airgap-lsp: {exc}") from exc
+        finally:
+            if ls.inflight.get(uri) is cancel:
+                del ls.inflight[uri]
+
+        text = strip_typed_whitespace(gen.text, prompt.trailing_ws).rstrip()
+        if not text.strip():
+            return types.InlineCompletionList(items=[])
+        record = audit_record(ls, params, prompt, request, engine, gen, text, total_ms)
+        try:
+            # Written and flushed before the reply: no suggestion is ever shown unaudited.
+            await asyncio.to_thread(ls.audit_sink().write, record)
+        except AirgapError as exc:
+            ls.show_error(str(exc))
+            raise JsonRpcInternalError(str(exc)) from exc
+        log.info("suggestion %s: %d tokens, %s", record.id, gen.new_tokens, gen.stop_reason)
+        pos = params.position
+        return types.InlineCompletionList(
+            items=[
+                types.InlineCompletionItem(
+                    insert_text=text, range=types.Range(start=pos, end=pos)
+                )
+            ]
+        )
+
+
+def completion_request(prompt: Prompt, engine: Engine, settings: Settings) -> GenerationRequest:
+    """The model text and stop rule for a prompt, in the model family's format."""
+    fmt = FORMATS[engine.info.prompt_format]
+    if settings.multiline == "auto":
+        multiline = wants_multiline(prompt.line_before, prompt.line_after)
+    else:
+        multiline = settings.multiline == "always"
+    return GenerationRequest(
+        prompt=render(
+            fmt,
+            prefix=prompt.prefix,
+            suffix=prompt.suffix,
+            path=prompt.path,
+            snippets=[(sn.path, sn.text) for sn in prompt.snippets],
+        ),
+        max_new_tokens=settings.max_tokens_block if multiline else settings.max_tokens_line,
+        stop=StopRule(multiline=multiline, base_indent=block_indent(prompt.line_before)),
+    )
+
+
+def audit_record(
+    ls: AirgapServer,
+    params: types.InlineCompletionParams,
+    prompt: Prompt,
+    request: GenerationRequest,
+    engine: Engine,
+    gen: Generation,
+    text: str,
+    total_ms: float,
+) -> AuditRecord:
+    info = engine.info
+    user, host = os_identity()
+    return AuditRecord(
+        id=str(uuid.uuid4()),
+        time=datetime.now(UTC).isoformat(timespec="milliseconds"),
+        kind="inline_completion",
+        user=user,
+        host=host,
+        client=dict(ls.client),
+        file=params.text_document.uri,
+        position={"line": params.position.line, "character": params.position.character},
+        language=prompt.language,
+        model={
+            "name": info.name,
+            "version": info.version,
+            "manifest_sha256": info.manifest_sha256,
+            "family": info.family,
+            "prompt_format": info.prompt_format,
+        },
+        device=info.device,
+        dtype=info.dtype,
+        decoding={
+            "strategy": "greedy",
+            "max_new_tokens": request.max_new_tokens,
+            "multiline": request.stop.multiline,
+            "stop_reason": gen.stop_reason,
+        },
+        prompt=request.prompt,
+        text=text,
+        context_sources=[
+            {"path": sn.path, "lines": [sn.start_line, sn.end_line], "sha256": sn.sha256}
+            for sn in prompt.snippets
+        ],
+        timings={
+            "prefill_ms": round(gen.prefill_ms, 1),
+            "decode_ms": round(gen.decode_ms, 1),
+            "total_ms": round(total_ms, 1),
+            "prompt_tokens": gen.prompt_tokens,
+            "new_tokens": gen.new_tokens,
+            "tokens_per_second": round(gen.tokens_per_second, 1),
+        },
+    )

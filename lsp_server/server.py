@@ -1,0 +1,144 @@
+"""The language server: settings, the model's life cycle, and the features registered on it."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+from lsprotocol import types
+from pygls.lsp.server import LanguageServer
+
+from inference.engine import Engine
+from inference.errors import AirgapError
+from lsp_server import __version__
+from lsp_server.audit import JsonlAudit
+from lsp_server.paths import default_audit_path, model_store_root
+from lsp_server.settings import Settings, SettingsError, parse_settings
+
+log = logging.getLogger("airgap_lsp")
+
+
+class AirgapServer(LanguageServer):
+    def __init__(self) -> None:
+        super().__init__("airgap-lsp", __version__)
+        self.settings = Settings()
+        self.client: dict[str, str] = {"name": "", "version": ""}
+        # One worker: the model runs one generation at a time, off the event loop.
+        self.model_worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="airgap-model")
+        self._engine: asyncio.Future[Engine] | None = None
+        self._engine_key: tuple[str, str, str] | None = None
+        self.inflight: dict[str, threading.Event] = {}  # document uri -> cancel flag
+
+    # -- settings -------------------------------------------------------------------------------
+    def apply_settings(self, raw: Any) -> None:
+        """Take new settings, or keep the last good ones and tell the user why."""
+        try:
+            self.settings = parse_settings(raw, self.settings)
+        except SettingsError as exc:
+            self.show_error(str(exc))
+            return
+        if self._engine_key is not None:  # after start-up: a new model, device or dtype reloads
+            self.ensure_model()
+
+    def audit_sink(self) -> JsonlAudit:
+        path = Path(self.settings.audit_path).expanduser() if self.settings.audit_path else None
+        return JsonlAudit(path or default_audit_path())
+
+    def show_error(self, message: str) -> None:
+        log.error(message)
+        self.window_show_message(
+            types.ShowMessageParams(type=types.MessageType.Error, message=message)
+        )
+
+    # -- the model ------------------------------------------------------------------------------
+    def ensure_model(self) -> None:
+        """Start loading the configured model unless it is loaded or loading already."""
+        s = self.settings
+        key = (s.model, s.device, s.dtype)
+        if key == self._engine_key:
+            return
+        self._engine_key = key
+        self._engine = asyncio.ensure_future(self._load(*key))
+
+    async def engine(self) -> Engine:
+        if self._engine is None:
+            self.ensure_model()
+        assert self._engine is not None
+        return await asyncio.shield(self._engine)
+
+    async def _load(self, ref: str, device: str, dtype: str) -> Engine:
+        progress = _Progress(self, f"airgap-lsp: loading {ref}")
+        await progress.begin()
+        loop = asyncio.get_running_loop()
+
+        def load() -> Engine:
+            from inference.engine import LocalEngine
+            from inference.store import ModelStore
+
+            def hashing(name: str, done: int, total: int) -> None:
+                if done == total:
+                    loop.call_soon_threadsafe(progress.report, f"checked {name}")
+
+            stored = ModelStore(model_store_root()).verify(ref, progress=hashing)
+            loop.call_soon_threadsafe(progress.report, "loading weights")
+            return LocalEngine(stored, device=device, dtype=dtype)
+
+        try:
+            engine = await loop.run_in_executor(self.model_worker, load)
+        except AirgapError as exc:
+            progress.end("failed")
+            self.show_error(f"airgap-lsp cannot load the model {ref}: {exc}")
+            raise
+        info = engine.info
+        message = f"{info.name}@{info.version} on {info.device} ({info.dtype})"
+        progress.end(message)
+        log.info("model ready: %s, manifest sha256 %s", message, info.manifest_sha256)
+        self.window_log_message(
+            types.LogMessageParams(type=types.MessageType.Info, message=f"airgap-lsp: {message}")
+        )
+        return engine
+
+
+class _Progress:
+    """LSP work-done progress, if the editor supports it; a no-op otherwise."""
+
+    def __init__(self, server: AirgapServer, title: str) -> None:
+        self.server, self.title = server, title
+        self.token: str | None = None
+
+    async def begin(self) -> None:
+        caps = self.server.client_capabilities.window
+        if not (caps and caps.work_done_progress):
+            return
+        self.token = f"airgap-{uuid.uuid4()}"
+        await self.server.work_done_progress.create_async(self.token)
+        self.server.work_done_progress.begin(
+            self.token, types.WorkDoneProgressBegin(title=self.title, cancellable=False)
+        )
+
+    def report(self, message: str) -> None:
+        if self.token:
+            self.server.work_done_progress.report(
+                self.token, types.WorkDoneProgressReport(message=message)
+            )
+
+    def end(self, message: str) -> None:
+        if self.token:
+            self.server.work_done_progress.end(
+                self.token, types.WorkDoneProgressEnd(message=message)
+            )
+            self.token = None
+
+
+def build_server() -> AirgapServer:
+    from lsp_server.features import configuration, inline_completion
+
+    server = AirgapServer()
+    configuration.register(server)
+    inline_completion.register(server)
+    return server

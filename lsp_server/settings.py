@@ -1,0 +1,93 @@
+"""Settings: one typed dataclass, filled from `initializationOptions` and re-applied on
+`workspace/didChangeConfiguration`. Invalid settings are refused whole, naming every problem."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, fields, replace
+from typing import Any
+
+from inference.engine import DEVICES, DTYPES
+from inference.errors import AirgapError
+from lsp_server.paths import DEFAULT_MODEL
+
+MULTILINE = ("auto", "always", "never")
+
+
+class SettingsError(AirgapError):
+    """The settings sent by the editor are not valid; the last good ones stay in force."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Settings:
+    model: str = DEFAULT_MODEL  # NAME or NAME@VERSION in the model store
+    device: str = "auto"  # auto | cpu | cuda
+    dtype: str = "auto"  # auto | float32 | bfloat16 | float16
+    multiline: str = "auto"  # auto: a block on an empty line, the rest of the line elsewhere
+    max_tokens_line: int = 48
+    max_tokens_block: int = 160
+    max_prefix_chars: int = 3000
+    max_suffix_chars: int = 1000
+    audit_path: str = ""  # empty: <AIRGAP_LSP_HOME>/audit/audit.jsonl
+
+
+_WIRE = {
+    "model": "model",
+    "device": "device",
+    "dtype": "dtype",
+    "multiline": "multiline",
+    "maxTokensLine": "max_tokens_line",
+    "maxTokensBlock": "max_tokens_block",
+    "maxPrefixChars": "max_prefix_chars",
+    "maxSuffixChars": "max_suffix_chars",
+    "auditPath": "audit_path",
+}
+_CHOICES = {"device": DEVICES, "dtype": DTYPES, "multiline": MULTILINE}
+_RANGES = {
+    "max_tokens_line": (1, 512),
+    "max_tokens_block": (1, 2048),
+    "max_prefix_chars": (0, 200_000),
+    "max_suffix_chars": (0, 200_000),
+}
+
+
+def parse_settings(raw: Any, base: Settings | None = None) -> Settings:
+    """Settings from the editor's JSON (camelCase keys, optionally under an `airgap` section)."""
+    base = base or Settings()
+    if raw is None:
+        return base
+    if isinstance(raw, dict) and isinstance(raw.get("airgap"), dict):
+        raw = raw["airgap"]
+    if not isinstance(raw, dict):
+        raise SettingsError(f"airgap-lsp settings must be an object, not {type(raw).__name__}.")
+    types = {f.name: f.type for f in fields(Settings)}
+    changes: dict[str, Any] = {}
+    problems: list[str] = []
+    for key, value in raw.items():
+        name = _WIRE.get(key)
+        if name is None:
+            problems.append(f"unknown setting {key!r} (known: {', '.join(_WIRE)})")
+            continue
+        want = types[name]
+        if want == "int":
+            if isinstance(value, bool) or not isinstance(value, int):
+                problems.append(f"{key} must be a whole number, not {value!r}")
+                continue
+            low, high = _RANGES[name]
+            if not low <= value <= high:
+                problems.append(f"{key} must be between {low} and {high}, not {value}")
+                continue
+        elif not isinstance(value, str):
+            problems.append(f"{key} must be a string, not {value!r}")
+            continue
+        elif name in _CHOICES and value not in _CHOICES[name]:
+            problems.append(f"{key} must be one of {', '.join(_CHOICES[name])}, not {value!r}")
+            continue
+        elif name == "model" and not value.strip():
+            problems.append("model must name a stored model (NAME or NAME@VERSION)")
+            continue
+        changes[name] = value
+    if problems:
+        raise SettingsError(
+            "airgap-lsp kept its previous settings because: " + "; ".join(problems) + "."
+        )
+    return replace(base, **changes)
