@@ -36,25 +36,39 @@ def _grammar(module: str, function: str) -> TSLanguage:
 
 
 LANGUAGES: tuple[Language, ...] = (
-    Language(name="ada", suffixes=(".ads", ".adb", ".ada"), module="tree_sitter_ada",
-             line_comment="--"),
+    Language(
+        name="ada", suffixes=(".ads", ".adb", ".ada"), module="tree_sitter_ada", line_comment="--"
+    ),
     Language(name="vhdl", suffixes=(".vhd", ".vhdl"), module="tree_sitter_vhdl", line_comment="--"),
     Language(name="verilog", suffixes=(".v", ".vh"), module="tree_sitter_verilog"),
     Language(name="systemverilog", suffixes=(".sv", ".svh"), module="tree_sitter_systemverilog"),
     Language(name="c", suffixes=(".c", ".h"), module="tree_sitter_c"),
-    Language(name="cpp", suffixes=(".cc", ".cpp", ".cxx", ".hh", ".hpp", ".hxx"),
-             module="tree_sitter_cpp"),
-    Language(name="python", suffixes=(".py", ".pyi"), module="tree_sitter_python",
-             line_comment="#"),
+    Language(
+        name="cpp",
+        suffixes=(".cc", ".cpp", ".cxx", ".hh", ".hpp", ".hxx"),
+        module="tree_sitter_cpp",
+    ),
+    Language(
+        name="python", suffixes=(".py", ".pyi"), module="tree_sitter_python", line_comment="#"
+    ),
     Language(name="rust", suffixes=(".rs",), module="tree_sitter_rust"),
     Language(name="go", suffixes=(".go",), module="tree_sitter_go"),
     Language(name="java", suffixes=(".java",), module="tree_sitter_java"),
-    Language(name="javascript", suffixes=(".js", ".mjs", ".cjs", ".jsx"),
-             module="tree_sitter_javascript"),
-    Language(name="typescript", suffixes=(".ts", ".mts", ".cts"), module="tree_sitter_typescript",
-             function="language_typescript"),
-    Language(name="typescriptreact", suffixes=(".tsx",), module="tree_sitter_typescript",
-             function="language_tsx"),
+    Language(
+        name="javascript", suffixes=(".js", ".mjs", ".cjs", ".jsx"), module="tree_sitter_javascript"
+    ),
+    Language(
+        name="typescript",
+        suffixes=(".ts", ".mts", ".cts"),
+        module="tree_sitter_typescript",
+        function="language_typescript",
+    ),
+    Language(
+        name="typescriptreact",
+        suffixes=(".tsx",),
+        module="tree_sitter_typescript",
+        function="language_tsx",
+    ),
 )
 
 _BY_SUFFIX = {s: lang for lang in LANGUAGES for s in lang.suffixes}

@@ -24,7 +24,9 @@ class Prompt:
     language: str
     prefix: str  # text before the cursor, without the cursor line's trailing indentation
     suffix: str  # text after the cursor
-    trailing_ws: str  # whitespace cut from the end of the prefix; the model writes it, we take it off
+    trailing_ws: (
+        str  # whitespace cut from the end of the prefix; the model writes it, we take it off
+    )
     line_before: str  # the cursor line up to the cursor
     line_after: str  # the cursor line from the cursor
     snippets: tuple[Snippet, ...] = ()
@@ -34,6 +36,8 @@ def _tail_lines(text: str, limit: int) -> str:
     """The end of `text`, at most `limit` characters, starting at a line start where possible."""
     if len(text) <= limit:
         return text
+    if limit <= 0:
+        return ""
     cut = text[-limit:]
     nl = cut.find("\n")
     return cut[nl + 1 :] if 0 <= nl < len(cut) - 1 else cut

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -36,6 +35,10 @@ class GenerationRequest:
     prompt: str
     max_new_tokens: int
     stop: StopRule
+    # Text the completion must start with: the whitespace the user typed before the cursor, cut
+    # from the prompt because a prompt ending in spaces tokenizes unlike any code the model saw.
+    # The first tokens are restricted to those that spell it ("token healing").
+    forced_prefix: str = ""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -119,13 +122,14 @@ class LocalEngine:
             self._tokenizer = AutoTokenizer.from_pretrained(
                 folder, local_files_only=True, trust_remote_code=False
             )
-            self._model = AutoModelForCausalLM.from_pretrained(
+            model: Any = AutoModelForCausalLM.from_pretrained(
                 folder,
                 local_files_only=True,
                 trust_remote_code=False,
                 use_safetensors=True,
                 dtype=getattr(torch, dt),
-            ).to(dev)
+            )
+            self._model: Any = model.to(dev)
         except (OSError, ValueError, KeyError, RuntimeError) as exc:
             raise AirgapError(
                 f"transformers could not load {stored.ref} from {folder} ({exc}). The files passed "
@@ -137,10 +141,15 @@ class LocalEngine:
         eos = self._tokenizer.eos_token_id
         self._eos_ids = {eos} if isinstance(eos, int) else set(eos or ())
         self._eos_ids.update(
-            i for t in self._fmt.stop if isinstance(i := self._tokenizer.convert_tokens_to_ids(t), int)
+            i
+            for t in self._fmt.stop
+            if isinstance(i := self._tokenizer.convert_tokens_to_ids(t), int)
             and i != self._tokenizer.unk_token_id
         )
         self._n_ctx = int(getattr(self._model.config, "max_position_embeddings", 2048))
+        vocab = int(self._model.get_output_embeddings().weight.shape[0])
+        self._token_text = self._tokenizer.batch_decode([[i] for i in range(vocab)])
+        self._healing: dict[str, Any] = {}
         self._lock = threading.Lock()  # one generation at a time: the model is not re-entrant
         m = stored.manifest
         self.info = EngineInfo(
@@ -152,6 +161,19 @@ class LocalEngine:
             device=dev if dev == "cpu" else f"cuda ({torch.cuda.get_device_name(0)})",
             dtype=dt,
         )
+
+    def _spelling(self, text: str) -> Any:
+        """Ids of the tokens that spell the start of `text` or all of it and more; None if none."""
+        if text not in self._healing:
+            ids = [
+                i
+                for i, piece in enumerate(self._token_text)
+                if piece and (piece.startswith(text) or text.startswith(piece))
+            ]
+            self._healing[text] = (
+                self._torch.tensor(ids, device=self._model.device) if ids else None
+            )
+        return self._healing[text]
 
     def count_tokens(self, text: str) -> int:
         return len(self._tokenizer(text, add_special_tokens=False).input_ids)
@@ -178,7 +200,8 @@ class LocalEngine:
             base_indent=request.stop.base_indent,
             stop_texts=request.stop.stop_texts + self._fmt.stop,
         )
-        step: Callable[[Any, Any], Any] = self._model
+        step: Any = self._model
+        pending = request.forced_prefix
         generated: list[int] = []
         text, reason = "", "max_tokens"
         with torch.inference_mode():
@@ -191,12 +214,18 @@ class LocalEngine:
             while len(generated) < request.max_new_tokens:
                 if cancel.is_set():
                     raise GenerationCancelled(f"cancelled after {len(generated)} tokens")
-                token = int(torch.argmax(logits))
+                if pending and (allowed := self._spelling(pending)) is not None:
+                    token = int(allowed[torch.argmax(logits[allowed])])
+                    piece = self._token_text[token]
+                    pending = pending[len(piece) :] if pending.startswith(piece) else ""
+                else:
+                    pending = ""
+                    token = int(torch.argmax(logits))
                 if token in self._eos_ids:
                     reason = "eos"
                     break
                 generated.append(token)
-                text = self._tokenizer.decode(generated, skip_special_tokens=False)
+                text = str(self._tokenizer.decode(generated, skip_special_tokens=False))
                 kept, why = cut(text, stop)
                 if why is not None:
                     text, reason = kept, why

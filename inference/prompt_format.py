@@ -63,7 +63,9 @@ FORMATS: dict[str, PromptFormat] = {
             markers=("▁<PRE>", "▁<SUF>", "▁<MID>"),
         ),
         # Models without fill-in-the-middle tokens (SmolLM2) see the prefix only.
-        PromptFormat(name="prefix-only", file_sep="<file_sep>", stop=("<|endoftext|>", "<file_sep>")),
+        PromptFormat(
+            name="prefix-only", file_sep="<file_sep>", stop=("<|endoftext|>", "<file_sep>")
+        ),
     )
 }
 
@@ -91,13 +93,17 @@ def render(
     in the repository format (file separator, path, text) where the family has a separator, and as
     plain blocks where it has none.
     """
-    head = ""
     snippets = list(snippets)
     if snippets and fmt.file_sep:
-        head = "".join(f"{fmt.file_sep}{p}\n{text.rstrip()}\n" for p, text in snippets)
-        head += f"{fmt.file_sep}{path}\n"
-    elif snippets:
-        head = "".join(f"{text.rstrip()}\n\n" for _p, text in snippets)
+        # Repository format (StarCoder2, Qwen2.5-Coder, SmolLM2): the other files first, then the
+        # current file's path; FIM tokens wrap the current file only.
+        files = "".join(f"{fmt.file_sep}{p}\n{text.rstrip()}\n" for p, text in snippets)
+        files += f"{fmt.file_sep}{path}\n"
+        if not fmt.fim:
+            return files + prefix
+        return f"{files}{fmt.fim_prefix}{prefix}{fmt.fim_suffix}{suffix}{fmt.fim_middle}"
+    # No separator token: the snippets become plain blocks at the start of the prefix.
+    prefix = "".join(f"{text.rstrip()}\n\n" for _p, text in snippets) + prefix
     if not fmt.fim:
-        return head + prefix
-    return f"{fmt.fim_prefix}{head}{prefix}{fmt.fim_suffix}{suffix}{fmt.fim_middle}"
+        return prefix
+    return f"{fmt.fim_prefix}{prefix}{fmt.fim_suffix}{suffix}{fmt.fim_middle}"

@@ -33,11 +33,18 @@ def block_indent(line_before_cursor: str) -> int:
 
 
 def cut(text: str, rule: StopRule) -> tuple[str, str | None]:
-    """The part of `text` to keep and why generation stops, or (text, None) to go on."""
-    for marker in rule.stop_texts:
-        at = text.find(marker)
-        if at >= 0:
-            return text[:at], "stop_text"
+    """The part of `text` to keep and why generation stops, or (text, None) to go on.
+
+    When several rules apply, the earliest cut wins.
+    """
+    hits = [at for marker in rule.stop_texts if (at := text.find(marker)) >= 0]
+    if hits:
+        kept, why = _cut_lines(text[: min(hits)], rule)
+        return kept, why or "stop_text"
+    return _cut_lines(text, rule)
+
+
+def _cut_lines(text: str, rule: StopRule) -> tuple[str, str | None]:
     if not rule.multiline:
         at = text.find("\n")
         if at >= 0:

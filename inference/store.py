@@ -210,37 +210,33 @@ class ModelStore:
             ) from exc
         return {str(k): str(v) for k, v in doc.get("models", {}).items()}
 
-    def models(self) -> list[tuple[str, str, str]]:
-        """(name, version, manifest sha256) of every registered model, sorted."""
+    def _entries(self) -> list[tuple[str, str, str]]:
+        """(name, version, manifest sha256) in import order."""
         out = []
         for ref, digest in self._registry().items():
             name, version = parse_ref(ref)
             out.append((name, version or "", digest))
-        return sorted(out)
+        return out
+
+    def models(self) -> list[tuple[str, str, str]]:
+        """(name, version, manifest sha256) of every registered model, sorted."""
+        return sorted(self._entries())
 
     def resolve(self, ref: str) -> tuple[str, str]:
         """Name and version for `name` (the newest imported version) or `name@version`."""
         name, version = parse_ref(ref)
-        versions = [(v, d) for n, v, d in self.models() if n == name]
+        versions = [(v, d) for n, v, d in self._entries() if n == name]
         if version is not None:
             if any(v == version for v, _ in versions):
                 return name, version
         elif versions:
-            newest = max(versions, key=lambda vd: self._imported_at(name, vd[0]))
-            return name, newest[0]
+            return name, versions[-1][0]  # the registry keeps import order: the last is newest
         known = ", ".join(f"{n}@{v}" for n, v, _ in self.models()) or "none"
         raise ModelNotFound(
             f"The model {ref!r} is not in the store at {self.root} (it holds: {known}). Import it "
             "with `airgap-lsp model import PATH --name NAME --version VERSION`, or run "
             "`make model` for the embedded default model."
         )
-
-    def _imported_at(self, name: str, version: str) -> str:
-        try:
-            doc = json.loads((self.root / name / version / MANIFEST).read_bytes())
-            return str(doc.get("imported_at", ""))
-        except (OSError, ValueError):
-            return ""
 
     def verify(self, ref: str, progress: Progress = _no_progress) -> StoredModel:
         """Check the manifest against the registry and every file against the manifest."""
@@ -257,9 +253,9 @@ class ModelStore:
         expected = self._registry()[f"{name}@{version}"]
         if manifest_sha != expected:
             raise ModelRefused(
-                f"The manifest of {name}@{version} was changed after import (sha256 {manifest_sha}, "
-                f"the store recorded {expected}). Refusing to load it: re-import the model from "
-                "its original files."
+                f"The manifest of {name}@{version} was changed after import (sha256 "
+                f"{manifest_sha}, the store recorded {expected}). Refusing to load it: "
+                "re-import the model from its original files."
             )
         manifest = Manifest.from_json(data, manifest_path)
         present = {p.relative_to(folder).as_posix() for p in _walk_files(folder)} - {MANIFEST}
@@ -276,9 +272,9 @@ class ModelStore:
             got = sha256_file(folder / rel, progress, rel)
             if got != want:
                 raise ModelRefused(
-                    f"{rel} of {name}@{version} does not match its manifest (sha256 {got}, expected "
-                    f"{want}): the file was changed after import. Refusing to load it: re-import "
-                    "the model from its original files."
+                    f"{rel} of {name}@{version} does not match its manifest (sha256 {got}, "
+                    f"expected {want}): the file was changed after import. Refusing to load it: "
+                    "re-import the model from its original files."
                 )
         return StoredModel(path=folder, manifest=manifest, manifest_sha256=manifest_sha)
 
@@ -359,5 +355,5 @@ class ModelStore:
         registry[ref] = manifest_sha
         path = self.root / REGISTRY
         tmp = path.with_suffix(".json.tmp")
-        tmp.write_text(json.dumps({"models": dict(sorted(registry.items()))}, indent=2) + "\n")
+        tmp.write_text(json.dumps({"models": registry}, indent=2) + "\n")  # import order
         os.replace(tmp, path)

@@ -37,8 +37,11 @@ def _cmd_serve(args: argparse.Namespace) -> int:
 
     # stdout is the protocol channel: logs go to stderr, which editors keep as the server's log.
     logging.basicConfig(
-        stream=sys.stderr, level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s"
+        stream=sys.stderr,
+        level=logging.INFO,
+        format="%(asctime)s %(name)s %(levelname)s %(message)s",
     )
+    logging.getLogger("pygls").setLevel(logging.WARNING)  # it would log every message, prompts too
     server = build_server()
     if args.tcp:
         if args.host not in ("127.0.0.1", "::1", "localhost"):

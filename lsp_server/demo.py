@@ -39,7 +39,9 @@ def load_cases(workspace: Path, cases_file: Path) -> list[DemoCase]:
         lines = (workspace / case["file"]).read_text(encoding="utf-8").split("\n")
         at = next((i for i, ln in enumerate(lines) if case["find"] in ln), None)
         if at is None or not lines[at].startswith(case["keep"]):
-            raise ValueError(f"{case['file']}: no line holds {case['find']!r} after {case['keep']!r}")
+            raise ValueError(
+                f"{case['file']}: no line holds {case['find']!r} after {case['keep']!r}"
+            )
         end = at + 1
         if case.get("drop_block"):
             depth = len(case["keep"])
@@ -109,8 +111,10 @@ async def _session(workspace: Path, cases: list[DemoCase], model: str | None) ->
             )
         )
         provider = reply.capabilities.inline_completion_provider
-        print(f"server {reply.server_info.name if reply.server_info else '?'}: "
-              f"inline completion advertised: {bool(provider)}")
+        print(
+            f"server {reply.server_info.name if reply.server_info else '?'}: "
+            f"inline completion advertised: {bool(provider)}"
+        )
         client.initialized(types.InitializedParams())
         for n, case in enumerate(cases, 1):
             path = (workspace / case.file).resolve()
@@ -119,7 +123,9 @@ async def _session(workspace: Path, cases: list[DemoCase], model: str | None) ->
             client.text_document_did_open(
                 types.DidOpenTextDocumentParams(
                     text_document=types.TextDocumentItem(
-                        uri=uri, language_id=lang.name if lang else "plaintext", version=n,
+                        uri=uri,
+                        language_id=lang.name if lang else "plaintext",
+                        version=n,
                         text=case.text,
                     )
                 )
@@ -147,12 +153,16 @@ async def _session(workspace: Path, cases: list[DemoCase], model: str | None) ->
                 continue
             suggestion = items[0].insert_text
             text = suggestion if isinstance(suggestion, str) else suggestion.value
-            print("suggestion:\n" + "\n".join(f"  | {ln}" for ln in (cursor_line + text).split("\n")))
+            print(
+                "suggestion:\n" + "\n".join(f"  | {ln}" for ln in (cursor_line + text).split("\n"))
+            )
             print("the file had:\n" + "\n".join(f"  | {ln}" for ln in case.original.split("\n")))
             with audit_path.open("rb") as fh:
                 print("audit line:\n" + _show_audit(_last_line(fh.fileno())))
             client.text_document_did_close(
-                types.DidCloseTextDocumentParams(text_document=types.TextDocumentIdentifier(uri=uri))
+                types.DidCloseTextDocumentParams(
+                    text_document=types.TextDocumentIdentifier(uri=uri)
+                )
             )
         await client.shutdown_async(None)
         client.exit(None)

@@ -82,9 +82,7 @@ def register(server: AirgapServer) -> None:
         pos = params.position
         return types.InlineCompletionList(
             items=[
-                types.InlineCompletionItem(
-                    insert_text=text, range=types.Range(start=pos, end=pos)
-                )
+                types.InlineCompletionItem(insert_text=text, range=types.Range(start=pos, end=pos))
             ]
         )
 
@@ -105,6 +103,7 @@ def completion_request(prompt: Prompt, engine: Engine, settings: Settings) -> Ge
             snippets=[(sn.path, sn.text) for sn in prompt.snippets],
         ),
         max_new_tokens=settings.max_tokens_block if multiline else settings.max_tokens_line,
+        forced_prefix=prompt.trailing_ws,
         stop=StopRule(multiline=multiline, base_indent=block_indent(prompt.line_before)),
     )
 

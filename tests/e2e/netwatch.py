@@ -1,0 +1,91 @@
+"""Start `airgap-lsp serve` under an independent network watcher.
+
+Usage: python netwatch.py EVENTS.jsonl [--plant]
+
+A first audit hook, added before any project code runs, records every socket event of the
+process to EVENTS.jsonl: it sees what the server's own guard sees, but does not trust it. A last
+hook, added after the guard, is a backstop: should the guard let a non-local connection through,
+it records a leak and refuses the connection itself, so that no test ever sends a packet out.
+
+With --plant, the server gets a command `airgap.test.phoneHome` that tries to reach out the way a
+plug-in or a library that phones home would.
+"""
+
+from __future__ import annotations
+
+import json
+import socket
+import sys
+
+EVENTS = open(sys.argv[1], "a", encoding="utf-8")  # noqa: SIM115 - open for the process's life
+PLANT = "--plant" in sys.argv
+
+
+def _record(kind: str, event: str, args: tuple[object, ...]) -> None:
+    family = getattr(args[0], "family", None) if args else None
+    doc = {"kind": kind, "event": event, "family": str(family), "args": repr(args[1:] or args)}
+    EVENTS.write(json.dumps(doc) + "\n")
+    EVENTS.flush()
+
+
+def watcher(event: str, args: tuple[object, ...]) -> None:
+    if event.startswith("socket."):
+        _record("seen", event, args)
+
+
+sys.addaudithook(watcher)
+
+from lsp_server import egress  # noqa: E402
+
+egress.install()
+
+LOOPBACK = ("127.", "::1", "localhost")
+
+
+def backstop(event: str, args: tuple[object, ...]) -> None:
+    if event in ("socket.connect", "socket.getaddrinfo", "socket.gethostbyname"):
+        sock = args[0] if event == "socket.connect" else None
+        if sock is not None and getattr(sock, "family", None) == socket.AF_UNIX:
+            return
+        target = args[1] if event == "socket.connect" else args[0]
+        host = target[0] if isinstance(target, tuple) else target
+        if isinstance(host, str) and not host.startswith(LOOPBACK):
+            _record("leaked", event, args)
+            raise RuntimeError(f"the egress guard let {event} {target!r} through")
+
+
+sys.addaudithook(backstop)
+
+if PLANT:
+    import lsp_server.server as server_module
+
+    build = server_module.build_server
+
+    def build_with_plant():  # type: ignore[no-untyped-def]
+        server = build()
+
+        @server.command("airgap.test.phoneHome")
+        def phone_home(_ls, *_args):  # type: ignore[no-untyped-def]
+            results = {}
+            sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            try:
+                sock.connect(("192.0.2.1", 443))  # TEST-NET-1: documentation only
+                results["connect"] = "connected"
+            except PermissionError as exc:
+                results["connect"] = f"{type(exc).__name__}: {exc}"
+            finally:
+                sock.close()
+            try:
+                socket.getaddrinfo("telemetry.example.com", 443)
+                results["lookup"] = "resolved"
+            except PermissionError as exc:
+                results["lookup"] = f"{type(exc).__name__}: {exc}"
+            return results
+
+        return server
+
+    server_module.build_server = build_with_plant
+
+from lsp_server.cli import main  # noqa: E402
+
+sys.exit(main(["serve"]))

@@ -1,0 +1,200 @@
+"""The real server over stdio, driven by a real LSP client, on the embedded default model."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from pathlib import Path
+
+import pytest
+import pytest_lsp
+from lsprotocol import types
+from pytest_lsp import ClientServerConfig, LanguageClient, client_capabilities
+
+from tests.conftest import CursorFile, cursor_file
+
+SERVER = [sys.executable, "-m", "lsp_server", "serve"]
+AUDIT_FIELDS = {
+    "id",
+    "time",
+    "kind",
+    "user",
+    "host",
+    "client",
+    "file",
+    "position",
+    "language",
+    "model",
+    "device",
+    "dtype",
+    "decoding",
+    "prompt",
+    "text",
+    "context_sources",
+    "timings",
+    "prev_sha256",
+}
+
+pytestmark = pytest.mark.e2e
+
+
+async def start(client: LanguageClient, audit: Path, **options: object) -> types.InitializeResult:
+    params = types.InitializeParams(
+        capabilities=client_capabilities("visual-studio-code"),
+        client_info=types.ClientInfo(name="airgap-e2e", version="1.2.3"),
+        initialization_options={"auditPath": str(audit), **options},
+    )
+    return await client.initialize_session(params)
+
+
+def open_doc(client: LanguageClient, doc: CursorFile, language_id: str) -> str:
+    uri = doc.path.as_uri()
+    client.text_document_did_open(
+        types.DidOpenTextDocumentParams(
+            text_document=types.TextDocumentItem(
+                uri=uri, language_id=language_id, version=1, text=doc.text
+            )
+        )
+    )
+    return uri
+
+
+async def complete(client: LanguageClient, uri: str, doc: CursorFile) -> list[str]:
+    result = await client.text_document_inline_completion_async(
+        types.InlineCompletionParams(
+            text_document=types.TextDocumentIdentifier(uri=uri),
+            position=types.Position(line=doc.line, character=doc.character),
+            context=types.InlineCompletionContext(
+                trigger_kind=types.InlineCompletionTriggerKind.Invoked
+            ),
+        )
+    )
+    items = result.items if isinstance(result, types.InlineCompletionList) else result or []
+    return [i.insert_text if isinstance(i.insert_text, str) else i.insert_text.value for i in items]
+
+
+def audit_lines(path: Path) -> list[dict]:
+    if not path.exists():
+        return []
+    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()]
+
+
+@pytest_lsp.fixture(config=ClientServerConfig(server_command=SERVER))
+async def client(lsp_client: LanguageClient):  # type: ignore[no-untyped-def]
+    yield
+    await lsp_client.shutdown_session()
+
+
+async def test_initialize_advertises_inline_completion(client: LanguageClient, tmp_path: Path):
+    result = await start(client, tmp_path / "audit.jsonl")
+    assert result.capabilities.inline_completion_provider
+    assert result.server_info is not None and result.server_info.name == "airgap-lsp"
+
+
+async def test_ada_completion_is_audited_before_the_reply(
+    client: LanguageClient, tmp_path: Path, default_model
+):
+    audit = tmp_path / "audit.jsonl"
+    await start(client, audit)
+    doc = cursor_file("completion/sensors.adb")
+    uri = open_doc(client, doc, "ada")
+
+    texts = await complete(client, uri, doc)
+
+    assert len(texts) == 1 and texts[0].strip(), f"expected one non-empty suggestion, got {texts}"
+    assert "\n" not in texts[0], "a cursor inside a line asks for the rest of that line only"
+    lines = audit_lines(audit)  # written before the reply, so present now
+    assert len(lines) == 1
+    rec = lines[0]
+    assert rec.keys() >= AUDIT_FIELDS
+    assert rec["kind"] == "inline_completion"
+    assert rec["text"] == texts[0]
+    assert rec["file"] == uri
+    assert rec["position"] == {"line": doc.line, "character": doc.character}
+    assert rec["language"] == "ada"
+    assert rec["client"] == {"name": "airgap-e2e", "version": "1.2.3"}
+    assert rec["user"]["uid"] == os.getuid()
+    assert rec["model"]["name"] == default_model.manifest.name
+    assert rec["model"]["version"] == default_model.manifest.version
+    assert rec["model"]["manifest_sha256"] == default_model.manifest_sha256
+    assert rec["device"] in ("cpu",) or rec["device"].startswith("cuda")
+    assert rec["decoding"]["strategy"] == "greedy"
+    # The full prompt is there: the model saw the text up to the cursor.
+    typed = doc.text.split("\n")[doc.line][: doc.character].rstrip()
+    assert rec["prompt"].rstrip().endswith(typed)
+    assert "Températures" in rec["prompt"]
+    assert rec["timings"]["new_tokens"] >= 1 and rec["timings"]["total_ms"] > 0
+    assert rec["prev_sha256"] == "0" * 64
+
+
+async def test_same_prompt_gives_the_same_text(client: LanguageClient, tmp_path: Path):
+    audit = tmp_path / "audit.jsonl"
+    await start(client, audit)
+    doc = cursor_file("completion/sensors.adb")
+    uri = open_doc(client, doc, "ada")
+
+    first = await complete(client, uri, doc)
+    second = await complete(client, uri, doc)
+
+    assert first == second and first
+    lines = audit_lines(audit)
+    assert [r["text"] for r in lines] == first + second
+    assert lines[0]["prompt"] == lines[1]["prompt"]
+    assert lines[0]["id"] != lines[1]["id"]
+
+
+async def test_block_completion_stays_inside_the_block(client: LanguageClient, tmp_path: Path):
+    audit = tmp_path / "audit.jsonl"
+    await start(client, audit)
+    doc = cursor_file("completion/limits.py")
+    uri = open_doc(client, doc, "python")
+
+    texts = await complete(client, uri, doc)
+
+    rec = audit_lines(audit)[0] if texts else None
+    assert rec is not None and rec["decoding"]["multiline"] is True
+    # The cursor's line is indented by 4: continuation lines of the suggestion must stay in the
+    # function body, never dedent out of it (the next `def` is not the model's to write).
+    for line in texts[0].split("\n")[1:]:
+        if line.strip():
+            assert len(line) - len(line.lstrip()) >= 4, texts[0]
+
+
+async def test_invalid_settings_are_reported_and_the_last_good_ones_kept(
+    client: LanguageClient, tmp_path: Path
+):
+    audit = tmp_path / "audit.jsonl"
+    await start(client, audit, maxTokensLine=8)
+    client.workspace_did_change_configuration(
+        types.DidChangeConfigurationParams(
+            settings={"airgap": {"maxTokensLine": "many", "device": "quantum"}}
+        )
+    )
+    message = await client.wait_for_notification(types.WINDOW_SHOW_MESSAGE)
+    assert message.type == types.MessageType.Error
+    assert "maxTokensLine" in message.message and "device" in message.message
+
+    doc = cursor_file("completion/sensors.adb")
+    uri = open_doc(client, doc, "ada")
+    await complete(client, uri, doc)
+    rec = audit_lines(audit)[0]
+    assert rec["decoding"]["max_new_tokens"] == 8  # the last good value, not the default
+    assert rec["timings"]["new_tokens"] <= 8
+
+
+async def test_a_missing_model_is_an_error_that_says_what_to_do(
+    client: LanguageClient, tmp_path: Path
+):
+    audit = tmp_path / "audit.jsonl"
+    await start(client, audit, model="no-such-model@1.0")
+    doc = cursor_file("completion/sensors.adb")
+    uri = open_doc(client, doc, "ada")
+
+    with pytest.raises(Exception, match="airgap-lsp model import") as caught:
+        await complete(client, uri, doc)
+
+    assert "no-such-model@1.0" in str(caught.value)
+    shown = [m.message for m in client.messages if m.type == types.MessageType.Error]
+    assert any("no-such-model@1.0" in m for m in shown), shown
+    assert audit_lines(audit) == []  # nothing suggested, nothing audited

@@ -1,0 +1,153 @@
+"""The prompt around the cursor: prefix, suffix, the cursor line and the character budgets."""
+
+from __future__ import annotations
+
+import pytest
+
+from context.prompt import build_prompt, strip_typed_whitespace
+
+ADA = (
+    "package body Saturating is\n"
+    "   function Add (A, B : Natural) return Natural is\n"
+    "   begin\n"
+    "      \n"
+    "   end Add;\n"
+    "end Saturating;\n"
+)
+
+
+def prompt(text: str, line: int, character: int, *, prefix: int = 10_000, suffix: int = 10_000):
+    return build_prompt(
+        text,
+        line,
+        character,
+        path="/ws/src/saturating.adb",
+        language="ada",
+        max_prefix_chars=prefix,
+        max_suffix_chars=suffix,
+    )
+
+
+def test_prefix_and_suffix_split_at_the_cursor() -> None:
+    text = "def area(r):\n    return 3.14 * r\n"
+    p = prompt(text, 1, 11)  # after "    return "
+    assert p.prefix + p.trailing_ws + p.suffix == text
+    assert p.prefix == "def area(r):\n    return"
+    assert p.trailing_ws == " "
+    assert p.suffix == "3.14 * r\n"
+    assert p.path == "/ws/src/saturating.adb"
+    assert p.language == "ada"
+    assert p.snippets == ()
+
+
+def test_cursor_in_the_middle_of_a_word() -> None:
+    text = "signal count : unsigned(7 downto 0);\n"
+    p = prompt(text, 0, 9)
+    assert p.prefix == "signal co"
+    assert p.trailing_ws == ""
+    assert p.suffix == "unt : unsigned(7 downto 0);\n"
+    assert p.line_before == "signal co"
+    assert p.line_after == "unt : unsigned(7 downto 0);"
+
+
+def test_indentation_of_an_empty_cursor_line_moves_to_trailing_ws() -> None:
+    p = prompt(ADA, 3, 6)
+    assert p.trailing_ws == "      "
+    assert p.prefix.endswith("   begin\n")
+    assert p.suffix.startswith("\n   end Add;")
+    assert p.line_before == "      "
+    assert p.line_after == ""
+    assert p.prefix + p.trailing_ws + p.suffix == ADA
+
+
+def test_tabs_and_spaces_are_trailing_ws_too() -> None:
+    text = "if x:\n\t  \n"
+    p = prompt(text, 1, 3)
+    assert p.trailing_ws == "\t  "
+    assert p.prefix == "if x:\n"
+
+
+def test_whitespace_before_the_cursor_line_is_not_taken() -> None:
+    # Trailing whitespace belongs to the cursor line only: the blank line above is kept whole.
+    text = "x = 1\n   \ny"
+    p = prompt(text, 2, 1)
+    assert p.trailing_ws == ""
+    assert p.prefix == "x = 1\n   \ny"
+
+
+def test_line_after_drops_the_carriage_return_of_a_crlf_line() -> None:
+    text = "a := 1;\r\nb := 2;\r\n"
+    p = prompt(text, 0, 2)
+    assert p.line_before == "a "
+    assert p.line_after == ":= 1;"
+    assert p.prefix == "a"
+    assert p.suffix == ":= 1;\r\nb := 2;\r\n"
+
+
+def test_non_ascii_cursor_line_uses_utf16_columns() -> None:
+    text = "x = '\U0001f680' + y\n"
+    p = prompt(text, 0, 8)  # "x = '" (5) + rocket (2) + "'" (1)
+    assert p.line_before == "x = '\U0001f680'"
+    assert p.line_after == " + y"
+
+
+def test_prefix_budget_keeps_the_end_and_starts_at_a_line() -> None:
+    lines = [f"   X{i:02d} := {i};\n" for i in range(20)]
+    text = "".join(lines) + "   Y := "
+    p = prompt(text, 20, 8, prefix=60)
+    assert len(p.prefix) <= 60
+    assert text.rstrip(" ").endswith(p.prefix)
+    # The kept text starts at a line start: its first line is a whole original line.
+    assert p.prefix.split("\n")[0] + "\n" in lines
+    assert p.prefix.endswith("   Y :=")
+    # Nothing is dropped that would have fit: one more line would exceed the budget.
+    idx = lines.index(p.prefix.split("\n")[0] + "\n")
+    assert len(lines[idx - 1]) + len(p.prefix) > 60
+
+
+def test_suffix_budget_keeps_the_start_and_ends_at_a_line() -> None:
+    lines = [f"      when {i} => null;\n" for i in range(20)]
+    text = "case S is\n" + "".join(lines)
+    p = prompt(text, 0, 9, suffix=70)
+    assert len(p.suffix) <= 70
+    assert p.line_before == "case S is"
+    assert ("\n" + "".join(lines)).startswith(p.suffix)
+    assert p.suffix.endswith("\n")
+    kept = p.suffix.count("\n")
+    # Whole lines only, and as many as fit.
+    assert len(p.suffix) + len(lines[kept - 1]) > 70
+
+
+def test_budgets_that_fit_keep_everything() -> None:
+    p = prompt(ADA, 3, 6, prefix=len(ADA), suffix=len(ADA))
+    assert p.prefix + p.trailing_ws + p.suffix == ADA
+
+
+def test_zero_suffix_budget_gives_no_suffix() -> None:
+    p = prompt(ADA, 3, 6, suffix=0)
+    assert p.suffix == ""
+
+
+def test_zero_prefix_budget_gives_no_prefix() -> None:
+    p = prompt(ADA, 3, 6, prefix=0)
+    assert p.prefix == ""
+
+
+def test_single_long_line_is_cut_inside_the_line() -> None:
+    text = "x" * 100
+    p = prompt(text, 0, 100, prefix=10)
+    assert p.prefix == "x" * 10
+
+
+@pytest.mark.parametrize(
+    ("generated", "typed", "want"),
+    [
+        ("      Result := A + B;", "      ", "Result := A + B;"),  # model re-wrote the indent
+        ("Result := A + B;", "      ", "Result := A + B;"),  # model did not
+        ("   Result", "      ", "Result"),  # a shorter indent is taken off too
+        ("  x", "", "  x"),  # nothing typed: keep as is
+        ("    return x\n    y", "    ", "return x\n    y"),  # only the first line's indent
+    ],
+)
+def test_strip_typed_whitespace(generated: str, typed: str, want: str) -> None:
+    assert strip_typed_whitespace(generated, typed) == want

@@ -1,0 +1,140 @@
+"""Settings from the editor: camelCase, an optional `airgap` section, refused whole when wrong."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+
+from lsp_server.settings import Settings, SettingsError, parse_settings
+
+
+def test_defaults_when_the_editor_sends_nothing() -> None:
+    assert parse_settings(None) == Settings()
+    assert parse_settings({}) == Settings()
+
+
+def test_camel_case_keys_fill_the_fields() -> None:
+    s = parse_settings(
+        {
+            "model": "qwen2.5-coder-1.5b@2024-11",
+            "device": "cuda",
+            "dtype": "bfloat16",
+            "multiline": "never",
+            "maxTokensLine": 32,
+            "maxTokensBlock": 256,
+            "maxPrefixChars": 4000,
+            "maxSuffixChars": 0,
+            "auditPath": "/var/log/airgap/audit.jsonl",
+        }
+    )
+    assert s == Settings(
+        model="qwen2.5-coder-1.5b@2024-11",
+        device="cuda",
+        dtype="bfloat16",
+        multiline="never",
+        max_tokens_line=32,
+        max_tokens_block=256,
+        max_prefix_chars=4000,
+        max_suffix_chars=0,
+        audit_path="/var/log/airgap/audit.jsonl",
+    )
+
+
+def test_airgap_section_is_unwrapped() -> None:
+    s = parse_settings({"airgap": {"maxTokensLine": 20, "device": "cpu"}})
+    assert s.max_tokens_line == 20
+    assert s.device == "cpu"
+
+
+def test_unchanged_fields_come_from_the_base() -> None:
+    base = Settings(device="cpu", max_tokens_block=99)
+    s = parse_settings({"maxTokensLine": 10}, base)
+    assert s.max_tokens_line == 10
+    assert s.device == "cpu"
+    assert s.max_tokens_block == 99
+
+
+def test_returns_a_new_object_and_leaves_the_base_alone() -> None:
+    base = Settings(device="cpu")
+    snapshot = dataclasses.asdict(base)
+    s = parse_settings({"device": "cuda"}, base)
+    assert s is not base
+    assert s.device == "cuda"
+    assert base.device == "cpu"
+    assert dataclasses.asdict(base) == snapshot
+
+
+@pytest.mark.parametrize(
+    ("raw", "key"),
+    [
+        ({"maxTokensLine": True}, "maxTokensLine"),  # bool is an int in Python, not here
+        ({"maxTokensBlock": False}, "maxTokensBlock"),
+        ({"maxTokensLine": "48"}, "maxTokensLine"),
+        ({"maxPrefixChars": 12.5}, "maxPrefixChars"),
+        ({"maxTokensLine": 0}, "maxTokensLine"),
+        ({"maxTokensLine": 513}, "maxTokensLine"),
+        ({"maxTokensBlock": 2049}, "maxTokensBlock"),
+        ({"maxPrefixChars": -1}, "maxPrefixChars"),
+        ({"maxSuffixChars": 200_001}, "maxSuffixChars"),
+        ({"device": "tpu"}, "device"),
+        ({"dtype": "int8"}, "dtype"),
+        ({"multiline": "sometimes"}, "multiline"),
+        ({"model": 7}, "model"),
+        ({"model": "   "}, "model"),
+        ({"auditPath": None}, "auditPath"),
+        ({"max_tokens_line": 10}, "max_tokens_line"),  # snake_case is not the wire name
+        ({"temperature": 0.7}, "temperature"),
+    ],
+)
+def test_bad_values_are_refused_naming_the_key(raw: dict, key: str) -> None:
+    with pytest.raises(SettingsError) as err:
+        parse_settings(raw)
+    assert key in str(err.value)
+
+
+@pytest.mark.parametrize(
+    ("key", "low", "high"),
+    [("maxTokensLine", 1, 512), ("maxTokensBlock", 1, 2048), ("maxPrefixChars", 0, 200_000)],
+)
+def test_range_ends_are_accepted(key: str, low: int, high: int) -> None:
+    parse_settings({key: low})
+    parse_settings({key: high})
+
+
+def test_every_problem_is_named_and_nothing_is_applied() -> None:
+    base = Settings(device="cpu")
+    raw = {
+        "device": "cuda",  # valid, but the whole change is refused
+        "maxTokensLine": True,
+        "dtype": "fp8",
+        "colour": "red",
+    }
+    with pytest.raises(SettingsError) as err:
+        parse_settings(raw, base)
+    msg = str(err.value)
+    for key in ("maxTokensLine", "dtype", "colour"):
+        assert key in msg
+    assert "device must" not in msg  # the valid key is not reported as a problem
+    assert base.device == "cpu"
+
+
+def test_airgap_section_errors_name_the_inner_key() -> None:
+    with pytest.raises(SettingsError) as err:
+        parse_settings({"airgap": {"maxSuffixChars": "lots"}})
+    assert "maxSuffixChars" in str(err.value)
+
+
+@pytest.mark.parametrize("raw", [[], "cpu", 3])
+def test_settings_must_be_an_object(raw: object) -> None:
+    with pytest.raises(SettingsError):
+        parse_settings(raw)
+
+
+def test_choices_accept_every_documented_value() -> None:
+    for device in ("auto", "cpu", "cuda"):
+        assert parse_settings({"device": device}).device == device
+    for dtype in ("auto", "float32", "bfloat16", "float16"):
+        assert parse_settings({"dtype": dtype}).dtype == dtype
+    for mode in ("auto", "always", "never"):
+        assert parse_settings({"multiline": mode}).multiline == mode

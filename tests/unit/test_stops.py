@@ -1,0 +1,173 @@
+"""Where a completion ends: end of line, end of block, blank lines, format stop texts."""
+
+from __future__ import annotations
+
+import pytest
+
+from inference.stops import StopRule, block_indent, cut, wants_multiline
+
+LINE = StopRule(multiline=False)
+
+
+# -- choosing the rule from the cursor line ---------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("before", "after", "multi"),
+    [
+        ("      ", "", True),  # alone on an indented empty line: a block
+        ("", "", True),
+        ("   ", "   ", True),  # only whitespace around the cursor
+        ("      Result := ", "", False),  # rest of a started statement
+        ("", "end loop;", False),  # code after the cursor: finish the line only
+        ("   X := ", ";", False),
+    ],
+)
+def test_wants_multiline(before: str, after: str, multi: bool) -> None:
+    assert wants_multiline(before, after) is multi
+
+
+@pytest.mark.parametrize(
+    ("before", "indent"),
+    [
+        ("      ", 6),  # empty line: the cursor column is the block's indent
+        ("", 0),
+        ("   if Count > Max then", 3),  # a code line: its own indentation
+        ("        return x", 8),
+        ("\t", 1),
+    ],
+)
+def test_block_indent(before: str, indent: int) -> None:
+    assert block_indent(before) == indent
+
+
+# -- single line -------------------------------------------------------------------------------
+
+
+def test_single_line_stops_at_the_first_newline() -> None:
+    assert cut("A + B;\n   end Add;", LINE) == ("A + B;", "end_of_line")
+
+
+def test_single_line_without_newline_goes_on() -> None:
+    assert cut("A + B", LINE) == ("A + B", None)
+
+
+def test_single_line_newline_first_gives_empty_text() -> None:
+    assert cut("\n      return x", LINE) == ("", "end_of_line")
+
+
+# -- blocks ------------------------------------------------------------------------------------
+
+
+def test_ada_body_stops_before_the_end_of_the_procedure() -> None:
+    # Cursor on an empty line at column 6 inside a procedure body.
+    rule = StopRule(multiline=True, base_indent=6)
+    text = (
+        "      if A > Natural'Last - B then\n"
+        "         return Natural'Last;\n"
+        "      end if;\n"
+        "      return A + B;\n"
+        "   end Add;\n"
+        "   function Sub"
+    )
+    kept, why = cut(text, rule)
+    assert why == "end_of_block"
+    assert kept == (
+        "      if A > Natural'Last - B then\n"
+        "         return Natural'Last;\n"
+        "      end if;\n"
+        "      return A + B;"
+    )
+
+
+def test_python_body_stops_at_the_next_top_level_def() -> None:
+    rule = StopRule(multiline=True, base_indent=4)
+    text = "total = 0\n    for x in xs:\n        total += x\n    return total\n\ndef mean(xs):\n"
+    kept, why = cut(text, rule)
+    assert why == "end_of_block"
+    assert kept == "total = 0\n    for x in xs:\n        total += x\n    return total"
+
+
+def test_vhdl_process_stops_at_end_architecture() -> None:
+    rule = StopRule(multiline=True, base_indent=4)
+    text = "    if rising_edge(clk) then\n      count <= count + 1;\n    end if;\n  end process;\n"
+    kept, why = cut(text, rule)
+    assert why == "end_of_block"
+    assert kept.endswith("    end if;")
+    assert "end process" not in kept
+
+
+def test_first_line_is_never_judged_by_its_indent() -> None:
+    # The first line continues the cursor line, whose indentation is already in the document.
+    rule = StopRule(multiline=True, base_indent=8)
+    assert cut("return x", rule) == ("return x", None)
+    assert cut("return x\n        y = 1", rule) == ("return x\n        y = 1", None)
+
+
+def test_a_deeper_or_equal_line_does_not_stop() -> None:
+    rule = StopRule(multiline=True, base_indent=4)
+    text = "if ok:\n        go()\n    else_branch()\n"
+    assert cut(text, rule) == (text, None)
+
+
+def test_a_line_still_being_written_stops_once_its_indent_is_known() -> None:
+    rule = StopRule(multiline=True, base_indent=6)
+    assert cut("null;\n   ", rule) == ("null;\n   ", None)  # only spaces so far: go on
+    assert cut("null;\n   e", rule) == ("null;", "end_of_block")
+
+
+def test_two_blank_lines_end_a_block() -> None:
+    rule = StopRule(multiline=True, base_indent=0)
+    text = "import os\nimport sys\n\n\nprint(1)"
+    kept, why = cut(text, rule)
+    assert (kept, why) == ("import os\nimport sys", "end_of_block")
+
+
+def test_blank_lines_of_spaces_count_as_blank() -> None:
+    rule = StopRule(multiline=True, base_indent=4)
+    kept, why = cut("x = 1\n    \n  \t\n    y = 2", rule)
+    assert (kept, why) == ("x = 1", "end_of_block")
+
+
+def test_one_blank_line_inside_a_block_does_not_stop() -> None:
+    rule = StopRule(multiline=True, base_indent=4)
+    text = "a = 1\n\n    b = 2\n"
+    assert cut(text, rule) == (text, None)
+
+
+def test_a_second_blank_line_not_yet_finished_does_not_stop() -> None:
+    # "x\n\n" : the last line may still receive text.
+    rule = StopRule(multiline=True, base_indent=0)
+    assert cut("x\n\n", rule) == ("x\n\n", None)
+
+
+# -- stop texts --------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("multiline", [False, True])
+def test_stop_text_cuts_at_the_marker(multiline: bool) -> None:
+    rule = StopRule(multiline=multiline, base_indent=4, stop_texts=("<|endoftext|>", "<file_sep>"))
+    assert cut("x + 1<|endoftext|>junk", rule) == ("x + 1", "stop_text")
+    assert cut("x + 1<file_sep>src/other.py", rule) == ("x + 1", "stop_text")
+
+
+def test_stop_text_in_a_block() -> None:
+    rule = StopRule(multiline=True, base_indent=6, stop_texts=("<EOT>",))
+    text = "Count := Count + 1;\n      Done := True;<EOT>"
+    assert cut(text, rule) == ("Count := Count + 1;\n      Done := True;", "stop_text")
+
+
+def test_partial_marker_is_not_a_stop() -> None:
+    rule = StopRule(multiline=False, stop_texts=("<|endoftext|>",))
+    assert cut("x + 1<|endof", rule) == ("x + 1<|endof", None)
+
+
+def test_unfinished_block_goes_on() -> None:
+    rule = StopRule(multiline=True, base_indent=6, stop_texts=("<|endoftext|>",))
+    text = "for I in 1 .. 10 loop\n         Sum := Sum + I;\n"
+    assert cut(text, rule) == (text, None)
+
+
+def test_the_earliest_stop_wins_on_a_whole_text() -> None:
+    rule = StopRule(multiline=False, stop_texts=("<|endoftext|>",))
+    assert cut("A + B;\n   end Add;<|endoftext|>", rule) == ("A + B;", "end_of_line")

@@ -1,0 +1,240 @@
+"""The model store: import once, hash every file, refuse anything changed or unsafe."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+
+from inference.offline import set_offline_env
+
+set_offline_env()  # before transformers is imported: it reads these once
+
+from inference.errors import ModelNotFound, ModelRefused, ModelStoreError  # noqa: E402
+from inference.store import ModelStore  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A real, tiny Llama checkpoint saved by transformers (safetensors)."""
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    config = LlamaConfig(
+        vocab_size=64,
+        hidden_size=16,
+        intermediate_size=32,
+        num_hidden_layers=1,
+        num_attention_heads=2,
+        num_key_value_heads=1,
+        max_position_embeddings=64,
+    )
+    folder = tmp_path_factory.mktemp("ckpt") / "tiny-llama"
+    LlamaForCausalLM(config).save_pretrained(folder)
+    assert (folder / "model.safetensors").is_file()
+    return folder
+
+
+@pytest.fixture
+def source(checkpoint: Path, tmp_path: Path) -> Path:
+    """A private copy of the checkpoint that a test may alter."""
+    dst = tmp_path / "src" / "tiny-llama"
+    shutil.copytree(checkpoint, dst)
+    return dst
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> ModelStore:
+    return ModelStore(tmp_path / "store")
+
+
+def sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def test_import_then_verify(store: ModelStore, source: Path) -> None:
+    stored = store.import_model(source, name="tiny", version="1")
+    assert stored.ref == "tiny@1"
+    assert stored.path == store.root / "tiny" / "1"
+    again = store.verify("tiny@1")
+    assert again.manifest == stored.manifest
+    assert again.manifest_sha256 == sha256(store.root / "tiny" / "1" / "manifest.json")
+    assert stored.manifest.family == "llama"
+    assert stored.manifest.prompt_format == "prefix-only"  # no tokenizer, no FIM tokens
+
+
+def test_manifest_lists_every_file_with_its_sha256(store: ModelStore, source: Path) -> None:
+    store.import_model(source, name="tiny", version="1")
+    folder = store.root / "tiny" / "1"
+    manifest = json.loads((folder / "manifest.json").read_text())
+    src_files = {p.relative_to(source).as_posix() for p in source.rglob("*") if p.is_file()}
+    assert "model.safetensors" in src_files and "config.json" in src_files
+    assert set(manifest["files"]) == src_files
+    for rel, digest in manifest["files"].items():
+        assert digest == sha256(source / rel), rel
+        assert digest == sha256(folder / rel), rel
+    assert manifest["name"] == "tiny" and manifest["version"] == "1"
+
+
+def test_models_lists_the_import(store: ModelStore, source: Path) -> None:
+    assert store.models() == []
+    stored = store.import_model(source, name="tiny", version="1")
+    assert store.models() == [("tiny", "1", stored.manifest_sha256)]
+    assert store.resolve("tiny") == ("tiny", "1")
+
+
+def test_the_same_name_and_version_is_imported_once(store: ModelStore, source: Path) -> None:
+    first = store.import_model(source, name="tiny", version="1")
+    (source / "extra.txt").write_text("new")
+    with pytest.raises(ModelStoreError, match="already in the store"):
+        store.import_model(source, name="tiny", version="1")
+    assert store.verify("tiny@1").manifest_sha256 == first.manifest_sha256
+    assert not (store.root / "tiny" / "1" / "extra.txt").exists()
+
+
+def test_one_changed_byte_in_the_weights_is_refused(store: ModelStore, source: Path) -> None:
+    store.import_model(source, name="tiny", version="1")
+    weights = store.root / "tiny" / "1" / "model.safetensors"
+    data = bytearray(weights.read_bytes())
+    data[len(data) // 2] ^= 0x01
+    weights.write_bytes(bytes(data))
+    with pytest.raises(ModelRefused) as err:
+        store.verify("tiny@1")
+    msg = str(err.value)
+    assert "model.safetensors" in msg
+    assert "re-import" in msg
+
+
+def test_a_manifest_edited_to_match_tampered_weights_is_refused(
+    store: ModelStore, source: Path
+) -> None:
+    store.import_model(source, name="tiny", version="1")
+    folder = store.root / "tiny" / "1"
+    weights = folder / "model.safetensors"
+    data = bytearray(weights.read_bytes())
+    data[-1] ^= 0xFF
+    weights.write_bytes(bytes(data))
+    manifest_path = folder / "manifest.json"
+    manifest = json.loads(manifest_path.read_text())
+    manifest["files"]["model.safetensors"] = sha256(weights)
+    manifest_path.write_text(json.dumps(manifest, indent=2) + "\n")
+    with pytest.raises(ModelRefused) as err:
+        store.verify("tiny@1")
+    assert "manifest" in str(err.value)
+    assert "changed after import" in str(err.value)
+
+
+def test_an_extra_file_in_the_stored_folder_is_refused(store: ModelStore, source: Path) -> None:
+    store.import_model(source, name="tiny", version="1")
+    (store.root / "tiny" / "1" / "adapter.safetensors").write_bytes(b"\0" * 16)
+    with pytest.raises(ModelRefused) as err:
+        store.verify("tiny@1")
+    assert "adapter.safetensors" in str(err.value)
+
+
+def test_a_removed_file_is_refused(store: ModelStore, source: Path) -> None:
+    store.import_model(source, name="tiny", version="1")
+    (store.root / "tiny" / "1" / "generation_config.json").unlink()
+    with pytest.raises(ModelRefused, match="generation_config.json"):
+        store.verify("tiny@1")
+
+
+def assert_nothing_imported(store: ModelStore) -> None:
+    assert store.models() == []
+    if store.root.exists():
+        assert not (store.root / "tiny").exists()
+        assert not [p for p in store.root.iterdir() if p.name.startswith(".import-")]
+
+
+def test_pickled_weights_are_refused(store: ModelStore, source: Path) -> None:
+    (source / "pytorch_model.bin").write_bytes(b"\x80\x04\x95 not really a pickle")
+    with pytest.raises(ModelRefused) as err:
+        store.import_model(source, name="tiny", version="1")
+    msg = str(err.value)
+    assert "pytorch_model.bin" in msg
+    assert "pickled" in msg and "safetensors" in msg
+    assert_nothing_imported(store)
+
+
+def test_a_config_asking_for_custom_code_is_refused(store: ModelStore, source: Path) -> None:
+    cfg = json.loads((source / "config.json").read_text())
+    cfg["auto_map"] = {"AutoModelForCausalLM": "modeling_evil.EvilForCausalLM"}
+    (source / "config.json").write_text(json.dumps(cfg))
+    with pytest.raises(ModelRefused) as err:
+        store.import_model(source, name="tiny", version="1")
+    msg = str(err.value)
+    assert "trust_remote_code" in msg and "custom code" in msg
+    assert_nothing_imported(store)
+
+
+def test_bundled_python_code_is_refused(store: ModelStore, source: Path) -> None:
+    (source / "modeling_evil.py").write_text("import os\n")
+    with pytest.raises(ModelRefused, match="modeling_evil.py"):
+        store.import_model(source, name="tiny", version="1")
+    assert_nothing_imported(store)
+
+
+def test_a_symlink_in_the_source_is_refused(
+    store: ModelStore, source: Path, tmp_path: Path
+) -> None:
+    outside = tmp_path / "elsewhere.json"
+    outside.write_text("{}")
+    os.symlink(outside, source / "tokenizer_config.json")
+    with pytest.raises(ModelRefused) as err:
+        store.import_model(source, name="tiny", version="1")
+    assert "symbolic link" in str(err.value)
+    assert_nothing_imported(store)
+
+
+def test_a_folder_without_safetensors_is_refused(store: ModelStore, source: Path) -> None:
+    (source / "model.safetensors").unlink()
+    with pytest.raises(ModelRefused, match="safetensors"):
+        store.import_model(source, name="tiny", version="1")
+    assert_nothing_imported(store)
+
+
+def test_an_unknown_model_says_how_to_import(store: ModelStore, source: Path) -> None:
+    with pytest.raises(ModelNotFound) as err:
+        store.verify("starcoder2-3b")
+    assert "starcoder2-3b" in str(err.value)
+    assert "airgap-lsp model import" in str(err.value)
+    store.import_model(source, name="tiny", version="1")
+    with pytest.raises(ModelNotFound) as err:
+        store.resolve("tiny@2")
+    assert "tiny@1" in str(err.value)  # it says what the store does hold
+
+
+@pytest.mark.parametrize(
+    ("name", "version"),
+    [("../evil", "1"), ("tiny", "../../etc"), ("", "1"), (".hidden", "1"), ("a/b", "1")],
+)
+def test_bad_names_are_refused(
+    store: ModelStore, source: Path, tmp_path: Path, name: str, version: str
+) -> None:
+    with pytest.raises(ModelStoreError, match="not allowed"):
+        store.import_model(source, name=name, version=version)
+    assert store.models() == []
+    assert not (tmp_path / "evil").exists()
+    assert not (tmp_path / "etc").exists()
+
+
+def test_a_bare_name_resolves_to_the_version_imported_last(
+    store: ModelStore, source: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import datetime as dt
+
+    import inference.store as store_module
+
+    class FrozenClock(dt.datetime):
+        @classmethod
+        def now(cls, tz: dt.tzinfo | None = None) -> FrozenClock:
+            return cls(2025, 1, 1, 12, 0, 0, tzinfo=tz)
+
+    monkeypatch.setattr(store_module, "datetime", FrozenClock)
+    store.import_model(source, name="tiny", version="2")
+    store.import_model(source, name="tiny", version="1-hotfix")
+    store.import_model(source, name="tiny", version="3")
+    assert store.resolve("tiny") == ("tiny", "3")
