@@ -22,8 +22,10 @@ PLANT = "--plant" in sys.argv
 
 
 def _record(kind: str, event: str, args: tuple[object, ...]) -> None:
-    family = getattr(args[0], "family", None) if args else None
-    doc = {"kind": kind, "event": event, "family": str(family), "args": repr(args[1:] or args)}
+    """One line per event; for a socket's own events, its family and the rest of the arguments."""
+    sock = args[0] if args and isinstance(args[0], socket.socket) else None
+    family = int(sock.family) if sock is not None else None
+    doc = {"kind": kind, "event": event, "family": family, "args": repr(args[1:] if sock else args)}
     EVENTS.write(json.dumps(doc) + "\n")
     EVENTS.flush()
 
@@ -65,7 +67,7 @@ if PLANT:
         server = build()
 
         @server.command("airgap.test.phoneHome")
-        def phone_home(_ls, *_args):  # type: ignore[no-untyped-def]
+        def phone_home(*_args):  # type: ignore[no-untyped-def]
             results = {}
             sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
             try:

@@ -1,0 +1,99 @@
+"""The engine on the embedded default model: greedy, cancellable between steps, bounded."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import threading
+
+import pytest
+
+from inference.engine import GenerationRequest, LocalEngine
+from inference.errors import GenerationCancelled
+from inference.stops import StopRule
+
+ADA = "package body Counters is\n\n   procedure Increment (C : in out Natural) is\n   begin\n"
+
+
+@pytest.fixture(scope="module")
+def engine(default_model) -> LocalEngine:  # type: ignore[no-untyped-def]
+    return LocalEngine(default_model, device="cpu")
+
+
+def block(max_new_tokens: int = 24) -> GenerationRequest:
+    return GenerationRequest(
+        prompt=ADA,
+        max_new_tokens=max_new_tokens,
+        stop=StopRule(multiline=True, base_indent=6),
+        forced_prefix="      ",
+    )
+
+
+class CancelAfter(threading.Event):
+    """A cancel flag that turns on after the engine has looked at it `n` times."""
+
+    def __init__(self, n: int) -> None:
+        super().__init__()
+        self.checks, self.n = 0, n
+
+    def is_set(self) -> bool:
+        self.checks += 1
+        return self.checks > self.n or super().is_set()
+
+
+def test_engine_says_which_device_it_uses(engine: LocalEngine, default_model) -> None:
+    assert engine.info.device == "cpu"
+    assert engine.info.manifest_sha256 == default_model.manifest_sha256
+    assert engine.info.dtype in ("float32", "bfloat16")
+
+
+def test_greedy_output_is_the_same_twice(engine: LocalEngine) -> None:
+    first = engine.generate(block())
+    second = engine.generate(block())
+    assert first.text and first.text == second.text
+    assert first.new_tokens == second.new_tokens
+
+
+def test_greedy_output_is_the_same_in_another_process(engine: LocalEngine, default_model) -> None:
+    here = engine.generate(block()).text
+    code = (
+        "import sys, json; sys.path.insert(0, '.')\n"
+        "from lsp_server import egress; egress.install()\n"
+        "from inference.store import ModelStore\n"
+        "from lsp_server.paths import model_store_root\n"
+        "from tests.test_engine import block, LocalEngine\n"
+        f"e = LocalEngine(ModelStore(model_store_root()).verify({default_model.ref!r}), "
+        f"device='cpu', dtype={engine.info.dtype!r})\n"
+        "print(json.dumps(e.generate(block()).text))\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=300
+    )
+    import json
+
+    assert json.loads(out.stdout.strip().splitlines()[-1]) == here
+
+
+def test_a_cancel_stops_between_two_decoding_steps(engine: LocalEngine) -> None:
+    # The flag is read once before reading the prompt and once before each new token.
+    cancel = CancelAfter(4)
+    with pytest.raises(GenerationCancelled, match="after 3 tokens"):
+        engine.generate(block(max_new_tokens=200), cancel)
+
+
+def test_a_cancel_before_the_start_costs_nothing(engine: LocalEngine) -> None:
+    cancel = threading.Event()
+    cancel.set()
+    with pytest.raises(GenerationCancelled, match="before it started"):
+        engine.generate(block(), cancel)
+
+
+def test_the_token_limit_is_kept(engine: LocalEngine) -> None:
+    gen = engine.generate(block(max_new_tokens=3))
+    assert gen.new_tokens <= 3
+    assert gen.stop_reason in ("max_tokens", "end_of_block", "eos")
+
+
+def test_the_typed_whitespace_starts_the_completion(engine: LocalEngine) -> None:
+    gen = engine.generate(block())
+    assert gen.text.startswith("      ")
