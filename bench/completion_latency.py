@@ -117,7 +117,9 @@ def report(result: dict) -> str:
     out = [
         f"date: {datetime.now(UTC).date()}; machine: {platform.processor() or platform.machine()}, "
         f"{os.cpu_count()} cores; device {device}, {dtype}; model {recs[0]['model']['name']}@"
-        f"{recs[0]['model']['version']}" if recs else "no audited suggestion",
+        f"{recs[0]['model']['version']}"
+        if recs
+        else "no audited suggestion",
         "",
         "| completion | n | median ms | p95 ms |",
         "|---|---|---|---|",
@@ -134,7 +136,9 @@ def report(result: dict) -> str:
         if decode_s
         else "- decoding speed: no tokens",
         f"- reading the prompt: median {statistics.median(prefill):.0f} ms for a median of "
-        f"{statistics.median(prompt_tokens):.0f} prompt tokens" if prefill else "",
+        f"{statistics.median(prompt_tokens):.0f} prompt tokens"
+        if prefill
+        else "",
         f"- suggestions audited: {len(recs)} of "
         f"{sum(len(v) for v in result['latencies'].values())} requests (the rest were empty)",
         f"- server peak memory (VmHWM): {result['peak_mib']:.0f} MiB",

@@ -61,7 +61,8 @@ class AuditSink(Protocol):
     def write(self, record: AuditRecord) -> None: ...
 
 
-def _last_line(fd: int) -> bytes:
+def last_line(fd: int) -> bytes:
+    """The last line of an open file, read backwards from its end: the log can grow large."""
     size = os.lseek(fd, 0, os.SEEK_END)
     pos, tail = size, b""
     while pos > 0:
@@ -92,7 +93,7 @@ class JsonlAudit:
             ) from exc
         try:
             fcntl.flock(fd, fcntl.LOCK_EX)
-            last = _last_line(fd)
+            last = last_line(fd)
             prev = hashlib.sha256(last).hexdigest() if last else GENESIS
             doc = asdict(record) | {"prev_sha256": prev}
             line = json.dumps(doc, ensure_ascii=False, separators=(",", ":")).encode() + b"\n"

@@ -41,7 +41,8 @@ def _cmd_serve(args: argparse.Namespace) -> int:
         level=logging.INFO,
         format="%(asctime)s %(name)s %(levelname)s %(message)s",
     )
-    logging.getLogger("pygls").setLevel(logging.WARNING)  # it would log every message, prompts too
+    # pygls's protocol layer would log every message, prompts included.
+    logging.getLogger("pygls.protocol").setLevel(logging.WARNING)
     server = build_server()
     if args.tcp:
         if args.host not in ("127.0.0.1", "::1", "localhost"):
@@ -107,7 +108,7 @@ def _parser() -> argparse.ArgumentParser:
     serve = sub.add_parser("serve", help="run the language server (stdio unless --tcp)")
     serve.add_argument("--tcp", action="store_true", help="listen on a loopback TCP port")
     serve.add_argument("--host", default="127.0.0.1")
-    serve.add_argument("--port", type=int, default=2087)
+    serve.add_argument("--port", type=int, default=2087, help="0: any free port (logged)")
     serve.set_defaults(func=_cmd_serve)
 
     model = sub.add_parser("model", help="the local model store").add_subparsers(

@@ -19,7 +19,7 @@ from pygls.lsp.client import LanguageClient
 
 from context.languages import for_path
 from lsp_server import __version__
-from lsp_server.audit import _last_line
+from lsp_server.audit import last_line
 from lsp_server.paths import default_audit_path
 
 
@@ -158,7 +158,7 @@ async def _session(workspace: Path, cases: list[DemoCase], model: str | None) ->
             )
             print("the file had:\n" + "\n".join(f"  | {ln}" for ln in case.original.split("\n")))
             with audit_path.open("rb") as fh:
-                print("audit line:\n" + _show_audit(_last_line(fh.fileno())))
+                print("audit line:\n" + _show_audit(last_line(fh.fileno())))
             client.text_document_did_close(
                 types.DidCloseTextDocumentParams(
                     text_document=types.TextDocumentIdentifier(uri=uri)

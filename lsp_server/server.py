@@ -66,7 +66,11 @@ class AirgapServer(LanguageServer):
         self._engine = asyncio.ensure_future(self._load(*key))
 
     async def engine(self) -> Engine:
-        if self._engine is None:
+        """The loaded model; waits while it loads. A load that failed is tried again, so that
+        importing the missing model or fixing the store needs no restart."""
+        failed = self._engine is not None and self._engine.done() and self._engine.exception()
+        if self._engine is None or failed:
+            self._engine_key = None
             self.ensure_model()
         assert self._engine is not None
         return await asyncio.shield(self._engine)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import sys
@@ -126,6 +127,11 @@ async def test_ada_completion_is_audited_before_the_reply(
     assert "Températures" in rec["prompt"]
     assert rec["timings"]["new_tokens"] >= 1 and rec["timings"]["total_ms"] > 0
     assert rec["prev_sha256"] == "0" * 64
+    # The model's loading was shown as work-done progress, ending with the device it runs on.
+    reports = [r for rs in client.progress_reports.values() for r in rs]
+    assert any(getattr(r, "title", "").startswith("airgap-lsp: loading") for r in reports)
+    ends = [r.message for r in reports if isinstance(r, types.WorkDoneProgressEnd)]
+    assert any(rec["device"] in (m or "") for m in ends), ends
 
 
 async def test_same_prompt_gives_the_same_text(client: LanguageClient, tmp_path: Path):
@@ -195,6 +201,28 @@ async def test_a_missing_model_is_an_error_that_says_what_to_do(
         await complete(client, uri, doc)
 
     assert "no-such-model@1.0" in str(caught.value)
+    # The server stays up and keeps answering with the error (it tries the store again).
+    with pytest.raises(Exception, match="not in the store"):
+        await complete(client, uri, doc)
     shown = [m.message for m in client.messages if m.type == types.MessageType.Error]
     assert any("no-such-model@1.0" in m for m in shown), shown
     assert audit_lines(audit) == []  # nothing suggested, nothing audited
+
+
+async def test_a_newer_request_for_the_document_cancels_the_older(
+    client: LanguageClient, tmp_path: Path
+):
+    audit = tmp_path / "audit.jsonl"
+    await start(client, audit)
+    doc = cursor_file("completion/limits.py")
+    uri = open_doc(client, doc, "python")
+
+    # Both are sent at once, while the model is still loading: the older one is stale before
+    # it generates anything.
+    older = asyncio.ensure_future(complete(client, uri, doc))
+    newer = asyncio.ensure_future(complete(client, uri, doc))
+    results = await asyncio.gather(older, newer, return_exceptions=True)
+
+    assert isinstance(results[0], Exception) and "superseded" in str(results[0]), results[0]
+    assert isinstance(results[1], list)
+    assert len(audit_lines(audit)) == (1 if results[1] else 0)  # only what was shown is audited
