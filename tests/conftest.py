@@ -35,6 +35,24 @@ def cursor_file(relative: str) -> CursorFile:
     return CursorFile(path=path, text=raw.replace(CURSOR, "", 1), line=line, character=character)
 
 
+def save_tiny_checkpoint(folder: Path) -> Path:
+    """A real, tiny Llama checkpoint saved by transformers (safetensors), for tests that need a
+    model's files but not its answers."""
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    config = LlamaConfig(
+        vocab_size=64,
+        hidden_size=16,
+        intermediate_size=32,
+        num_hidden_layers=1,
+        num_attention_heads=2,
+        num_key_value_heads=1,
+        max_position_embeddings=64,
+    )
+    LlamaForCausalLM(config).save_pretrained(folder)
+    return folder
+
+
 @pytest.fixture(scope="session")
 def default_model():  # type: ignore[no-untyped-def]
     """The embedded default model, verified; `make model` puts it in the store."""

@@ -1,4 +1,6 @@
-"""Settings from `initializationOptions`, re-applied on `workspace/didChangeConfiguration`."""
+"""The life cycle: settings from `initializationOptions`, re-applied on
+`workspace/didChangeConfiguration`; the model loads once the editor is ready; shutdown stops
+generations in flight."""
 
 from __future__ import annotations
 
@@ -23,6 +25,11 @@ def register(server: AirgapServer) -> None:
     @server.feature(types.INITIALIZED)
     def initialized(ls: AirgapServer, _params: types.InitializedParams) -> None:
         ls.ensure_model()  # load in the background: the editor is usable at once
+
+    @server.feature(types.SHUTDOWN)
+    def shutdown(ls: AirgapServer, _params: None) -> None:
+        for cancel in ls.inflight.values():  # stop generations between two steps, then exit
+            cancel.set()
 
     @server.feature(types.WORKSPACE_DID_CHANGE_CONFIGURATION)
     def did_change_configuration(

@@ -61,7 +61,9 @@ def register(server: AirgapServer) -> None:
             total_ms = (time.perf_counter() - started) * 1000
         except (asyncio.CancelledError, GenerationCancelled) as exc:
             cancel.set()
-            raise JsonRpcRequestCancelled("superseded by a newer request") from exc
+            raise JsonRpcRequestCancelled(
+                "cancelled: superseded by a newer request, or cancelled by the editor"
+            ) from exc
         except AirgapError as exc:
             raise JsonRpcInternalError(f"airgap-lsp: {exc}") from exc
         finally:

@@ -11,9 +11,8 @@ import pytest
 import pytest_lsp
 from pytest_lsp import ClientServerConfig, LanguageClient
 
-from inference.offline import set_offline_env
 from inference.store import ModelStore
-from tests.conftest import cursor_file
+from tests.conftest import cursor_file, save_tiny_checkpoint
 from tests.e2e.test_inline_completion import audit_lines, complete, open_doc, start
 
 pytestmark = pytest.mark.e2e
@@ -26,20 +25,7 @@ TAMPERED_STORE = Path(tempfile.mkdtemp(prefix="airgap-tampered-store-"))
 @pytest.fixture(scope="module")
 def tampered_store() -> Path:
     """A tiny checkpoint imported into its own store, then one byte of its weights flipped."""
-    set_offline_env()
-    from transformers import LlamaConfig, LlamaForCausalLM
-
-    source = TAMPERED_STORE.parent / (TAMPERED_STORE.name + "-src")
-    config = LlamaConfig(
-        vocab_size=64,
-        hidden_size=16,
-        intermediate_size=32,
-        num_hidden_layers=1,
-        num_attention_heads=2,
-        num_key_value_heads=1,
-        max_position_embeddings=64,
-    )
-    LlamaForCausalLM(config).save_pretrained(source)
+    source = save_tiny_checkpoint(TAMPERED_STORE.parent / (TAMPERED_STORE.name + "-src"))
     stored = ModelStore(TAMPERED_STORE).import_model(source, name="tiny", version="1")
     weights = stored.path / "model.safetensors"
     data = bytearray(weights.read_bytes())

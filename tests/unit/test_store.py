@@ -16,24 +16,13 @@ set_offline_env()  # before transformers is imported: it reads these once
 
 from inference.errors import ModelNotFound, ModelRefused, ModelStoreError  # noqa: E402
 from inference.store import ModelStore  # noqa: E402
+from tests.conftest import save_tiny_checkpoint  # noqa: E402
 
 
 @pytest.fixture(scope="module")
 def checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A real, tiny Llama checkpoint saved by transformers (safetensors)."""
-    from transformers import LlamaConfig, LlamaForCausalLM
-
-    config = LlamaConfig(
-        vocab_size=64,
-        hidden_size=16,
-        intermediate_size=32,
-        num_hidden_layers=1,
-        num_attention_heads=2,
-        num_key_value_heads=1,
-        max_position_embeddings=64,
-    )
-    folder = tmp_path_factory.mktemp("ckpt") / "tiny-llama"
-    LlamaForCausalLM(config).save_pretrained(folder)
+    folder = save_tiny_checkpoint(tmp_path_factory.mktemp("ckpt") / "tiny-llama")
     assert (folder / "model.safetensors").is_file()
     return folder
 
