@@ -1,7 +1,10 @@
-"""The language registry: one entry per language, its file suffixes and its tree-sitter grammar.
+"""The language registry: one entry per language, its file suffixes, grammar and queries.
 
 Grammars come from per-language PyPI packages that ship compiled parsers: nothing is downloaded at
 run time. SPARK is Ada (`SPARK_Mode` and contract aspects), so it shares Ada's entry.
+
+The queries that find definitions and imports are ours, in `context/queries/<stem>-<kind>.scm`
+(few grammars ship a tags query, and Ada and VHDL ship none); `context.symbols` runs them.
 """
 
 from __future__ import annotations
@@ -9,10 +12,15 @@ from __future__ import annotations
 import importlib
 from dataclasses import dataclass
 from functools import cache
+from importlib.resources import files
 from pathlib import PurePath
+from typing import Literal
 
 from tree_sitter import Language as TSLanguage
-from tree_sitter import Parser
+from tree_sitter import Parser, Query
+
+QueryKind = Literal["definitions", "imports"]
+QUERY_KINDS: tuple[QueryKind, ...] = ("definitions", "imports")
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -22,6 +30,7 @@ class Language:
     module: str  # the grammar package
     function: str = "language"  # the function in it that returns the grammar
     line_comment: str = "//"
+    queries: str = ""  # the stem of this language's query files; its name when empty
 
     def grammar(self) -> TSLanguage:
         return _grammar(self.module, self.function)
@@ -29,10 +38,23 @@ class Language:
     def parser(self) -> Parser:
         return Parser(self.grammar())
 
+    def query(self, kind: QueryKind) -> Query:
+        """The compiled `definitions` or `imports` query; compiled once per process."""
+        if kind not in QUERY_KINDS:
+            raise ValueError(f"unknown query kind {kind!r}: expected one of {QUERY_KINDS}")
+        return _query(self.module, self.function, self.queries or self.name, kind)
+
 
 @cache
 def _grammar(module: str, function: str) -> TSLanguage:
     return TSLanguage(getattr(importlib.import_module(module), function)())
+
+
+@cache
+def _query(module: str, function: str, stem: str, kind: str) -> Query:
+    # Read through importlib.resources so the .scm files are found in an installed wheel too.
+    text = (files("context") / "queries" / f"{stem}-{kind}.scm").read_text(encoding="utf-8")
+    return Query(_grammar(module, function), text)
 
 
 LANGUAGES: tuple[Language, ...] = (
@@ -68,6 +90,7 @@ LANGUAGES: tuple[Language, ...] = (
         suffixes=(".tsx",),
         module="tree_sitter_typescript",
         function="language_tsx",
+        queries="typescript",  # TSX extends the TypeScript grammar: the same queries compile
     ),
 )
 

@@ -58,6 +58,8 @@ class Generation:
 class Engine(Protocol):
     info: EngineInfo
 
+    def count_tokens(self, text: str) -> int: ...
+
     def generate(
         self, request: GenerationRequest, cancel: threading.Event | None = None
     ) -> Generation: ...

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import threading
+import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -12,7 +13,11 @@ from typing import Any
 
 from lsprotocol import types
 from pygls.lsp.server import LanguageServer
+from pygls.uris import to_fs_path
 
+from context.document import ParsedDocument
+from context.index import WorkspaceIndex
+from context.retrieval import ContextBuilder, KnowledgeBase
 from inference.engine import Engine
 from inference.errors import AirgapError
 from lsp_server import __version__
@@ -33,10 +38,17 @@ class AirgapServer(LanguageServer):
         self._engine: asyncio.Future[Engine] | None = None
         self._engine_key: tuple[str, str, str] | None = None
         self.inflight: dict[str, threading.Event] = {}  # document uri -> cancel flag
+        self.index = WorkspaceIndex(())
+        self.context = ContextBuilder(self.index)
+        self.documents: dict[str, ParsedDocument] = {}  # open documents, most recent last
+        self._indexed: dict[str, int] = {}  # uri -> document version the index holds
+        self._indexing: asyncio.Future[int] | None = None
+        self._index_cancel = threading.Event()
 
     # -- settings -------------------------------------------------------------------------------
     def apply_settings(self, raw: Any) -> None:
         """Take new settings, or keep the last good ones and tell the user why."""
+        before = self.settings
         try:
             self.settings = parse_settings(raw, self.settings)
         except SettingsError as exc:
@@ -44,6 +56,10 @@ class AirgapServer(LanguageServer):
             return
         if self._engine_key is not None:  # after start-up: a new model, device or dtype reloads
             self.ensure_model()
+        s = self.settings
+        rules = (s.context_exclude, s.knowledge_base)
+        if self._indexing is not None and rules != (before.context_exclude, before.knowledge_base):
+            self.start_indexing()  # what may be read changed: index again under the new rules
 
     def audit_sink(self) -> JsonlAudit:
         path = Path(self.settings.audit_path).expanduser() if self.settings.audit_path else None
@@ -54,6 +70,68 @@ class AirgapServer(LanguageServer):
         self.window_show_message(
             types.ShowMessageParams(type=types.MessageType.Error, message=message)
         )
+
+    # -- the workspace --------------------------------------------------------------------------
+    def workspace_roots(self) -> list[Path]:
+        folders = self.workspace.folders.values()
+        roots = [Path(p) for f in folders if (p := to_fs_path(f.uri))]
+        if not roots and self.workspace.root_path:
+            roots = [Path(self.workspace.root_path)]
+        return roots
+
+    def start_indexing(self) -> None:
+        """Index the workspace in the background; the editor shows it as work-done progress."""
+        s = self.settings
+        if self._indexing is not None and not self._indexing.done():
+            self._index_cancel.set()
+        self.index = WorkspaceIndex(self.workspace_roots(), exclude=s.context_exclude)
+        kb = KnowledgeBase([Path(p) for p in s.knowledge_base], self.index.is_excluded)
+        self.context = ContextBuilder(self.index, kb)
+        self._indexed.clear()
+        self._index_cancel = threading.Event()
+        self._indexing = asyncio.ensure_future(self._scan(self.index, self._index_cancel))
+
+    async def _scan(self, index: WorkspaceIndex, cancel: threading.Event) -> int:
+        progress = _Progress(self, "airgap-lsp: indexing the workspace")
+        await progress.begin()
+        loop = asyncio.get_running_loop()
+        step = {"last": 0.0}
+
+        def report(done: int, total: int) -> None:
+            now = time.monotonic()
+            if now - step["last"] > 0.2 or done == total:
+                step["last"] = now
+                loop.call_soon_threadsafe(progress.report, f"{done}/{total} files", done, total)
+
+        started = time.perf_counter()
+        count = await asyncio.to_thread(index.scan, report, cancel)
+        message = f"{count} files indexed in {time.perf_counter() - started:.1f} s"
+        progress.end(message)
+        log.info("index: %s", message)
+        return count
+
+    def touch(self, uri: str, doc: ParsedDocument) -> None:
+        """Keep the open documents in the order they were last used."""
+        self.documents.pop(uri, None)
+        self.documents[uri] = doc
+
+    def close_document(self, uri: str) -> None:
+        self.documents.pop(uri, None)
+        if (cancel := self.inflight.pop(uri, None)) is not None:
+            cancel.set()
+        self._indexed.pop(uri, None)
+        if (path := to_fs_path(uri)) and self.index.inside(Path(path)):
+            self.index.update(Path(path))  # back to what is on disk
+
+    def refresh_index(self, uri: str) -> None:
+        """Put an open document's current text in the index, if it changed since last time."""
+        doc = self.documents.get(uri)
+        path = to_fs_path(uri)
+        if doc is None or path is None or self._indexed.get(uri) == doc.version:
+            return
+        if self.index.inside(Path(path)):
+            self.index.update(Path(path), doc.text)
+        self._indexed[uri] = doc.version
 
     # -- the model ------------------------------------------------------------------------------
     def ensure_model(self) -> None:
@@ -111,6 +189,8 @@ class AirgapServer(LanguageServer):
 class _Progress:
     """LSP work-done progress, if the editor supports it; a no-op otherwise."""
 
+    # Reports may come after the end (from a worker thread): they are dropped then.
+
     def __init__(self, server: AirgapServer, title: str) -> None:
         self.server, self.title = server, title
         self.token: str | None = None
@@ -125,10 +205,11 @@ class _Progress:
             self.token, types.WorkDoneProgressBegin(title=self.title, cancellable=False)
         )
 
-    def report(self, message: str) -> None:
+    def report(self, message: str, done: int = 0, total: int = 0) -> None:
         if self.token:
+            percentage = int(100 * done / total) if total else None
             self.server.work_done_progress.report(
-                self.token, types.WorkDoneProgressReport(message=message)
+                self.token, types.WorkDoneProgressReport(message=message, percentage=percentage)
             )
 
     def end(self, message: str) -> None:
@@ -140,9 +221,11 @@ class _Progress:
 
 
 def build_server() -> AirgapServer:
-    from lsp_server.features import configuration, inline_completion
+    from lsp_server.features import configuration, documents, inline_completion, symbols
 
     server = AirgapServer()
     configuration.register(server)
+    documents.register(server)
     inline_completion.register(server)
+    symbols.register(server)
     return server

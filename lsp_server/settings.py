@@ -28,6 +28,12 @@ class Settings:
     max_prefix_chars: int = 3000
     max_suffix_chars: int = 1000
     audit_path: str = ""  # empty: <AIRGAP_LSP_HOME>/audit/audit.jsonl
+    # Context from other files (`context` section). Off, the model sees the current file only:
+    # the switch that measures what cross-file context is worth.
+    context_cross_file: bool = True
+    context_max_tokens: int = 512  # measured with the model's own tokenizer
+    context_exclude: tuple[str, ...] = ()  # gitignore-style patterns never read nor sent
+    knowledge_base: tuple[str, ...] = ()  # folders of Markdown / reST / text passages
 
 
 _WIRE = {
@@ -40,6 +46,10 @@ _WIRE = {
     "maxPrefixChars": "max_prefix_chars",
     "maxSuffixChars": "max_suffix_chars",
     "auditPath": "audit_path",
+    "context.crossFile": "context_cross_file",
+    "context.maxTokens": "context_max_tokens",
+    "context.exclude": "context_exclude",
+    "context.knowledgeBase": "knowledge_base",
 }
 _CHOICES = {"device": DEVICES, "dtype": DTYPES, "multiline": MULTILINE}
 _RANGES = {
@@ -47,6 +57,7 @@ _RANGES = {
     "max_tokens_block": (1, 2048),
     "max_prefix_chars": (0, 200_000),
     "max_suffix_chars": (0, 200_000),
+    "context_max_tokens": (0, 32_000),
 }
 
 
@@ -62,7 +73,13 @@ def parse_settings(raw: Any, base: Settings | None = None) -> Settings:
     types = {f.name: f.type for f in fields(Settings)}
     changes: dict[str, Any] = {}
     problems: list[str] = []
+    flat: dict[str, Any] = {}
     for key, value in raw.items():
+        if key == "context" and isinstance(value, dict):
+            flat.update({f"context.{k}": v for k, v in value.items()})
+        else:
+            flat[key] = value
+    for key, value in flat.items():
         name = _WIRE.get(key)
         if name is None:
             problems.append(f"unknown setting {key!r} (known: {', '.join(_WIRE)})")
@@ -76,6 +93,15 @@ def parse_settings(raw: Any, base: Settings | None = None) -> Settings:
             if not low <= value <= high:
                 problems.append(f"{key} must be between {low} and {high}, not {value}")
                 continue
+        elif want == "bool":
+            if not isinstance(value, bool):
+                problems.append(f"{key} must be true or false, not {value!r}")
+                continue
+        elif want == "tuple[str, ...]":
+            if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+                problems.append(f"{key} must be a list of strings, not {value!r}")
+                continue
+            value = tuple(value)
         elif not isinstance(value, str):
             problems.append(f"{key} must be a string, not {value!r}")
             continue

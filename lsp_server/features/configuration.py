@@ -8,6 +8,8 @@ from typing import TYPE_CHECKING
 
 from lsprotocol import types
 
+from lsp_server.features.documents import watch_files
+
 if TYPE_CHECKING:
     from lsp_server.server import AirgapServer
 
@@ -23,8 +25,11 @@ def register(server: AirgapServer) -> None:
         ls.apply_settings(params.initialization_options)
 
     @server.feature(types.INITIALIZED)
-    def initialized(ls: AirgapServer, _params: types.InitializedParams) -> None:
-        ls.ensure_model()  # load in the background: the editor is usable at once
+    async def initialized(ls: AirgapServer, _params: types.InitializedParams) -> None:
+        # Both in the background: the editor is usable at once.
+        ls.start_indexing()
+        ls.ensure_model()
+        await watch_files(ls)
 
     @server.feature(types.SHUTDOWN)
     def shutdown(ls: AirgapServer, _params: None) -> None:

@@ -7,7 +7,9 @@ import logging
 import threading
 import time
 import uuid
+from dataclasses import replace
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from lsprotocol import types
@@ -16,6 +18,7 @@ from pygls.uris import to_fs_path
 
 from context.languages import for_document
 from context.prompt import Prompt, build_prompt, strip_typed_whitespace
+from context.retrieval import ContextRequest
 from inference.engine import Engine, Generation, GenerationRequest
 from inference.errors import AirgapError, GenerationCancelled
 from inference.prompt_format import FORMATS, render
@@ -36,13 +39,17 @@ def register(server: AirgapServer) -> None:
     ) -> types.InlineCompletionList:
         uri = params.text_document.uri
         doc = ls.workspace.get_text_document(uri)
+        path = Path(to_fs_path(uri) or doc.path)
+        if ls.index.is_excluded(path):
+            log.info("no completion in %s: the path is excluded from every prompt", path)
+            return types.InlineCompletionList(items=[])
         lang = for_document(doc.path, doc.language_id)
         s = ls.settings
         prompt = build_prompt(
             doc.source,
             params.position.line,
             params.position.character,
-            path=to_fs_path(uri) or uri,
+            path=ls.context.relative(path),
             language=lang.name if lang else (doc.language_id or "plaintext"),
             max_prefix_chars=s.max_prefix_chars,
             max_suffix_chars=s.max_suffix_chars,
@@ -54,6 +61,24 @@ def register(server: AirgapServer) -> None:
         ls.inflight[uri] = cancel
         try:
             engine = await ls.engine()
+            if s.context_cross_file and s.context_max_tokens > 0:
+                ls.refresh_index(uri)
+                recent = tuple(
+                    (Path(p), d.text)
+                    for u, d in reversed(ls.documents.items())
+                    if u != uri and (p := to_fs_path(u))
+                )[:8]
+                request_ctx = ContextRequest(
+                    path=path,
+                    text=doc.source,
+                    cursor_line=params.position.line,
+                    budget_tokens=s.context_max_tokens,
+                    recent=recent,
+                )
+                snippets = await asyncio.to_thread(
+                    ls.context.build, request_ctx, engine.count_tokens
+                )
+                prompt = replace(prompt, snippets=snippets)
             request = completion_request(prompt, engine, ls.settings)
             started = time.perf_counter()
             loop = asyncio.get_running_loop()

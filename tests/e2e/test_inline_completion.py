@@ -40,7 +40,19 @@ AUDIT_FIELDS = {
 pytestmark = pytest.mark.e2e
 
 
+def accept_registrations(client: LanguageClient) -> list[types.Registration]:
+    """Answer `client/registerCapability` as an editor does; returns what gets registered."""
+    registered: list[types.Registration] = []
+
+    @client.feature(types.CLIENT_REGISTER_CAPABILITY)
+    def _register(_client: LanguageClient, params: types.RegistrationParams) -> None:
+        registered.extend(params.registrations)
+
+    return registered
+
+
 async def start(client: LanguageClient, audit: Path, **options: object) -> types.InitializeResult:
+    accept_registrations(client)
     params = types.InitializeParams(
         capabilities=client_capabilities("visual-studio-code"),
         client_info=types.ClientInfo(name="airgap-e2e", version="1.2.3"),

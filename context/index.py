@@ -1,0 +1,259 @@
+"""The workspace index: definitions and imports of every source file, kept current.
+
+Built in the background at start-up and updated file by file as the editor reports changes. It
+skips what `.gitignore` files and the configured exclusions leave out, binary files, files over a
+size limit, and symbolic links that lead out of the workspace. Excluded paths are never read.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import threading
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pathspec
+
+from context.languages import Language, for_path
+from context.symbols import Definition, Import, definitions, imports
+
+# Never read, never sent to a model, whatever the settings say: keys, secrets, credentials.
+ALWAYS_EXCLUDED = (
+    ".git/",
+    ".env",
+    ".env.*",
+    "*.pem",
+    "*.key",
+    "*.p12",
+    "*.pfx",
+    "*.keystore",
+    "*.jks",
+    "id_rsa*",
+    "id_dsa*",
+    "id_ecdsa*",
+    "id_ed25519*",
+    ".ssh/",
+    ".gnupg/",
+    ".aws/",
+    ".netrc",
+    "*secret*",
+    "*credential*",
+)
+SKIPPED_DIRS = frozenset({".git", ".hg", ".svn", "node_modules", "__pycache__", ".venv", "venv"})
+DEFAULT_MAX_FILE_BYTES = 1_000_000
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class FileEntry:
+    path: Path
+    language: str
+    sha256: str
+    definitions: tuple[Definition, ...]
+    imports: tuple[Import, ...]
+    lines: tuple[str, ...]  # the text, kept to cut snippets without reading the file again
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Hit:
+    entry: FileEntry
+    definition: Definition
+
+
+class Exclusions:
+    """The configured exclusions plus the ones that always apply, as gitignore-style patterns."""
+
+    def __init__(self, patterns: Iterable[str] = ()) -> None:
+        self._spec = pathspec.GitIgnoreSpec.from_lines([*ALWAYS_EXCLUDED, *patterns])
+
+    def matches(self, relative: str) -> bool:
+        """`relative`: a POSIX path under a root, with a trailing slash for a folder."""
+        return self._spec.match_file(relative)
+
+    def excluded(self, path: Path, roots: Iterable[Path]) -> bool:
+        for root in roots:
+            try:
+                rel = path.relative_to(root)
+            except ValueError:
+                continue
+            return self.matches(rel.as_posix())
+        return self.matches(path.name)
+
+
+def looks_binary(data: bytes) -> bool:
+    return b"\0" in data[:8192]
+
+
+class WorkspaceIndex:
+    """Definitions and imports by file, and by name across files. Safe to use from two threads."""
+
+    def __init__(
+        self,
+        roots: Iterable[Path],
+        *,
+        exclude: Iterable[str] = (),
+        max_file_bytes: int = DEFAULT_MAX_FILE_BYTES,
+    ) -> None:
+        self.roots = tuple(Path(r).resolve() for r in roots)
+        self.exclusions = Exclusions(exclude)
+        self.max_file_bytes = max_file_bytes
+        self._files: dict[Path, FileEntry] = {}
+        self._by_name: dict[str, list[Hit]] = {}
+        self._lock = threading.Lock()
+
+    # -- reading --------------------------------------------------------------------------------
+    def __len__(self) -> int:
+        with self._lock:
+            return len(self._files)
+
+    def file(self, path: Path) -> FileEntry | None:
+        with self._lock:
+            return self._files.get(path)
+
+    def files(self) -> list[FileEntry]:
+        with self._lock:
+            return list(self._files.values())
+
+    def lookup(self, name: str) -> list[Hit]:
+        """Definitions named `name` (case-insensitively: Ada and VHDL do not care about case)."""
+        with self._lock:
+            return list(self._by_name.get(name.lower(), ()))
+
+    def search(self, query: str, limit: int = 200) -> list[Hit]:
+        """Definitions whose name contains `query`'s characters in order (workspace/symbol)."""
+        q = query.lower()
+        out: list[Hit] = []
+        with self._lock:
+            for name, hits in self._by_name.items():
+                if _subsequence(q, name):
+                    out.extend(hits)
+                    if len(out) >= limit:
+                        break
+        return out[:limit]
+
+    def is_excluded(self, path: Path) -> bool:
+        return self.exclusions.excluded(path, self.roots)
+
+    def inside(self, path: Path) -> bool:
+        return any(path.is_relative_to(root) for root in self.roots)
+
+    # -- writing --------------------------------------------------------------------------------
+    def scan(
+        self,
+        progress: Callable[[int, int], None] | None = None,
+        cancel: threading.Event | None = None,
+    ) -> int:
+        """Index every source file under the roots; returns how many were indexed."""
+        paths = list(self.walk())
+        for n, path in enumerate(paths, 1):
+            if cancel is not None and cancel.is_set():
+                break
+            self.update(path)
+            if progress is not None:
+                progress(n, len(paths))
+        return len(self)
+
+    def walk(self) -> Iterator[Path]:
+        """Source files under the roots that the rules let in, without following links out."""
+        for root in self.roots:
+            yield from self._walk(root, root, [])
+
+    def _walk(
+        self, root: Path, folder: Path, ignores: list[tuple[Path, pathspec.GitIgnoreSpec]]
+    ) -> Iterator[Path]:
+        gitignore = folder / ".gitignore"
+        if gitignore.is_file():
+            try:
+                lines = gitignore.read_text(encoding="utf-8", errors="replace").splitlines()
+                ignores = [*ignores, (folder, pathspec.GitIgnoreSpec.from_lines(lines))]
+            except OSError:
+                pass
+        try:
+            entries = sorted(os.scandir(folder), key=lambda e: e.name)
+        except OSError:
+            return  # unreadable or deleted while walking: nothing to index there
+        for entry in entries:
+            path = Path(entry.path)
+            is_dir = entry.is_dir(follow_symlinks=False)
+            if entry.is_symlink():
+                continue  # a link may lead out of the workspace or into a loop
+            if is_dir and entry.name in SKIPPED_DIRS:
+                continue
+            rel = path.relative_to(root).as_posix() + ("/" if is_dir else "")
+            if self.exclusions.matches(rel):
+                continue
+            if any(
+                spec.match_file(path.relative_to(base).as_posix() + ("/" if is_dir else ""))
+                for base, spec in ignores
+            ):
+                continue
+            if is_dir:
+                yield from self._walk(root, path, ignores)
+            elif entry.is_file(follow_symlinks=False) and for_path(path) is not None:
+                yield path
+
+    def update(self, path: Path, text: str | None = None) -> FileEntry | None:
+        """(Re)index one file, from `text` when the editor holds it, else from disk."""
+        path = path.resolve() if text is None else path
+        language = for_path(path)
+        if language is None or self.is_excluded(path):
+            self.remove(path)
+            return None
+        if text is None:
+            try:
+                if path.stat().st_size > self.max_file_bytes:
+                    self.remove(path)
+                    return None
+                data = path.read_bytes()
+            except OSError:  # deleted or unreadable since it was listed
+                self.remove(path)
+                return None
+            if looks_binary(data):
+                self.remove(path)
+                return None
+        else:
+            data = text.encode("utf-8")
+            if len(data) > self.max_file_bytes:
+                self.remove(path)
+                return None
+        entry = self._entry(path, data, language)
+        with self._lock:
+            self._drop(path)
+            self._files[path] = entry
+            for d in entry.definitions:
+                self._by_name.setdefault(d.name.lower(), []).append(Hit(entry=entry, definition=d))
+        return entry
+
+    def remove(self, path: Path) -> None:
+        with self._lock:
+            self._drop(path)
+
+    def _drop(self, path: Path) -> None:
+        old = self._files.pop(path, None)
+        if old is None:
+            return
+        for d in old.definitions:
+            key = d.name.lower()
+            hits = [h for h in self._by_name.get(key, ()) if h.entry is not old]
+            if hits:
+                self._by_name[key] = hits
+            else:
+                self._by_name.pop(key, None)
+
+    @staticmethod
+    def _entry(path: Path, data: bytes, language: Language) -> FileEntry:
+        tree = language.parser().parse(data)
+        return FileEntry(
+            path=path,
+            language=language.name,
+            sha256=hashlib.sha256(data).hexdigest(),
+            definitions=tuple(definitions(data, language, tree)),
+            imports=tuple(imports(data, language, tree)),
+            lines=tuple(data.decode("utf-8", errors="replace").split("\n")),
+        )
+
+
+def _subsequence(needle: str, haystack: str) -> bool:
+    it = iter(haystack)
+    return all(ch in it for ch in needle)

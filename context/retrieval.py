@@ -1,0 +1,221 @@
+"""Which lines of the workspace go into a prompt, under a token budget.
+
+Chosen by what the language says first, then by overlap:
+1. the definitions, in other files, of the identifiers around the cursor (with SPARK contracts);
+2. the specs of the units the file imports (Ada `with` -> the `.ads`, VHDL `use work.pkg` -> the
+   package declaration, Python imports, C includes);
+3. windows of recently opened files that share the most identifiers with the cursor's region;
+4. passages of the knowledge-base folders the settings or the policy name.
+Each snippet carries its provenance (path, lines, sha256 of its text) into the audit line.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
+
+from context.index import FileEntry, WorkspaceIndex
+from context.languages import for_path
+from context.prompt import Snippet
+from context.symbols import imports
+
+IDENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]{2,}")
+SPEC_SUFFIXES = frozenset({".ads", ".h", ".hh", ".hpp", ".hxx", ".pyi", ".vh", ".svh"})
+MAX_SNIPPET_LINES = 60
+WINDOW = 20
+KB_SUFFIXES = frozenset({".md", ".markdown", ".rst", ".txt", ".adoc"})
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ContextRequest:
+    path: Path
+    text: str
+    cursor_line: int
+    budget_tokens: int
+    recent: tuple[tuple[Path, str], ...] = ()  # other open documents, most recent first
+
+
+def _snippet(
+    path: Path, start: int, lines: Sequence[str], root_of: Callable[[Path], str]
+) -> Snippet:
+    text = "\n".join(lines[:MAX_SNIPPET_LINES]).rstrip()
+    return Snippet(
+        path=root_of(path),
+        start_line=start,
+        end_line=start + min(len(lines), MAX_SNIPPET_LINES) - 1,
+        text=text,
+        sha256=hashlib.sha256(text.encode()).hexdigest(),
+    )
+
+
+def identifiers(text: str) -> set[str]:
+    return {m.group(0).lower() for m in IDENT.finditer(text)}
+
+
+class ContextBuilder:
+    """Builds the snippets for one prompt from the index, open documents and knowledge base."""
+
+    def __init__(self, index: WorkspaceIndex, knowledge: KnowledgeBase | None = None) -> None:
+        self.index = index
+        self.knowledge = knowledge
+
+    def relative(self, path: Path) -> str:
+        for root in self.index.roots:
+            if path.is_relative_to(root):
+                return path.relative_to(root).as_posix()
+        return path.name
+
+    def build(self, req: ContextRequest, count_tokens: Callable[[str], int]) -> tuple[Snippet, ...]:
+        if req.budget_tokens <= 0 or self.index.is_excluded(req.path):
+            return ()
+        lines = req.text.split("\n")
+        region = "\n".join(lines[max(0, req.cursor_line - 15) : req.cursor_line + 3])
+        wanted = identifiers(region)
+        candidates = [
+            *self._definitions(req, region),
+            *self._imported(req),
+            *self._similar(req, wanted),
+            *(self.knowledge.passages(wanted) if self.knowledge else ()),
+        ]
+        chosen: list[Snippet] = []
+        used = 0
+        for snip in candidates:
+            if any(_covers(c, snip) for c in chosen):
+                continue
+            cost = count_tokens(f"{snip.path}\n{snip.text}\n") + 2
+            if used + cost > req.budget_tokens:
+                continue
+            chosen.append(snip)
+            used += cost
+        # The model reads top-down: the most specific context goes last, nearest the cursor.
+        return tuple(reversed(chosen))
+
+    def _definitions(self, req: ContextRequest, region: str) -> Iterable[Snippet]:
+        """Definitions in other files of the names used near the cursor, nearest use first."""
+        seen: set[str] = set()
+        names = [m.group(0) for m in IDENT.finditer(region)]
+        for name in reversed(names):
+            key = name.lower()
+            if key in seen:
+                continue
+            seen.add(key)
+            for hit in self.index.lookup(name):
+                if hit.entry.path == req.path:
+                    continue
+                d = hit.definition
+                n = len(d.signature.split("\n"))  # whole lines: provenance names exact lines
+                lines = hit.entry.lines[d.start_line : d.start_line + n]
+                yield _snippet(hit.entry.path, d.start_line, lines, self.relative)
+
+    def _imported(self, req: ContextRequest) -> Iterable[Snippet]:
+        language = for_path(req.path)
+        if language is None:
+            return
+        for imp in imports(req.text.encode("utf-8"), language):
+            for entry in self.resolve(imp.name, language.name, req.path):
+                if entry.path == req.path:
+                    continue
+                if entry.path.suffix.lower() in SPEC_SUFFIXES:
+                    yield _snippet(entry.path, 0, entry.lines, self.relative)
+                else:
+                    for d in entry.definitions:
+                        if d.kind in ("package", "module", "entity") or len(entry.definitions) < 8:
+                            yield _snippet(
+                                entry.path,
+                                d.start_line,
+                                entry.lines[d.start_line : d.end_line + 1],
+                                self.relative,
+                            )
+
+    def resolve(self, unit: str, language: str, importer: Path) -> list[FileEntry]:
+        """The indexed files that define an imported unit."""
+        files = self.index.files()
+        parts = [p for p in re.split(r"[./:]+", unit) if p and p not in ("work", "all")]
+        if not parts:
+            return []
+        if language == "ada":
+            gnat = "-".join(parts).lower() + ".ads"  # GNAT's file naming: Foo.Bar -> foo-bar.ads
+            found = [f for f in files if f.path.name.lower() == gnat]
+            if found:
+                return found
+        if language in ("c", "cpp", "verilog", "systemverilog"):
+            tail = PurePosixPath(unit).name
+            return [f for f in files if f.path.name == tail]
+        if language == "python":
+            stem = "/".join(parts)
+            return [
+                f
+                for f in files
+                if f.path.as_posix().endswith((f"/{stem}.py", f"/{stem}/__init__.py"))
+            ]
+        last = parts[-1].lower()
+        kinds = ("package", "module", "entity", "namespace", "class", "interface")
+        return list(
+            {
+                h.entry.path: h.entry for h in self.index.lookup(last) if h.definition.kind in kinds
+            }.values()
+        )
+
+    def _similar(self, req: ContextRequest, wanted: set[str]) -> Iterable[Snippet]:
+        """Windows of other open documents ranked by identifier overlap with the cursor region."""
+        scored: list[tuple[float, Snippet]] = []
+        for path, text in req.recent:
+            if path == req.path or self.index.is_excluded(path):
+                continue
+            lines = text.split("\n")
+            for start in range(0, max(1, len(lines)), WINDOW // 2):
+                window = lines[start : start + WINDOW]
+                ids = identifiers("\n".join(window))
+                if not ids or not wanted:
+                    continue
+                score = len(ids & wanted) / len(ids | wanted)
+                if score > 0.05:
+                    scored.append((score, _snippet(path, start, window, self.relative)))
+        scored.sort(key=lambda s: -s[0])
+        return [s for _, s in scored[:3]]
+
+
+def _covers(a: Snippet, b: Snippet) -> bool:
+    return a.path == b.path and a.start_line <= b.start_line and b.end_line <= a.end_line
+
+
+class KnowledgeBase:
+    """Passages of Markdown, reStructuredText and plain-text files in administrator-named folders:
+    coding standards, design notes. Split at headings and blank lines, ranked by overlap."""
+
+    def __init__(self, folders: Iterable[Path], exclude: Callable[[Path], bool]) -> None:
+        self.folders = tuple(Path(f).expanduser().resolve() for f in folders)
+        self._passages: list[tuple[set[str], Snippet]] = []
+        for folder in self.folders:
+            for path in sorted(folder.rglob("*")):
+                if path.suffix.lower() in KB_SUFFIXES and path.is_file() and not exclude(path):
+                    self._add(folder, path)
+
+    def _add(self, folder: Path, path: Path) -> None:
+        try:
+            lines = path.read_text(encoding="utf-8", errors="replace").split("\n")
+        except OSError:
+            return
+        start = 0
+        for i in range(len(lines) + 1):
+            end = i == len(lines)
+            heading = not end and lines[i].startswith(("#", "=====", "-----")) and i > start
+            if end or heading or (i - start >= 30 and not lines[i].strip()):
+                chunk = lines[start:i]
+                if "".join(chunk).strip():
+                    rel = lambda p, f=folder: f"{f.name}/{p.relative_to(f).as_posix()}"  # noqa: E731
+                    snip = _snippet(path, start, chunk, rel)
+                    self._passages.append((identifiers("\n".join(chunk)), snip))
+                start = i
+
+    def passages(self, wanted: set[str], limit: int = 2) -> list[Snippet]:
+        scored = [
+            (len(ids & wanted) / len(ids | wanted), snip)
+            for ids, snip in self._passages
+            if ids and wanted and ids & wanted
+        ]
+        scored.sort(key=lambda s: -s[0])
+        return [s for _, s in scored[:limit]]

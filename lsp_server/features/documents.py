@@ -1,0 +1,92 @@
+"""Open documents, parsed incrementally, and the index kept current from edits, saves and the
+editor's file watcher."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from lsprotocol import types
+from pygls.exceptions import JsonRpcException
+from pygls.uris import to_fs_path
+
+from context.document import Change, ParsedDocument
+from context.languages import for_document
+
+if TYPE_CHECKING:
+    from lsp_server.server import AirgapServer
+
+WATCH_ID = "airgap-lsp-watch"
+log = logging.getLogger("airgap_lsp.documents")
+
+
+def register(server: AirgapServer) -> None:
+    @server.feature(types.TEXT_DOCUMENT_DID_OPEN)
+    def did_open(ls: AirgapServer, params: types.DidOpenTextDocumentParams) -> None:
+        item = params.text_document
+        language = for_document(to_fs_path(item.uri) or item.uri, item.language_id)
+        doc = ParsedDocument(item.text, language, version=item.version)
+        ls.touch(item.uri, doc)
+
+    @server.feature(types.TEXT_DOCUMENT_DID_CHANGE)
+    def did_change(ls: AirgapServer, params: types.DidChangeTextDocumentParams) -> None:
+        doc = ls.documents.get(params.text_document.uri)
+        if doc is None:
+            return
+        changes = []
+        for c in params.content_changes:
+            if isinstance(c, types.TextDocumentContentChangePartial):
+                r = c.range
+                start, end = (r.start.line, r.start.character), (r.end.line, r.end.character)
+                changes.append(Change(text=c.text, start=start, end=end))
+            else:
+                changes.append(Change(text=c.text))
+        doc.apply(changes, params.text_document.version)
+        ls.touch(params.text_document.uri, doc)
+
+    @server.feature(types.TEXT_DOCUMENT_DID_SAVE)
+    def did_save(ls: AirgapServer, params: types.DidSaveTextDocumentParams) -> None:
+        ls.refresh_index(params.text_document.uri)
+
+    @server.feature(types.TEXT_DOCUMENT_DID_CLOSE)
+    def did_close(ls: AirgapServer, params: types.DidCloseTextDocumentParams) -> None:
+        uri = params.text_document.uri
+        ls.close_document(uri)
+
+    @server.feature(types.WORKSPACE_DID_CHANGE_WATCHED_FILES)
+    def did_change_watched_files(
+        ls: AirgapServer, params: types.DidChangeWatchedFilesParams
+    ) -> None:
+        for event in params.changes:
+            path = to_fs_path(event.uri)
+            if path is None or event.uri in ls.documents:
+                continue  # the editor's buffer is newer than the disk
+            if event.type == types.FileChangeType.Deleted:
+                ls.index.remove(Path(path))
+            elif ls.index.inside(Path(path)):
+                ls.index.update(Path(path))
+
+
+async def watch_files(ls: AirgapServer) -> None:
+    """Ask the editor to report file changes, where it can register watchers for us."""
+    caps = ls.client_capabilities.workspace
+    watched = caps.did_change_watched_files if caps else None
+    if not (watched and watched.dynamic_registration):
+        return
+    try:
+        await ls.client_register_capability_async(
+            types.RegistrationParams(
+                registrations=[
+                    types.Registration(
+                        id=WATCH_ID,
+                        method=types.WORKSPACE_DID_CHANGE_WATCHED_FILES,
+                        register_options=types.DidChangeWatchedFilesRegistrationOptions(
+                            watchers=[types.FileSystemWatcher(glob_pattern="**/*")]
+                        ),
+                    )
+                ]
+            )
+        )
+    except JsonRpcException as exc:  # the index still follows edits and saves
+        log.warning("the editor refused to watch files for the index: %s", exc)

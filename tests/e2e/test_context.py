@@ -1,0 +1,144 @@
+"""Cross-file context end to end: a name defined only in another file reaches the prompt."""
+
+from __future__ import annotations
+
+import hashlib
+import sys
+from pathlib import Path
+
+import pytest
+import pytest_lsp
+from lsprotocol import types
+from pytest_lsp import ClientServerConfig, LanguageClient, client_capabilities
+
+from tests.conftest import FIXTURES, cursor_file
+from tests.e2e.test_inline_completion import (
+    accept_registrations,
+    audit_lines,
+    complete,
+    open_doc,
+)
+
+WORKSPACE = FIXTURES / "context"
+
+pytestmark = pytest.mark.e2e
+
+
+@pytest_lsp.fixture(
+    config=ClientServerConfig(server_command=[sys.executable, "-m", "lsp_server", "serve"])
+)
+async def client(lsp_client: LanguageClient):  # type: ignore[no-untyped-def]
+    yield
+    await lsp_client.shutdown_session()
+
+
+async def start_indexed(
+    client: LanguageClient, audit: Path, **options: object
+) -> list[types.Registration]:
+    """Initialize on the fixture workspace and wait for the index's progress to end."""
+    registered = accept_registrations(client)
+    await client.initialize_session(
+        types.InitializeParams(
+            capabilities=client_capabilities("visual-studio-code"),
+            workspace_folders=[types.WorkspaceFolder(uri=WORKSPACE.as_uri(), name="context")],
+            initialization_options={"auditPath": str(audit), **options},
+        )
+    )
+    while not any(
+        isinstance(r, types.WorkDoneProgressEnd) and "indexed" in (r.message or "")
+        for rs in client.progress_reports.values()
+        for r in rs
+    ):
+        await client.wait_for_notification(types.PROGRESS)
+    return registered
+
+
+def sources(record: dict) -> dict[str, dict]:
+    return {s["path"]: s for s in record["context_sources"]}
+
+
+async def test_an_ada_package_spec_from_another_file_is_in_the_prompt(
+    client: LanguageClient, tmp_path: Path
+):
+    audit = tmp_path / "audit.jsonl"
+    await start_indexed(client, audit, context={"knowledgeBase": [str(WORKSPACE / "docs")]})
+    doc = cursor_file("context/src/autopilot.adb")
+    uri = open_doc(client, doc, "ada")
+
+    await complete(client, uri, doc)
+
+    rec = audit_lines(audit)[-1]
+    prompt = rec["prompt"]
+    # The withed unit's spec, which only src/flight_limits.ads holds, is in the prompt ...
+    assert "function Clamp_Altitude (Altitude : Feet) return Feet" in prompt
+    assert "Ceiling_Feet : constant Feet := 41_000;" in prompt
+    spec = sources(rec)["src/flight_limits.ads"]
+    lines = (WORKSPACE / "src/flight_limits.ads").read_text().split("\n")
+    text = "\n".join(lines[spec["lines"][0] : spec["lines"][1] + 1]).rstrip()
+    assert hashlib.sha256(text.encode()).hexdigest() == spec["sha256"]
+    assert text in prompt
+    # ... and so is the coding standard's passage on altitudes, from the knowledge base.
+    assert "docs/coding-standard.md" in sources(rec)
+    assert "goes through Flight_Limits.Clamp_Altitude" in prompt
+    # Excluded and ignored files never enter a prompt, though they match the names used here.
+    assert (WORKSPACE / "generated" / "flight_limits_old.ads").is_file()
+    assert "IGNORED-BY-GIT" not in prompt
+    assert (WORKSPACE / "src" / "secrets.ads").is_file()
+    assert "never-in-a-prompt" not in prompt
+    assert not [p for p in sources(rec) if "secret" in p or "generated" in p]
+    # The current file comes last, under its own path, right before the cursor.
+    assert prompt.index("src/flight_limits.ads") < prompt.index("src/autopilot.adb")
+
+
+async def test_a_vhdl_package_used_from_work_is_in_the_prompt(
+    client: LanguageClient, tmp_path: Path
+):
+    audit = tmp_path / "audit.jsonl"
+    await start_indexed(client, audit)
+    doc = cursor_file("context/rtl/uart_tx.vhd")
+    uri = open_doc(client, doc, "vhdl")
+
+    await complete(client, uri, doc)
+
+    rec = audit_lines(audit)[-1]
+    assert "rtl/util_pkg.vhd" in sources(rec)
+    assert "function parity_of (data : std_logic_vector) return std_logic;" in rec["prompt"]
+
+
+async def test_cross_file_context_can_be_switched_off(client: LanguageClient, tmp_path: Path):
+    audit = tmp_path / "audit.jsonl"
+    await start_indexed(client, audit, context={"crossFile": False})
+    doc = cursor_file("context/src/autopilot.adb")
+    uri = open_doc(client, doc, "ada")
+
+    await complete(client, uri, doc)
+
+    rec = audit_lines(audit)[-1]
+    assert rec["context_sources"] == []
+    assert "Ceiling_Feet" not in rec["prompt"]
+
+
+async def test_symbols_come_from_the_index(client: LanguageClient, tmp_path: Path):
+    registered = await start_indexed(client, tmp_path / "audit.jsonl")
+    # The server asked the editor to report file changes, so the index follows the disk.
+    assert [r.method for r in registered] == [types.WORKSPACE_DID_CHANGE_WATCHED_FILES]
+    found = await client.workspace_symbol_async(types.WorkspaceSymbolParams(query="clamp_alt"))
+    names = {
+        (s.name, Path(s.location.uri).name if hasattr(s.location, "uri") else "")
+        for s in found or []
+    }
+    assert ("Clamp_Altitude", "flight_limits.ads") in {(n, f.split("/")[-1]) for n, f in names}
+    assert not [n for n in names if "old" in n[1]], "ignored files are not indexed"
+
+    doc = cursor_file("context/src/autopilot.adb")
+    uri = open_doc(client, doc, "ada")
+    symbols = await client.text_document_document_symbol_async(
+        types.DocumentSymbolParams(text_document=types.TextDocumentIdentifier(uri=uri))
+    )
+    flat = []
+    stack = list(symbols or [])
+    while stack:
+        s = stack.pop()
+        flat.append(s.name)
+        stack.extend(getattr(s, "children", None) or [])
+    assert "Set_Target" in flat
