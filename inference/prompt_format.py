@@ -86,12 +86,14 @@ def render(
     suffix: str,
     path: str = "",
     snippets: Iterable[tuple[str, str]] = (),
+    comment: str = "",
 ) -> str:
     """The model text for one completion.
 
     `snippets` are (path, text) pairs of context from other files. They go before the current file
     in the repository format (file separator, path, text) where the family has a separator, and as
-    plain blocks where it has none.
+    blocks under a comment naming their path (in the current file's `comment` syntax) where it
+    has none.
     """
     snippets = list(snippets)
     if snippets and fmt.file_sep:
@@ -102,8 +104,14 @@ def render(
         if not fmt.fim:
             return files + prefix
         return f"{files}{fmt.fim_prefix}{prefix}{fmt.fim_suffix}{suffix}{fmt.fim_middle}"
-    # No separator token: the snippets become plain blocks at the start of the prefix.
-    prefix = "".join(f"{text.rstrip()}\n\n" for _p, text in snippets) + prefix
+    # No separator token: each snippet becomes a block under a comment that names its file.
+    prefix = (
+        "".join(
+            f"{comment} {p}\n{text.rstrip()}\n\n" if comment else f"{text.rstrip()}\n\n"
+            for p, text in snippets
+        )
+        + prefix
+    )
     if not fmt.fim:
         return prefix
     return f"{fmt.fim_prefix}{prefix}{fmt.fim_suffix}{suffix}{fmt.fim_middle}"

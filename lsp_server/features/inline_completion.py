@@ -117,6 +117,7 @@ def register(server: AirgapServer) -> None:
 def completion_request(prompt: Prompt, engine: Engine, settings: Settings) -> GenerationRequest:
     """The model text and stop rule for a prompt, in the model family's format."""
     fmt = FORMATS[engine.info.prompt_format]
+    lang = for_document(prompt.path, prompt.language)
     if settings.multiline == "auto":
         multiline = wants_multiline(prompt.line_before, prompt.line_after)
     else:
@@ -128,6 +129,7 @@ def completion_request(prompt: Prompt, engine: Engine, settings: Settings) -> Ge
             suffix=prompt.suffix,
             path=prompt.path,
             snippets=[(sn.path, sn.text) for sn in prompt.snippets],
+            comment=lang.line_comment if lang else "",
         ),
         max_new_tokens=settings.max_tokens_block if multiline else settings.max_tokens_line,
         forced_prefix=prompt.trailing_ws,

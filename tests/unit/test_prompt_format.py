@@ -136,3 +136,19 @@ def test_qwen_repo_level_fim_puts_file_blocks_before_fim_prefix() -> None:
     text = render(fmt, prefix=PREFIX, suffix=SUFFIX, path="src/saturating.adb", snippets=SNIPPETS)
     assert text.startswith(fmt.file_sep)
     assert f"{fmt.file_sep}src/saturating.adb\n{fmt.fim_prefix}{PREFIX}" in text
+
+
+@pytest.mark.parametrize("family", ["deepseek-coder", "codellama"])
+def test_without_a_separator_each_snippet_is_named_in_a_comment(family: str) -> None:
+    fmt = FORMATS[family]
+    text = render(
+        fmt,
+        prefix=PREFIX,
+        suffix=SUFFIX,
+        path="src/saturating.adb",
+        snippets=SNIPPETS,
+        comment="--",
+    )
+    assert "-- src/saturating.ads\npackage Saturating is\n" in text
+    assert "-- rtl/counter.vhd\nentity counter is\n" in text
+    assert text.index("-- src/saturating.ads") < text.index(PREFIX)

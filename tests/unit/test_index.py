@@ -1,0 +1,133 @@
+"""The workspace index and the context chosen for a prompt, on a real little workspace."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+
+from context.index import WorkspaceIndex
+from context.retrieval import ContextBuilder, ContextRequest, KnowledgeBase
+from tests.conftest import FIXTURES
+
+WORKSPACE = FIXTURES / "context"
+
+
+def words(text: str) -> int:
+    """A stand-in token count for budgets: whitespace-separated words."""
+    return len(text.split())
+
+
+@pytest.fixture
+def tree(tmp_path: Path) -> Path:
+    root = tmp_path / "ws"
+    shutil.copytree(WORKSPACE, root)
+    return root
+
+
+@pytest.fixture
+def index(tree: Path) -> WorkspaceIndex:
+    idx = WorkspaceIndex([tree])
+    idx.scan()
+    return idx
+
+
+def rel(index: WorkspaceIndex) -> set[str]:
+    return {f.path.relative_to(index.roots[0]).as_posix() for f in index.files()}
+
+
+def test_scan_indexes_sources_and_skips_ignored_and_secret_files(index: WorkspaceIndex) -> None:
+    assert rel(index) == {
+        "src/autopilot.adb",
+        "src/flight_limits.ads",
+        "rtl/util_pkg.vhd",
+        "rtl/uart_tx.vhd",
+    }
+
+
+def test_definitions_are_found_by_name_across_files(index: WorkspaceIndex) -> None:
+    hits = index.lookup("clamp_altitude")  # Ada does not care about case
+    assert [(h.entry.path.name, h.definition.kind) for h in hits] == [
+        ("flight_limits.ads", "function")
+    ]
+    assert index.search("parof")[0].definition.name == "parity_of"
+
+
+def test_configured_exclusions_and_size_limit(tree: Path) -> None:
+    (tree / "src" / "big.ads").write_text("package Big is\n" + "--\n" * 600_000 + "end Big;\n")
+    idx = WorkspaceIndex([tree], exclude=["rtl/"], max_file_bytes=100_000)
+    idx.scan()
+    assert rel(idx) == {"src/autopilot.adb", "src/flight_limits.ads"}
+
+
+def test_binary_files_and_symlink_loops_are_skipped(tree: Path) -> None:
+    (tree / "src" / "blob.adb").write_bytes(b"package Blob is\0\0\0 end Blob;")
+    os.symlink(tree, tree / "src" / "loop")
+    os.symlink("/etc/passwd", tree / "src" / "passwd.ads")
+    idx = WorkspaceIndex([tree])
+    idx.scan()
+    assert "src/blob.adb" not in rel(idx)
+    assert not [p for p in rel(idx) if "loop" in p or "passwd" in p]
+
+
+def test_updates_and_removals_keep_names_current(index: WorkspaceIndex, tree: Path) -> None:
+    spec = tree / "src" / "flight_limits.ads"
+    text = spec.read_text().replace("Clamp_Altitude", "Bound_Altitude")
+    index.update(spec, text)
+    assert index.lookup("clamp_altitude") == []
+    assert index.lookup("bound_altitude")[0].entry.path == spec
+    spec.unlink()
+    index.update(spec)  # gone from disk: gone from the index
+    assert index.lookup("bound_altitude") == []
+
+
+def test_a_withed_spec_and_used_definitions_make_the_context(index: WorkspaceIndex, tree: Path):
+    body = tree / "src" / "autopilot.adb"
+    text = body.read_text()
+    line = next(i for i, ln in enumerate(text.split("\n")) if "Target := " in ln)
+    snippets = ContextBuilder(index).build(
+        ContextRequest(path=body, text=text, cursor_line=line, budget_tokens=400), words
+    )
+    paths = {s.path for s in snippets}
+    assert "src/flight_limits.ads" in paths
+    assert not [p for p in paths if "secret" in p or "generated" in p]
+    joined = "\n".join(s.text for s in snippets)
+    assert "function Clamp_Altitude (Altitude : Feet) return Feet" in joined
+    # Provenance names exact lines of the file.
+    lines = (tree / "src" / "flight_limits.ads").read_text().split("\n")
+    for s in snippets:
+        assert s.text == "\n".join(lines[s.start_line : s.end_line + 1]).rstrip()
+
+
+def test_the_budget_is_kept(index: WorkspaceIndex, tree: Path) -> None:
+    body = tree / "src" / "autopilot.adb"
+    text = body.read_text()
+    builder = ContextBuilder(index)
+    for budget in (0, 15, 40, 400):
+        snippets = builder.build(
+            ContextRequest(path=body, text=text, cursor_line=8, budget_tokens=budget), words
+        )
+        assert sum(words(f"{s.path}\n{s.text}\n") + 2 for s in snippets) <= budget
+
+
+def test_an_excluded_file_gets_no_context(tree: Path) -> None:
+    idx = WorkspaceIndex([tree], exclude=["src/autopilot.adb"])
+    idx.scan()
+    body = tree / "src" / "autopilot.adb"
+    req = ContextRequest(path=body, text=body.read_text(), cursor_line=8, budget_tokens=400)
+    assert ContextBuilder(idx).build(req, words) == ()
+
+
+def test_vhdl_use_work_resolves_to_the_package(index: WorkspaceIndex, tree: Path) -> None:
+    found = ContextBuilder(index).resolve("work.util_pkg", "vhdl", tree / "rtl" / "uart_tx.vhd")
+    assert [f.path.name for f in found] == ["util_pkg.vhd"]
+
+
+def test_knowledge_base_passages_rank_by_the_names_in_use(tree: Path) -> None:
+    kb = KnowledgeBase([tree / "docs"], exclude=lambda p: False)
+    best = kb.passages({"clamp_altitude", "flight_limits", "altitude"})
+    assert best and "Clamp_Altitude" in best[0].text
+    assert best[0].path == "docs/coding-standard.md"
+    assert kb.passages({"unrelated_name"}) == []
