@@ -91,3 +91,9 @@ def strip_typed_whitespace(generated: str, typed: str) -> str:
     if generated.startswith(typed):
         return generated[len(typed) :]
     return generated.lstrip(" \t")
+
+
+def suggestion_text(generated: str, typed: str) -> str:
+    """What the editor shows for a generation: without the whitespace the user already typed
+    and without trailing blanks. `audit replay` applies the same, so it compares like with like."""
+    return strip_typed_whitespace(generated, typed).rstrip()

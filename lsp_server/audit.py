@@ -2,6 +2,8 @@
 
 Each line carries the sha256 of the line before it, so an edited, removed or reordered line
 breaks the chain. Appends happen under an exclusive file lock: several editors can share a log.
+A line a killed writer left unfinished is dropped by the next writer (it was never acknowledged).
+A log can be rotated by size; the first line of the new file chains from the last of the old one.
 """
 
 from __future__ import annotations
@@ -10,15 +12,23 @@ import fcntl
 import getpass
 import hashlib
 import json
+import logging
 import os
+import re
 import socket
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, Protocol
 
 from inference.errors import AirgapError
 
 GENESIS = "0" * 64
+_STAMP = "%Y%m%dT%H%M%S%f"  # UTC, fixed width: rotated names sort by time
+_READ_STEP = 1 << 16
+_MAX_REOPEN = 100  # a writer that keeps finding its file rotated away gives up, loudly
+
+log = logging.getLogger("airgap_lsp.audit")
 
 
 class AuditError(AirgapError):
@@ -46,6 +56,23 @@ class AuditRecord:
     timings: dict[str, float] = field(default_factory=dict)
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
+class AuditEvent:
+    """What became of a shown suggestion, logged under the suggestion's id."""
+
+    id: str
+    time: str
+    kind: str  # one of EVENT_KINDS
+    user: dict[str, Any]
+    host: str
+    client: dict[str, Any]
+    file: str
+    reason: str = ""
+
+
+EVENT_KINDS = frozenset({"accept", "not_accepted"})
+
+
 def os_identity() -> tuple[dict[str, Any], str]:
     """The OS user (never the editor's claim) and the host name, read locally."""
     try:
@@ -58,7 +85,7 @@ def os_identity() -> tuple[dict[str, Any], str]:
 class AuditSink(Protocol):
     path: Path
 
-    def write(self, record: AuditRecord) -> None: ...
+    def write(self, record: AuditRecord | AuditEvent) -> None: ...
 
 
 def last_line(fd: int) -> bytes:
@@ -76,35 +103,447 @@ def last_line(fd: int) -> bytes:
     return tail.rstrip(b"\n")
 
 
+def _tail(fd: int) -> tuple[bytes, int]:
+    """The last complete line (without its newline) and the offset just past that newline.
+
+    Bytes after the offset are an unfinished line a killed writer left. Read backwards in
+    steps and joined once, so a line of many megabytes costs one pass, not one per step.
+    """
+    pos = os.lseek(fd, 0, os.SEEK_END)
+    end: int | None = None
+    parts: list[bytes] = []
+    while pos > 0:
+        step = min(_READ_STEP, pos)
+        pos -= step
+        chunk = os.pread(fd, step, pos)
+        if end is None:
+            nl = chunk.rfind(b"\n")
+            if nl < 0:
+                continue  # still inside the unfinished tail
+            end = pos + nl + 1
+            chunk = chunk[:nl]
+        nl = chunk.rfind(b"\n")
+        if nl >= 0:
+            parts.append(chunk[nl + 1 :])
+            return b"".join(reversed(parts)), end
+        parts.append(chunk)
+    if end is None:
+        return b"", 0
+    return b"".join(reversed(parts)), end
+
+
+def _sha256(line: bytes) -> str:
+    return hashlib.sha256(line).hexdigest()
+
+
+def _rotated_pattern(stem: str) -> re.Pattern[str]:
+    return re.compile(re.escape(stem) + r"-(\d{8}T\d{12})\.jsonl")
+
+
+def _rotated(folder: Path, stem: str) -> list[Path]:
+    """The rotated files of the log `stem` in `folder`, oldest first."""
+    pattern = _rotated_pattern(stem)
+    try:
+        names = os.listdir(folder)
+    except FileNotFoundError:
+        return []
+    return [folder / name for name in sorted(names) if pattern.fullmatch(name)]
+
+
+def _fsync_dir(folder: Path) -> None:
+    """Make a created or renamed entry survive a power cut, not only its contents."""
+    dfd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(dfd)
+    finally:
+        os.close(dfd)
+
+
 class JsonlAudit:
-    """An append-only, hash-chained JSONL file, readable by its owner only."""
+    """An append-only, hash-chained JSONL file, readable by its owner only.
 
-    def __init__(self, path: Path) -> None:
+    With `max_bytes`, a file that has grown past it is renamed to
+    `<stem>-<UTC yyyymmddTHHMMSSffffff>.jsonl` beside it before the next append, and the new file
+    chains from the last line of the renamed one: `verify_chain` checks them as one log.
+    """
+
+    def __init__(self, path: Path, max_bytes: int | None = None) -> None:
         self.path = path
+        self.max_bytes = max_bytes
 
-    def write(self, record: AuditRecord) -> None:
+    def write(self, record: AuditRecord | AuditEvent) -> None:
+        for _ in range(_MAX_REOPEN):
+            try:
+                self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+                fd = os.open(self.path, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o600)
+            except OSError as exc:
+                raise AuditError(
+                    f"Cannot open the audit log {self.path} ({exc.strerror}); no suggestion is "
+                    "shown without its audit line. Fix the path or its permissions "
+                    "(setting auditPath)."
+                ) from exc
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX)
+                if self._append_locked(fd, record):
+                    return
+            except OSError as exc:
+                raise AuditError(
+                    f"Cannot write the audit log {self.path} ({exc.strerror or exc}); the "
+                    "suggestion was withheld. Free disk space or fix permissions, then try again."
+                ) from exc
+            finally:
+                os.close(fd)
+        raise AuditError(
+            f"The audit log {self.path} was renamed or removed {_MAX_REOPEN} times while this "
+            "writer waited for it; the suggestion was withheld. Check what else moves that file."
+        )
+
+    def _append_locked(self, fd: int, record: AuditRecord | AuditEvent) -> bool:
+        """Append under the lock; False when the file is no longer the log and must be reopened."""
+        if not self._still_the_log(fd):
+            return False  # another writer rotated it (or someone moved it) while we waited
+        size = os.lseek(fd, 0, os.SEEK_END)
+        last, end = _tail(fd)
+        if end < size:
+            # A writer died mid-line. That line was never fsynced, so its reply was never sent:
+            # no shown suggestion loses its record, and the chain goes on from a whole line.
+            log.warning(
+                "audit log %s ended with an unfinished line of %d bytes (a writer was stopped "
+                "mid-write); dropped it before appending",
+                self.path,
+                size - end,
+            )
+            os.ftruncate(fd, end)
+        if self.max_bytes is not None and end > self.max_bytes:
+            self._rotate()
+            return False
+        prev = _sha256(last) if end else self._prev_of_rotated()
+        doc = asdict(record) | {"prev_sha256": prev}
+        line = json.dumps(doc, ensure_ascii=False, separators=(",", ":")).encode() + b"\n"
+        written = os.write(fd, line)
+        if written != len(line):
+            raise OSError(28, f"short write ({written} of {len(line)} bytes)")
+        os.fsync(fd)
+        if not end:
+            _fsync_dir(self.path.parent)
+        return True
+
+    def _still_the_log(self, fd: int) -> bool:
         try:
-            self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-            fd = os.open(self.path, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o600)
-        except OSError as exc:
-            raise AuditError(
-                f"Cannot open the audit log {self.path} ({exc.strerror}); no suggestion is shown "
-                "without its audit line. Fix the path or its permissions (setting auditPath)."
-            ) from exc
+            named = os.stat(self.path)
+        except FileNotFoundError:
+            return False
+        held = os.fstat(fd)
+        return (held.st_dev, held.st_ino) == (named.st_dev, named.st_ino)
+
+    def _real(self) -> Path:
+        """Rotate the file itself, not a symlink that points at it."""
+        return Path(os.path.realpath(self.path))
+
+    def _rotate(self) -> None:
+        real = self._real()
+        stamp = datetime.now(UTC).strftime(_STAMP)
+        older = _rotated(real.parent, real.stem)
+        if older:
+            newest = _rotated_pattern(real.stem).fullmatch(older[-1].name)
+            assert newest is not None
+            if stamp <= newest[1]:  # the clock went back: keep the names in chain order
+                after = datetime.strptime(newest[1], _STAMP) + timedelta(microseconds=1)
+                stamp = after.strftime(_STAMP)
+        target = real.parent / f"{real.stem}-{stamp}.jsonl"
+        if target.exists():
+            raise FileExistsError(17, f"rotated log {target} already exists")
+        os.rename(real, target)
+        _fsync_dir(real.parent)
+        log.info("audit log %s rotated to %s", self.path, target)
+
+    def _prev_of_rotated(self) -> str:
+        """Where an empty log starts: after the newest rotated file, or at the genesis."""
+        real = self._real()
+        for older in reversed(_rotated(real.parent, real.stem)):
+            rfd = os.open(older, os.O_RDONLY)
+            try:
+                last, end = _tail(rfd)
+            finally:
+                os.close(rfd)
+            if end:
+                return _sha256(last)
+        return GENESIS
+
+
+_RECORD_FIELDS = frozenset(f.name for f in fields(AuditRecord)) | {"prev_sha256"}
+_EVENT_FIELDS = frozenset(f.name for f in fields(AuditEvent)) | {"prev_sha256"}
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class VerifyResult:
+    """What `verify` or `verify_chain` found.
+
+    `lines` counts the complete lines that verified (all of them when `ok`; those before
+    `first_broken` otherwise, across all files for `verify_chain`). `first_broken` is a 1-based
+    line number inside `file`. `last_sha256` is the hash of the last line that verified: record
+    it somewhere else to detect, later, what the chain alone cannot (see `verify`).
+    """
+
+    ok: bool
+    lines: int
+    first_broken: int | None
+    reason: str
+    partial_tail: bool
+    file: Path | None = None
+    last_sha256: str = GENESIS
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class _FileCheck:
+    lines: int
+    last_sha256: str
+    partial: int = 0  # bytes of an unfinished last line
+    broken: int | None = None
+    reason: str = ""
+
+
+def _parse(line: bytes) -> tuple[dict[str, Any] | None, str]:
+    """The line's record, or why it is not one."""
+    try:
+        text = line.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        return None, f"not UTF-8 text (byte {exc.start + 1}): the line was altered"
+    try:
+        doc = json.loads(text)
+    except json.JSONDecodeError as exc:
+        return None, f"not valid JSON ({exc.msg}, column {exc.colno}): the line was altered"
+    if not isinstance(doc, dict):
+        return None, "not an audit record (JSON, but not an object): the line was altered"
+    kind = doc.get("kind")
+    if not isinstance(kind, str):
+        return None, "not an audit record (no kind): the line was altered"
+    missing = sorted((_EVENT_FIELDS if kind in EVENT_KINDS else _RECORD_FIELDS) - doc.keys())
+    if missing:
+        return None, f"not an audit record (missing {', '.join(missing)}): the line was altered"
+    if not isinstance(doc["prev_sha256"], str):
+        return None, "not an audit record (prev_sha256 is not a string): the line was altered"
+    return doc, ""
+
+
+def _whole_lines(path: Path) -> list[tuple[int, str]]:
+    """(line number, sha256) of every complete line: the second pass that explains a break."""
+    out = []
+    with path.open("rb") as fh:
+        for n, raw in enumerate(fh, start=1):
+            if raw.endswith(b"\n"):
+                out.append((n, _sha256(raw[:-1])))
+    return out
+
+
+def _why_unlinked(path: Path, n: int, recorded: str, own: str, before: str, start: str) -> str:
+    """Tell a person what kind of change explains line n not chaining from the line before it.
+
+    `before` names what line n should chain from; `start` is the explanation for line 1 when
+    nothing in the file explains it.
+    """
+    hashes = _whole_lines(path)
+    copy_of = next((m for m, h in hashes if h == own and m != n), None)
+    follows = next((m for m, h in hashes if h == recorded), None)
+    if copy_of is not None:
+        why = f"it is a copy of line {copy_of}: a line was duplicated or inserted"
+    elif follows is not None and follows < n:
+        why = f"it chains from line {follows}: lines were inserted before it, or it was moved"
+    elif follows is not None:
+        why = f"it chains from line {follows}, which comes after it: lines were swapped or moved"
+    elif n == 1:
+        why = start
+    else:
+        why = (
+            f"line {n - 1} was edited, lines between line {n - 1} and line {n} were removed, or "
+            f"line {n}'s prev_sha256 was changed"
+        )
+    return f"line {n}: prev_sha256 does not match {before} ({why})"
+
+
+def _check_file(path: Path, prev: str, *, first_before: str, first_start: str) -> _FileCheck:
+    n = 0
+    with path.open("rb") as fh:
+        for raw in fh:
+            if not raw.endswith(b"\n"):
+                return _FileCheck(lines=n, last_sha256=prev, partial=len(raw))
+            n += 1
+            line = raw[:-1]
+            doc, problem = _parse(line)
+            if doc is None:
+                return _FileCheck(
+                    lines=n - 1, last_sha256=prev, broken=n, reason=f"line {n}: {problem}"
+                )
+            if doc["prev_sha256"] != prev:
+                before = first_before if n == 1 else f"line {n - 1}"
+                why = _why_unlinked(path, n, doc["prev_sha256"], _sha256(line), before, first_start)
+                return _FileCheck(lines=n - 1, last_sha256=prev, broken=n, reason=why)
+            prev = _sha256(line)
+    return _FileCheck(lines=n, last_sha256=prev)
+
+
+def verify(path: Path, *, prev_sha256: str = GENESIS) -> VerifyResult:
+    """Check that every complete line of one audit file is a record and that the chain holds.
+
+    A record is a JSON object with every `AuditRecord` field (every `AuditEvent` field when its
+    kind is in `EVENT_KINDS`) and `prev_sha256`; other keys are allowed.
+
+    The line named is the FIRST line at which the file stops being consistent: a line that is
+    not a JSON audit record names itself; otherwise the first line whose `prev_sha256` is not the
+    hash of the line before it. So a line edited into something that still parses is named by
+    the line AFTER it (an edit of line 3 names line 4), because the chain cannot tell "line 3 was
+    edited" from "line 4's prev_sha256 was forged" or "lines between were removed"; the reason
+    says which changes fit, and rules some out by finding where the line really chains from. A
+    deleted line names the line now in its place; an inserted or copied line names itself; two
+    swapped lines name the first of them.
+
+    Limits of a chain alone: an edit of the LAST line, and lines removed from the END (or the
+    whole file replaced by a shorter valid log), leave a valid chain. Keep `last_sha256` from a
+    result somewhere the log's writers cannot reach, and compare it later. A last line with no
+    newline (a writer killed mid-write) is not an error: the file verifies up to the last
+    complete line, with `partial_tail=True`; the next write removes it.
+
+    `prev_sha256` is what line 1 chains from: the genesis for a log, or the last line's hash of
+    the rotated file before it (`verify_chain` checks a rotated log whole).
+    """
+    return _verify_files(
+        [path], path, prev_sha256, first_start=_start_reason(prev_sha256), chain=False
+    )
+
+
+def _start_reason(prev: str) -> str:
+    if prev == GENESIS:
+        return (
+            "the lines before it were removed, or the file continues a rotated log: "
+            "run verify_chain on its folder"
+        )
+    return "the file does not continue from the given line"
+
+
+def verify_chain(folder_or_path: Path) -> VerifyResult:
+    """Verify a rotated log as one chain: its rotated files oldest first, then the current file.
+
+    Pass the current file, or the folder that holds one log. A rotated file that was removed
+    breaks the chain at line 1 of the file after it.
+    """
+    target = Path(os.path.realpath(folder_or_path))
+    if target.is_dir():
+        stems = _log_stems(target)
+        if not stems:
+            return _missing(folder_or_path, f"{folder_or_path} holds no audit log (*.jsonl)")
+        if len(stems) > 1:
+            return VerifyResult(
+                ok=False,
+                lines=0,
+                first_broken=None,
+                reason=(
+                    f"{folder_or_path} holds several logs ({', '.join(sorted(stems))}): "
+                    "pass the current file of the one to verify"
+                ),
+                partial_tail=False,
+            )
+        current = target / f"{stems.pop()}.jsonl"
+    else:
+        current = target
+    files = _rotated(current.parent, current.stem)
+    if current.exists() or not files:
+        files.append(current)
+    return _verify_files(
+        files, folder_or_path, GENESIS, first_start=_start_reason(GENESIS), chain=True
+    )
+
+
+def _log_stems(folder: Path) -> set[str]:
+    stems = set()
+    rotated = re.compile(r"(.+)-\d{8}T\d{12}\.jsonl")
+    for name in os.listdir(folder):
+        if not name.endswith(".jsonl") or not (folder / name).is_file():
+            continue
+        m = rotated.fullmatch(name)
+        stems.add(m[1] if m else name[: -len(".jsonl")])
+    return stems
+
+
+def _missing(path: Path, reason: str) -> VerifyResult:
+    return VerifyResult(ok=False, lines=0, first_broken=None, reason=reason, partial_tail=False)
+
+
+def _verify_files(
+    files: list[Path], shown: Path, prev: str, *, first_start: str, chain: bool
+) -> VerifyResult:
+    total = 0
+    before_file: Path | None = None
+    for i, path in enumerate(files):
         try:
-            fcntl.flock(fd, fcntl.LOCK_EX)
-            last = last_line(fd)
-            prev = hashlib.sha256(last).hexdigest() if last else GENESIS
-            doc = asdict(record) | {"prev_sha256": prev}
-            line = json.dumps(doc, ensure_ascii=False, separators=(",", ":")).encode() + b"\n"
-            written = os.write(fd, line)
-            if written != len(line):
-                raise OSError(28, f"short write ({written} of {len(line)} bytes)")
-            os.fsync(fd)
+            if before_file is None:
+                first_before = (
+                    "the start of a log (64 zeros)" if prev == GENESIS else f"the given {prev}"
+                )
+                start = first_start
+            else:
+                first_before = f"the last line of {before_file.name}"
+                start = f"{before_file.name} lost lines at its end, or a rotated file was removed"
+            check = _check_file(path, prev, first_before=first_before, first_start=start)
+        except FileNotFoundError:
+            return _missing(
+                path,
+                f"{path} does not exist: there is no audit log to verify (check the path; a "
+                "removed log cannot be told from one never written)",
+            )
         except OSError as exc:
-            raise AuditError(
-                f"Cannot write the audit log {self.path} ({exc.strerror or exc}); the suggestion "
-                "was withheld. Free disk space or fix permissions, then try again."
-            ) from exc
-        finally:
-            os.close(fd)
+            return _missing(path, f"cannot read {path} ({exc.strerror or exc})")
+        label = f"{path.name} " if chain else ""
+        total += check.lines
+        if check.broken is not None:
+            return VerifyResult(
+                ok=False,
+                lines=total,
+                first_broken=check.broken,
+                reason=label + check.reason,
+                partial_tail=False,
+                file=path,
+                last_sha256=check.last_sha256,
+            )
+        last_file = i == len(files) - 1
+        if check.partial and not last_file:
+            return VerifyResult(
+                ok=False,
+                lines=total,
+                first_broken=check.lines + 1,
+                reason=(
+                    f"{label}line {check.lines + 1}: unfinished ({check.partial} bytes, no "
+                    "newline), but newer files follow: the rotated file was cut after rotation"
+                ),
+                partial_tail=False,
+                file=path,
+                last_sha256=check.last_sha256,
+            )
+        prev = check.last_sha256
+        if check.lines:
+            before_file = path
+        if last_file:
+            where = f"{shown} ({len(files)} files)" if chain else f"{shown}"
+            if check.partial:
+                reason = (
+                    f"{where}: {total} lines verified; after them, an unfinished line of "
+                    f"{check.partial} bytes (a writer was stopped mid-write, so that suggestion "
+                    "was never shown); the next write removes it"
+                )
+            elif total == 0:
+                reason = f"{where} is empty: no lines to verify"
+            else:
+                reason = (
+                    f"{where}: {total} lines verified, the chain is whole; last line sha256 "
+                    f"{prev} (keep it elsewhere: an edit of the last line or lines removed from "
+                    "the end only show against it)"
+                )
+            return VerifyResult(
+                ok=True,
+                lines=total,
+                first_broken=None,
+                reason=reason,
+                partial_tail=bool(check.partial),
+                file=path,
+                last_sha256=prev,
+            )
+    raise AssertionError("unreachable: files is never empty")

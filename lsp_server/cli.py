@@ -94,6 +94,41 @@ def _cmd_model_verify(args: argparse.Namespace) -> int:
     return 0
 
 
+def _audit_log(args: argparse.Namespace) -> Path:
+    from lsp_server.paths import default_audit_path
+
+    return Path(args.log).expanduser() if args.log else default_audit_path()
+
+
+def _cmd_audit_verify(args: argparse.Namespace) -> int:
+    from lsp_server.audit import verify_chain
+
+    log = _audit_log(args)
+    result = verify_chain(log)
+    print(result.reason)
+    if result.ok:
+        print(f"  {result.lines} lines; the last line's sha256 is {result.last_sha256}")
+        print("  (keep that hash elsewhere: it also proves that no line was cut from the end)")
+    elif result.first_broken is not None:
+        print(f"  first broken line: {result.first_broken} of {result.file or log}")
+    return 0 if result.ok else 1
+
+
+def _cmd_audit_replay(args: argparse.Namespace) -> int:
+    from lsp_server.replay import find_record, replay
+
+    record = find_record(_audit_log(args), args.id)
+    result = replay(record, _store())
+    model = record["model"]
+    print(f"suggestion {args.id} of {record['time']} by {model['name']}@{model['version']}")
+    print(f"  manifest sha256 {model['manifest_sha256']} (checked)")
+    print(f"  replayed on {result.device} ({result.dtype}); logged on {record['device']}")
+    print(f"  logged:   {record['text']!r}")
+    print(f"  replayed: {result.text!r}")
+    print("  SAME text" if result.same else "  DIFFERENT text")
+    return 0 if result.same else 1
+
+
 def _cmd_demo(args: argparse.Namespace) -> int:
     from lsp_server.demo import run_demo
 
@@ -129,6 +164,17 @@ def _parser() -> argparse.ArgumentParser:
     ver = model.add_parser("verify", help="check every file of NAME[@VERSION] against its manifest")
     ver.add_argument("ref")
     ver.set_defaults(func=_cmd_model_verify)
+
+    audit = sub.add_parser("audit", help="the audit log").add_subparsers(
+        dest="audit_command", required=True
+    )
+    ver = audit.add_parser("verify", help="check the hash chain; names the first broken line")
+    ver.add_argument("--log", help="the audit log (default: the data directory's)")
+    ver.set_defaults(func=_cmd_audit_verify)
+    rep = audit.add_parser("replay", help="re-run a logged suggestion on the same locked model")
+    rep.add_argument("id")
+    rep.add_argument("--log", help="the audit log (default: the data directory's)")
+    rep.set_defaults(func=_cmd_audit_replay)
 
     demo = sub.add_parser("demo", help="a session with the real server on a sample workspace")
     demo.add_argument("workspace", nargs="?", default="examples/workspace")

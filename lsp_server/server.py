@@ -8,6 +8,7 @@ import threading
 import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +22,7 @@ from context.retrieval import ContextBuilder, KnowledgeBase
 from inference.engine import Engine
 from inference.errors import AirgapError
 from lsp_server import __version__
-from lsp_server.audit import JsonlAudit
+from lsp_server.audit import AuditEvent, JsonlAudit, os_identity
 from lsp_server.paths import default_audit_path, model_store_root
 from lsp_server.settings import Settings, SettingsError, parse_settings
 
@@ -38,6 +39,7 @@ class AirgapServer(LanguageServer):
         self._engine: asyncio.Future[Engine] | None = None
         self._engine_key: tuple[str, str, str] | None = None
         self.inflight: dict[str, threading.Event] = {}  # document uri -> cancel flag
+        self.shown: dict[str, str] = {}  # document uri -> id of its suggestion awaiting a verdict
         self.index = WorkspaceIndex(())
         self.context = ContextBuilder(self.index)
         self.documents: dict[str, ParsedDocument] = {}  # open documents, most recent last
@@ -64,6 +66,33 @@ class AirgapServer(LanguageServer):
     def audit_sink(self) -> JsonlAudit:
         path = Path(self.settings.audit_path).expanduser() if self.settings.audit_path else None
         return JsonlAudit(path or default_audit_path())
+
+    def audit_event(self, event: str, suggestion_id: str, uri: str, reason: str = "") -> None:
+        """An accept / not-accepted line, with the same id as the suggestion it is about."""
+        user, host = os_identity()
+        self.audit_sink().write(
+            AuditEvent(
+                id=suggestion_id,
+                time=datetime.now(UTC).isoformat(timespec="milliseconds"),
+                kind=event,
+                user=user,
+                host=host,
+                client=dict(self.client),
+                file=uri,
+                reason=reason,
+            )
+        )
+
+    def replace_shown(self, uri: str, suggestion_id: str | None, reason: str = "replaced") -> None:
+        """A new suggestion (or none) for a document: the one it replaces was not accepted."""
+        previous = self.shown.pop(uri, None)
+        if previous is not None:
+            try:
+                self.audit_event("not_accepted", previous, uri, reason)
+            except AirgapError as exc:
+                self.show_error(str(exc))
+        if suggestion_id is not None:
+            self.shown[uri] = suggestion_id
 
     def show_error(self, message: str) -> None:
         log.error(message)
@@ -116,6 +145,7 @@ class AirgapServer(LanguageServer):
         self.documents[uri] = doc
 
     def close_document(self, uri: str) -> None:
+        self.replace_shown(uri, None, "document closed")
         self.documents.pop(uri, None)
         if (cancel := self.inflight.pop(uri, None)) is not None:
             cancel.set()
@@ -221,9 +251,10 @@ class _Progress:
 
 
 def build_server() -> AirgapServer:
-    from lsp_server.features import configuration, documents, inline_completion, symbols
+    from lsp_server.features import accept, configuration, documents, inline_completion, symbols
 
     server = AirgapServer()
+    accept.register(server)
     configuration.register(server)
     documents.register(server)
     inline_completion.register(server)

@@ -35,6 +35,8 @@ def register(server: AirgapServer) -> None:
     def shutdown(ls: AirgapServer, _params: None) -> None:
         for cancel in ls.inflight.values():  # stop generations between two steps, then exit
             cancel.set()
+        for uri in list(ls.shown):
+            ls.replace_shown(uri, None, "session ended")
 
     @server.feature(types.WORKSPACE_DID_CHANGE_CONFIGURATION)
     def did_change_configuration(

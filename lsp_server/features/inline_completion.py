@@ -17,13 +17,14 @@ from pygls.exceptions import JsonRpcInternalError, JsonRpcRequestCancelled
 from pygls.uris import to_fs_path
 
 from context.languages import for_document
-from context.prompt import Prompt, build_prompt, strip_typed_whitespace
+from context.prompt import Prompt, build_prompt, suggestion_text
 from context.retrieval import ContextRequest
 from inference.engine import Engine, Generation, GenerationRequest
 from inference.errors import AirgapError, GenerationCancelled
 from inference.prompt_format import FORMATS, render
 from inference.stops import StopRule, block_indent, wants_multiline
 from lsp_server.audit import AuditRecord, os_identity
+from lsp_server.features.accept import ACCEPT
 from lsp_server.settings import Settings
 
 if TYPE_CHECKING:
@@ -95,7 +96,7 @@ def register(server: AirgapServer) -> None:
             if ls.inflight.get(uri) is cancel:
                 del ls.inflight[uri]
 
-        text = strip_typed_whitespace(gen.text, prompt.trailing_ws).rstrip()
+        text = suggestion_text(gen.text, prompt.trailing_ws)
         if not text.strip():
             return types.InlineCompletionList(items=[])
         record = audit_record(ls, params, prompt, request, engine, gen, text, total_ms)
@@ -106,10 +107,14 @@ def register(server: AirgapServer) -> None:
             ls.show_error(str(exc))
             raise JsonRpcInternalError(str(exc)) from exc
         log.info("suggestion %s: %d tokens, %s", record.id, gen.new_tokens, gen.stop_reason)
+        ls.replace_shown(uri, record.id)
         pos = params.position
+        accept = types.Command(title="Accepted", command=ACCEPT, arguments=[record.id])
         return types.InlineCompletionList(
             items=[
-                types.InlineCompletionItem(insert_text=text, range=types.Range(start=pos, end=pos))
+                types.InlineCompletionItem(
+                    insert_text=text, range=types.Range(start=pos, end=pos), command=accept
+                )
             ]
         )
 
@@ -172,6 +177,8 @@ def audit_record(
             "strategy": "greedy",
             "max_new_tokens": request.max_new_tokens,
             "multiline": request.stop.multiline,
+            "base_indent": request.stop.base_indent,
+            "forced_prefix": request.forced_prefix,
             "stop_reason": gen.stop_reason,
         },
         prompt=request.prompt,

@@ -87,10 +87,12 @@ async def complete(client: LanguageClient, uri: str, doc: CursorFile) -> list[st
     return [i.insert_text if isinstance(i.insert_text, str) else i.insert_text.value for i in items]
 
 
-def audit_lines(path: Path) -> list[dict]:
+def audit_lines(path: Path, kind: str | None = "inline_completion") -> list[dict]:
+    """The audit log's suggestion lines (or all lines, accept events too, with kind=None)."""
     if not path.exists():
         return []
-    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()]
+    lines = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()]
+    return [r for r in lines if kind is None or r["kind"] == kind]
 
 
 @pytest_lsp.fixture(config=ClientServerConfig(server_command=SERVER))
@@ -218,7 +220,7 @@ async def test_a_missing_model_is_an_error_that_says_what_to_do(
         await complete(client, uri, doc)
     shown = [m.message for m in client.messages if m.type == types.MessageType.Error]
     assert any("no-such-model@1.0" in m for m in shown), shown
-    assert audit_lines(audit) == []  # nothing suggested, nothing audited
+    assert audit_lines(audit, kind=None) == []  # nothing suggested, nothing audited
 
 
 async def test_a_newer_request_for_the_document_cancels_the_older(

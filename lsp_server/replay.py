@@ -1,0 +1,81 @@
+"""`airgap-lsp audit replay ID`: the same locked model, the logged prompt and parameters, again.
+
+Greedy decoding on the same checkpoint, dtype and device gives the same text; replay shows it, or
+shows the difference. It refuses a model whose manifest hash is not the one the line records.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from context.prompt import suggestion_text
+from inference.errors import AirgapError, ModelRefused
+from inference.stops import StopRule
+from inference.store import ModelStore
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ReplayResult:
+    record: dict[str, Any]
+    text: str  # what the model gives now
+    device: str
+    dtype: str
+
+    @property
+    def same(self) -> bool:
+        return self.text == self.record["text"]
+
+
+def find_record(log: Path, suggestion_id: str) -> dict[str, Any]:
+    """The suggestion line with this id (not its accept / not-accepted events)."""
+    try:
+        with log.open(encoding="utf-8") as fh:
+            for line in fh:
+                if suggestion_id not in line:
+                    continue
+                doc = json.loads(line)
+                if doc.get("id") == suggestion_id and "prompt" in doc:
+                    return dict(doc)
+    except OSError as exc:
+        raise AirgapError(f"Cannot read the audit log {log} ({exc.strerror}).") from exc
+    except json.JSONDecodeError as exc:
+        raise AirgapError(
+            f"The audit log {log} holds a line that is not JSON ({exc}): run "
+            "`airgap-lsp audit verify` first."
+        ) from exc
+    raise AirgapError(f"No suggestion with id {suggestion_id} in {log}.")
+
+
+def replay(record: dict[str, Any], store: ModelStore) -> ReplayResult:
+    from inference.engine import GenerationRequest, LocalEngine
+
+    model = record["model"]
+    ref = f"{model['name']}@{model['version']}"
+    stored = store.verify(ref)
+    if stored.manifest_sha256 != model["manifest_sha256"]:
+        raise ModelRefused(
+            f"{ref} in the store has manifest sha256 {stored.manifest_sha256}, but the suggestion "
+            f"was made by {model['manifest_sha256']}: this is not the same model, so a replay "
+            "would prove nothing. Import the original files under their version again."
+        )
+    decoding = record["decoding"]
+    device = "cpu" if record["device"] == "cpu" else "auto"
+    engine = LocalEngine(stored, device=device, dtype=record["dtype"])
+    request = GenerationRequest(
+        prompt=record["prompt"],
+        max_new_tokens=int(decoding["max_new_tokens"]),
+        stop=StopRule(
+            multiline=bool(decoding["multiline"]), base_indent=int(decoding["base_indent"])
+        ),
+        forced_prefix=str(decoding["forced_prefix"]),
+    )
+    generation = engine.generate(request)
+    return ReplayResult(
+        record=record,
+        text=suggestion_text(generation.text, request.forced_prefix),
+        device=engine.info.device,
+        dtype=engine.info.dtype,
+    )
