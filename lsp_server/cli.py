@@ -83,7 +83,14 @@ def _cmd_model_list(_args: argparse.Namespace) -> int:
         print(f"no models in {store.root}; import one with `airgap-lsp model import`")
         return 0
     for name, version, digest in rows:
-        print(f"{name}@{version}  manifest sha256 {digest}")
+        m = store.describe(name, version)
+        print(f"{name}@{version}")
+        print(f"  manifest sha256 {digest}")
+        if m is not None:
+            by = m.imported_by
+            who = f"{by.get('user', '?')} (uid {by.get('uid', '?')}) on {by.get('host', '?')}"
+            print(f"  family {m.family}, prompt format {m.prompt_format}, license {m.license}")
+            print(f"  imported {m.imported_at} by {who} from {m.source.get('path', '?')}")
     return 0
 
 

@@ -227,3 +227,17 @@ def test_a_bare_name_resolves_to_the_version_imported_last(
     store.import_model(source, name="tiny", version="1-hotfix")
     store.import_model(source, name="tiny", version="3")
     assert store.resolve("tiny") == ("tiny", "3")
+
+
+def test_the_manifest_says_who_imported_what_licence_and_files_are_read_only(
+    store: ModelStore, source: Path
+) -> None:
+    (source / "README.md").write_text("---\nlicense: apache-2.0\ntags: [code]\n---\n# Tiny\n")
+    stored = store.import_model(source, name="tiny", version="1")
+    m = store.describe("tiny", "1")
+    assert m is not None and m.license == "apache-2.0"
+    assert m.imported_by["uid"] == str(os.getuid()) and m.imported_by["host"]
+    assert m == stored.manifest
+    for path in stored.path.rglob("*"):
+        assert path.stat().st_mode & 0o222 == 0, f"{path} is writable"
+    assert stored.path.stat().st_mode & 0o222 == 0
