@@ -121,6 +121,31 @@ def _cmd_audit_verify(args: argparse.Namespace) -> int:
     return 0 if result.ok else 1
 
 
+def _cmd_audit_report(args: argparse.Namespace) -> int:
+    import json
+    from datetime import datetime
+
+    from lsp_server.report import as_json, as_text, summarise
+
+    log = _audit_log(args)
+
+    def when(text: str | None) -> datetime | None:
+        if not text:
+            return None
+        moment = datetime.fromisoformat(text)
+        return moment if moment.tzinfo else moment.astimezone()
+
+    try:
+        with log.open(encoding="utf-8") as fh:
+            lines = [json.loads(line) for line in fh if line.endswith("\n")]
+    except OSError as exc:
+        print(f"airgap-lsp: cannot read the audit log {log} ({exc.strerror})", file=sys.stderr)
+        return 1
+    summary = summarise(lines, when(args.since), when(args.until))
+    print(as_json(summary) if args.json else as_text(summary))
+    return 0
+
+
 def _cmd_audit_replay(args: argparse.Namespace) -> int:
     from lsp_server.replay import find_record, replay
 
@@ -178,6 +203,12 @@ def _parser() -> argparse.ArgumentParser:
     ver = audit.add_parser("verify", help="check the hash chain; names the first broken line")
     ver.add_argument("--log", help="the audit log (default: the data directory's)")
     ver.set_defaults(func=_cmd_audit_verify)
+    rpt = audit.add_parser("report", help="suggestions and acceptance by user, model, language")
+    rpt.add_argument("--log", help="the audit log (default: the data directory's)")
+    rpt.add_argument("--since", help="ISO date or time, e.g. 2026-11-01")
+    rpt.add_argument("--until", help="ISO date or time (excluded)")
+    rpt.add_argument("--json", action="store_true", help="for a machine")
+    rpt.set_defaults(func=_cmd_audit_report)
     rep = audit.add_parser("replay", help="re-run a logged suggestion on the same locked model")
     rep.add_argument("id")
     rep.add_argument("--log", help="the audit log (default: the data directory's)")

@@ -1,0 +1,104 @@
+"""The audit report counts suggestions and their fate from a real audit log."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+from lsp_server.audit import AuditEvent, AuditRecord, JsonlAudit
+
+
+def record(sid: str, time: str, language: str, user: str = "ada") -> AuditRecord:
+    return AuditRecord(
+        id=sid,
+        time=time,
+        kind="inline_completion",
+        user={"name": user, "uid": 1000},
+        host="ws1",
+        client={"name": "nvim", "version": "0.12"},
+        file="file:///x",
+        position={},
+        language=language,
+        model={
+            "name": "m",
+            "version": "1",
+            "manifest_sha256": "0" * 64,
+            "family": "llama",
+            "prompt_format": "prefix-only",
+        },
+        device="cpu",
+        dtype="float32",
+        decoding={},
+        prompt="p",
+        text="t",
+    )
+
+
+def event(kind: str, sid: str, time: str) -> AuditEvent:
+    return AuditEvent(
+        id=sid,
+        time=time,
+        kind=kind,
+        user={"name": "ada", "uid": 1000},
+        host="ws1",
+        client={},
+        file="file:///x",
+        reason="",
+    )
+
+
+def test_report_counts_by_dimension_and_acceptance_within_the_period(tmp_path: Path) -> None:
+    log = tmp_path / "audit.jsonl"
+    audit = JsonlAudit(log)
+    for rec in (
+        record("a", "2026-10-31T23:00:00+00:00", "ada"),  # before the period
+        record("b", "2026-11-02T10:00:00+00:00", "ada"),
+        record("c", "2026-11-02T10:01:00+00:00", "vhdl", user="grace"),
+        event("not_accepted", "b", "2026-11-02T10:01:00+00:00"),
+        record("d", "2026-11-03T09:00:00+00:00", "ada"),
+        event("accept", "d", "2026-11-03T09:00:02+00:00"),
+        event("accept", "c", "2026-11-03T09:00:03+00:00"),
+        record("e", "2026-12-01T00:00:00+00:00", "ada"),  # after it
+    ):
+        audit.write(rec)
+    out = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "lsp_server",
+            "audit",
+            "report",
+            "--log",
+            str(log),
+            "--since",
+            "2026-11-01T00:00:00+00:00",
+            "--until",
+            "2026-12-01T00:00:00+00:00",
+            "--json",
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=120,
+    )
+    summary = json.loads(out.stdout)
+    assert summary["suggestions"] == 3
+    assert summary["outcome"] == {"not accepted": 1, "accepted": 2}
+    assert summary["by"]["language"] == {
+        "ada": {"suggested": 2, "accepted": 1},
+        "vhdl": {"suggested": 1, "accepted": 1},
+    }
+    assert summary["by"]["user"]["grace (1000)@ws1"] == {"suggested": 1, "accepted": 1}
+    assert summary["by"]["model"] == {"m@1": {"suggested": 3, "accepted": 2}}
+
+    text = subprocess.run(
+        [sys.executable, "-m", "lsp_server", "audit", "report", "--log", str(log)],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=120,
+    ).stdout
+    assert text.startswith("5 suggestions")
+    assert "by language:" in text and "vhdl" in text
