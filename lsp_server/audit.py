@@ -136,6 +136,17 @@ def _sha256(line: bytes) -> str:
     return hashlib.sha256(line).hexdigest()
 
 
+def _month(line: bytes | None) -> str:
+    """`YYYY-MM` of a line's time (UTC), or of now for None; "" when the line has no time."""
+    if line is None:
+        return datetime.now(UTC).strftime("%Y-%m")
+    try:
+        moment = datetime.fromisoformat(json.loads(line)["time"])
+    except (ValueError, KeyError, TypeError):
+        return ""
+    return moment.astimezone(UTC).strftime("%Y-%m")
+
+
 def _rotated_pattern(stem: str) -> re.Pattern[str]:
     return re.compile(re.escape(stem) + r"-(\d{8}T\d{12})\.jsonl")
 
@@ -164,12 +175,23 @@ class JsonlAudit:
 
     With `max_bytes`, a file that has grown past it is renamed to
     `<stem>-<UTC yyyymmddTHHMMSSffffff>.jsonl` beside it before the next append, and the new file
-    chains from the last line of the renamed one: `verify_chain` checks them as one log.
+    chains from the last line of the renamed one: `verify_chain` checks them as one log. With
+    `monthly`, the same happens when the month of the last line is over.
+    With `group`, a new file belongs to that group and is readable by it (mode 0640).
     """
 
-    def __init__(self, path: Path, max_bytes: int | None = None) -> None:
+    def __init__(
+        self,
+        path: Path,
+        max_bytes: int | None = None,
+        *,
+        monthly: bool = False,
+        group: str | None = None,
+    ) -> None:
         self.path = path
         self.max_bytes = max_bytes
+        self.monthly = monthly
+        self.group = group
 
     def write(self, record: AuditRecord | AuditEvent) -> None:
         for _ in range(_MAX_REOPEN):
@@ -214,9 +236,12 @@ class JsonlAudit:
                 size - end,
             )
             os.ftruncate(fd, end)
-        if self.max_bytes is not None and end > self.max_bytes:
+        too_big = self.max_bytes is not None and end > self.max_bytes
+        if end and (too_big or (self.monthly and _month(last) != _month(None))):
             self._rotate()
             return False
+        if not end and self.group:
+            self._share_with_group(fd)
         prev = _sha256(last) if end else self._prev_of_rotated()
         doc = asdict(record) | {"prev_sha256": prev}
         line = json.dumps(doc, ensure_ascii=False, separators=(",", ":")).encode() + b"\n"
@@ -227,6 +252,19 @@ class JsonlAudit:
         if not end:
             _fsync_dir(self.path.parent)
         return True
+
+    def _share_with_group(self, fd: int) -> None:
+        import grp
+
+        assert self.group is not None
+        try:
+            gid = grp.getgrnam(self.group).gr_gid
+        except KeyError as exc:
+            raise OSError(
+                22, f"the group {self.group!r} named for the audit log does not exist"
+            ) from exc
+        os.fchown(fd, -1, gid)
+        os.fchmod(fd, 0o640)
 
     def _still_the_log(self, fd: int) -> bool:
         try:

@@ -43,7 +43,7 @@ def _cmd_serve(args: argparse.Namespace) -> int:
     )
     # pygls's protocol layer would log every message, prompts included.
     logging.getLogger("pygls.protocol").setLevel(logging.WARNING)
-    server = build_server()
+    server = build_server(args.policy)
     if args.tcp:
         if args.host not in ("127.0.0.1", "::1", "localhost"):
             print("airgap-lsp serves on loopback only: use --host 127.0.0.1.", file=sys.stderr)
@@ -225,8 +225,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     egress.install()
     args = _parser().parse_args(argv)
     from inference.errors import AirgapError
+    from lsp_server.policy import load_policy
 
     try:
+        policy = load_policy()
+        egress.install(policy.allowed_hosts)
+        args.policy = policy
         return int(args.func(args))
     except AirgapError as exc:
         print(f"airgap-lsp: {exc}", file=sys.stderr)

@@ -24,15 +24,17 @@ from inference.errors import AirgapError
 from lsp_server import __version__
 from lsp_server.audit import AuditEvent, JsonlAudit, os_identity
 from lsp_server.paths import default_audit_path, model_store_root
+from lsp_server.policy import Policy
 from lsp_server.settings import Settings, SettingsError, parse_settings
 
 log = logging.getLogger("airgap_lsp")
 
 
 class AirgapServer(LanguageServer):
-    def __init__(self) -> None:
+    def __init__(self, policy: Policy | None = None) -> None:
         super().__init__("airgap-lsp", __version__)
-        self.settings = Settings()
+        self.policy = policy or Policy()
+        self.settings = self.policy.apply(Settings())[0]
         self.client: dict[str, str] = {"name": "", "version": ""}
         # One worker: the model runs one generation at a time, off the event loop.
         self.model_worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="airgap-model")
@@ -52,10 +54,14 @@ class AirgapServer(LanguageServer):
         """Take new settings, or keep the last good ones and tell the user why."""
         before = self.settings
         try:
-            self.settings = parse_settings(raw, self.settings)
+            self.settings, overridden = self.policy.apply(parse_settings(raw, self.settings))
         except SettingsError as exc:
             self.show_error(str(exc))
             return
+        for message in overridden:
+            self.window_show_message(
+                types.ShowMessageParams(type=types.MessageType.Warning, message=message)
+            )
         if self._engine_key is not None:  # after start-up: a new model, device or dtype reloads
             self.ensure_model()
         s = self.settings
@@ -65,7 +71,13 @@ class AirgapServer(LanguageServer):
 
     def audit_sink(self) -> JsonlAudit:
         path = Path(self.settings.audit_path).expanduser() if self.settings.audit_path else None
-        return JsonlAudit(path or default_audit_path())
+        p = self.policy
+        return JsonlAudit(
+            path or default_audit_path(),
+            max_bytes=p.audit_max_bytes,
+            monthly=p.audit_monthly,
+            group=p.audit_group or None,
+        )
 
     def audit_event(self, event: str, suggestion_id: str, uri: str, reason: str = "") -> None:
         """An accept / not-accepted line, with the same id as the suggestion it is about."""
@@ -196,7 +208,9 @@ class AirgapServer(LanguageServer):
                 if done == total:
                     loop.call_soon_threadsafe(progress.report, f"checked {name}")
 
+            self.policy.check_user()
             stored = ModelStore(model_store_root()).verify(ref, progress=hashing)
+            self.policy.check_model(stored)
             loop.call_soon_threadsafe(progress.report, "loading weights")
             return LocalEngine(stored, device=device, dtype=dtype)
 
@@ -250,10 +264,10 @@ class _Progress:
             self.token = None
 
 
-def build_server() -> AirgapServer:
+def build_server(policy: Policy | None = None) -> AirgapServer:
     from lsp_server.features import accept, configuration, documents, inline_completion, symbols
 
-    server = AirgapServer()
+    server = AirgapServer(policy)
     accept.register(server)
     configuration.register(server)
     documents.register(server)

@@ -20,6 +20,7 @@ import pytest
 
 from lsp_server.audit import (
     GENESIS,
+    AuditError,
     AuditEvent,
     JsonlAudit,
     VerifyResult,
@@ -365,3 +366,34 @@ def test_two_processes_rotating_one_log_keep_one_chain(tmp_path: Path) -> None:
     result = verify_chain(tmp_path)
     assert result.ok and result.lines == 50, result.reason
     assert len(list(tmp_path.iterdir())) > 5
+
+
+def test_monthly_rotation_keeps_one_chain(tmp_path: Path) -> None:
+    import json as _json
+
+    log = tmp_path / "audit.jsonl"
+    audit = JsonlAudit(log, monthly=True)
+    audit.write(_monthly_record("a", "2026-10-31T23:59:00+00:00"))
+    audit.write(_monthly_record("b", "2026-10-31T23:59:30+00:00"))  # last month: rotates now
+    rotated = sorted(p.name for p in tmp_path.iterdir() if p.name != "audit.jsonl")
+    assert len(rotated) == 1 and rotated[0].startswith("audit-")
+    assert [_json.loads(x)["id"] for x in (tmp_path / rotated[0]).read_text().splitlines()] == ["a"]
+    assert verify_chain(log).ok and verify_chain(log).lines == 2
+
+
+def test_a_group_named_for_the_log_can_read_it(tmp_path: Path) -> None:
+    import grp
+
+    group = grp.getgrgid(os.getgid()).gr_name
+    log = tmp_path / "audit.jsonl"
+    JsonlAudit(log, group=group).write(_monthly_record("a", "2026-11-01T00:00:00+00:00"))
+    assert log.stat().st_mode & 0o777 == 0o640
+    assert log.stat().st_gid == os.getgid()
+    with pytest.raises(AuditError, match="no-such-group-xyz"):
+        JsonlAudit(tmp_path / "other.jsonl", group="no-such-group-xyz").write(
+            _monthly_record("b", "2026-11-01T00:00:00+00:00")
+        )
+
+
+def _monthly_record(sid: str, time: str):  # type: ignore[no-untyped-def]
+    return dataclasses.replace(record(0), id=sid, time=time)

@@ -1,0 +1,94 @@
+"""The administrator's policy: parsed strictly, applied over the user's settings."""
+
+from __future__ import annotations
+
+import getpass
+from pathlib import Path
+
+import pytest
+
+from inference.errors import ModelRefused
+from inference.store import Manifest, StoredModel
+from lsp_server.policy import POLICY_ENV, Policy, PolicyError, load_policy, parse_policy
+from lsp_server.settings import Settings
+
+POLICY = """\
+# Site policy for the flight software team
+[models]
+allowed = [
+  { name = "coder", version = "2", sha256 = "%s" },
+]
+
+[audit]
+path = "/var/log/airgap-lsp/audit.jsonl"
+rotate = "monthly"
+
+[context]
+exclude = ["secrets/**"]
+
+[users]
+allowed = ["%s"]
+"""
+
+
+def stored(name: str, version: str, sha: str) -> StoredModel:
+    manifest = Manifest(
+        name=name,
+        version=version,
+        family="llama",
+        prompt_format="prefix-only",
+        files={},
+        source={},
+        imported_at="2026-11-28T00:00:00+00:00",
+    )
+    return StoredModel(path=Path("/nowhere"), manifest=manifest, manifest_sha256=sha)
+
+
+def test_a_model_outside_the_policy_is_refused_naming_the_line(tmp_path: Path) -> None:
+    path = tmp_path / "policy.toml"
+    policy = parse_policy(POLICY % ("a" * 64, "nobody"), path)
+    policy.check_model(stored("coder", "2", "a" * 64))  # the allowed one passes
+    with pytest.raises(ModelRefused, match=rf"policy \({path}:4\) does not allow coder@2"):
+        policy.check_model(stored("coder", "2", "b" * 64))  # same name, other files
+    with pytest.raises(ModelRefused, match=rf"{path}:3\) does not allow other@1"):
+        policy.check_model(stored("other", "1", "a" * 64))
+
+
+def test_the_policy_wins_over_the_users_settings(tmp_path: Path) -> None:
+    policy = parse_policy(POLICY % ("a" * 64, "nobody"), tmp_path / "p.toml")
+    user = Settings(audit_path="/tmp/mine.jsonl", context_exclude=("*.log",))
+    settings, overridden = policy.apply(user)
+    assert settings.audit_path == "/var/log/airgap-lsp/audit.jsonl"
+    assert settings.context_exclude == ("secrets/**", "*.log")
+    assert overridden and "auditPath" in overridden[0]
+    assert policy.audit_monthly
+
+
+def test_users_outside_the_policy_are_refused(tmp_path: Path) -> None:
+    path = tmp_path / "p.toml"
+    parse_policy(POLICY % ("a" * 64, getpass.getuser()), path).check_user()
+    with pytest.raises(PolicyError, match=rf"{path}:15\) does not allow the user"):
+        parse_policy(POLICY % ("a" * 64, "nobody-else"), path).check_user()
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("[models]\nallowed = [{ name = 'x' }]\n", "needs a name and a sha256"),
+        ("[audit]\nrotate = 'weekly'\n", ":2: rotate must be 'monthly'"),
+        ("[audit]\npaht = '/x'\n", ":2: unknown key 'paht'"),
+        ("[telemetry]\nurl = 'x'\n", "unknown section [telemetry]"),
+        ("[models\n", "not valid TOML"),
+    ],
+)
+def test_an_invalid_policy_is_an_error(tmp_path: Path, text: str, message: str) -> None:
+    with pytest.raises(PolicyError, match=message.replace("[", r"\[")):
+        parse_policy(text, tmp_path / "p.toml")
+
+
+def test_a_named_policy_must_exist(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(POLICY_ENV, str(tmp_path / "missing.toml"))
+    with pytest.raises(PolicyError, match="does not run without"):
+        load_policy()
+    monkeypatch.delenv(POLICY_ENV)
+    assert load_policy() == Policy() or load_policy().path == Path("/etc/airgap-lsp/policy.toml")
