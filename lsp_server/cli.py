@@ -161,6 +161,23 @@ def _cmd_audit_replay(args: argparse.Namespace) -> int:
     return 0 if result.same else 1
 
 
+def _cmd_provenance(args: argparse.Namespace) -> int:
+    from lsp_server.provenance import format_json, format_text, provenance, read_audit
+
+    if args.diff == "-":
+        raw = sys.stdin.buffer.read()
+    else:
+        try:
+            raw = Path(args.diff).read_bytes()
+        except OSError as exc:
+            print(f"airgap-lsp: cannot read the diff {args.diff} ({exc.strerror})", file=sys.stderr)
+            return 1
+    # Ada sources are sometimes Latin-1: a stray byte must not stop a CI job.
+    result = provenance(raw.decode("utf-8", "replace"), read_audit(_audit_log(args)))
+    print(format_json(result) if args.json else format_text(result))
+    return 3 if args.require_accepted and result.unaccounted else 0
+
+
 def _cmd_demo(args: argparse.Namespace) -> int:
     from lsp_server.demo import run_demo
 
@@ -213,6 +230,19 @@ def _parser() -> argparse.ArgumentParser:
     rep.add_argument("id")
     rep.add_argument("--log", help="the audit log (default: the data directory's)")
     rep.set_defaults(func=_cmd_audit_replay)
+
+    prov = sub.add_parser(
+        "provenance", help="which added lines of a diff came from suggestions, and were accepted"
+    )
+    prov.add_argument("diff", metavar="DIFF", help="a unified diff (git diff output); - for stdin")
+    prov.add_argument("--log", help="the audit log (default: the data directory's)")
+    prov.add_argument("--json", action="store_true", help="for a machine")
+    prov.add_argument(
+        "--require-accepted",
+        action="store_true",
+        help="exit 3 when a line matches a suggestion with no accept on record (for CI)",
+    )
+    prov.set_defaults(func=_cmd_provenance)
 
     demo = sub.add_parser("demo", help="a session with the real server on a sample workspace")
     demo.add_argument("workspace", nargs="?", default="examples/workspace")

@@ -3,6 +3,7 @@ replay of the logged suggestion on the same locked model."""
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -72,6 +73,31 @@ async def test_accept_then_replay(client: LanguageClient, tmp_path: Path):
     assert "SAME text" in replay.stdout
     assert repr(shown[1]["text"]) in replay.stdout
 
+    # The report counts the acceptance; provenance marks the accepted text in a real diff.
+    cli = [sys.executable, "-m", "lsp_server"]
+    report = subprocess.run(
+        [*cli, "audit", "report", "--json", "--log", str(audit)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    )
+    summary = json.loads(report.stdout)
+    assert summary["suggestions"] == 2
+    assert summary["outcome"] == {"accepted": 1, "not accepted": 1}
+    assert summary["by"]["language"]["ada"] == {"suggested": 2, "accepted": 1}
+    diff = git_diff_with(tmp_path / "repo", doc, shown[1]["text"])
+    prov = subprocess.run(
+        [*cli, "provenance", "-", "--log", str(audit), "--require-accepted"],
+        input=diff,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert prov.returncode == 0, prov.stdout + prov.stderr
+    assert f"completion/sensors.adb:{doc.line + 1}" in prov.stdout
+    assert second_id in prov.stdout and "(accepted)" in prov.stdout
+
     # The log the session wrote verifies; an edited line is found and named.
     verify = [sys.executable, "-m", "lsp_server", "audit", "verify", "--log", str(audit)]
     ok = subprocess.run(verify, capture_output=True, text=True, timeout=120)
@@ -85,9 +111,22 @@ async def test_accept_then_replay(client: LanguageClient, tmp_path: Path):
     assert "first broken line: 3" in broken.stdout, broken.stdout
 
 
-async def test_replay_refuses_a_different_model(tmp_path: Path, default_model):
-    import json
+def git_diff_with(repo: Path, doc, suggestion: str) -> str:  # type: ignore[no-untyped-def]
+    """`git diff` of the fixture file after the user accepted `suggestion` at its cursor."""
+    target = repo / "completion" / "sensors.adb"
+    target.parent.mkdir(parents=True)
+    lines = doc.text.split("\n")
+    target.write_text("\n".join(lines[: doc.line] + lines[doc.line + 1 :]))
+    git = ["git", "-C", str(repo), "-c", "user.name=t", "-c", "user.email=t@localhost"]
+    subprocess.run([*git, "init", "-q"], check=True)
+    subprocess.run([*git, "add", "."], check=True)
+    subprocess.run([*git, "commit", "-qm", "before"], check=True)
+    typed = lines[doc.line][: doc.character]
+    target.write_text("\n".join([*lines[: doc.line], typed + suggestion, *lines[doc.line + 1 :]]))
+    return subprocess.run([*git, "diff"], check=True, capture_output=True, text=True).stdout
 
+
+async def test_replay_refuses_a_different_model(tmp_path: Path, default_model):
     record = {
         "id": "x",
         "kind": "inline_completion",
