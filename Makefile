@@ -43,8 +43,13 @@ run: model
 test: model
 	$(BIN)/python -m pytest
 
+# As root on a fresh machine: setup-corpus.sh installs universal-ctags and unpacks Debian
+# packages' sources as the benchmark corpus (under .cache/corpus).
 bench: model
 	$(BIN)/python bench/completion_latency.py
+	sh bench/setup-corpus.sh
+	$(BIN)/python bench/context_lift.py
+	$(BIN)/python bench/index_speed.py
 
 lint: setup
 	$(BIN)/ruff check .

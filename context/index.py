@@ -195,7 +195,7 @@ class WorkspaceIndex:
 
     def update(self, path: Path, text: str | None = None) -> FileEntry | None:
         """(Re)index one file, from `text` when the editor holds it, else from disk."""
-        path = path.resolve() if text is None else path
+        path = path.resolve()  # one name per file, however the editor or the walk reached it
         language = for_path(path)
         if language is None or self.is_excluded(path):
             self.remove(path)

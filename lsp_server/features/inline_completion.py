@@ -40,7 +40,7 @@ def register(server: AirgapServer) -> None:
     ) -> types.InlineCompletionList:
         uri = params.text_document.uri
         doc = ls.workspace.get_text_document(uri)
-        path = Path(to_fs_path(uri) or doc.path)
+        path = Path(to_fs_path(uri) or doc.path).resolve()
         if ls.index.is_excluded(path):
             log.info("no completion in %s: the path is excluded from every prompt", path)
             return types.InlineCompletionList(items=[])

@@ -63,8 +63,8 @@ if PLANT:
 
     build = server_module.build_server
 
-    def build_with_plant():  # type: ignore[no-untyped-def]
-        server = build()
+    def build_with_plant(policy=None):  # type: ignore[no-untyped-def]
+        server = build(policy)
 
         @server.command("airgap.test.phoneHome")
         def phone_home(*_args):  # type: ignore[no-untyped-def]

@@ -68,7 +68,8 @@ async def session(lsp_client: LanguageClient):  # type: ignore[no-untyped-def]
 @pytest_lsp.fixture(config=PLANTED)
 async def planted(lsp_client: LanguageClient):  # type: ignore[no-untyped-def]
     yield
-    await lsp_client.shutdown_session()
+    if not lsp_client.stopped:
+        await lsp_client.shutdown_session()
 
 
 @pytest.fixture(autouse=True)
