@@ -1,0 +1,49 @@
+"""The egress guard and the policy's allow-listed hosts, checked with audit events raised by hand
+(`sys.audit`), so that no test sends a packet or a DNS query anywhere."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+SCRIPT = """
+import sys
+from lsp_server.cli import main
+main(["model", "list"])  # starts like any command: guard first, then the policy's hosts
+def attempt(host):
+    try:
+        sys.audit("socket.getaddrinfo", host, 443, 0, 0, 0)
+        return "allowed"
+    except PermissionError:
+        return "refused"
+print(attempt("gpu-rack.internal"), attempt("updates.example.com"), attempt("localhost"),
+      attempt("127.0.0.5"))
+"""
+
+
+def run(tmp_path: Path, policy: str | None) -> list[str]:
+    env = {"AIRGAP_LSP_HOME": str(tmp_path / "home"), "PATH": "/usr/bin:/bin"}
+    if policy is not None:
+        path = tmp_path / "policy.toml"
+        path.write_text(policy)
+        env["AIRGAP_LSP_POLICY"] = str(path)
+    out = subprocess.run(
+        [sys.executable, "-c", SCRIPT],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+        cwd=Path(__file__).resolve().parents[2],
+        check=True,
+    )
+    return out.stdout.strip().splitlines()[-1].split()
+
+
+def test_only_loopback_without_a_policy(tmp_path: Path) -> None:
+    assert run(tmp_path, None) == ["refused", "refused", "allowed", "allowed"]
+
+
+def test_a_host_the_policy_allow_lists_gets_through(tmp_path: Path) -> None:
+    policy = '[network]\nallowed_hosts = ["gpu-rack.internal"]\n'
+    assert run(tmp_path, policy) == ["allowed", "refused", "allowed", "allowed"]
