@@ -102,7 +102,9 @@ async def run(per_kind: int) -> dict:
     await client.shutdown_async(None)
     client.exit(None)
     await client.stop()
-    records = [json.loads(line) for line in audit.read_text(encoding="utf-8").splitlines()][1:]
+    lines = [json.loads(line) for line in audit.read_text(encoding="utf-8").splitlines()]
+    # Suggestions only (accept / not-accepted events share the log), less the warm-up's.
+    records = [r for r in lines if r["kind"] == "inline_completion"][1:]
     return {"latencies": latencies, "records": records, "peak_mib": peak_kib / 1024}
 
 

@@ -158,9 +158,11 @@ class Server:
                 fh.seek(self.audit_offset)
                 new = fh.read()
             self.audit_offset += len(new)
-            lines = [ln for ln in new.decode("utf-8").split("\n") if ln.strip()]
-            if lines:
-                record = json.loads(lines[-1])
+            docs = [json.loads(ln) for ln in new.decode("utf-8").split("\n") if ln.strip()]
+            # Accept / not-accepted events share the log: the suggestion is the last record.
+            shown = [d for d in docs if d.get("kind") == "inline_completion"]
+            if shown:
+                record = shown[-1]
         return (texts[0] if texts else ""), elapsed, record
 
     def open(self, pos: corpus.Position, language_id: str) -> None:
