@@ -22,7 +22,7 @@ from context.retrieval import ContextBuilder, KnowledgeBase
 from inference.engine import Engine
 from inference.errors import AirgapError
 from lsp_server import __version__
-from lsp_server.audit import AuditEvent, JsonlAudit, os_identity
+from lsp_server.audit import AuditEvent, AuditSink, JsonlAudit, os_identity
 from lsp_server.paths import default_audit_path, model_store_root
 from lsp_server.policy import Policy
 from lsp_server.settings import Settings, SettingsError, parse_settings
@@ -69,7 +69,7 @@ class AirgapServer(LanguageServer):
         if self._indexing is not None and rules != (before.context_exclude, before.knowledge_base):
             self.start_indexing()  # what may be read changed: index again under the new rules
 
-    def audit_sink(self) -> JsonlAudit:
+    def audit_sink(self) -> AuditSink:
         path = Path(self.settings.audit_path).expanduser() if self.settings.audit_path else None
         p = self.policy
         return JsonlAudit(
