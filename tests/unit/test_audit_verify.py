@@ -13,7 +13,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -255,6 +254,7 @@ from lsp_server.audit import AuditRecord, JsonlAudit
 doc = json.loads(sys.argv[2])
 sink = JsonlAudit(Path(sys.argv[1]))
 for i in range(1000):
+    print("writing", i, flush=True)  # the parent kills on this line: mid-way, or just before
     sink.write(AuditRecord(**(doc | {"id": f"big-{i}", "text": str(i % 10) * 20_000_000})))
 """
 
@@ -267,19 +267,20 @@ def test_a_writer_killed_mid_write_leaves_a_log_that_verifies_and_continues(
     start = path.stat().st_size
     doc = json.dumps(dataclasses.asdict(record(2)))
     env = os.environ | {"PYTHONPATH": str(REPO)}
-    child = subprocess.Popen([sys.executable, "-c", WRITER, str(path), doc], env=env, cwd=REPO)
+    child = subprocess.Popen(
+        [sys.executable, "-c", WRITER, str(path), doc],
+        env=env,
+        cwd=REPO,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
     try:
-        # Wait until the child is writing: the file has grown and is still growing.
-        deadline = time.monotonic() + 120
-        seen = start
-        while time.monotonic() < deadline and child.poll() is None:
-            size = path.stat().st_size
-            if seen > start and size > seen:
-                break
-            seen = size
-            time.sleep(0.001)
+        assert child.stdout is not None
+        # Wait on the writer's word: the first record is written, the second is under way.
+        assert child.stdout.readline().startswith("writing 0")
+        assert child.stdout.readline().startswith("writing 1")
         assert child.poll() is None, "the writer exited before it could be killed"
-        assert seen > start, "the writer never wrote"
+        assert path.stat().st_size > start, "the writer never wrote"
     finally:
         os.kill(child.pid, signal.SIGKILL)
         child.wait(timeout=30)
