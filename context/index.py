@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pathspec
+from tree_sitter import Tree
 
 from context.languages import Language, for_path
 from context.symbols import Definition, Import, definitions, imports
@@ -193,8 +194,11 @@ class WorkspaceIndex:
             elif entry.is_file(follow_symlinks=False) and for_path(path) is not None:
                 yield path
 
-    def update(self, path: Path, text: str | None = None) -> FileEntry | None:
-        """(Re)index one file, from `text` when the editor holds it, else from disk."""
+    def update(
+        self, path: Path, text: str | None = None, tree: Tree | None = None
+    ) -> FileEntry | None:
+        """(Re)index one file, from `text` when the editor holds it, else from disk. `tree`,
+        when given, is the editor's parse of exactly that text: it is not parsed again."""
         path = path.resolve()  # one name per file, however the editor or the walk reached it
         language = for_path(path)
         if language is None or self.is_excluded(path):
@@ -217,7 +221,7 @@ class WorkspaceIndex:
             if len(data) > self.max_file_bytes:
                 self.remove(path)
                 return None
-        entry = self._entry(path, data, language)
+        entry = self._entry(path, data, language, tree if text is not None else None)
         with self._lock:
             self._drop(path)
             self._files[path] = entry
@@ -242,8 +246,8 @@ class WorkspaceIndex:
                 self._by_name.pop(key, None)
 
     @staticmethod
-    def _entry(path: Path, data: bytes, language: Language) -> FileEntry:
-        tree = language.parser().parse(data)
+    def _entry(path: Path, data: bytes, language: Language, tree: Tree | None) -> FileEntry:
+        tree = tree or language.parser().parse(data)
         return FileEntry(
             path=path,
             language=language.name,

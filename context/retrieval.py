@@ -139,7 +139,11 @@ class ContextBuilder:
         language = for_path(req.path)
         if language is None:
             return
-        for imp in imports(req.text.encode("utf-8"), language):
+        # The index holds the current file's imports when it is in the workspace (refreshed
+        # before each completion); parse only a file from outside it.
+        entry = self.index.file(req.path.resolve())
+        found = entry.imports if entry is not None else imports(req.text.encode(), language)
+        for imp in found:
             for entry in self.resolve(imp.name, language.name, req.path):
                 if entry.path == req.path:
                     continue

@@ -18,6 +18,7 @@ from pygls.uris import to_fs_path
 
 from context.document import ParsedDocument
 from context.index import WorkspaceIndex
+from context.languages import for_path
 from context.retrieval import ContextBuilder, KnowledgeBase
 from inference.engine import Engine
 from inference.errors import AirgapError
@@ -172,7 +173,9 @@ class AirgapServer(LanguageServer):
         if doc is None or path is None or self._indexed.get(uri) == doc.version:
             return
         if self.index.inside(Path(path)):
-            self.index.update(Path(path), doc.text)
+            # The incremental parse, if it is in the grammar the index would use for the path.
+            tree = doc.tree if doc.language == for_path(path) else None
+            self.index.update(Path(path), doc.text, tree)
         self._indexed[uri] = doc.version
 
     # -- the model ------------------------------------------------------------------------------
