@@ -38,9 +38,9 @@ def _rank(hit: Hit, path: Path, line: int) -> tuple[int, int, int, int]:
     d = hit.definition
     here = hit.entry.path == path and d.start_line <= line <= d.end_line
     return (
-        0 if here else 1,  # the declaration the cursor is in says most about what is under it
         0 if hit.entry.path.suffix.lower() in SPEC_SUFFIXES else 1,  # a spec over a body
-        0 if d.contracts else 1,
+        0 if d.contracts else 1,  # the declaration that carries the contract
+        0 if here else 1,  # then the one the cursor is in
         d.end_line - d.start_line,  # a declaration over a long body
     )
 

@@ -73,6 +73,7 @@ def _show_audit(line: bytes) -> str:
 
 async def _session(workspace: Path, cases: list[DemoCase], model: str | None) -> int:
     client = LanguageClient("airgap-lsp-demo", __version__)
+    indexed = asyncio.Event()
 
     @client.feature(types.WINDOW_WORK_DONE_PROGRESS_CREATE)
     def _create(_ls: LanguageClient, _params: types.WorkDoneProgressCreateParams) -> None:
@@ -85,6 +86,8 @@ async def _session(workspace: Path, cases: list[DemoCase], model: str | None) ->
         text = text or getattr(value, "title", None) or getattr(value, "message", None)
         if text:
             print(f"  [progress] {text}", flush=True)
+            if "indexed" in text:
+                indexed.set()
 
     @client.feature(types.WINDOW_SHOW_MESSAGE)
     def _show(_ls: LanguageClient, params: types.ShowMessageParams) -> None:
@@ -164,12 +167,85 @@ async def _session(workspace: Path, cases: list[DemoCase], model: str | None) ->
                     text_document=types.TextDocumentIdentifier(uri=uri)
                 )
             )
+        failures += await _hover_and_contracts(client, workspace, audit_path, indexed)
         await client.shutdown_async(None)
         client.exit(None)
     finally:
         await client.stop()
     print(f"\n{len(cases) - failures} of {len(cases)} requests answered; audit log: {audit_path}")
     return 1 if failures else 0
+
+
+def _open(client: LanguageClient, path: Path) -> str:
+    lang = for_path(path)
+    client.text_document_did_open(
+        types.DidOpenTextDocumentParams(
+            text_document=types.TextDocumentItem(
+                uri=path.as_uri(),
+                language_id=lang.name if lang else "plaintext",
+                version=1,
+                text=path.read_text(encoding="utf-8"),
+            )
+        )
+    )
+    return path.as_uri()
+
+
+async def _hover_and_contracts(
+    client: LanguageClient, workspace: Path, audit_path: Path, indexed: asyncio.Event
+) -> int:
+    """A hover on a SPARK function's body (its spec and contract are in another file), then the
+    code action that proposes the contract a procedure lacks. Returns the number of failures."""
+    await indexed.wait()
+    body = (workspace / "src/saturating.adb").resolve()
+    line = next(i for i, ln in enumerate(body.read_text().split("\n")) if "function Add" in ln)
+    uri = _open(client, body)
+    print(f"\n=== hover on Add: src/saturating.adb, line {line + 1}")
+    try:
+        hover = await client.text_document_hover_async(
+            types.HoverParams(
+                text_document=types.TextDocumentIdentifier(uri=uri),
+                position=types.Position(line=line, character=13),
+            )
+        )
+    except Exception as exc:  # noqa: BLE001 - the demo reports any server error and goes on
+        print(f"error from the server: {exc}")
+        return 1
+    if hover is not None and isinstance(hover.contents, types.MarkupContent):
+        print("\n".join(f"  | {ln}" for ln in hover.contents.value.split("\n")))
+    spec = (workspace / "src/saturating.ads").resolve()
+    text = spec.read_text(encoding="utf-8")
+    line = next(i for i, ln in enumerate(text.split("\n")) if "procedure Increment" in ln)
+    uri = _open(client, spec)
+    print(f"\n=== code action on Increment: src/saturating.ads, line {line + 1}")
+    here = types.Position(line=line, character=14)
+    try:
+        actions = await client.text_document_code_action_async(
+            types.CodeActionParams(
+                text_document=types.TextDocumentIdentifier(uri=uri),
+                range=types.Range(start=here, end=here),
+                context=types.CodeActionContext(diagnostics=[]),
+            )
+        )
+        titles = [a.title for a in actions or [] if isinstance(a, types.CodeAction)]
+        print("offered (listing ran no model): " + "; ".join(titles))
+        pick = next(
+            a for a in actions or [] if isinstance(a, types.CodeAction) and "SPARK" in a.title
+        )
+        resolved = await client.code_action_resolve_async(pick)
+    except Exception as exc:  # noqa: BLE001 - the demo reports any server error and goes on
+        print(f"error from the server: {exc}")
+        return 1
+    edits = resolved.edit.changes.get(uri, []) if resolved.edit and resolved.edit.changes else []
+    for edit in edits:
+        print("the edit adds, after the declaration:")
+        print("\n".join(f"  + {ln}" for ln in edit.new_text.strip("\n").split("\n")))
+    if not edits:
+        print("no edit offered (the server said why above)")
+    with audit_path.open("rb") as fh:
+        doc = json.loads(last_line(fh.fileno()))
+    print(f"audit line: kind {doc['kind']}, id {doc['id']}, outcome {doc['result']['outcome']}")
+    return 0
 
 
 def run_demo(workspace: Path, *, model: str | None = None) -> int:
