@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from pygls.exceptions import JsonRpcInternalError, JsonRpcRequestCancelled
 
-from inference.engine import Engine, Generation, GenerationRequest
+from inference.engine import Engine, EngineInfo, Generation, GenerationRequest
 from inference.errors import AirgapError, GenerationCancelled
 from inference.stops import StopRule
 from inference.tasks import RenderedTask, Task, render_task
@@ -97,13 +97,7 @@ def task_record(
         file=uri,
         position=position,
         language=language,
-        model={
-            "name": info.name,
-            "version": info.version,
-            "manifest_sha256": info.manifest_sha256,
-            "family": info.family,
-            "prompt_format": info.prompt_format,
-        },
+        model=model_fields(info),
         device=info.device,
         dtype=info.dtype,
         decoding={
@@ -121,16 +115,31 @@ def task_record(
         prompt=request.prompt,
         text=text,
         context_sources=sources or [],
-        timings={
-            "prefill_ms": round(gen.prefill_ms, 1),
-            "decode_ms": round(gen.decode_ms, 1),
-            "total_ms": round(run.total_ms, 1),
-            "prompt_tokens": gen.prompt_tokens,
-            "new_tokens": gen.new_tokens,
-            "tokens_per_second": round(gen.tokens_per_second, 1),
-        },
+        timings=timing_fields(gen, run.total_ms),
         result=result or {},
     )
+
+
+def model_fields(info: EngineInfo) -> dict[str, str]:
+    """What an audit line says of the model that answered."""
+    return {
+        "name": info.name,
+        "version": info.version,
+        "manifest_sha256": info.manifest_sha256,
+        "family": info.family,
+        "prompt_format": info.prompt_format,
+    }
+
+
+def timing_fields(gen: Generation, total_ms: float) -> dict[str, float]:
+    return {
+        "prefill_ms": round(gen.prefill_ms, 1),
+        "decode_ms": round(gen.decode_ms, 1),
+        "total_ms": round(total_ms, 1),
+        "prompt_tokens": gen.prompt_tokens,
+        "new_tokens": gen.new_tokens,
+        "tokens_per_second": round(gen.tokens_per_second, 1),
+    }
 
 
 async def write_audit(ls: AirgapServer, record: AuditRecord, engine: Engine) -> None:

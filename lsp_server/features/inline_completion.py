@@ -26,6 +26,7 @@ from inference.prompt_format import FORMATS, render
 from inference.stops import StopRule, block_indent, wants_multiline
 from lsp_server.audit import AuditRecord, os_identity
 from lsp_server.features.accept import ACCEPT
+from lsp_server.features.assist import model_fields, timing_fields
 from lsp_server.settings import Settings
 
 if TYPE_CHECKING:
@@ -187,13 +188,7 @@ def audit_record(
         file=params.text_document.uri,
         position={"line": params.position.line, "character": params.position.character},
         language=prompt.language,
-        model={
-            "name": info.name,
-            "version": info.version,
-            "manifest_sha256": info.manifest_sha256,
-            "family": info.family,
-            "prompt_format": info.prompt_format,
-        },
+        model=model_fields(info),
         device=info.device,
         dtype=info.dtype,
         decoding={
@@ -210,12 +205,5 @@ def audit_record(
             {"path": sn.path, "lines": [sn.start_line, sn.end_line], "sha256": sn.sha256}
             for sn in prompt.snippets
         ],
-        timings={
-            "prefill_ms": round(gen.prefill_ms, 1),
-            "decode_ms": round(gen.decode_ms, 1),
-            "total_ms": round(total_ms, 1),
-            "prompt_tokens": gen.prompt_tokens,
-            "new_tokens": gen.new_tokens,
-            "tokens_per_second": round(gen.tokens_per_second, 1),
-        },
+        timings=timing_fields(gen, total_ms),
     )

@@ -33,14 +33,14 @@ async def client(lsp_client: LanguageClient):  # type: ignore[no-untyped-def]
 
 
 async def start_indexed(
-    client: LanguageClient, audit: Path, **options: object
+    client: LanguageClient, audit: Path, workspace: Path = WORKSPACE, **options: object
 ) -> list[types.Registration]:
-    """Initialize on the fixture workspace and wait for the index's progress to end."""
+    """Initialize on a fixture workspace and wait for the index's progress to end."""
     registered = accept_registrations(client)
     await client.initialize_session(
         types.InitializeParams(
             capabilities=client_capabilities("visual-studio-code"),
-            workspace_folders=[types.WorkspaceFolder(uri=WORKSPACE.as_uri(), name="context")],
+            workspace_folders=[types.WorkspaceFolder(uri=workspace.as_uri(), name=workspace.name)],
             initialization_options={"auditPath": str(audit), **options},
         )
     )

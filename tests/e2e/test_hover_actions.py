@@ -10,13 +10,14 @@ from typing import Any
 import pytest
 import pytest_lsp
 from lsprotocol import types
-from pytest_lsp import ClientServerConfig, LanguageClient, client_capabilities
+from pytest_lsp import ClientServerConfig, LanguageClient
 
 from context.languages import for_path
 from context.symbols import definitions
 from context.units import syntax_errors
 from tests.conftest import FIXTURES
-from tests.e2e.test_inline_completion import accept_registrations, audit_lines
+from tests.e2e.test_context import start_indexed
+from tests.e2e.test_inline_completion import audit_lines
 
 WORKSPACE = FIXTURES / "actions"
 SERVER = [sys.executable, "-m", "lsp_server", "serve"]
@@ -66,22 +67,9 @@ class Watch:
 
 
 async def start(client: LanguageClient, audit: Path, **options: object) -> Watch:
-    """Initialize on the fixture workspace; wait for the index and (if it loads) the model."""
-    accept_registrations(client)
+    """Initialize on the fixture workspace; wait for the index. `Watch` follows the model."""
     watch = Watch(client)
-    await client.initialize_session(
-        types.InitializeParams(
-            capabilities=client_capabilities("visual-studio-code"),
-            workspace_folders=[types.WorkspaceFolder(uri=WORKSPACE.as_uri(), name="actions")],
-            initialization_options={"auditPath": str(audit), **options},
-        )
-    )
-    while not any(
-        isinstance(r, types.WorkDoneProgressEnd) and "indexed" in (r.message or "")
-        for rs in client.progress_reports.values()
-        for r in rs
-    ):
-        await client.wait_for_notification(types.PROGRESS)
+    await start_indexed(client, audit, WORKSPACE, **options)
     return watch
 
 
