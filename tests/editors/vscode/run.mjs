@@ -40,10 +40,16 @@ const env = {
   AIRGAP_TEST_DIR: tmp,
   EXTENSIONS_GALLERY: "{}",
 };
-fs.mkdirSync(path.join(dirs["user-data"], "User"), { recursive: true });
-fs.writeFileSync(path.join(dirs["user-data"], "User/settings.json"), JSON.stringify({
+// airgap.serverPath and airgap.auditPath are machine-scoped: for a remote window (code-server's
+// is one) they belong in the remote machine's settings, not the user's.
+const machine = {
   "airgap.serverPath": path.join(root, ".venv/bin/airgap-lsp"),
   "airgap.auditPath": path.join(tmp, "audit.jsonl"),
+};
+fs.mkdirSync(path.join(dirs["user-data"], "Machine"), { recursive: true });
+fs.writeFileSync(path.join(dirs["user-data"], "Machine/settings.json"), JSON.stringify(machine, null, 2));
+fs.mkdirSync(path.join(dirs["user-data"], "User"), { recursive: true });
+fs.writeFileSync(path.join(dirs["user-data"], "User/settings.json"), JSON.stringify({
   "workbench.startupEditor": "none",
   "workbench.tips.enabled": false,
   "security.workspace.trust.enabled": false,

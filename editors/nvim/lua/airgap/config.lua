@@ -23,7 +23,7 @@ local M = {}
 
 ---@class airgap.Inline
 ---@field enabled boolean Ghost text as you type
----@field native "auto"|boolean auto: Neovim's own `vim.lsp.inline_completion` where it exists (0.12), else the plug-in's
+---@field native "auto"|boolean auto: Neovim's `vim.lsp.inline_completion` where it exists (0.12), else the plug-in's
 ---@field debounce_ms integer Wait this long after the last key before asking (the plug-in's ghost text)
 ---@field hl_group string Highlight of the plug-in's ghost text
 

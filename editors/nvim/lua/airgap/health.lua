@@ -66,7 +66,8 @@ function M.check()
     if found then
       health.ok("model store holds " .. table.concat(models, ", "))
     else
-      health.error("model store lacks " .. name .. " (holds: " .. (#models > 0 and table.concat(models, ", ") or "nothing") .. ")",
+      local holds = #models > 0 and table.concat(models, ", ") or "nothing"
+      health.error(("model store lacks %s (holds: %s)"):format(name, holds),
         { "Import it: airgap-lsp model import PATH --name NAME --version VERSION" })
     end
   else

