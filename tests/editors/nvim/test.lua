@@ -138,6 +138,25 @@ h.run(label, {
     local changes = resolved.edit and (resolved.edit.changes or resolved.edit.documentChanges)
     h.ok(changes and next(changes), "no edit: " .. vim.inspect(resolved))
   end },
+  { "setup() again sends new settings: an unknown model turns the status to error, and back", function()
+    local opts = vim.deepcopy(require("airgap.config").current)
+    local model = opts.settings.model
+    opts.settings.model = "no-such-model"
+    local notify = vim.notify
+    vim.notify = function() end -- the error is expected
+    airgap.setup(opts)
+    local failed = h.wait("status error", function()
+      local st = require("airgap.status").current
+      return st.state == "error" and st
+    end, 60000)
+    vim.notify = notify
+    h.ok(failed.message ~= "", "an error without a message")
+    opts.settings.model = model
+    airgap.setup(opts)
+    h.wait("status ready again", function()
+      return require("airgap.status").current.state == "ready"
+    end, 120000)
+  end },
   { ":checkhealth airgap reports the server, its version, the model and the device", function()
     vim.cmd("checkhealth airgap")
     local text = table.concat(vim.api.nvim_buf_get_lines(0, 0, -1, true), "\n")

@@ -48,6 +48,22 @@ M.defaults = {
   keymaps = { accept = "<Tab>", dismiss = "<C-]>", next = "<M-]>", prev = "<M-[>" },
 }
 
+--- The server's defaults (editors/README.md). The whole table is sent each time, so that a
+--- setting removed from `setup()` goes back to its default in a running server too.
+---@type airgap.ServerSettings
+M.server_defaults = {
+  model = "smollm2-135m-instruct",
+  device = "auto",
+  dtype = "auto",
+  multiline = "auto",
+  maxTokensLine = 48,
+  maxTokensBlock = 160,
+  maxPrefixChars = 3000,
+  maxSuffixChars = 1000,
+  auditPath = "",
+  context = { crossFile = true, maxTokens = 512, exclude = {}, knowledgeBase = {} },
+}
+
 ---@type airgap.Config
 M.current = vim.deepcopy(M.defaults)
 
@@ -72,14 +88,17 @@ function M.set(opts)
   return merged
 end
 
---- The server's settings as JSON would have them: an empty table as an object, not a list.
+--- The settings sent to the server: the user's over the server's defaults.
 ---@param settings airgap.ServerSettings
----@return table
+---@return airgap.ServerSettings
 function M.wire(settings)
-  if next(settings) == nil then
-    return vim.empty_dict()
+  local wire = vim.tbl_deep_extend("force", vim.deepcopy(M.server_defaults), settings)
+  for _, key in ipairs({ "exclude", "knowledgeBase" }) do -- lists replace, they do not merge
+    if settings.context and settings.context[key] then
+      wire.context[key] = settings.context[key]
+    end
   end
-  return settings
+  return wire
 end
 
 return M

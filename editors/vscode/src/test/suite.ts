@@ -138,6 +138,23 @@ const tests: [string, () => Promise<void>][] = [
     assert(record.model.name === "smollm2-135m-instruct", `model ${JSON.stringify(record.model)}`);
     assert(typeof record.prompt === "string" && record.prompt.length > 0, "no prompt");
   }],
+  ["settings: a change reaches the server; an unknown model turns the status to error, and back", async () => {
+    const api = vscode.extensions.getExtension<Api>("airgap.airgap-lsp")?.exports;
+    assert(api, "the extension is not active");
+    const config = vscode.workspace.getConfiguration("airgap");
+    await config.update("model", "no-such-model", vscode.ConfigurationTarget.Global);
+    const failed = await until("status error", () => {
+      const st = api.status();
+      return st?.state === "error" ? st : undefined;
+    }, 60_000);
+    assert(failed.message.length > 0, "an error without a message");
+    await config.update("model", undefined, vscode.ConfigurationTarget.Global);
+    const back = await until("status ready again", () => {
+      const st = api.status();
+      return st?.state === "ready" ? st : undefined;
+    }, 120_000);
+    assert(back.model.startsWith("smollm2-135m-instruct"), `model ${back.model}`);
+  }],
   ["command: the server log opens", async () => {
     await vscode.commands.executeCommand("airgap.openServerLog");
   }],
