@@ -6,15 +6,21 @@ export const SHOW_AUDIT_RECORD = "airgap.showAuditRecord";
 export const OPEN_SERVER_LOG = "airgap.openServerLog";
 export const RESTART_SERVER = "airgap.restartServer";
 
+/** Audit records open read-only (no "save changes?" on close), as `airgap-audit:/ID.json`. */
+const SCHEME = "airgap-audit";
+
 export function register(server: Server): vscode.Disposable[] {
+  const records = new Map<string, string>(); // uri path -> the record as JSON
   return [
+    vscode.workspace.registerTextDocumentContentProvider(SCHEME, {
+      provideTextDocumentContent: (uri) => records.get(uri.path) ?? "",
+    }),
     vscode.commands.registerCommand(SHOW_AUDIT_RECORD, async (id?: string) => {
       try {
         const record = await server.auditRecord(typeof id === "string" ? id : undefined);
-        const doc = await vscode.workspace.openTextDocument({
-          language: "json",
-          content: JSON.stringify(record, null, 2),
-        });
+        const uri = vscode.Uri.from({ scheme: SCHEME, path: `/${record.id}.json` });
+        records.set(uri.path, JSON.stringify(record, null, 2));
+        const doc = await vscode.workspace.openTextDocument(uri);
         await vscode.window.showTextDocument(doc, { preview: true });
         return record;
       } catch (err) {

@@ -1,7 +1,7 @@
 // Runs the extension-host suite (editors/vscode/src/test/suite.ts) inside a real VS Code:
 // code-server on loopback with the marketplace off, opened in headless Chromium, against the real
 // server on the default model. Also installs the .vsix into a fresh extensions folder, and takes
-// a screenshot of the ghost text. Usage: node run.mjs ROOT TOOLS VSIX
+// screenshots of the ghost text and of the status bar item, ready and in error. Usage: node run.mjs ROOT TOOLS VSIX
 // (ROOT: the repository; TOOLS: the folder with node24/ and code-server/).
 import { spawn, spawnSync } from "node:child_process";
 import * as fs from "node:fs";
@@ -113,24 +113,31 @@ try {
   const page = await browser.newPage({ viewport: { width: 1280, height: 800 } });
   await page.goto(url, { timeout: 60_000 });
 
+  // The suite asks to see something on screen by writing want-NAME.json ({selector, text});
+  // once it is visible the harness takes NAME.png and answers with seen-NAME (its text).
   const resultFile = path.join(tmp, "result.json");
-  const shot = path.join(tmp, "ghost-text.png");
-  let ghost = "not asked for";
+  const screens = new Map(); // name -> text seen, or undefined while not yet
   await poll("the suite's result", async () => {
     if (fs.existsSync(resultFile)) return true;
-    if (ghost !== "seen" && fs.existsSync(path.join(tmp, "ghost-wanted"))) {
-      const deco = page.locator(".ghost-text-decoration").first();
-      if (await deco.isVisible().catch(() => false)) {
-        ghost = (await deco.textContent()) ?? "";
-        await page.screenshot({ path: shot });
-        fs.writeFileSync(path.join(tmp, "ghost-seen"), ghost);
-        ghost = "seen";
+    for (const f of fs.readdirSync(tmp).filter((f) => /^want-.*\.json$/.test(f))) {
+      const name = f.slice(5, -5);
+      if (screens.get(name) !== undefined) continue;
+      screens.set(name, undefined);
+      const { selector, text } = JSON.parse(fs.readFileSync(path.join(tmp, f), "utf8"));
+      const target = page.locator(selector).filter({ hasText: text ?? "" }).first();
+      if (await target.isVisible().catch(() => false)) {
+        const seen = (await target.textContent()) ?? "";
+        await page.screenshot({ path: path.join(tmp, `${name}.png`) });
+        fs.writeFileSync(path.join(tmp, `seen-${name}`), seen);
+        screens.set(name, seen);
       }
     }
     return false;
   }, remaining());
-  record("screenshot: the ghost text is visible (.ghost-text-decoration)", ghost === "seen",
-    ghost === "seen" ? shot : ghost);
+  for (const [name, seen] of screens) {
+    record(`screenshot: ${name} is visible`, seen !== undefined,
+      seen !== undefined ? `${JSON.stringify(seen.trim())} in ${path.join(tmp, name + ".png")}` : "never seen");
+  }
   const result = JSON.parse(fs.readFileSync(resultFile, "utf8"));
   for (const o of result.outcomes) record(`${o.name} (${(o.ms / 1000).toFixed(1)} s)`, o.ok, o.error);
 } catch (err) {

@@ -33,6 +33,15 @@ function auditLines(): Record<string, unknown>[] {
   return fs.readFileSync(auditPath, "utf8").split("\n").filter(Boolean).map((l) => JSON.parse(l));
 }
 
+/** Ask the harness, which drives the browser, to see `selector` (with `text`) on screen and take
+ * a screenshot; returns the text it saw. */
+async function screen(name: string, selector: string, text = ""): Promise<string> {
+  fs.writeFileSync(path.join(dir, `want-${name}.json`), JSON.stringify({ selector, text }));
+  const seen = path.join(dir, `seen-${name}`);
+  return until(`the harness to see ${name} (${selector})`, () =>
+    fs.existsSync(seen) ? fs.readFileSync(seen, "utf8") : undefined, 30_000);
+}
+
 function fixture(name: string): vscode.Uri {
   const root = vscode.workspace.workspaceFolders?.[0]?.uri;
   assert(root, "no workspace folder is open");
@@ -66,6 +75,9 @@ const tests: [string, () => Promise<void>][] = [
     assert(s.model.startsWith("smollm2-135m-instruct"), `model ${s.model}`);
     assert(s.version === "0.1.2", `version ${s.version}`);
     assert(s.device === "cpu" || s.device.startsWith("cuda"), `device ${s.device}`);
+    const item = await screen("status-ready", ".statusbar-item", "airgap: smollm2-135m-instruct@0.1.2");
+    const where = s.device === "cpu" ? "CPU" : "GPU";
+    assert(item.includes(where), `status bar item ${JSON.stringify(item)} does not say ${where}`);
   }],
   ["hover: an Ada call shows the declaration from the spec and an explanation", async () => {
     const editor = await open("sensors.adb");
@@ -82,7 +94,7 @@ const tests: [string, () => Promise<void>][] = [
     const range = new vscode.Range(0, 0, 9, 0); // as the Neovim test selects it: the same prompt
 
     const actions = await vscode.commands.executeCommand<vscode.CodeAction[]>(
-      "vscode.executeCodeActionProvider", editor.document.uri, range, undefined, 10);
+      "vscode.executeCodeActionProvider", editor.document.uri, range, "refactor.rewrite", 10);
     const titles = (actions ?? []).map((a) => a.title);
     const contracts = (actions ?? []).find((a) => a.title.startsWith("Suggest SPARK contracts"));
     assert(contracts, `no "Suggest SPARK contracts" in ${JSON.stringify(titles)}`);
@@ -116,10 +128,9 @@ const tests: [string, () => Promise<void>][] = [
     await vscode.commands.executeCommand("editor.action.inlineSuggest.trigger");
     const record = await until("an inline_completion line in the audit log", () =>
       auditLines().filter((l) => l.kind === "inline_completion")[shown], 120_000);
-    // The harness sees the ghost text in the page, takes its screenshot, and says so.
-    fs.writeFileSync(path.join(dir, "ghost-wanted"), String(record.id));
-    await until("the harness to see the ghost text", () =>
-      fs.existsSync(path.join(dir, "ghost-seen")) || undefined, 60_000);
+    const ghost = await screen("ghost-text", ".ghost-text-decoration");
+    assert(String(record.text).startsWith(ghost.trim().split("\n")[0].slice(0, 5)),
+      `ghost text ${JSON.stringify(ghost)}, suggestion ${JSON.stringify(record.text)}`);
     await vscode.commands.executeCommand("editor.action.inlineSuggest.commit");
     const after = editor.document.lineAt(lineNo).text;
     const text = String(record.text);
@@ -137,6 +148,10 @@ const tests: [string, () => Promise<void>][] = [
     assert(record.id === last.id, `record ${record.id}, last suggestion ${last.id}`);
     assert(record.model.name === "smollm2-135m-instruct", `model ${JSON.stringify(record.model)}`);
     assert(typeof record.prompt === "string" && record.prompt.length > 0, "no prompt");
+    const shown = vscode.window.activeTextEditor?.document;
+    assert(shown?.uri.scheme === "airgap-audit", `shown: ${shown?.uri.toString()}`);
+    assert(JSON.parse(shown.getText()).id === last.id, "the shown record is another one");
+    assert(shown.languageId === "json", `language ${shown.languageId}`);
   }],
   ["settings: a change reaches the server; an unknown model turns the status to error, and back", async () => {
     const api = vscode.extensions.getExtension<Api>("airgap.airgap-lsp")?.exports;
@@ -148,6 +163,7 @@ const tests: [string, () => Promise<void>][] = [
       return st?.state === "error" ? st : undefined;
     }, 60_000);
     assert(failed.message.length > 0, "an error without a message");
+    await screen("status-error", ".statusbar-item.error-kind", "airgap");
     await config.update("model", undefined, vscode.ConfigurationTarget.Global);
     const back = await until("status ready again", () => {
       const st = api.status();
