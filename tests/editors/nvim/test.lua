@@ -42,127 +42,179 @@ local function position(buf, row, text)
 end
 
 h.run(label, {
-  { "setup() twice: one autocommand group, one server config", function()
-    airgap.setup(vim.deepcopy(require("airgap.config").current))
-    airgap.setup(vim.deepcopy(require("airgap.config").current))
-    h.eq(1, #vim.api.nvim_get_autocmds({ group = "airgap", event = "LspAttach" }), "LspAttach autocommands")
-  end },
-  { "the server reports the default model ready", function()
-    open("geometry.py")
-    local s = h.wait("airgap/status ready or error", function()
-      local st = require("airgap.status").current
-      return st and st.state ~= "loading" and st
-    end, 180000)
-    h.eq("ready", s.state, "state (" .. tostring(s.message) .. ")")
-    h.ok(vim.startswith(s.model, "smollm2-135m-instruct"), "model " .. s.model)
-    h.ok(s.device == "cpu" or vim.startswith(s.device, "cuda"), "device " .. s.device)
-    h.ok(airgap.statusline():find("smollm2", 1, true), airgap.statusline())
-  end },
-  { "ghost text appears as an extmark and <Tab> accepts it (audited)", function()
-    local buf = open("geometry.py")
-    local last = vim.api.nvim_buf_line_count(buf)
-    local row = vim.api.nvim_buf_get_lines(buf, last - 1, last, true)[1] == "" and last - 1 or last
-    local before = vim.api.nvim_buf_get_lines(buf, row - 1, row, true)[1] -- "    return "
-    vim.api.nvim_win_set_cursor(0, { row, 0 })
-    local function suggestions()
-      return vim.tbl_filter(function(l) return l.kind == "inline_completion" end, h.audit_lines())
-    end
-    local shown = #suggestions()
-    h.keys("A") -- insert at the end of `    return `
-    local mark = h.wait("ghost text in the buffer", function()
-      return vim.api.nvim_buf_get_extmarks(buf, ghost_ns(), 0, -1, { details = true })[1]
-    end, 120000)
-    local virt = mark[4].virt_text and mark[4].virt_text[1] and mark[4].virt_text[1][1] or ""
-    h.ok(vim.trim(virt) ~= "", "the extmark has no text: " .. vim.inspect(mark))
-    -- Written before the reply: there once the ghost text is.
-    local record = suggestions()[shown + 1]
-    h.ok(record, "no audit line for the suggestion shown")
-    h.keys("<Tab>")
-    local after = h.wait("the suggestion in the buffer", function()
-      local l = vim.api.nvim_buf_get_lines(buf, row - 1, row, true)[1]
-      return l ~= before and l
-    end, 10000)
-    local first = vim.split(record.text, "\n", { plain = true })[1]
-    h.eq(before .. first, after, "the accepted line")
-    h.wait("an accept line for " .. record.id, function()
-      return vim.iter(h.audit_lines()):find(function(l) return l.kind == "accept" and l.id == record.id end)
-    end, 30000)
-    h.keys("<Esc>")
-    h.wait("normal mode", function() return vim.fn.mode() == "n" end, 5000)
-  end },
-  { ":AirgapAudit shows the record of the last suggestion", function()
-    local last = vim.tbl_filter(function(l) return l.kind == "inline_completion" end, h.audit_lines())
-    last = last[#last]
-    airgap.last_audit_buf = nil
-    vim.cmd("AirgapAudit")
-    local buf = h.wait("the audit buffer", function() return airgap.last_audit_buf end, 30000)
-    local record = vim.json.decode(table.concat(vim.api.nvim_buf_get_lines(buf, 0, -1, true), "\n"))
-    h.eq(last.id, record.id, "id")
-    h.eq("smollm2-135m-instruct", record.model.name, "model")
-    h.eq("json", vim.bo[buf].filetype, "filetype")
-    vim.cmd("close")
-  end },
-  { ":AirgapStatus names the model and the device", function()
-    local seen
-    local notify = vim.notify
-    vim.notify = function(msg) seen = msg end
-    vim.cmd("AirgapStatus")
-    vim.notify = notify
-    h.ok(seen and seen:find("smollm2-135m-instruct@0.1.2", 1, true), tostring(seen))
-    h.ok(seen:find("CPU", 1, true) or seen:find("GPU", 1, true), seen)
-  end },
-  { "hover: an Ada call shows the declaration from the spec", function()
-    local buf = open("sensors.adb")
-    local params = { textDocument = { uri = vim.uri_from_bufnr(buf) }, position = position(buf, 13, "Read") }
-    local hover = request(buf, "textDocument/hover", params)
-    h.ok(hover and hover.contents, "no hover")
-    local value = hover.contents.value or vim.inspect(hover.contents)
-    h.ok(value:find("function Read", 1, true), "hover: " .. value)
-  end },
-  { "code action: SPARK contracts and a refactor for a SPARK procedure, resolved to an edit", function()
-    local buf = open("clamp.adb")
-    local n = vim.api.nvim_buf_line_count(buf)
-    local params = {
-      textDocument = { uri = vim.uri_from_bufnr(buf) },
-      range = { start = { line = 0, character = 0 }, ["end"] = { line = n - 1, character = 0 } },
-      context = { diagnostics = {} },
-    }
-    local actions = request(buf, "textDocument/codeAction", params) or {}
-    local titles = vim.tbl_map(function(a) return a.title end, actions)
-    local contracts = vim.iter(actions):find(function(a) return vim.startswith(a.title, "Suggest SPARK contracts") end)
-    h.ok(contracts, "actions: " .. vim.inspect(titles))
-    h.ok(vim.tbl_contains(titles, "Suggest a refactor"), "actions: " .. vim.inspect(titles))
-    local refactor = vim.iter(actions):find(function(a) return a.title == "Suggest a refactor" end)
-    h.ok(not refactor.edit, "an edit before codeAction/resolve")
-    local resolved = request(buf, "codeAction/resolve", refactor)
-    local changes = resolved.edit and (resolved.edit.changes or resolved.edit.documentChanges)
-    h.ok(changes and next(changes), "no edit: " .. vim.inspect(resolved))
-  end },
-  { "setup() again sends new settings: an unknown model turns the status to error, and back", function()
-    local opts = vim.deepcopy(require("airgap.config").current)
-    local model = opts.settings.model
-    opts.settings.model = "no-such-model"
-    local notify = vim.notify
-    vim.notify = function() end -- the error is expected
-    airgap.setup(opts)
-    local failed = h.wait("status error", function()
-      local st = require("airgap.status").current
-      return st.state == "error" and st
-    end, 60000)
-    vim.notify = notify
-    h.ok(failed.message ~= "", "an error without a message")
-    opts.settings.model = model
-    airgap.setup(opts)
-    h.wait("status ready again", function()
-      return require("airgap.status").current.state == "ready"
-    end, 120000)
-  end },
-  { ":checkhealth airgap reports the server, its version, the model and the device", function()
-    vim.cmd("checkhealth airgap")
-    local text = table.concat(vim.api.nvim_buf_get_lines(0, 0, -1, true), "\n")
-    h.ok(text:find("server: " .. os.getenv("AIRGAP_SERVER"), 1, true), text)
-    h.ok(text:find("version: airgap-lsp", 1, true), text)
-    h.ok(text:find("model smollm2-135m-instruct@0.1.2 on", 1, true), text)
-    h.ok(not text:find("ERROR", 1, true), text)
-  end },
+  {
+    "setup() twice: one autocommand group, one server config",
+    function()
+      airgap.setup(vim.deepcopy(require("airgap.config").current))
+      airgap.setup(vim.deepcopy(require("airgap.config").current))
+      h.eq(
+        1,
+        #vim.api.nvim_get_autocmds({ group = "airgap", event = "LspAttach" }),
+        "LspAttach autocommands"
+      )
+    end,
+  },
+  {
+    "the server reports the default model ready",
+    function()
+      open("geometry.py")
+      local s = h.wait("airgap/status ready or error", function()
+        local st = require("airgap.status").current
+        return st and st.state ~= "loading" and st
+      end, 180000)
+      h.eq("ready", s.state, "state (" .. tostring(s.message) .. ")")
+      h.ok(vim.startswith(s.model, "smollm2-135m-instruct"), "model " .. s.model)
+      h.ok(s.device == "cpu" or vim.startswith(s.device, "cuda"), "device " .. s.device)
+      h.ok(airgap.statusline():find("smollm2", 1, true), airgap.statusline())
+    end,
+  },
+  {
+    "ghost text appears as an extmark and <Tab> accepts it (audited)",
+    function()
+      local buf = open("geometry.py")
+      local last = vim.api.nvim_buf_line_count(buf)
+      local row = vim.api.nvim_buf_get_lines(buf, last - 1, last, true)[1] == "" and last - 1
+        or last
+      local before = vim.api.nvim_buf_get_lines(buf, row - 1, row, true)[1] -- "    return "
+      vim.api.nvim_win_set_cursor(0, { row, 0 })
+      local function suggestions()
+        return vim.tbl_filter(function(l)
+          return l.kind == "inline_completion"
+        end, h.audit_lines())
+      end
+      local shown = #suggestions()
+      h.keys("A") -- insert at the end of `    return `
+      local mark = h.wait("ghost text in the buffer", function()
+        return vim.api.nvim_buf_get_extmarks(buf, ghost_ns(), 0, -1, { details = true })[1]
+      end, 120000)
+      local virt = mark[4].virt_text and mark[4].virt_text[1] and mark[4].virt_text[1][1] or ""
+      h.ok(vim.trim(virt) ~= "", "the extmark has no text: " .. vim.inspect(mark))
+      -- Written before the reply: there once the ghost text is.
+      local record = suggestions()[shown + 1]
+      h.ok(record, "no audit line for the suggestion shown")
+      h.keys("<Tab>")
+      local after = h.wait("the suggestion in the buffer", function()
+        local l = vim.api.nvim_buf_get_lines(buf, row - 1, row, true)[1]
+        return l ~= before and l
+      end, 10000)
+      local first = vim.split(record.text, "\n", { plain = true })[1]
+      h.eq(before .. first, after, "the accepted line")
+      h.wait("an accept line for " .. record.id, function()
+        return vim.iter(h.audit_lines()):find(function(l)
+          return l.kind == "accept" and l.id == record.id
+        end)
+      end, 30000)
+      h.keys("<Esc>")
+      h.wait("normal mode", function()
+        return vim.fn.mode() == "n"
+      end, 5000)
+    end,
+  },
+  {
+    ":AirgapAudit shows the record of the last suggestion",
+    function()
+      local last = vim.tbl_filter(function(l)
+        return l.kind == "inline_completion"
+      end, h.audit_lines())
+      last = last[#last]
+      airgap.last_audit_buf = nil
+      vim.cmd("AirgapAudit")
+      local buf = h.wait("the audit buffer", function()
+        return airgap.last_audit_buf
+      end, 30000)
+      local record =
+        vim.json.decode(table.concat(vim.api.nvim_buf_get_lines(buf, 0, -1, true), "\n"))
+      h.eq(last.id, record.id, "id")
+      h.eq("smollm2-135m-instruct", record.model.name, "model")
+      h.eq("json", vim.bo[buf].filetype, "filetype")
+      vim.cmd("close")
+    end,
+  },
+  {
+    ":AirgapStatus names the model and the device",
+    function()
+      local seen
+      local notify = vim.notify
+      vim.notify = function(msg)
+        seen = msg
+      end
+      vim.cmd("AirgapStatus")
+      vim.notify = notify
+      h.ok(seen and seen:find("smollm2-135m-instruct@0.1.2", 1, true), tostring(seen))
+      h.ok(seen:find("CPU", 1, true) or seen:find("GPU", 1, true), seen)
+    end,
+  },
+  {
+    "hover: an Ada call shows the declaration from the spec",
+    function()
+      local buf = open("sensors.adb")
+      local params =
+        { textDocument = { uri = vim.uri_from_bufnr(buf) }, position = position(buf, 13, "Read") }
+      local hover = request(buf, "textDocument/hover", params)
+      h.ok(hover and hover.contents, "no hover")
+      local value = hover.contents.value or vim.inspect(hover.contents)
+      h.ok(value:find("function Read", 1, true), "hover: " .. value)
+    end,
+  },
+  {
+    "code action: SPARK contracts and a refactor for a SPARK procedure, resolved to an edit",
+    function()
+      local buf = open("clamp.adb")
+      local n = vim.api.nvim_buf_line_count(buf)
+      local params = {
+        textDocument = { uri = vim.uri_from_bufnr(buf) },
+        range = { start = { line = 0, character = 0 }, ["end"] = { line = n - 1, character = 0 } },
+        context = { diagnostics = {} },
+      }
+      local actions = request(buf, "textDocument/codeAction", params) or {}
+      local titles = vim.tbl_map(function(a)
+        return a.title
+      end, actions)
+      local contracts = vim.iter(actions):find(function(a)
+        return vim.startswith(a.title, "Suggest SPARK contracts")
+      end)
+      h.ok(contracts, "actions: " .. vim.inspect(titles))
+      h.ok(vim.tbl_contains(titles, "Suggest a refactor"), "actions: " .. vim.inspect(titles))
+      local refactor = vim.iter(actions):find(function(a)
+        return a.title == "Suggest a refactor"
+      end)
+      h.ok(not refactor.edit, "an edit before codeAction/resolve")
+      local resolved = request(buf, "codeAction/resolve", refactor)
+      local changes = resolved.edit and (resolved.edit.changes or resolved.edit.documentChanges)
+      h.ok(changes and next(changes), "no edit: " .. vim.inspect(resolved))
+    end,
+  },
+  {
+    "setup() again sends new settings: an unknown model turns the status to error, and back",
+    function()
+      local opts = vim.deepcopy(require("airgap.config").current)
+      local model = opts.settings.model
+      opts.settings.model = "no-such-model"
+      local notify = vim.notify
+      vim.notify = function() end -- the error is expected
+      airgap.setup(opts)
+      local failed = h.wait("status error", function()
+        local st = require("airgap.status").current
+        return st.state == "error" and st
+      end, 60000)
+      vim.notify = notify
+      h.ok(failed.message ~= "", "an error without a message")
+      opts.settings.model = model
+      airgap.setup(opts)
+      h.wait("status ready again", function()
+        return require("airgap.status").current.state == "ready"
+      end, 120000)
+    end,
+  },
+  {
+    ":checkhealth airgap reports the server, its version, the model and the device",
+    function()
+      vim.cmd("checkhealth airgap")
+      local text = table.concat(vim.api.nvim_buf_get_lines(0, 0, -1, true), "\n")
+      h.ok(text:find("server: " .. os.getenv("AIRGAP_SERVER"), 1, true), text)
+      h.ok(text:find("version: airgap-lsp", 1, true), text)
+      h.ok(text:find("model smollm2-135m-instruct@0.1.2 on", 1, true), text)
+      h.ok(not text:find("ERROR", 1, true), text)
+    end,
+  },
 })

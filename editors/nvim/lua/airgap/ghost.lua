@@ -138,10 +138,14 @@ local function schedule(bufnr)
   end
   M.clear(bufnr)
   state.timer = vim.uv.new_timer()
-  state.timer:start(config.inline.debounce_ms, 0, vim.schedule_wrap(function()
-    stop_timer(state)
-    request(bufnr)
-  end))
+  state.timer:start(
+    config.inline.debounce_ms,
+    0,
+    vim.schedule_wrap(function()
+      stop_timer(state)
+      request(bufnr)
+    end)
+  )
 end
 
 ---@param bufnr integer

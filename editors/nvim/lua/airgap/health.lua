@@ -16,7 +16,9 @@ function M.check()
     health.ok("Neovim " .. version)
   end
   if vim.lsp.inline_completion then
-    health.ok("ghost text: " .. (airgap.native() and "vim.lsp.inline_completion" or "the plug-in's own"))
+    health.ok(
+      "ghost text: " .. (airgap.native() and "vim.lsp.inline_completion" or "the plug-in's own")
+    )
   else
     health.ok("ghost text: the plug-in's own (this Neovim has no vim.lsp.inline_completion)")
   end
@@ -44,7 +46,13 @@ function M.check()
   local s = status.current
   if s then
     local model = s.version ~= "" and (s.model .. "@" .. s.version) or s.model
-    local line = ("model %s on %s (%s, %s): %s"):format(model, s.device, status.hardware(s.device), s.dtype, s.state)
+    local line = ("model %s on %s (%s, %s): %s"):format(
+      model,
+      s.device,
+      status.hardware(s.device),
+      s.dtype,
+      s.state
+    )
     if s.state == "error" then
       health.error(line .. ": " .. s.message)
     elseif s.state == "loading" then
@@ -53,22 +61,30 @@ function M.check()
       health.ok(line)
     end
   else
-    health.info("model " .. wanted .. ", device " .. (config.settings.device or "auto") ..
-      ": the server has not reported yet (open a file it serves)")
+    health.info(
+      "model "
+        .. wanted
+        .. ", device "
+        .. (config.settings.device or "auto")
+        .. ": the server has not reported yet (open a file it serves)"
+    )
   end
   local list = vim.system({ path, "model", "list" }, { text = true }):wait(30000)
   if list.code == 0 then
     local models = vim.split(vim.trim(list.stdout), "\n", { trimempty = true })
     local name = (config.settings.model or "smollm2-135m-instruct"):gsub("@.*", "")
-    local found = vim.tbl_contains(models, config.settings.model or "") or vim.iter(models):any(function(m)
-      return vim.startswith(m, name .. "@")
-    end)
+    local found = vim.tbl_contains(models, config.settings.model or "")
+      or vim.iter(models):any(function(m)
+        return vim.startswith(m, name .. "@")
+      end)
     if found then
       health.ok("model store holds " .. table.concat(models, ", "))
     else
       local holds = #models > 0 and table.concat(models, ", ") or "nothing"
-      health.error(("model store lacks %s (holds: %s)"):format(name, holds),
-        { "Import it: airgap-lsp model import PATH --name NAME --version VERSION" })
+      health.error(
+        ("model store lacks %s (holds: %s)"):format(name, holds),
+        { "Import it: airgap-lsp model import PATH --name NAME --version VERSION" }
+      )
     end
   else
     health.warn("`airgap-lsp model list` failed: " .. vim.trim(list.stderr or ""))

@@ -114,7 +114,10 @@ M._pretty = pretty
 function M.show_audit(id)
   M.audit_record(id, function(err, record)
     if err or not record then
-      vim.notify("airgap-lsp: no audit record: " .. (err and err.message or "none"), vim.log.levels.WARN)
+      vim.notify(
+        "airgap-lsp: no audit record: " .. (err and err.message or "none"),
+        vim.log.levels.WARN
+      )
       return
     end
     local buf = vim.api.nvim_create_buf(false, true)
@@ -134,13 +137,30 @@ function M.show_status()
   local s = status.current
   local lines = { status.line() }
   if s then
-    table.insert(lines, ("state %s, device %s (%s)%s"):format(s.state, s.device or "?", s.dtype or "?",
-      (s.message and s.message ~= "") and (": " .. s.message) or ""))
+    table.insert(
+      lines,
+      ("state %s, device %s (%s)%s"):format(
+        s.state,
+        s.device or "?",
+        s.dtype or "?",
+        (s.message and s.message ~= "") and (": " .. s.message) or ""
+      )
+    )
   end
-  table.insert(lines, "ghost text: " .. (M.native() and "vim.lsp.inline_completion" or "airgap fallback"))
-  table.insert(lines, "server: " .. table.concat(config.current.cmd, " ")
-    .. (M.client() and "" or " (not attached to this buffer)"))
-  vim.notify(table.concat(lines, "\n"), s and s.state == "error" and vim.log.levels.ERROR or vim.log.levels.INFO)
+  table.insert(
+    lines,
+    "ghost text: " .. (M.native() and "vim.lsp.inline_completion" or "airgap fallback")
+  )
+  table.insert(
+    lines,
+    "server: "
+      .. table.concat(config.current.cmd, " ")
+      .. (M.client() and "" or " (not attached to this buffer)")
+  )
+  vim.notify(
+    table.concat(lines, "\n"),
+    s and s.state == "error" and vim.log.levels.ERROR or vim.log.levels.INFO
+  )
 end
 
 ---@param bufnr integer

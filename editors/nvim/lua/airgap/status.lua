@@ -36,9 +36,12 @@ function M.line()
   else
     table.insert(parts, s.state)
   end
-  return table.concat(vim.tbl_filter(function(p)
-    return p ~= nil and p ~= ""
-  end, parts), " ")
+  return table.concat(
+    vim.tbl_filter(function(p)
+      return p ~= nil and p ~= ""
+    end, parts),
+    " "
+  )
 end
 
 --- Handler of the server's `airgap/status` notification.
