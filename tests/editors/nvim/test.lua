@@ -69,7 +69,7 @@ h.run(label, {
     end,
   },
   {
-    "ghost text appears as an extmark and <Tab> accepts it (audited)",
+    "ghost text appears as an extmark, <C-]> dismisses it, <Tab> accepts it (audited)",
     function()
       local buf = open("geometry.py")
       local last = vim.api.nvim_buf_line_count(buf)
@@ -83,15 +83,24 @@ h.run(label, {
         end, h.audit_lines())
       end
       local shown = #suggestions()
-      h.keys("A") -- insert at the end of `    return `
-      local mark = h.wait("ghost text in the buffer", function()
+      local function ghost()
         return vim.api.nvim_buf_get_extmarks(buf, ghost_ns(), 0, -1, { details = true })[1]
-      end, 120000)
+      end
+      h.keys("A") -- insert at the end of `    return `
+      h.wait("ghost text in the buffer", ghost, 120000)
+      h.keys("<C-]>") -- dismiss
+      h.wait("the ghost text to go", function()
+        return not ghost()
+      end, 10000)
+      h.eq(before, vim.api.nvim_buf_get_lines(buf, row - 1, row, true)[1], "the line after dismiss")
+      h.keys(" <BS>") -- the same text again, so the same suggestion again
+      local mark = h.wait("ghost text in the buffer again", ghost, 120000)
       local virt = mark[4].virt_text and mark[4].virt_text[1] and mark[4].virt_text[1][1] or ""
       h.ok(vim.trim(virt) ~= "", "the extmark has no text: " .. vim.inspect(mark))
       -- Written before the reply: there once the ghost text is.
-      local record = suggestions()[shown + 1]
-      h.ok(record, "no audit line for the suggestion shown")
+      local all = suggestions()
+      h.ok(#all >= shown + 2, "no audit line for each suggestion shown")
+      local record = all[#all]
       h.keys("<Tab>")
       local after = h.wait("the suggestion in the buffer", function()
         local l = vim.api.nvim_buf_get_lines(buf, row - 1, row, true)[1]
