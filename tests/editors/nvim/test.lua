@@ -45,8 +45,12 @@ h.run(label, {
   {
     "setup() twice: one autocommand group, one server config",
     function()
-      airgap.setup(vim.deepcopy(require("airgap.config").current))
-      airgap.setup(vim.deepcopy(require("airgap.config").current))
+      local opts = vim.deepcopy(require("airgap.config").current)
+      airgap.setup(vim.tbl_extend("force", vim.deepcopy(opts), { filetypes = { "ada" } }))
+      h.eq({ "ada" }, vim.lsp.config.airgap.filetypes, "filetypes after a second setup()")
+      airgap.setup(vim.deepcopy(opts))
+      airgap.setup(vim.deepcopy(opts))
+      h.eq(opts.filetypes, vim.lsp.config.airgap.filetypes, "filetypes after a third")
       h.eq(
         1,
         #vim.api.nvim_get_autocmds({ group = "airgap", event = "LspAttach" }),

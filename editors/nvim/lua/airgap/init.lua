@@ -205,13 +205,14 @@ end
 function M.setup(opts)
   local cfg = config.set(opts)
   vim.api.nvim_set_hl(0, "AirgapGhostText", { link = "Comment", default = true })
-  vim.lsp.config(M.name, {
+  -- Assigned, not merged (`vim.lsp.config(name, ...)` would merge a shorter list into the old).
+  vim.lsp.config[M.name] = {
     cmd = cfg.cmd,
     filetypes = cfg.filetypes,
     root_markers = cfg.root_markers,
     init_options = config.wire(cfg.settings),
     handlers = { ["airgap/status"] = status.handler },
-  })
+  }
   vim.api.nvim_clear_autocmds({ group = augroup })
   vim.api.nvim_create_autocmd("LspAttach", {
     group = augroup,
