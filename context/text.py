@@ -26,3 +26,10 @@ def offset_at(text: str, line: int, character: int) -> int:
     end = text.find("\n", start)
     current = text[start : end if end >= 0 else len(text)]
     return start + utf16_to_index(current.rstrip("\r"), character)
+
+
+def position_at(source: bytes, offset: int) -> tuple[int, int]:
+    """The LSP position (line, UTF-16 column) of a UTF-8 byte offset in `source`."""
+    line_start = source.rfind(b"\n", 0, offset) + 1
+    column = source[line_start:offset].decode("utf-8", "replace")
+    return source.count(b"\n", 0, offset), len(column.encode("utf-16-le")) // 2

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -39,12 +40,15 @@ class GenerationRequest:
     # from the prompt because a prompt ending in spaces tokenizes unlike any code the model saw.
     # The first tokens are restricted to those that spell it ("token healing").
     forced_prefix: str = ""
+    # A time budget in seconds (0: none). Generation stops at the first step past it, with the
+    # stop reason "time_budget"; the audit line records how many tokens that was.
+    max_seconds: float = 0.0
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Generation:
     text: str
-    stop_reason: str  # end_of_line, end_of_block, stop_text, eos, max_tokens
+    stop_reason: str  # end_of_line, end_of_block, stop_text, eos, max_tokens, time_budget
     prompt_tokens: int
     new_tokens: int
     prefill_ms: float
@@ -59,6 +63,11 @@ class Engine(Protocol):
     info: EngineInfo
 
     def count_tokens(self, text: str) -> int: ...
+
+    def chat_prompt(self, messages: Sequence[tuple[str, str]], reply_start: str = "") -> str | None:
+        """The model text for a conversation in the model's own chat template, opening the
+        assistant's turn with `reply_start`; None for a model without a template."""
+        ...
 
     def generate(
         self, request: GenerationRequest, cancel: threading.Event | None = None
@@ -180,6 +189,18 @@ class LocalEngine:
     def count_tokens(self, text: str) -> int:
         return len(self._tokenizer(text, add_special_tokens=False).input_ids)
 
+    def chat_prompt(self, messages: Sequence[tuple[str, str]], reply_start: str = "") -> str | None:
+        # The template is a file of the checkpoint (hashed in the manifest); transformers renders
+        # it in a sandboxed Jinja environment.
+        if not getattr(self._tokenizer, "chat_template", None):
+            return None
+        text = self._tokenizer.apply_chat_template(
+            [{"role": role, "content": content} for role, content in messages],
+            tokenize=False,
+            add_generation_prompt=True,
+        )
+        return str(text) + reply_start
+
     def generate(
         self, request: GenerationRequest, cancel: threading.Event | None = None
     ) -> Generation:
@@ -201,6 +222,7 @@ class LocalEngine:
             multiline=request.stop.multiline,
             base_indent=request.stop.base_indent,
             stop_texts=request.stop.stop_texts + self._fmt.stop,
+            prose=request.stop.prose,
         )
         step: Any = self._model
         pending = request.forced_prefix
@@ -213,9 +235,13 @@ class LocalEngine:
             out = step(input_ids=input_ids, use_cache=True)
             past, logits = out.past_key_values, out.logits[0, -1]
             t1 = time.perf_counter()
+            deadline = t0 + request.max_seconds if request.max_seconds > 0 else None
             while len(generated) < request.max_new_tokens:
                 if cancel.is_set():
                     raise GenerationCancelled(f"cancelled after {len(generated)} tokens")
+                if deadline is not None and time.perf_counter() > deadline:
+                    reason = "time_budget"
+                    break
                 if pending and (allowed := self._spelling(pending)) is not None:
                     token = int(allowed[torch.argmax(logits[allowed])])
                     piece = self._token_text[token]
@@ -236,7 +262,7 @@ class LocalEngine:
                 out = step(input_ids=nxt, past_key_values=past, use_cache=True)
                 past, logits = out.past_key_values, out.logits[0, -1]
             t2 = time.perf_counter()
-        if reason in ("max_tokens", "eos"):
+        if reason in ("max_tokens", "eos", "time_budget"):
             text = cut(text, stop)[0]
         return Generation(
             text=text.rstrip("\ufffd"),

@@ -14,6 +14,9 @@ class StopRule:
     multiline: bool
     base_indent: int = 0  # a line indented less than this has left the block the cursor is in
     stop_texts: tuple[str, ...] = ()  # the format's end markers (EOS spelled as text, file seps)
+    # Prose or a whole rewrite (hover, code actions): no line or block rule, only the stop texts,
+    # EOS and the budgets end it.
+    prose: bool = False
 
 
 def indent_of(line: str) -> int:
@@ -39,8 +42,12 @@ def cut(text: str, rule: StopRule) -> tuple[str, str | None]:
     """
     hits = [at for marker in rule.stop_texts if (at := text.find(marker)) >= 0]
     if hits:
+        if rule.prose:
+            return text[: min(hits)], "stop_text"
         kept, why = _cut_lines(text[: min(hits)], rule)
         return kept, why or "stop_text"
+    if rule.prose:
+        return text, None
     return _cut_lines(text, rule)
 
 

@@ -39,7 +39,7 @@ class AuditError(AirgapError):
 class AuditRecord:
     id: str
     time: str
-    kind: str  # inline_completion (hover and code actions later)
+    kind: str  # inline_completion, hover, code_action.refactor / .spark_contracts / .explain
     user: dict[str, Any]  # the OS account: name, uid
     host: str
     client: dict[str, Any]  # what the editor says it is: name, version
@@ -54,6 +54,9 @@ class AuditRecord:
     text: str
     context_sources: list[dict[str, Any]] = field(default_factory=list)
     timings: dict[str, float] = field(default_factory=dict)
+    # What was made of the model's text (hover and code actions): the edit offered, or why none
+    # was (the proposal did not parse), and what the explanation was about.
+    result: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -25,8 +25,13 @@ class ReplayResult:
     dtype: str
 
     @property
+    def expected(self) -> str:
+        """What the model wrote then: the shown text, unless the parse check cut it."""
+        return str(self.record.get("result", {}).get("model_text", self.record["text"]))
+
+    @property
     def same(self) -> bool:
-        return self.text == self.record["text"]
+        return self.text == self.expected
 
 
 def find_record(log: Path, suggestion_id: str) -> dict[str, Any]:
@@ -64,11 +69,18 @@ def replay(record: dict[str, Any], store: ModelStore) -> ReplayResult:
     decoding = record["decoding"]
     device = "cpu" if record["device"] == "cpu" else "auto"
     engine = LocalEngine(stored, device=device, dtype=record["dtype"])
+    max_new_tokens = int(decoding["max_new_tokens"])
+    if decoding.get("stop_reason") == "time_budget":
+        # Cut by the clock, not by the text: the same number of tokens reproduces it.
+        max_new_tokens = int(record.get("timings", {}).get("new_tokens", max_new_tokens))
     request = GenerationRequest(
         prompt=record["prompt"],
-        max_new_tokens=int(decoding["max_new_tokens"]),
+        max_new_tokens=max_new_tokens,
         stop=StopRule(
-            multiline=bool(decoding["multiline"]), base_indent=int(decoding["base_indent"])
+            multiline=bool(decoding["multiline"]),
+            base_indent=int(decoding["base_indent"]),
+            stop_texts=tuple(decoding.get("stop_texts", ())),
+            prose=bool(decoding.get("prose", False)),
         ),
         forced_prefix=str(decoding["forced_prefix"]),
     )

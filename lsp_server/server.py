@@ -7,6 +7,7 @@ import logging
 import threading
 import time
 import uuid
+from collections import OrderedDict
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from pathlib import Path
@@ -23,12 +24,14 @@ from context.retrieval import ContextBuilder, KnowledgeBase
 from inference.engine import Engine
 from inference.errors import AirgapError
 from lsp_server import __version__
-from lsp_server.audit import AuditEvent, AuditSink, JsonlAudit, os_identity
+from lsp_server.audit import AuditEvent, AuditRecord, AuditSink, JsonlAudit, os_identity
 from lsp_server.paths import default_audit_path, model_store_root
 from lsp_server.policy import Policy
 from lsp_server.settings import Settings, SettingsError, parse_settings
 
 log = logging.getLogger("airgap_lsp")
+STATUS = "airgap/status"  # server -> client: the model's state, for a status bar
+RECENT_RECORDS = 64  # audit records kept in memory for `airgap.auditRecord`
 
 
 class AirgapServer(LanguageServer):
@@ -43,12 +46,15 @@ class AirgapServer(LanguageServer):
         self._engine_key: tuple[str, str, str] | None = None
         self.inflight: dict[str, threading.Event] = {}  # document uri -> cancel flag
         self.shown: dict[str, str] = {}  # document uri -> id of its suggestion awaiting a verdict
+        self.offered: dict[str, str] = {}  # id of a resolved code action's edit -> document uri
         self.index = WorkspaceIndex(())
         self.context = ContextBuilder(self.index)
         self.documents: dict[str, ParsedDocument] = {}  # open documents, most recent last
         self._indexed: dict[str, int] = {}  # uri -> document version the index holds
         self._indexing: asyncio.Future[int] | None = None
         self._index_cancel = threading.Event()
+        self.recent: OrderedDict[str, AuditRecord] = OrderedDict()  # id -> record, newest last
+        self.explanations: OrderedDict[str, tuple[str, str]] = OrderedDict()  # key -> text, id
 
     # -- settings -------------------------------------------------------------------------------
     def apply_settings(self, raw: Any) -> None:
@@ -80,6 +86,13 @@ class AirgapServer(LanguageServer):
             group=p.audit_group or None,
         )
 
+    def audit(self, record: AuditRecord) -> None:
+        """Write a suggestion's line (flushed before any reply shows it) and remember it."""
+        self.audit_sink().write(record)
+        self.recent[record.id] = record
+        while len(self.recent) > RECENT_RECORDS:
+            self.recent.popitem(last=False)
+
     def audit_event(self, event: str, suggestion_id: str, uri: str, reason: str = "") -> None:
         """An accept / not-accepted line, with the same id as the suggestion it is about."""
         user, host = os_identity()
@@ -106,6 +119,22 @@ class AirgapServer(LanguageServer):
                 self.show_error(str(exc))
         if suggestion_id is not None:
             self.shown[uri] = suggestion_id
+
+    def send_status(self, state: str, message: str = "", engine: Engine | None = None) -> None:
+        """`airgap/status`: loading, ready or error, with the model and where it runs."""
+        info = engine.info if engine is not None else None
+        name, _, version = self.settings.model.partition("@")
+        self.protocol.notify(
+            STATUS,
+            {
+                "state": state,
+                "model": info.name if info else name,
+                "version": info.version if info else version,
+                "device": info.device if info else "",
+                "dtype": info.dtype if info else "",
+                "message": message,
+            },
+        )
 
     def show_error(self, message: str) -> None:
         log.error(message)
@@ -198,8 +227,21 @@ class AirgapServer(LanguageServer):
         assert self._engine is not None
         return await asyncio.shield(self._engine)
 
+    def engine_now(self) -> Engine | str:
+        """The loaded model, or why there is none yet: never waits (a hover must not)."""
+        if self._engine is None:
+            self.ensure_model()
+            return "the model has not started loading"
+        if not self._engine.done():
+            return f"the model {self.settings.model} is still loading"
+        if (exc := self._engine.exception()) is not None:
+            self._engine_key = None  # the next request tries again
+            return f"the model {self.settings.model} could not be loaded: {exc}"
+        return self._engine.result()
+
     async def _load(self, ref: str, device: str, dtype: str) -> Engine:
         progress = _Progress(self, f"airgap-lsp: loading {ref}")
+        self.send_status("loading", f"loading {ref}")
         await progress.begin()
         loop = asyncio.get_running_loop()
 
@@ -221,11 +263,13 @@ class AirgapServer(LanguageServer):
             engine = await loop.run_in_executor(self.model_worker, load)
         except AirgapError as exc:
             progress.end("failed")
+            self.send_status("error", f"cannot load {ref}: {exc}")
             self.show_error(f"airgap-lsp cannot load the model {ref}: {exc}")
             raise
         info = engine.info
         message = f"{info.name}@{info.version} on {info.device} ({info.dtype})"
         progress.end(message)
+        self.send_status("ready", message, engine)
         log.info("model ready: %s, manifest sha256 %s", message, info.manifest_sha256)
         self.window_log_message(
             types.LogMessageParams(type=types.MessageType.Info, message=f"airgap-lsp: {message}")
@@ -268,12 +312,22 @@ class _Progress:
 
 
 def build_server(policy: Policy | None = None) -> AirgapServer:
-    from lsp_server.features import accept, configuration, documents, inline_completion, symbols
+    from lsp_server.features import (
+        accept,
+        code_actions,
+        configuration,
+        documents,
+        hover,
+        inline_completion,
+        symbols,
+    )
 
     server = AirgapServer(policy)
     accept.register(server)
+    code_actions.register(server)
     configuration.register(server)
     documents.register(server)
+    hover.register(server)
     inline_completion.register(server)
     symbols.register(server)
     return server

@@ -34,6 +34,12 @@ class Settings:
     context_max_tokens: int = 512  # measured with the model's own tokenizer
     context_exclude: tuple[str, ...] = ()  # gitignore-style patterns never read nor sent
     knowledge_base: tuple[str, ...] = ()  # folders of Markdown / reST / text passages
+    # Hover (`hover` section): what the index knows at once, then the model's explanation.
+    hover_explain: bool = True
+    hover_max_tokens: int = 64
+    hover_time_budget_ms: int = 8000  # the explanation stops here, cut where it got to
+    # Code actions (`codeActions` section): the most tokens a rewrite may have.
+    code_action_max_tokens: int = 400
 
 
 _WIRE = {
@@ -50,7 +56,12 @@ _WIRE = {
     "context.maxTokens": "context_max_tokens",
     "context.exclude": "context_exclude",
     "context.knowledgeBase": "knowledge_base",
+    "hover.explain": "hover_explain",
+    "hover.maxTokens": "hover_max_tokens",
+    "hover.timeBudgetMs": "hover_time_budget_ms",
+    "codeActions.maxTokens": "code_action_max_tokens",
 }
+_SECTIONS = ("context", "hover", "codeActions")
 _CHOICES = {"device": DEVICES, "dtype": DTYPES, "multiline": MULTILINE}
 _RANGES = {
     "max_tokens_line": (1, 512),
@@ -58,6 +69,9 @@ _RANGES = {
     "max_prefix_chars": (0, 200_000),
     "max_suffix_chars": (0, 200_000),
     "context_max_tokens": (0, 32_000),
+    "hover_max_tokens": (1, 1024),
+    "hover_time_budget_ms": (100, 120_000),
+    "code_action_max_tokens": (16, 4096),
 }
 
 
@@ -75,8 +89,8 @@ def parse_settings(raw: Any, base: Settings | None = None) -> Settings:
     problems: list[str] = []
     flat: dict[str, Any] = {}
     for key, value in raw.items():
-        if key == "context" and isinstance(value, dict):
-            flat.update({f"context.{k}": v for k, v in value.items()})
+        if key in _SECTIONS and isinstance(value, dict):
+            flat.update({f"{key}.{k}": v for k, v in value.items()})
         else:
             flat[key] = value
     for key, value in flat.items():

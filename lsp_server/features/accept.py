@@ -8,12 +8,16 @@ accepted.
 from __future__ import annotations
 
 import logging
+from dataclasses import asdict
 from typing import Any
+
+from pygls.exceptions import JsonRpcInvalidParams
 
 from inference.errors import AirgapError
 from lsp_server.server import AirgapServer  # at run time: pygls reads the handler's type hints
 
 ACCEPT = "airgap.accept"
+AUDIT_RECORD = "airgap.auditRecord"  # arguments: [] for the last suggestion, or [id]
 log = logging.getLogger("airgap_lsp.accept")
 
 
@@ -21,7 +25,9 @@ def register(server: AirgapServer) -> None:
     @server.command(ACCEPT)
     def accept(ls: AirgapServer, suggestion_id: str) -> dict[str, Any]:
         uri = next((u for u, sid in ls.shown.items() if sid == suggestion_id), None)
-        if uri is None:
+        if uri is None and suggestion_id in ls.offered:  # a code action's edit, applied
+            uri = ls.offered.pop(suggestion_id)
+        elif uri is None:
             # Not pending: unknown, or accepted/replaced already. Logged all the same, so the
             # log shows what the editor claimed.
             log.warning("accept for a suggestion that is not pending: %s", suggestion_id)
@@ -33,3 +39,21 @@ def register(server: AirgapServer) -> None:
             ls.show_error(str(exc))
             raise
         return {"accepted": suggestion_id}
+
+    @server.command(AUDIT_RECORD)
+    def audit_record(ls: AirgapServer, *args: Any) -> dict[str, Any]:
+        """The audit line of a suggestion made in this session: the last one, or the one named."""
+        if args and not isinstance(args[0], str):
+            raise JsonRpcInvalidParams(f"{AUDIT_RECORD} takes a suggestion id, or nothing")
+        if args:
+            record = ls.recent.get(args[0])
+            if record is None:
+                raise JsonRpcInvalidParams(
+                    f"No suggestion {args[0]} in this session; for older ones run "
+                    f"`airgap-lsp audit replay {args[0]}`."
+                )
+        elif ls.recent:
+            record = next(reversed(ls.recent.values()))
+        else:
+            raise JsonRpcInvalidParams("No suggestion has been made in this session yet.")
+        return asdict(record)

@@ -19,6 +19,7 @@ from pygls.uris import to_fs_path
 from context.languages import for_document
 from context.prompt import Prompt, build_prompt, suggestion_text
 from context.retrieval import ContextRequest
+from context.units import parsing_prefix
 from inference.engine import Engine, Generation, GenerationRequest
 from inference.errors import AirgapError, GenerationCancelled
 from inference.prompt_format import FORMATS, render
@@ -55,6 +56,12 @@ def register(server: AirgapServer) -> None:
             max_prefix_chars=s.max_prefix_chars,
             max_suffix_chars=s.max_suffix_chars,
         )
+        # The tree as it is now: the parse check judges the suggestion against this text.
+        parsed = ls.documents.get(uri)
+        parse_base = None
+        if parsed is not None and parsed.tree is not None and parsed.language is not None:
+            at = parsed.byte_offset(params.position.line, params.position.character)
+            parse_base = (parsed.language, parsed.source, parsed.tree, at)
         # A newer request for the same document makes this one stale: stop it.
         cancel = threading.Event()
         if (previous := ls.inflight.get(uri)) is not None:
@@ -99,11 +106,26 @@ def register(server: AirgapServer) -> None:
         text = suggestion_text(gen.text, prompt.trailing_ws)
         if not text.strip():
             return types.InlineCompletionList(items=[])
-        record = audit_record(ls, params, prompt, request, engine, gen, text, total_ms)
+        verdict = "not checked"
+        if parse_base is not None:
+            # A suggestion that would break the parse of a block that parsed is cut back to the
+            # lines that keep it parsing, or not shown at all.
+            shown, verdict = await asyncio.to_thread(parsing_prefix, *parse_base, text)
+            if verdict == "withheld":
+                log.info("suggestion withheld: it breaks the parse of its block: %r", text)
+                return types.InlineCompletionList(items=[])
+        else:
+            shown = text
+        record = audit_record(ls, params, prompt, request, engine, gen, shown, total_ms)
+        result = {"parse_check": verdict}
+        if shown != text:
+            result["model_text"] = text  # what replay reproduces; `text` is what was shown
+        record = replace(record, result=result)
         try:
             # Written and flushed before the reply: no suggestion is ever shown unaudited.
-            await asyncio.to_thread(ls.audit_sink().write, record)
+            await asyncio.to_thread(ls.audit, record)
         except AirgapError as exc:
+            ls.send_status("error", str(exc))
             ls.show_error(str(exc))
             raise JsonRpcInternalError(str(exc)) from exc
         log.info("suggestion %s: %d tokens, %s", record.id, gen.new_tokens, gen.stop_reason)
@@ -113,7 +135,7 @@ def register(server: AirgapServer) -> None:
         return types.InlineCompletionList(
             items=[
                 types.InlineCompletionItem(
-                    insert_text=text, range=types.Range(start=pos, end=pos), command=accept
+                    insert_text=shown, range=types.Range(start=pos, end=pos), command=accept
                 )
             ]
         )

@@ -34,6 +34,7 @@ AUDIT_FIELDS = {
     "text",
     "context_sources",
     "timings",
+    "result",
     "prev_sha256",
 }
 

@@ -1,0 +1,143 @@
+"""What hover and code actions share: run one model task off the event loop, audit its result.
+
+Each task's text comes from `inference.tasks`; its reply is audited with the task's kind before
+the editor sees anything, like a completion.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+
+from pygls.exceptions import JsonRpcInternalError, JsonRpcRequestCancelled
+
+from inference.engine import Engine, Generation, GenerationRequest
+from inference.errors import AirgapError, GenerationCancelled
+from inference.stops import StopRule
+from inference.tasks import RenderedTask, Task, render_task
+from lsp_server.audit import AuditRecord, os_identity
+
+if TYPE_CHECKING:
+    from lsp_server.server import AirgapServer
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class TaskRun:
+    task: Task
+    rendered: RenderedTask
+    request: GenerationRequest
+    generation: Generation
+    total_ms: float
+
+
+async def run_task(
+    ls: AirgapServer,
+    engine: Engine,
+    task: Task,
+    *,
+    max_new_tokens: int,
+    max_seconds: float = 0.0,
+    cancel: threading.Event | None = None,
+) -> TaskRun:
+    """Generate the task's reply on the model worker; a cancelled request stops it between steps."""
+    rendered = render_task(engine, task)
+    request = GenerationRequest(
+        prompt=rendered.prompt,
+        max_new_tokens=max_new_tokens,
+        stop=StopRule(multiline=True, stop_texts=rendered.stop_texts, prose=True),
+        max_seconds=max_seconds,
+    )
+    cancel = cancel or threading.Event()
+    started = time.perf_counter()
+    loop = asyncio.get_running_loop()
+    try:
+        gen = await loop.run_in_executor(ls.model_worker, engine.generate, request, cancel)
+    except (asyncio.CancelledError, GenerationCancelled) as exc:
+        cancel.set()
+        raise JsonRpcRequestCancelled("cancelled by the editor") from exc
+    except AirgapError as exc:
+        raise JsonRpcInternalError(f"airgap-lsp: {exc}") from exc
+    return TaskRun(
+        task=task,
+        rendered=rendered,
+        request=request,
+        generation=gen,
+        total_ms=(time.perf_counter() - started) * 1000,
+    )
+
+
+def task_record(
+    ls: AirgapServer,
+    run: TaskRun,
+    *,
+    kind: str,
+    uri: str,
+    position: dict[str, int],
+    language: str,
+    engine: Engine,
+    text: str,
+    sources: list[dict[str, Any]] | None = None,
+    result: dict[str, Any] | None = None,
+) -> AuditRecord:
+    info = engine.info
+    user, host = os_identity()
+    gen, request = run.generation, run.request
+    return AuditRecord(
+        id=str(uuid.uuid4()),
+        time=datetime.now(UTC).isoformat(timespec="milliseconds"),
+        kind=kind,
+        user=user,
+        host=host,
+        client=dict(ls.client),
+        file=uri,
+        position=position,
+        language=language,
+        model={
+            "name": info.name,
+            "version": info.version,
+            "manifest_sha256": info.manifest_sha256,
+            "family": info.family,
+            "prompt_format": info.prompt_format,
+        },
+        device=info.device,
+        dtype=info.dtype,
+        decoding={
+            "strategy": "greedy",
+            "max_new_tokens": request.max_new_tokens,
+            "multiline": True,
+            "base_indent": 0,
+            "forced_prefix": "",
+            "prose": True,
+            "stop_texts": list(request.stop.stop_texts),
+            "chat_template": run.rendered.chat,
+            "max_seconds": request.max_seconds,
+            "stop_reason": gen.stop_reason,
+        },
+        prompt=request.prompt,
+        text=text,
+        context_sources=sources or [],
+        timings={
+            "prefill_ms": round(gen.prefill_ms, 1),
+            "decode_ms": round(gen.decode_ms, 1),
+            "total_ms": round(run.total_ms, 1),
+            "prompt_tokens": gen.prompt_tokens,
+            "new_tokens": gen.new_tokens,
+            "tokens_per_second": round(gen.tokens_per_second, 1),
+        },
+        result=result or {},
+    )
+
+
+async def write_audit(ls: AirgapServer, record: AuditRecord) -> None:
+    """The line is on disk before the reply leaves; a failed write withholds the reply."""
+    try:
+        await asyncio.to_thread(ls.audit, record)
+    except AirgapError as exc:
+        ls.send_status("error", str(exc))
+        ls.show_error(str(exc))
+        raise JsonRpcInternalError(str(exc)) from exc

@@ -1,0 +1,141 @@
+"""`textDocument/hover`: what the index knows of a name at once, then the model's explanation.
+
+The explanation is cached by the sha256 of the prompt it comes from, so a second hover over the
+same declaration is instant and shows the first one's audit id. The hover never waits for a model
+that is still loading: it says so and shows the index's part.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from lsprotocol import types
+from pygls.uris import to_fs_path
+
+from context.declarations import Declaration, find_declaration
+from context.document import ParsedDocument
+from context.languages import for_document
+from context.text import position_at
+from context.units import identifier_at
+from inference.tasks import explain_task, render_task
+from lsp_server.features.assist import run_task, task_record, write_audit
+
+if TYPE_CHECKING:
+    from lsp_server.server import AirgapServer
+
+log = logging.getLogger("airgap_lsp.hover")
+CACHE_ENTRIES = 256
+
+
+def register(server: AirgapServer) -> None:
+    @server.feature(types.TEXT_DOCUMENT_HOVER)
+    async def hover(ls: AirgapServer, params: types.HoverParams) -> types.Hover | None:
+        uri = params.text_document.uri
+        doc = ls.documents.get(uri)
+        fs_path = to_fs_path(uri)
+        if doc is None or fs_path is None:
+            return None
+        path = Path(fs_path).resolve()
+        if ls.index.is_excluded(path):
+            return None
+        pos = params.position
+        found = identifier_at(doc.tree, doc.source, doc.byte_offset(pos.line, pos.character))
+        if found is None:
+            return None
+        name, start, end = found
+        ls.refresh_index(uri)
+        decl = find_declaration(ls.index, name, path, pos.line, ls.context.relative)
+        if decl is None:
+            return None
+        parts = [known(decl)]
+        if ls.settings.hover_explain:
+            parts.append(await explanation(ls, uri, doc, decl, pos))
+        return types.Hover(
+            contents=types.MarkupContent(
+                kind=types.MarkupKind.Markdown, value="\n\n---\n\n".join(parts)
+            ),
+            range=types.Range(
+                start=types.Position(*position_at(doc.source, start)),
+                end=types.Position(*position_at(doc.source, end)),
+            ),
+        )
+
+
+def known(decl: Declaration) -> str:
+    """The declaration as the index has it: signature, contract, doc comment, place."""
+    lines = [f"```{decl.language}\n{decl.signature.rstrip()}\n```"]
+    if decl.contracts:
+        lines.append("**Contract:** " + "; ".join(f"`{c}`" for c in decl.contracts))
+    if decl.doc:
+        lines.append(decl.doc)
+    lines.append(f"*{decl.kind} `{decl.name}`, {decl.path}:{decl.line + 1}*")
+    return "\n\n".join(lines)
+
+
+async def explanation(
+    ls: AirgapServer,
+    uri: str,
+    doc: ParsedDocument,
+    decl: Declaration,
+    pos: types.Position,
+) -> str:
+    engine = ls.engine_now()
+    if isinstance(engine, str):
+        return f"*No explanation: {engine}.*"
+    lang = for_document(decl.absolute)
+    task = explain_task(
+        decl.language,
+        decl.text,
+        comment=lang.line_comment if lang else "",
+        subject=decl.name,
+        context=decl.doc,
+    )
+    info = engine.info
+    prompt = render_task(engine, task).prompt
+    key = hashlib.sha256(f"{info.manifest_sha256}\0{prompt}".encode()).hexdigest()
+    cached = ls.explanations.get(key)
+    if cached is None:
+        s = ls.settings
+        run = await run_task(
+            ls,
+            engine,
+            task,
+            max_new_tokens=s.hover_max_tokens,
+            max_seconds=s.hover_time_budget_ms / 1000,
+        )
+        text = run.generation.text.rstrip()
+        record = task_record(
+            ls,
+            run,
+            kind="hover",
+            uri=uri,
+            position={"line": pos.line, "character": pos.character},
+            language=doc.language.name if doc.language else "plaintext",
+            engine=engine,
+            text=text,
+            sources=[
+                {
+                    "path": decl.path,
+                    "lines": [decl.line, decl.line + decl.text.count("\n")],
+                    "sha256": decl.sha256,
+                }
+            ],
+            result={"subject": decl.name, "declared_at": f"{decl.path}:{decl.line + 1}"},
+        )
+        await write_audit(ls, record)
+        log.info(
+            "hover %s: %d tokens, %s",
+            record.id,
+            run.generation.new_tokens,
+            run.generation.stop_reason,
+        )
+        cached = (text, record.id)
+        ls.explanations[key] = cached
+        while len(ls.explanations) > CACHE_ENTRIES:
+            ls.explanations.popitem(last=False)
+    text, audit_id = cached
+    body = text.strip() or "*The model wrote no explanation.*"
+    return f"{body}\n\n*Explained by {info.name}@{info.version} · audit id `{audit_id}`*"
