@@ -20,6 +20,8 @@ export interface ServerSettings {
     exclude: string[];
     knowledgeBase: string[];
   };
+  hover: { explain: boolean; maxTokens: number; timeBudgetMs: number };
+  codeActions: { maxTokens: number };
 }
 
 /** The executable started as `<serverPath> serve`; never downloaded. */
@@ -49,6 +51,12 @@ export function serverSettings(): ServerSettings {
       exclude: get<string[]>("context.exclude", []),
       knowledgeBase: get<string[]>("context.knowledgeBase", []),
     },
+    hover: {
+      explain: get("hover.explain", true),
+      maxTokens: get("hover.maxTokens", 64),
+      timeBudgetMs: get("hover.timeBudgetMs", 8000),
+    },
+    codeActions: { maxTokens: get("codeActions.maxTokens", 400) },
   };
 }
 

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The Neovim tests, headless, on each Neovim given: NAME=PATH-TO-NVIM [NATIVE]...
 # (NATIVE 0 forces the plug-in's own ghost text). Every nvim runs under `timeout`, with XDG
-# folders in a temporary directory. Prints PASS/FAIL lines and a total; exits non-zero on failure.
+# folders in a temporary directory; the server is this checkout's (PYTHONPATH), even where .venv's
+# editable install points at another. Prints PASS/FAIL lines and a total; exits non-zero on failure.
 set -uo pipefail
 root=$(cd "$(dirname "$0")/../../.." && pwd)
 server="$root/.venv/bin/airgap-lsp"
@@ -19,7 +20,7 @@ for spec in "$@"; do
   (cd "$tmp/workspace" && env XDG_CONFIG_HOME="$tmp/config" XDG_DATA_HOME="$tmp/data" \
     XDG_STATE_HOME="$tmp/state" XDG_CACHE_HOME="$tmp/cache" HOME="$tmp" \
     AIRGAP_LSP_MODEL_STORE="$store" AIRGAP_ROOT="$root" AIRGAP_SERVER="$server" \
-    AIRGAP_TEST_DIR="$tmp" AIRGAP_NATIVE="$native" LUA_PATH="$root/tests/editors/nvim/?.lua;;" \
+    AIRGAP_TEST_DIR="$tmp" AIRGAP_NATIVE="$native" PYTHONPATH="$root" LUA_PATH="$root/tests/editors/nvim/?.lua;;" \
     timeout 300 "$nvim" --headless --noplugin -u "$root/tests/editors/nvim/init.lua" \
       -c "luafile $root/tests/editors/nvim/test.lua" > "$tmp/out.txt" 2>&1)
   rc=$?

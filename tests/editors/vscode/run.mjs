@@ -39,6 +39,8 @@ const env = {
   AIRGAP_LSP_MODEL_STORE: process.env.AIRGAP_LSP_MODEL_STORE ?? store.stdout.trim(),
   AIRGAP_TEST_DIR: tmp,
   EXTENSIONS_GALLERY: "{}",
+  // The server of this checkout, even where .venv's editable install points at another one.
+  PYTHONPATH: root,
 };
 // airgap.serverPath and airgap.auditPath are machine-scoped: for a remote window (code-server's
 // is one) they belong in the remote machine's settings, not the user's.

@@ -13,6 +13,8 @@ local M = {}
 ---@field maxSuffixChars? integer
 ---@field auditPath? string
 ---@field context? { crossFile?: boolean, maxTokens?: integer, exclude?: string[], knowledgeBase?: string[] }
+---@field hover? { explain?: boolean, maxTokens?: integer, timeBudgetMs?: integer }
+---@field codeActions? { maxTokens?: integer }
 
 ---@class airgap.Keymaps
 --- Insert-mode keys; `false` leaves a key unmapped.
@@ -74,6 +76,8 @@ M.server_defaults = {
   maxSuffixChars = 1000,
   auditPath = "",
   context = { crossFile = true, maxTokens = 512, exclude = {}, knowledgeBase = {} },
+  hover = { explain = true, maxTokens = 64, timeBudgetMs = 8000 },
+  codeActions = { maxTokens = 400 },
 }
 
 ---@type airgap.Config

@@ -108,14 +108,25 @@ const tests: [string, () => Promise<void>][] = [
     assert(refactor.edit && refactor.edit.size > 0,
       `the resolved refactor has no edit (audit: ${JSON.stringify(outcome?.result)})`);
   }],
-  ["code action: a Python file gets no SPARK contracts", async () => {
+  ["code action: Python gets no SPARK contracts; \"Explain this code\" runs the server's command", async () => {
     const editor = await open("geometry.py");
-    const range = new vscode.Range(3, 0, 5, 0);
-    const actions = await vscode.commands.executeCommand<vscode.CodeAction[]>(
+    const range = new vscode.Range(3, 0, 6, 0);
+    const listed = await vscode.commands.executeCommand<vscode.CodeAction[]>(
       "vscode.executeCodeActionProvider", editor.document.uri, range);
-    const titles = (actions ?? []).map((a) => a.title);
+    const titles = (listed ?? []).map((a) => a.title);
     assert(titles.includes("Suggest a refactor"), `actions: ${JSON.stringify(titles)}`);
     assert(!titles.some((t) => t.startsWith("Suggest SPARK contracts")), `actions: ${JSON.stringify(titles)}`);
+    const index = titles.indexOf("Explain this code");
+    assert(index >= 0, `actions: ${JSON.stringify(titles)}`);
+    const resolved = await vscode.commands.executeCommand<vscode.CodeAction[]>(
+      "vscode.executeCodeActionProvider", editor.document.uri, range, undefined, index + 1);
+    const explain = resolved?.find((a) => a.title === "Explain this code");
+    const command = explain?.command;
+    assert(command?.command === "airgap.showExplanation", `command ${JSON.stringify(command)}`);
+    // The client turned the server's command into a VS Code command: run it as the light bulb would.
+    const shown = await vscode.commands.executeCommand<{ text?: string }>(
+      command.command, ...(command.arguments ?? []));
+    assert(shown?.text && shown.text.trim().length > 0, `shown ${JSON.stringify(shown)}`);
   }],
   ["inline completion: ghost text is shown, committed into the document and audited", async () => {
     const editor = await open("geometry.py");
