@@ -47,6 +47,7 @@ test: model
 # packages' sources as the benchmark corpus (under .cache/corpus).
 bench: model
 	$(BIN)/python bench/completion_latency.py
+	$(BIN)/python bench/hover_latency.py
 	sh bench/setup-corpus.sh
 	$(BIN)/python bench/context_lift.py
 	$(BIN)/python bench/index_speed.py

@@ -53,6 +53,7 @@ class AirgapServer(LanguageServer):
         self._indexed: dict[str, int] = {}  # uri -> document version the index holds
         self._indexing: asyncio.Future[int] | None = None
         self._index_cancel = threading.Event()
+        self.status_state = ""  # the last `airgap/status` state sent
         self.recent: OrderedDict[str, AuditRecord] = OrderedDict()  # id -> record, newest last
         self.explanations: OrderedDict[str, tuple[str, str]] = OrderedDict()  # key -> text, id
 
@@ -122,6 +123,7 @@ class AirgapServer(LanguageServer):
 
     def send_status(self, state: str, message: str = "", engine: Engine | None = None) -> None:
         """`airgap/status`: loading, ready or error, with the model and where it runs."""
+        self.status_state = state
         info = engine.info if engine is not None else None
         name, _, version = self.settings.model.partition("@")
         self.protocol.notify(
@@ -135,6 +137,12 @@ class AirgapServer(LanguageServer):
                 "message": message,
             },
         )
+
+    def audited(self, engine: Engine) -> None:
+        """An audit line was written: an error shown for a failed write is over."""
+        if self.status_state == "error":
+            info = engine.info
+            self.send_status("ready", f"{info.name}@{info.version} on {info.device}", engine)
 
     def show_error(self, message: str) -> None:
         log.error(message)

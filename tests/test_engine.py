@@ -97,3 +97,31 @@ def test_the_token_limit_is_kept(engine: LocalEngine) -> None:
 def test_the_typed_whitespace_starts_the_completion(engine: LocalEngine) -> None:
     gen = engine.generate(block())
     assert gen.text.startswith("      ")
+
+
+def test_the_time_budget_stops_generation_and_says_so(engine: LocalEngine) -> None:
+    prose = StopRule(multiline=True, prose=True)
+    # A budget already spent by the time the prompt is read: not one decoding step more.
+    request = GenerationRequest(
+        prompt="-- A long essay on Ada\n", max_new_tokens=200, stop=prose, max_seconds=1e-6
+    )
+    gen = engine.generate(request)
+    assert gen.stop_reason == "time_budget" and gen.new_tokens == 0
+
+
+def test_prose_is_not_cut_at_the_end_of_a_line(engine: LocalEngine) -> None:
+    request = GenerationRequest(
+        prompt="-- Three facts about Ada:\n-- 1.",
+        max_new_tokens=40,
+        stop=StopRule(multiline=False, prose=True),
+    )
+    gen = engine.generate(request)
+    assert gen.stop_reason in ("max_tokens", "eos") and "\n" in gen.text, gen
+
+
+def test_the_chat_template_comes_from_the_checkpoint(engine: LocalEngine, default_model) -> None:
+    prompt = engine.chat_prompt([("user", "Explain `Clamp`.")], reply_start="```ada\n")
+    template = (default_model.path / "chat_template.jinja").read_text(encoding="utf-8")
+    assert prompt is not None and "<|im_start|>" in template
+    assert prompt.startswith("<|im_start|>") and "Explain `Clamp`." in prompt
+    assert prompt.endswith("<|im_start|>assistant\n```ada\n")

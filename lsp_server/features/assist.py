@@ -133,7 +133,7 @@ def task_record(
     )
 
 
-async def write_audit(ls: AirgapServer, record: AuditRecord) -> None:
+async def write_audit(ls: AirgapServer, record: AuditRecord, engine: Engine) -> None:
     """The line is on disk before the reply leaves; a failed write withholds the reply."""
     try:
         await asyncio.to_thread(ls.audit, record)
@@ -141,3 +141,4 @@ async def write_audit(ls: AirgapServer, record: AuditRecord) -> None:
         ls.send_status("error", str(exc))
         ls.show_error(str(exc))
         raise JsonRpcInternalError(str(exc)) from exc
+    ls.audited(engine)

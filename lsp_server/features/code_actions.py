@@ -193,7 +193,7 @@ async def _audit(
         text=run.generation.text.rstrip(),
         result=result,
     )
-    await write_audit(ls, record)
+    await write_audit(ls, record, engine)
     log.info("%s %s: %s", record.kind, record.id, result.get("outcome", ""))
     return record.id
 

@@ -125,7 +125,7 @@ async def explanation(
             ],
             result={"subject": decl.name, "declared_at": f"{decl.path}:{decl.line + 1}"},
         )
-        await write_audit(ls, record)
+        await write_audit(ls, record, engine)
         log.info(
             "hover %s: %d tokens, %s",
             record.id,

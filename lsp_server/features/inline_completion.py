@@ -128,6 +128,7 @@ def register(server: AirgapServer) -> None:
             ls.send_status("error", str(exc))
             ls.show_error(str(exc))
             raise JsonRpcInternalError(str(exc)) from exc
+        ls.audited(engine)
         log.info("suggestion %s: %d tokens, %s", record.id, gen.new_tokens, gen.stop_reason)
         ls.replace_shown(uri, record.id)
         pos = params.position

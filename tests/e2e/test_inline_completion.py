@@ -142,6 +142,9 @@ async def test_ada_completion_is_audited_before_the_reply(
     assert "Températures" in rec["prompt"]
     assert rec["timings"]["new_tokens"] >= 1 and rec["timings"]["total_ms"] > 0
     assert rec["prev_sha256"] == "0" * 64
+    # The suggestion went through the parse check of its block (the Ada grammar is there).
+    verdict = rec["result"]["parse_check"]
+    assert verdict == "ok" or verdict.startswith("trimmed"), rec["result"]
     # The model's loading was shown as work-done progress, ending with the device it runs on.
     reports = [r for rs in client.progress_reports.values() for r in rs]
     assert any(getattr(r, "title", "").startswith("airgap-lsp: loading") for r in reports)

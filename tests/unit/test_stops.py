@@ -171,3 +171,12 @@ def test_unfinished_block_goes_on() -> None:
 def test_the_earliest_stop_wins_on_a_whole_text() -> None:
     rule = StopRule(multiline=False, stop_texts=("<|endoftext|>",))
     assert cut("A + B;\n   end Add;<|endoftext|>", rule) == ("A + B;", "end_of_line")
+
+
+def test_prose_ignores_lines_and_blocks_but_not_stop_texts() -> None:
+    prose = StopRule(multiline=False, base_indent=8, stop_texts=("```",), prose=True)
+    assert cut("First line.\nSecond, less indented.\n\n\nMore.", prose) == (
+        "First line.\nSecond, less indented.\n\n\nMore.",
+        None,
+    )
+    assert cut("x := 1;\n```\nafter", prose) == ("x := 1;\n", "stop_text")
