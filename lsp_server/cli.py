@@ -6,6 +6,7 @@ import argparse
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from lsp_server import __version__, egress
 
@@ -30,6 +31,12 @@ def _progress_bar():  # type: ignore[no-untyped-def]
     return update
 
 
+def _not_a_cancel(record: Any) -> bool:
+    from pygls.exceptions import JsonRpcRequestCancelled
+
+    return not (record.exc_info and isinstance(record.exc_info[1], JsonRpcRequestCancelled))
+
+
 def _cmd_serve(args: argparse.Namespace) -> int:
     import logging
 
@@ -43,6 +50,9 @@ def _cmd_serve(args: argparse.Namespace) -> int:
     )
     # pygls's protocol layer would log every message, prompts included.
     logging.getLogger("pygls.protocol").setLevel(logging.WARNING)
+    # A request the editor cancelled (most completions, as the user types on) is routine: pygls
+    # would log each with a traceback at ERROR level.
+    logging.getLogger("pygls.protocol.json_rpc").addFilter(_not_a_cancel)
     server = build_server(args.policy)
     if args.tcp:
         if args.host not in ("127.0.0.1", "::1", "localhost"):

@@ -224,6 +224,9 @@ class AirgapServer(LanguageServer):
             return
         self._engine_key = key
         self._engine = asyncio.ensure_future(self._load(*key))
+        # A failed load is shown to the user as it happens and retried on the next request;
+        # reading it here keeps asyncio from logging it again as never retrieved.
+        self._engine.add_done_callback(lambda f: f.cancelled() or f.exception())
 
     async def engine(self) -> Engine:
         """The loaded model; waits while it loads. A load that failed is tried again, so that
