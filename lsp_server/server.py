@@ -245,8 +245,7 @@ class AirgapServer(LanguageServer):
             return "the model has not started loading"
         if not self._engine.done():
             return f"the model {self.settings.model} is still loading"
-        if (exc := self._engine.exception()) is not None:
-            self._engine_key = None  # the next request tries again
+        if (exc := self._engine.exception()) is not None:  # `engine()` will try again
             return f"the model {self.settings.model} could not be loaded: {exc}"
         return self._engine.result()
 

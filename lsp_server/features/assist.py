@@ -43,9 +43,11 @@ async def run_task(
     max_new_tokens: int,
     max_seconds: float = 0.0,
     cancel: threading.Event | None = None,
+    rendered: RenderedTask | None = None,
 ) -> TaskRun:
-    """Generate the task's reply on the model worker; a cancelled request stops it between steps."""
-    rendered = render_task(engine, task)
+    """Generate the task's reply on the model worker; a cancelled request stops it between steps.
+    `rendered`: the task's model text, if the caller has it already."""
+    rendered = rendered or render_task(engine, task)
     request = GenerationRequest(
         prompt=rendered.prompt,
         max_new_tokens=max_new_tokens,

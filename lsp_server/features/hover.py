@@ -94,8 +94,8 @@ async def explanation(
         context=decl.doc,
     )
     info = engine.info
-    prompt = render_task(engine, task).prompt
-    key = hashlib.sha256(f"{info.manifest_sha256}\0{prompt}".encode()).hexdigest()
+    rendered = render_task(engine, task)
+    key = hashlib.sha256(f"{info.manifest_sha256}\0{rendered.prompt}".encode()).hexdigest()
     cached = ls.explanations.get(key)
     if cached is None:
         s = ls.settings
@@ -105,6 +105,7 @@ async def explanation(
             task,
             max_new_tokens=s.hover_max_tokens,
             max_seconds=s.hover_time_budget_ms / 1000,
+            rendered=rendered,
         )
         text = run.generation.text.rstrip()
         record = task_record(

@@ -26,7 +26,7 @@ from inference.prompt_format import FORMATS, render
 from inference.stops import StopRule, block_indent, wants_multiline
 from lsp_server.audit import AuditRecord, os_identity
 from lsp_server.features.accept import ACCEPT
-from lsp_server.features.assist import model_fields, timing_fields
+from lsp_server.features.assist import model_fields, timing_fields, write_audit
 from lsp_server.settings import Settings
 
 if TYPE_CHECKING:
@@ -120,16 +120,10 @@ def register(server: AirgapServer) -> None:
         record = audit_record(ls, params, prompt, request, engine, gen, shown, total_ms)
         result = {"parse_check": verdict}
         if shown != text:
-            result["model_text"] = text  # what replay reproduces; `text` is what was shown
+            result["model_text"] = text  # what replay reproduces; the line's text was shown
         record = replace(record, result=result)
-        try:
-            # Written and flushed before the reply: no suggestion is ever shown unaudited.
-            await asyncio.to_thread(ls.audit, record)
-        except AirgapError as exc:
-            ls.send_status("error", str(exc))
-            ls.show_error(str(exc))
-            raise JsonRpcInternalError(str(exc)) from exc
-        ls.audited(engine)
+        # Written and flushed before the reply: no suggestion is ever shown unaudited.
+        await write_audit(ls, record, engine)
         log.info("suggestion %s: %d tokens, %s", record.id, gen.new_tokens, gen.stop_reason)
         ls.replace_shown(uri, record.id)
         pos = params.position
