@@ -33,6 +33,20 @@ PICKLE_SUFFIXES = frozenset({".bin", ".pt", ".pth", ".pkl", ".pickle", ".ckpt", 
 CODE_SUFFIXES = frozenset({".py", ".pyc", ".so", ".dll", ".dylib", ".sh"})
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 CHUNK = 4 * 1024 * 1024
+# The JSON configs transformers reads when it loads a model and its tokenizer.
+CONFIG_FILES = (
+    "config.json",
+    "tokenizer_config.json",
+    "generation_config.json",
+    "special_tokens_map.json",
+    "preprocessor_config.json",
+    "processor_config.json",
+)
+# Keys whose value is a file or folder to open (`tokenizer_file`, `vocab_file`, `merges_file` ...).
+PATH_KEY_RE = re.compile(r"(_file|_files|_path|_dir|_folder)$")
+# Keys ending so (`_name_or_path`, `_model_name_or_path`) say where the checkpoint came from: a
+# label that may hold a hub id or the trainer's folder, and that is never opened to load it.
+PROVENANCE_SUFFIX = "name_or_path"
 
 # Called with (file name, bytes done, bytes total) while hashing or copying.
 Progress = Callable[[str, int, int], None]
@@ -143,6 +157,35 @@ def _walk_files(root: Path) -> Iterator[Path]:
             yield path
 
 
+def _path_values(doc: object, where: str = "") -> Iterator[tuple[str, str]]:
+    """(key, value) of every string that a config gives as a file or folder to open."""
+    if isinstance(doc, dict):
+        for key, value in doc.items():
+            at = f"{where}.{key}" if where else str(key)
+            if PATH_KEY_RE.search(str(key)) and not str(key).endswith(PROVENANCE_SUFFIX):
+                values = value if isinstance(value, list) else [value]
+                yield from ((at, v) for v in values if isinstance(v, str))
+            else:
+                yield from _path_values(value, at)
+    elif isinstance(doc, list):
+        for i, item in enumerate(doc):
+            yield from _path_values(item, f"{where}[{i}]")
+
+
+def _refuse_paths_outside(cfg: Path, doc: object) -> None:
+    """A config may name a file of its own folder, never a path: the loader would open it
+    unhashed, wherever it points."""
+    for key, value in _path_values(doc):
+        if value and (
+            "/" in value or "\\" in value or value in (".", "..") or Path(value).is_absolute()
+        ):
+            raise ModelRefused(
+                f"{cfg} sets {key} to {value!r}, a path. A model's configs may only name files "
+                "in its own folder, which are hashed; anything else would be read unchecked. "
+                "Put the file in the model folder, set the bare file name, and import again."
+            )
+
+
 def check_files_are_safe(folder: Path) -> None:
     """Refuse pickled weights, bundled code and configs that need `trust_remote_code`."""
     files = list(_walk_files(folder))
@@ -161,7 +204,7 @@ def check_files_are_safe(folder: Path) -> None:
                 "(no trust_remote_code): use a checkpoint whose architecture transformers has "
                 "built in."
             )
-    for name in ("config.json", "tokenizer_config.json", "generation_config.json"):
+    for name in CONFIG_FILES:
         cfg = folder / name
         if not cfg.is_file():
             continue
@@ -175,6 +218,7 @@ def check_files_are_safe(folder: Path) -> None:
                 "runs code that comes with a model: use a checkpoint whose architecture "
                 "transformers has built in."
             )
+        _refuse_paths_outside(cfg, doc)
     if not any(p.suffix == ".safetensors" for p in files):
         raise ModelRefused(
             f"{folder} holds no .safetensors weights. Import a Hugging Face folder with "
@@ -248,6 +292,12 @@ class ModelStore:
         """Check the manifest against the registry and every file against the manifest."""
         name, version = self.resolve(ref)
         folder = self.root / name / version
+        for part in (folder.parent, folder):
+            if part.is_symlink():
+                raise ModelRefused(
+                    f"{part} is a symbolic link to {os.readlink(part)}: a stored model must be "
+                    "in the store itself. Remove the link and re-import the model."
+                )
         manifest_path = folder / MANIFEST
         try:
             data = manifest_path.read_bytes()

@@ -241,3 +241,69 @@ def test_the_manifest_says_who_imported_what_licence_and_files_are_read_only(
     for path in stored.path.rglob("*"):
         assert path.stat().st_mode & 0o222 == 0, f"{path} is writable"
     assert stored.path.stat().st_mode & 0o222 == 0
+
+
+@pytest.mark.parametrize(
+    ("config", "key", "value"),
+    [
+        ("tokenizer_config.json", "tokenizer_file", "/etc/airgap/other-tokenizer.json"),
+        ("tokenizer_config.json", "vocab_file", "../../shared/vocab.json"),
+        ("tokenizer_config.json", "merges_file", "sub/merges.txt"),
+        ("config.json", "adapter_path", "/srv/adapters"),
+        ("special_tokens_map.json", "added_tokens_file", "..\\added.json"),
+    ],
+)
+def test_a_config_that_points_outside_the_model_folder_is_refused(
+    store: ModelStore, source: Path, config: str, key: str, value: str
+) -> None:
+    path = source / config
+    doc = json.loads(path.read_text()) if path.is_file() else {}
+    doc[key] = value
+    path.write_text(json.dumps(doc))
+    with pytest.raises(ModelRefused) as err:
+        store.import_model(source, name="tiny", version="1")
+    msg = str(err.value)
+    assert config in msg and key in msg and repr(value) in msg
+    assert "own folder" in msg
+    assert_nothing_imported(store)
+
+
+def test_file_names_and_provenance_labels_in_configs_are_accepted(
+    store: ModelStore, source: Path
+) -> None:
+    cfg = json.loads((source / "config.json").read_text())
+    cfg["_name_or_path"] = "/home/trainer/runs/tiny-llama"  # where it was trained: a label
+    cfg["_model_name_or_path"] = "Org/tiny-llama"
+    (source / "config.json").write_text(json.dumps(cfg))
+    (source / "tokenizer_config.json").write_text(
+        json.dumps({"tokenizer_file": "tokenizer.json", "vocab_file": None})
+    )
+    assert store.import_model(source, name="tiny", version="1").ref == "tiny@1"
+
+
+def test_a_stored_file_swapped_for_a_symlink_out_of_the_store_is_refused_at_load(
+    store: ModelStore, source: Path, tmp_path: Path
+) -> None:
+    stored = store.import_model(source, name="tiny", version="1")
+    outside = tmp_path / "outside-config.json"
+    shutil.copyfile(stored.path / "config.json", outside)  # the same bytes: the hash matches
+    stored.path.chmod(0o755)
+    (stored.path / "config.json").unlink()
+    os.symlink(outside, stored.path / "config.json")
+    with pytest.raises(ModelRefused) as err:
+        store.verify("tiny@1")
+    assert "config.json" in str(err.value) and "symbolic link" in str(err.value)
+
+
+def test_a_stored_folder_swapped_for_a_symlink_out_of_the_store_is_refused_at_load(
+    store: ModelStore, source: Path, tmp_path: Path
+) -> None:
+    stored = store.import_model(source, name="tiny", version="1")
+    outside = tmp_path / "outside-copy"
+    shutil.copytree(stored.path, outside)  # every file and the manifest as stored
+    stored.path.chmod(0o755)
+    shutil.rmtree(stored.path)
+    os.symlink(outside, stored.path)
+    with pytest.raises(ModelRefused) as err:
+        store.verify("tiny@1")
+    assert str(outside) in str(err.value) and "symbolic link" in str(err.value)
