@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import sys
 import threading
 import time
 import uuid
@@ -11,9 +12,10 @@ from collections import OrderedDict
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 from lsprotocol import types
+from pygls.io_ import StdinAsyncReader, StdoutWriter
 from pygls.lsp.server import LanguageServer
 from pygls.uris import to_fs_path
 
@@ -28,6 +30,7 @@ from lsp_server.audit import AuditEvent, AuditRecord, AuditSink, JsonlAudit, os_
 from lsp_server.paths import default_audit_path, model_store_root
 from lsp_server.policy import Policy
 from lsp_server.settings import Settings, SettingsError, parse_settings
+from lsp_server.wire import read_messages
 
 log = logging.getLogger("airgap_lsp")
 STATUS = "airgap/status"  # server -> client: the model's state, for a status bar
@@ -56,6 +59,40 @@ class AirgapServer(LanguageServer):
         self.status_state = ""  # the last `airgap/status` state sent
         self.recent: OrderedDict[str, AuditRecord] = OrderedDict()  # id -> record, newest last
         self.explanations: OrderedDict[str, tuple[str, str]] = OrderedDict()  # key -> text, id
+
+    # -- the wire -------------------------------------------------------------------------------
+    # pygls's start_io and start_tcp, reading with lsp_server.wire: every request is answered,
+    # a malformed one with its JSON-RPC error.
+    def start_io(self, stdin: BinaryIO | None = None, stdout: BinaryIO | None = None) -> None:
+        self._stop_event = stop = threading.Event()
+        self.protocol.set_writer(StdoutWriter(stdout or sys.stdout.buffer))
+        reader = StdinAsyncReader(stdin or sys.stdin.buffer, self.thread_pool)
+        try:
+            asyncio.run(read_messages(stop, reader, self.protocol))
+        except BrokenPipeError:
+            log.error("The editor closed the connection; shutting down.")
+        finally:
+            self.shutdown()
+
+    def start_tcp(self, host: str, port: int) -> None:
+        self._stop_event = stop = threading.Event()
+
+        async def connection(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            self.protocol.set_writer(writer)  # type: ignore[arg-type]
+            await read_messages(stop, reader, self.protocol)
+            self.shutdown()
+
+        async def serve() -> None:
+            self._server = await asyncio.start_server(connection, host, port)
+            addresses = ", ".join(str(s.getsockname()) for s in self._server.sockets)
+            log.info("Serving on %s", addresses)
+            async with self._server:
+                await self._server.serve_forever()
+
+        try:
+            asyncio.run(serve())
+        except asyncio.CancelledError:
+            log.info("TCP server stopped")
 
     # -- settings -------------------------------------------------------------------------------
     def apply_settings(self, raw: Any) -> None:
