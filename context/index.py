@@ -158,11 +158,24 @@ class WorkspaceIndex:
     def walk(self) -> Iterator[Path]:
         """Source files under the roots that the rules let in, without following links out."""
         for root in self.roots:
-            yield from self._walk(root, root, [])
+            yield from self._walk(root)
 
-    def _walk(
+    def _walk(self, root: Path) -> Iterator[Path]:
+        """Depth first in name order. A stack, not recursion: folders can nest deeper than
+        Python's stack."""
+        Ignores = list[tuple[Path, pathspec.GitIgnoreSpec]]
+        stack: list[tuple[Path, bool, Ignores]] = [(root, True, [])]
+        while stack:
+            path, is_dir, ignores = stack.pop()
+            if not is_dir:
+                yield path
+                continue
+            stack.extend(reversed(list(self._children(root, path, ignores))))
+
+    def _children(
         self, root: Path, folder: Path, ignores: list[tuple[Path, pathspec.GitIgnoreSpec]]
-    ) -> Iterator[Path]:
+    ) -> Iterator[tuple[Path, bool, list[tuple[Path, pathspec.GitIgnoreSpec]]]]:
+        """A folder's entries that the rules let in: (path, is a folder, the rules below it)."""
         gitignore = folder / ".gitignore"
         if gitignore.is_file():
             try:
@@ -190,9 +203,9 @@ class WorkspaceIndex:
             ):
                 continue
             if is_dir:
-                yield from self._walk(root, path, ignores)
+                yield path, True, ignores
             elif entry.is_file(follow_symlinks=False) and for_path(path) is not None:
-                yield path
+                yield path, False, ignores
 
     def update(
         self, path: Path, text: str | None = None, tree: Tree | None = None

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from tree_sitter import Node, Tree
 
 from context.symbols import _ada_contracts
+from context.units import lineage
 
 CONTRACT_ASPECTS = ("Global", "Pre", "Post")
 # What a model may propose besides those; anything else in its reply is dropped.
@@ -49,22 +50,23 @@ def _spark_mode(source: bytes, node: Node) -> bool | None:
     return None
 
 
-def under_spark(source: bytes, node: Node) -> bool:
-    at: Node | None = node
-    while at is not None:
+def under_spark(source: bytes, chain: list[Node]) -> bool:
+    """Whether SPARK_Mode is on for the innermost of `chain` (a node and its holders, innermost
+    first): the nearest scope that says so decides."""
+    for at in chain:
         if at.type in _SCOPES and (mode := _spark_mode(source, at)) is not None:
             return mode
-        at = at.parent
     return False
 
 
 def contract_target(tree: Tree, source: bytes, offset: int) -> ContractTarget | None:
     """The SPARK subprogram around byte `offset` that lacks Global, Pre or Post, if any."""
-    node: Node | None = tree.root_node.named_descendant_for_byte_range(offset, offset)
-    while node is not None and node.type not in _SUBPROGRAMS:
-        node = node.parent
-    if node is None or not under_spark(source, node):
+    inner = tree.root_node.named_descendant_for_byte_range(offset, offset)
+    chain = lineage(tree, inner) if inner is not None else []
+    at = next((i for i, n in enumerate(chain) if n.type in _SUBPROGRAMS), None)
+    if at is None or not under_spark(source, chain[at:]):
         return None
+    node = chain[at]
     spec = next((c for c in node.named_children if c.type in _SPECS), None)
     if spec is None:
         return None

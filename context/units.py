@@ -61,21 +61,35 @@ def unit_types(language: Language) -> tuple[str, ...]:
     return tuple(t for t in wanted if grammar.id_for_node_kind(t, True))
 
 
+def lineage(tree: Tree, node: Node) -> list[Node]:
+    """`node` and every node that holds it, innermost first. Found from the root down:
+    `Node.parent` costs as much as the node is deep, so walking up would be quadratic in code
+    nested thousands deep."""
+    chain: list[Node] = []
+    at: Node | None = tree.root_node
+    while at is not None and at != node:
+        chain.append(at)
+        at = at.child_with_descendant(node)
+    chain.append(node)
+    return chain[::-1]
+
+
 def enclosing_unit(
     tree: Tree, language: Language, start: int, end: int | None = None
 ) -> Span | None:
     """The innermost subprogram, process or function that holds bytes `start`..`end`."""
     end = start if end is None else end
     types = unit_types(language)
-    node: Node | None = tree.root_node.named_descendant_for_byte_range(start, max(start, end))
-    while node is not None:
+    inner = tree.root_node.named_descendant_for_byte_range(start, max(start, end))
+    if inner is None:
+        return None
+    chain = lineage(tree, inner)
+    for i, node in enumerate(chain):
         if node.type in types and node.start_byte <= start and end <= node.end_byte:
             # A Python decorator belongs to the function it decorates.
-            parent = node.parent
-            if parent is not None and parent.type == "decorated_definition":
-                node = parent
+            if i + 1 < len(chain) and chain[i + 1].type == "decorated_definition":
+                node = chain[i + 1]
             return Span.of(node)
-        node = node.parent
     return None
 
 
@@ -110,14 +124,17 @@ def identifier_at(tree: Tree | None, source: bytes, offset: int) -> tuple[str, i
 
 
 def _errors(node: Node, start: int, end: int) -> Iterator[Node]:
-    """ERROR and MISSING nodes that overlap bytes start..end."""
-    if node.end_byte < start or node.start_byte > end or not node.has_error:
-        return
-    if node.is_error or node.is_missing:
-        yield node
-        return
-    for child in node.children:
-        yield from _errors(child, start, end)
+    """ERROR and MISSING nodes that overlap bytes start..end, in document order. A loop, not
+    recursion: code can nest deeper than Python's stack."""
+    stack = [node]
+    while stack:
+        node = stack.pop()
+        if node.end_byte < start or node.start_byte > end or not node.has_error:
+            continue
+        if node.is_error or node.is_missing:
+            yield node
+            continue
+        stack.extend(reversed(node.children))
 
 
 def syntax_errors(tree: Tree, start: int = 0, end: int | None = None) -> list[Node]:

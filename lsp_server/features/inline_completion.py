@@ -41,6 +41,11 @@ def register(server: AirgapServer) -> None:
         ls: AirgapServer, params: types.InlineCompletionParams
     ) -> types.InlineCompletionList:
         uri = params.text_document.uri
+        if uri not in ls.documents:
+            # pygls would read an unopened document from disk, wherever its URI points: only
+            # what the editor opened is completed.
+            log.info("no completion in %s: the editor has not opened it", uri)
+            return types.InlineCompletionList(items=[])
         doc = ls.workspace.get_text_document(uri)
         path = Path(to_fs_path(uri) or doc.path).resolve()
         if ls.index.is_excluded(path):

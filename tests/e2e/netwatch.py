@@ -1,11 +1,14 @@
 """Start `airgap-lsp serve` under an independent network watcher.
 
-Usage: python netwatch.py EVENTS.jsonl [--plant]
+Usage: python netwatch.py EVENTS.jsonl [--plant] [--watch-open DIR]
 
 A first audit hook, added before any project code runs, records every socket event of the
 process to EVENTS.jsonl: it sees what the server's own guard sees, but does not trust it. A last
 hook, added after the guard, is a backstop: should the guard let a non-local connection through,
 it records a leak and refuses the connection itself, so that no test ever sends a packet out.
+
+With --watch-open DIR, every file the process opens under DIR is recorded as well (the `open`
+audit event, which Python's file functions raise before the system call).
 
 With --plant, the server gets a command `airgap.test.phoneHome` that tries to reach out the way a
 plug-in or a library that phones home would.
@@ -14,11 +17,13 @@ plug-in or a library that phones home would.
 from __future__ import annotations
 
 import json
+import os
 import socket
 import sys
 
 EVENTS = open(sys.argv[1], "a", encoding="utf-8")  # noqa: SIM115 - open for the process's life
 PLANT = "--plant" in sys.argv
+WATCHED = sys.argv[sys.argv.index("--watch-open") + 1] if "--watch-open" in sys.argv else None
 
 
 def _record(kind: str, event: str, args: tuple[object, ...]) -> None:
@@ -33,6 +38,10 @@ def _record(kind: str, event: str, args: tuple[object, ...]) -> None:
 def watcher(event: str, args: tuple[object, ...]) -> None:
     if event.startswith("socket."):
         _record("seen", event, args)
+    elif event == "open" and WATCHED and isinstance(args[0], (str, os.PathLike)):
+        path = os.fspath(args[0])
+        if isinstance(path, str) and path.startswith(WATCHED):
+            _record("opened", event, (path,))
 
 
 sys.addaudithook(watcher)

@@ -131,3 +131,60 @@ def test_knowledge_base_passages_rank_by_the_names_in_use(tree: Path) -> None:
     assert best and "Clamp_Altitude" in best[0].text
     assert best[0].path == "docs/coding-standard.md"
     assert kb.passages({"unrelated_name"}) == []
+
+
+def test_a_file_deleted_while_indexing_is_left_out_and_the_scan_goes_on(tree: Path) -> None:
+    idx = WorkspaceIndex([tree])
+    listed = [p.relative_to(tree).as_posix() for p in idx.walk()]
+    assert listed[:2] == ["rtl/uart_tx.vhd", "rtl/util_pkg.vhd"]
+
+    def delete_the_next_one(done: int, total: int) -> None:
+        if done == 1:  # the scan has listed every file and read the first one
+            (tree / "rtl" / "util_pkg.vhd").unlink()
+            shutil.rmtree(tree / "src")
+
+    idx.scan(progress=delete_the_next_one)
+
+    assert rel(idx) == {"rtl/uart_tx.vhd"}
+
+
+def test_invalid_utf8_on_disk_is_indexed_with_replacement_characters(tree: Path) -> None:
+    (tree / "src" / "latin1.ads").write_bytes(
+        "package Latin1 is\n   --  Résumé in Latin-1\n   procedure Reset;\nend Latin1;\n".encode(
+            "latin-1"
+        )
+    )
+    idx = WorkspaceIndex([tree])
+    idx.scan()
+    assert "src/latin1.ads" in rel(idx)
+    assert [h.definition.name for h in idx.lookup("Reset")] == ["Reset"]
+
+
+def test_deeply_nested_code_is_indexed_without_running_out_of_stack(tree: Path) -> None:
+    depth = 20_000
+    (tree / "deep.py").write_text(
+        "def outer():\n    return " + "[" * depth + "]" * depth + "\n\ndef after():\n    pass\n"
+    )
+    idx = WorkspaceIndex([tree])
+    idx.scan()
+    assert {h.definition.name for h in idx.lookup("after")} == {"after"}
+
+
+def test_folders_nested_deeper_than_the_stack_are_walked(tmp_path: Path) -> None:
+    root = tmp_path / "ws"
+    root.mkdir()
+    folders = [root]
+    for _ in range(1_200):  # deeper than Python's default recursion limit of 1,000
+        folders.append(folders[-1] / "d")
+        folders[-1].mkdir()
+    (folders[-1] / "bottom.py").write_text("def bottom():\n    pass\n")
+    (root / "top.py").write_text("def top():\n    pass\n")
+    try:
+        idx = WorkspaceIndex([root])
+        idx.scan()
+        assert {h.definition.name for h in idx.lookup("bottom")} == {"bottom"}
+        assert [p.name for p in idx.walk()] == ["bottom.py", "top.py"]  # name order, depth first
+    finally:  # bottom up: shutil.rmtree, which pytest uses to clean up, recurses
+        (folders[-1] / "bottom.py").unlink()
+        for folder in reversed(folders[1:]):
+            folder.rmdir()

@@ -131,3 +131,30 @@ def test_a_block_that_did_not_parse_cannot_be_judged() -> None:
     source = text.encode()
     at = source.index(b"(x +") + 4
     assert parsing_prefix(lang("f.py"), source, None, at, " ]]") == (" ]]", "ok")
+
+
+def test_syntax_errors_in_code_nested_deeper_than_the_stack_are_found() -> None:
+    from context.languages import for_path
+    from context.units import syntax_errors
+
+    language = for_path("deep.py")
+    assert language is not None
+    depth = 20_000
+    broken = ("x = " + "[" * depth + "1 +" + "]" * depth + "\n").encode()  # the error innermost
+    errors = syntax_errors(language.parser().parse(broken))
+    assert errors and errors[0].start_byte >= 0
+    whole = ("x = " + "[" * depth + "1" + "]" * depth + "\n").encode()
+    assert syntax_errors(language.parser().parse(whole)) == []
+
+
+def test_the_unit_around_code_nested_20000_deep_is_found() -> None:
+    from context.languages import for_path
+
+    language = for_path("deep.py")
+    assert language is not None
+    depth = 20_000
+    text = "def outer():\n    return " + "[" * depth + "]" * depth + "\n\ndef after():\n    pass\n"
+    tree = language.parser().parse(text.encode())
+    unit = enclosing_unit(tree, language, text.index("]"))  # the innermost point
+    assert unit is not None and unit.kind == "function_definition" and unit.start_byte == 0
+    assert unit.end_byte == text.index("\n\ndef after")
