@@ -151,7 +151,9 @@ async def test_a_hostile_workspace_is_indexed_and_served_and_nothing_outside_is_
 ):
     audit = tmp_path / "audit.jsonl"
     watch = Watch(client)
-    await asyncio.wait_for(start_indexed(client, audit, workspace, maxTokensLine=8, maxTokensBlock=16), WAIT)
+    await asyncio.wait_for(
+        start_indexed(client, audit, workspace, maxTokensLine=8, maxTokensBlock=16), WAIT
+    )
     await watch.model_ready()
     symbols = await client.workspace_symbol_async(types.WorkspaceSymbolParams(query=""))
     indexed = {Path(str(s.location.uri)).name for s in symbols or [] if hasattr(s, "location")}
