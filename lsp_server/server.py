@@ -8,7 +8,9 @@ import threading
 import time
 import uuid
 from collections import OrderedDict
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -143,6 +145,21 @@ class AirgapServer(LanguageServer):
         if self.status_state == "error":
             info = engine.info
             self.send_status("ready", f"{info.name}@{info.version} on {info.device}", engine)
+
+    @contextmanager
+    def following(self, token: types.ProgressToken | None, title: str) -> Iterator[None]:
+        """Work-done progress on the token an editor sent with its request: `begin` when the
+        work starts, `end` when it stops, however it stops. Without a token, nothing is sent."""
+        if token is None:
+            yield
+            return
+        progress = self.work_done_progress
+        progress.begin(token, types.WorkDoneProgressBegin(title=title, cancellable=False))
+        try:
+            yield
+        finally:
+            progress.end(token, types.WorkDoneProgressEnd())
+            progress.tokens.pop(token, None)  # pygls keeps each token it began: one per request
 
     def show_error(self, message: str) -> None:
         log.error(message)
