@@ -288,11 +288,22 @@ class AirgapServer(LanguageServer):
 
         try:
             engine = await loop.run_in_executor(self.model_worker, load)
-        except AirgapError as exc:
+        except Exception as exc:
+            # Whatever stopped the load, the user is told and the progress ends: a model left
+            # "loading" for ever is a hang. Requests get the same reason, as an AirgapError.
+            failure = exc
+            if not isinstance(exc, AirgapError):
+                log.error("loading %s failed unexpectedly", ref, exc_info=exc)
+                failure = AirgapError(
+                    f"{type(exc).__name__}: {exc} (the server's log has the details; import a "
+                    "model this version of transformers can load)"
+                )
             progress.end("failed")
-            self.send_status("error", f"cannot load {ref}: {exc}")
-            self.show_error(f"airgap-lsp cannot load the model {ref}: {exc}")
-            raise
+            self.send_status("error", f"cannot load {ref}: {failure}")
+            self.show_error(f"airgap-lsp cannot load the model {ref}: {failure}")
+            if failure is exc:
+                raise
+            raise failure from exc
         info = engine.info
         message = f"{info.name}@{info.version} on {info.device} ({info.dtype})"
         progress.end(message)
