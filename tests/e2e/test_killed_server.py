@@ -103,9 +103,34 @@ async def restart_and_complete(audit: Path, workspace: Path, doc: CursorFile) ->
         return await asyncio.wait_for(complete(client, uri, doc), WAIT_S)
 
 
-async def first_suggestion(client: LanguageClient, audit: Path, doc: CursorFile) -> list[bytes]:
+def inline_params(doc: CursorFile, token: str | None = None) -> types.InlineCompletionParams:
+    """A completion at the file's cursor; with `token`, the client follows its generation."""
+    return types.InlineCompletionParams(
+        text_document=types.TextDocumentIdentifier(uri=doc.path.as_uri()),
+        position=types.Position(line=doc.line, character=doc.character),
+        context=types.InlineCompletionContext(
+            trigger_kind=types.InlineCompletionTriggerKind.Invoked
+        ),
+        work_done_token=token,
+    )
+
+
+async def first_suggestion(
+    client: LanguageClient, audit: Path, doc: CursorFile, token: str | None = None
+) -> list[bytes]:
+    """One completion, shown and audited: the log's whole lines."""
     uri = open_doc(client, doc, "ada")
-    texts = await asyncio.wait_for(complete(client, uri, doc), WAIT_S)
+    if token is None:
+        texts = await asyncio.wait_for(complete(client, uri, doc), WAIT_S)
+    else:
+        client.progress_reports[token] = []  # the client's own token, sent with the request
+        result = await asyncio.wait_for(
+            client.text_document_inline_completion_async(inline_params(doc, token)), WAIT_S
+        )
+        assert isinstance(result, types.InlineCompletionList)
+        texts = [str(i.insert_text) for i in result.items]
+        kinds = [type(r) for r in client.progress_reports[token]]
+        assert kinds == [types.WorkDoneProgressBegin, types.WorkDoneProgressEnd], kinds
     assert texts and texts[0].strip(), texts
     lines = whole_lines(audit)
     assert [json.loads(line)["text"] for line in lines] == texts
@@ -196,19 +221,12 @@ async def test_killed_while_generating(tmp_path: Path):
 
     async with served(SERVER) as client:
         await asyncio.wait_for(start_indexed(client, audit, WORKSPACE), WAIT_S)
-        before = await first_suggestion(client, audit, doc)
-        client.progress_reports[token] = []  # the client's own token, announced with the request
+        # A generation the client follows begins, then ends with its reply ...
+        before = await first_suggestion(client, audit, doc, "airgap-e2e-first")
+        # ... and the next one is killed once it has begun.
+        client.progress_reports[token] = []
         pending = asyncio.ensure_future(
-            client.text_document_inline_completion_async(
-                types.InlineCompletionParams(
-                    text_document=types.TextDocumentIdentifier(uri=doc.path.as_uri()),
-                    position=types.Position(line=doc.line, character=doc.character),
-                    context=types.InlineCompletionContext(
-                        trigger_kind=types.InlineCompletionTriggerKind.Invoked
-                    ),
-                    work_done_token=token,
-                )
-            )
+            client.text_document_inline_completion_async(inline_params(doc, token))
         )
         async with asyncio.timeout(WAIT_S):
             while not client.progress_reports[token]:
