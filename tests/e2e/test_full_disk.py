@@ -79,7 +79,7 @@ def long_buffer() -> CursorFile:
     doc = cursor_file("completion/sensors.adb")
     history = [
         f"--  r{n:03d}  sensor table revised: channel {n % 16} recalibrated, limits checked"
-        for n in range(80)
+        for n in range(50)
     ]
     return CursorFile(
         path=doc.path,
