@@ -123,6 +123,7 @@ class LocalEngine:
     def __init__(self, stored: StoredModel, *, device: str = "auto", dtype: str = "auto") -> None:
         set_offline_env()
         import torch
+        from safetensors import SafetensorError
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
         self._torch = torch
@@ -141,11 +142,12 @@ class LocalEngine:
                 dtype=getattr(torch, dt),
             )
             self._model: Any = model.to(dev)
-        except (OSError, ValueError, KeyError, RuntimeError) as exc:
+        except (OSError, ValueError, KeyError, RuntimeError, SafetensorError) as exc:
             raise AirgapError(
                 f"transformers could not load {stored.ref} from {folder} ({exc}). The files passed "
-                "their hash check, so the checkpoint itself is not one this version of "
-                "transformers can run: import a supported model."
+                "their hash check, so the checkpoint itself is damaged (a file cut short before "
+                "import: re-import it from complete files) or not one this version of "
+                "transformers can run (import a supported model)."
             ) from exc
         self._model.eval()
         self._fmt = FORMATS[stored.manifest.prompt_format]

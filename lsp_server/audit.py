@@ -164,6 +164,14 @@ def _rotated(folder: Path, stem: str) -> list[Path]:
     return [folder / name for name in sorted(names) if pattern.fullmatch(name)]
 
 
+def _write_all(fd: int, data: bytes) -> None:
+    """Write all of `data`. A short write is followed by one that raises the reason, so a full
+    disk reads "No space left on device", not a byte count."""
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view) :]
+
+
 def _fsync_dir(folder: Path) -> None:
     """Make a created or renamed entry survive a power cut, not only its contents."""
     dfd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
@@ -248,13 +256,29 @@ class JsonlAudit:
         prev = _sha256(last) if end else self._prev_of_rotated()
         doc = asdict(record) | {"prev_sha256": prev}
         line = json.dumps(doc, ensure_ascii=False, separators=(",", ":")).encode() + b"\n"
-        written = os.write(fd, line)
-        if written != len(line):
-            raise OSError(28, f"short write ({written} of {len(line)} bytes)")
-        os.fsync(fd)
+        try:
+            _write_all(fd, line)
+            os.fsync(fd)
+        except OSError:
+            self._cut_back(fd, end)
+            raise
         if not end:
             _fsync_dir(self.path.parent)
         return True
+
+    def _cut_back(self, fd: int, end: int) -> None:
+        """After a failed write (a full disk, mid-line): the reply is withheld, so no part of its
+        line may stay in the log. The lock is still held: nothing was appended after it."""
+        try:
+            if os.fstat(fd).st_size > end:
+                os.ftruncate(fd, end)
+        except OSError as exc:
+            log.warning(
+                "audit log %s: could not remove the unfinished line a failed write left (%s); "
+                "the next write removes it",
+                self.path,
+                exc.strerror or exc,
+            )
 
     def _share_with_group(self, fd: int) -> None:
         import grp

@@ -9,7 +9,9 @@ import threading
 import time
 import uuid
 from collections import OrderedDict
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -181,6 +183,21 @@ class AirgapServer(LanguageServer):
             info = engine.info
             self.send_status("ready", f"{info.name}@{info.version} on {info.device}", engine)
 
+    @contextmanager
+    def following(self, token: types.ProgressToken | None, title: str) -> Iterator[None]:
+        """Work-done progress on the token an editor sent with its request: `begin` when the
+        work starts, `end` when it stops, however it stops. Without a token, nothing is sent."""
+        if token is None:
+            yield
+            return
+        progress = self.work_done_progress
+        progress.begin(token, types.WorkDoneProgressBegin(title=title, cancellable=False))
+        try:
+            yield
+        finally:
+            progress.end(token, types.WorkDoneProgressEnd())
+            progress.tokens.pop(token, None)  # pygls keeps each token it began: one per request
+
     def show_error(self, message: str) -> None:
         log.error(message)
         self.window_show_message(
@@ -308,11 +325,22 @@ class AirgapServer(LanguageServer):
 
         try:
             engine = await loop.run_in_executor(self.model_worker, load)
-        except AirgapError as exc:
+        except Exception as exc:
+            # Whatever stopped the load, the user is told and the progress ends: a model left
+            # "loading" for ever is a hang. Requests get the same reason, as an AirgapError.
+            failure = exc
+            if not isinstance(exc, AirgapError):
+                log.error("loading %s failed unexpectedly", ref, exc_info=exc)
+                failure = AirgapError(
+                    f"{type(exc).__name__}: {exc} (the server's log has the details; import a "
+                    "model this version of transformers can load)"
+                )
             progress.end("failed")
-            self.send_status("error", f"cannot load {ref}: {exc}")
-            self.show_error(f"airgap-lsp cannot load the model {ref}: {exc}")
-            raise
+            self.send_status("error", f"cannot load {ref}: {failure}")
+            self.show_error(f"airgap-lsp cannot load the model {ref}: {failure}")
+            if failure is exc:
+                raise
+            raise failure from exc
         info = engine.info
         message = f"{info.name}@{info.version} on {info.device} ({info.dtype})"
         progress.end(message)

@@ -96,7 +96,9 @@ def register(server: AirgapServer) -> None:
             request = completion_request(prompt, engine, ls.settings)
             started = time.perf_counter()
             loop = asyncio.get_running_loop()
-            gen = await loop.run_in_executor(ls.model_worker, engine.generate, request, cancel)
+            # An editor that sent a work-done token sees the model start on its request.
+            with ls.following(params.work_done_token, "airgap-lsp: generating"):
+                gen = await loop.run_in_executor(ls.model_worker, engine.generate, request, cancel)
             total_ms = (time.perf_counter() - started) * 1000
         except (asyncio.CancelledError, GenerationCancelled) as exc:
             cancel.set()

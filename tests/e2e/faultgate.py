@@ -1,0 +1,69 @@
+"""Start `airgap-lsp serve` with a test-only gate in the audit log's write.
+
+Usage: python -m tests.e2e.faultgate   (as a module, so that it runs this checkout's server)
+
+The server gets a command `airgap.test.holdNextAuditWrite`. After it, the next audit line is
+written only in part: its first half goes into the file for real, then the client is told with
+the notification `airgap/test/auditWriteHeld` ({"path", "written", "total"}) and the writing
+thread stops there, the file lock held, until the process is killed. A test kills it at that
+moment, as a power cut or the kernel's out-of-memory killer would.
+
+Nothing of the server's own code changes: the gate stands in for the `os` module that
+lsp_server/audit.py calls, and passes every other call through.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import sys
+import threading
+from typing import Any
+
+import lsp_server.audit as audit
+import lsp_server.server as server_module
+
+HOLD = "airgap.test.holdNextAuditWrite"
+HELD = "airgap/test/auditWriteHeld"
+HOLD_AT_MOST_S = 600  # a test that never kills the server still ends
+
+_armed: dict[str, Any] = {}  # "server", "loop", "path": set by the command, taken by the write
+
+
+class _GatedOs:
+    def __getattr__(self, name: str) -> Any:
+        return getattr(os, name)
+
+    def write(self, fd: int, data: bytes) -> int:
+        if not _armed:
+            return os.write(fd, data)
+        server, loop, path = _armed.pop("server"), _armed.pop("loop"), _armed.pop("path")
+        written = os.write(fd, bytes(data[: len(data) // 2]))
+        held = {"path": path, "written": written, "total": len(data)}
+        loop.call_soon_threadsafe(server.protocol.notify, HELD, held)
+        threading.Event().wait(HOLD_AT_MOST_S)
+        raise OSError(f"the test gate held this audit write for {HOLD_AT_MOST_S} s")
+
+
+audit.os = _GatedOs()  # type: ignore[assignment]
+
+build = server_module.build_server
+
+
+def build_with_gate(policy=None):  # type: ignore[no-untyped-def]
+    server = build(policy)
+
+    @server.command(HOLD)
+    def hold_next_audit_write(*_args):  # type: ignore[no-untyped-def]
+        path = str(server.audit_sink().path)
+        _armed.update(server=server, loop=asyncio.get_running_loop(), path=path)
+        return {"armed": True}
+
+    return server
+
+
+server_module.build_server = build_with_gate
+
+from lsp_server.cli import main  # noqa: E402
+
+sys.exit(main(["serve"]))
