@@ -17,8 +17,10 @@ import json
 import os
 import re
 import shutil
+import stat
 import tempfile
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -121,15 +123,34 @@ class StoredModel:
 
 
 def sha256_file(path: Path, progress: Progress = _no_progress, label: str = "") -> str:
-    digest = hashlib.sha256()
-    total = path.stat().st_size
-    done = 0
     with path.open("rb") as fh:
-        while chunk := fh.read(CHUNK):
-            digest.update(chunk)
-            done += len(chunk)
-            progress(label or path.name, done, total)
+        return sha256_fd(fh.fileno(), progress, label or path.name)
+
+
+def sha256_fd(fd: int, progress: Progress = _no_progress, label: str = "") -> str:
+    """The sha256 of an open file's content, read from its start without moving its offset."""
+    digest = hashlib.sha256()
+    total = os.fstat(fd).st_size
+    done = 0
+    while chunk := os.pread(fd, CHUNK, done):
+        digest.update(chunk)
+        done += len(chunk)
+        progress(label, done, total)
     return digest.hexdigest()
+
+
+def _open_stored(path: Path) -> int:
+    """A stored file, opened for reading; a link or anything but a regular file is refused."""
+    try:
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0))
+    except OSError as exc:
+        raise ModelRefused(
+            f"Cannot open {path} ({exc.strerror}): re-import the model from its original files."
+        ) from exc
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
+        os.close(fd)
+        raise ModelRefused(f"{path} is not a regular file: re-import the model.")
+    return fd
 
 
 def parse_ref(ref: str) -> tuple[str, str | None]:
@@ -290,6 +311,19 @@ class ModelStore:
 
     def verify(self, ref: str, progress: Progress = _no_progress) -> StoredModel:
         """Check the manifest against the registry and every file against the manifest."""
+        with self.held(ref, progress, links=False) as stored:
+            return stored
+
+    @contextmanager
+    def held(
+        self, ref: str, progress: Progress = _no_progress, *, links: bool = True
+    ) -> Iterator[StoredModel]:
+        """`verify`, keeping every file open from its hash to the end of the block; the model's
+        `path` is then a private folder whose entries lead to those open files (on Linux).
+
+        What is loaded from that folder is what was hashed, even if the store's files are
+        replaced in the meantime: the window between checking and loading is closed.
+        """
         name, version = self.resolve(ref)
         folder = self.root / name / version
         for part in (folder.parent, folder):
@@ -324,15 +358,32 @@ class ModelStore:
                 "it: remove what was added or re-import the model."
             )
         check_files_are_safe(folder)
-        for rel, want in sorted(manifest.files.items()):
-            got = sha256_file(folder / rel, progress, rel)
-            if got != want:
-                raise ModelRefused(
-                    f"{rel} of {name}@{version} does not match its manifest (sha256 {got}, "
-                    f"expected {want}): the file was changed after import. Refusing to load it: "
-                    "re-import the model from its original files."
-                )
-        return StoredModel(path=folder, manifest=manifest, manifest_sha256=manifest_sha)
+        fds: dict[str, int] = {}
+        private: Path | None = None
+        try:
+            for rel, want in sorted(manifest.files.items()):
+                fds[rel] = fd = _open_stored(folder / rel)
+                got = sha256_fd(fd, progress, rel)
+                if got != want:
+                    raise ModelRefused(
+                        f"{rel} of {name}@{version} does not match its manifest (sha256 {got}, "
+                        f"expected {want}): the file was changed after import. Refusing to load "
+                        "it: re-import the model from its original files."
+                    )
+            path = folder
+            # This process's open files by number: a link to one opens the file that was hashed.
+            open_files = Path(f"/proc/{os.getpid()}/fd")
+            if links and open_files.is_dir():
+                private = path = Path(tempfile.mkdtemp(prefix=f"airgap-load-{name}-"))
+                for rel, fd in fds.items():
+                    (private / rel).parent.mkdir(parents=True, exist_ok=True)
+                    os.symlink(open_files / str(fd), private / rel)
+            yield StoredModel(path=path, manifest=manifest, manifest_sha256=manifest_sha)
+        finally:
+            for fd in fds.values():
+                os.close(fd)
+            if private is not None:
+                shutil.rmtree(private, ignore_errors=True)
 
     # -- writing --------------------------------------------------------------------------------
     def import_model(

@@ -59,16 +59,17 @@ def replay(record: dict[str, Any], store: ModelStore) -> ReplayResult:
 
     model = record["model"]
     ref = f"{model['name']}@{model['version']}"
-    stored = store.verify(ref)
-    if stored.manifest_sha256 != model["manifest_sha256"]:
-        raise ModelRefused(
-            f"{ref} in the store has manifest sha256 {stored.manifest_sha256}, but the suggestion "
-            f"was made by {model['manifest_sha256']}: this is not the same model, so a replay "
-            "would prove nothing. Import the original files under their version again."
-        )
-    decoding = record["decoding"]
     device = "cpu" if record["device"] == "cpu" else "auto"
-    engine = LocalEngine(stored, device=device, dtype=record["dtype"])
+    with store.held(ref) as stored:
+        if stored.manifest_sha256 != model["manifest_sha256"]:
+            raise ModelRefused(
+                f"{ref} in the store has manifest sha256 {stored.manifest_sha256}, but the "
+                f"suggestion was made by {model['manifest_sha256']}: this is not the same model, "
+                "so a replay would prove nothing. Import the original files under their version "
+                "again."
+            )
+        engine = LocalEngine(stored, device=device, dtype=record["dtype"])
+    decoding = record["decoding"]
     max_new_tokens = int(decoding["max_new_tokens"])
     if decoding.get("stop_reason") == "time_budget":
         # Cut by the clock, not by the text: the same number of tokens reproduces it.

@@ -318,10 +318,11 @@ class AirgapServer(LanguageServer):
                     loop.call_soon_threadsafe(progress.report, f"checked {name}")
 
             self.policy.check_user()
-            stored = ModelStore(model_store_root()).verify(ref, progress=hashing)
-            self.policy.check_model(stored)
-            loop.call_soon_threadsafe(progress.report, "loading weights")
-            return LocalEngine(stored, device=device, dtype=dtype)
+            # Loaded from the very files that were hashed, held open until the load is done.
+            with ModelStore(model_store_root()).held(ref, progress=hashing) as stored:
+                self.policy.check_model(stored)
+                loop.call_soon_threadsafe(progress.report, "loading weights")
+                return LocalEngine(stored, device=device, dtype=dtype)
 
         try:
             engine = await loop.run_in_executor(self.model_worker, load)

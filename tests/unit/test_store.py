@@ -307,3 +307,28 @@ def test_a_stored_folder_swapped_for_a_symlink_out_of_the_store_is_refused_at_lo
     with pytest.raises(ModelRefused) as err:
         store.verify("tiny@1")
     assert str(outside) in str(err.value) and "symbolic link" in str(err.value)
+
+
+def test_what_is_loaded_is_what_was_hashed_even_if_the_store_changes_in_between(
+    store: ModelStore, source: Path, tmp_path: Path
+) -> None:
+    import torch
+    from safetensors.torch import load_file, save_file
+    from transformers import LlamaForCausalLM
+
+    store.import_model(source, name="tiny", version="1")
+    folder = store.root / "tiny" / "1"
+    hashed = load_file(folder / "model.safetensors")
+    with store.held("tiny@1") as stored:
+        assert stored.path != folder and stored.path.stat().st_mode & 0o077 == 0  # private
+        # After the check, before the load, someone swaps in other weights.
+        swapped = tmp_path / "swapped.safetensors"
+        save_file({k: torch.full_like(v, 0.5) for k, v in hashed.items()}, swapped)
+        folder.chmod(0o755)
+        os.replace(swapped, folder / "model.safetensors")
+        model = LlamaForCausalLM.from_pretrained(stored.path, local_files_only=True)
+    loaded = model.state_dict()
+    assert all(torch.equal(loaded[k], v) for k, v in hashed.items())  # the hashed weights
+    assert not stored.path.exists()  # the private folder went with the block
+    with pytest.raises(ModelRefused, match="model.safetensors"):  # the next load sees the swap
+        store.verify("tiny@1")
