@@ -41,7 +41,12 @@ def register(server: AirgapServer) -> None:
         ls: AirgapServer, params: types.InlineCompletionParams
     ) -> types.InlineCompletionList:
         uri = params.text_document.uri
-        doc = ls.workspace.get_text_document(uri)
+        # The server's copy of the editor's text, the one hover and code actions read too.
+        parsed = ls.documents.get(uri)
+        if parsed is None:  # not open, or closed while the request was on its way
+            return types.InlineCompletionList(items=[])
+        text = parsed.text
+        doc = ls.workspace.get_text_document(uri)  # its path and language id
         path = Path(to_fs_path(uri) or doc.path).resolve()
         if ls.index.is_excluded(path):
             log.info("no completion in %s: the path is excluded from every prompt", path)
@@ -49,7 +54,7 @@ def register(server: AirgapServer) -> None:
         lang = for_document(doc.path, doc.language_id)
         s = ls.settings
         prompt = build_prompt(
-            doc.source,
+            text,
             params.position.line,
             params.position.character,
             path=ls.context.relative(path),
@@ -58,9 +63,8 @@ def register(server: AirgapServer) -> None:
             max_suffix_chars=s.max_suffix_chars,
         )
         # The tree as it is now: the parse check judges the suggestion against this text.
-        parsed = ls.documents.get(uri)
         parse_base = None
-        if parsed is not None and parsed.tree is not None and parsed.language is not None:
+        if parsed.tree is not None and parsed.language is not None:
             at = parsed.byte_offset(params.position.line, params.position.character)
             parse_base = (parsed.language, parsed.source, parsed.tree, at)
         # A newer request for the same document makes this one stale: stop it.
@@ -79,7 +83,7 @@ def register(server: AirgapServer) -> None:
                 )[:8]
                 request_ctx = ContextRequest(
                     path=path,
-                    text=doc.source,
+                    text=text,
                     cursor_line=params.position.line,
                     budget_tokens=s.context_max_tokens,
                     recent=recent,
