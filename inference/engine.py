@@ -213,6 +213,8 @@ class LocalEngine:
         ids = self._tokenizer(request.prompt, add_special_tokens=False, return_tensors="pt")
         input_ids = ids.input_ids.to(dev)
         n_prompt = int(input_ids.shape[1])
+        if n_prompt == 0:
+            raise AirgapError("The prompt is empty: there is nothing to generate from.")
         if n_prompt + request.max_new_tokens > self._n_ctx:
             raise AirgapError(
                 f"The prompt has {n_prompt} tokens and the model's context holds {self._n_ctx}: "

@@ -93,6 +93,8 @@ def register(server: AirgapServer) -> None:
                 )
                 prompt = replace(prompt, snippets=snippets)
             request = completion_request(prompt, engine, ls.settings)
+            if not request.prompt:  # a prefix-only model at the very start: nothing to go on
+                return types.InlineCompletionList(items=[])
             started = time.perf_counter()
             loop = asyncio.get_running_loop()
             gen = await loop.run_in_executor(ls.model_worker, engine.generate, request, cancel)

@@ -108,3 +108,21 @@ async def test_a_completion_for_a_closed_document_is_no_suggestion(
 
     assert completion_items(result) == []
     assert audit_lines(audit, kind="inline_completion") == []
+
+
+async def test_a_completion_at_the_start_of_a_document_is_no_suggestion_not_an_error(
+    client: LanguageClient, tmp_path: Path, babble_model: str
+):
+    audit = await start(client, tmp_path, babble_model)
+    uris = [(tmp_path / name).as_uri() for name in ("empty.py", "notes.txt")]
+    open_text(client, uris[0], "python", "")
+    open_text(client, uris[1], "plaintext", "Clamp the altitude.\n")
+
+    # Nothing before the cursor: a model without fill-in-the-middle has nothing to go on.
+    for uri in uris:
+        result = await client.text_document_inline_completion_async(completion_params(uri, 0, 0))
+        assert completion_items(result) == []
+    assert audit_lines(audit, kind="inline_completion") == []
+    # Further on, the same document completes as usual.
+    result = await client.text_document_inline_completion_async(completion_params(uris[1], 0, 5))
+    assert len(completion_items(result)) == 1
