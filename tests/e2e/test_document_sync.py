@@ -16,6 +16,7 @@ from pytest_lsp import ClientServerConfig, LanguageClient
 from tests.conftest import BABBLE_STORE
 from tests.e2e.harness import audit_id, completion_items, completion_params
 from tests.e2e.test_context import start_indexed
+from tests.e2e.test_hover_actions import actions_at
 from tests.e2e.test_inline_completion import audit_lines
 
 pytestmark = pytest.mark.e2e
@@ -126,3 +127,19 @@ async def test_a_completion_at_the_start_of_a_document_is_no_suggestion_not_an_e
     # Further on, the same document completes as usual.
     result = await client.text_document_inline_completion_async(completion_params(uris[1], 0, 5))
     assert len(completion_items(result)) == 1
+
+
+async def test_a_refactor_of_crlf_lines_replaces_their_text_and_leaves_their_line_ends(
+    client: LanguageClient, tmp_path: Path, babble_model: str
+):
+    audit = await start(client, tmp_path, babble_model)
+    uri = (tmp_path / "limits.py").as_uri()
+    open_text(client, uri, "python", "def clamp(value, low):\r\n    return max(value, low)\r\n")
+    actions = await actions_at(client, uri, types.Position(line=1, character=6))
+
+    await client.code_action_resolve_async(actions["Suggest a refactor"])
+
+    rec = audit_lines(audit, kind="code_action.refactor")[-1]
+    # The function's lines up to the end of the last one's text (26 columns): its "\r\n" stays,
+    # where a column past it would have taken the "\r" away in an editor that does not clamp.
+    assert rec["result"]["range"] == [0, 0, 1, 26]
