@@ -170,9 +170,10 @@ class ParsedDocument:
                 start, new_end = buffer.locate(0, 0), buffer.locate(len(buffer.starts), 0)
                 edits.append(_edit(start, old_end, new_end))
                 continue
-            if change.end < change.start:
-                raise ValueError(f"change range ends before it starts: {change.start}-{change.end}")
             start, end = buffer.locate(*change.start), buffer.locate(*change.end)
+            # Compared where they land: (0, 9)-(0, 7) on a shorter line is empty at its end.
+            if end.byte < start.byte:
+                raise ValueError(f"change range ends before it starts: {change.start}-{change.end}")
             buffer, new_end = buffer.replaced(start, end, change.text)
             edit = _edit(start, end, new_end)
             edits.append(edit)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import copy
 import logging
 import sys
 import threading
@@ -19,6 +20,7 @@ from typing import Any, BinaryIO
 from lsprotocol import types
 from pygls.io_ import StdinAsyncReader, StdoutWriter
 from pygls.lsp.server import LanguageServer
+from pygls.protocol import LanguageServerProtocol, lsp_method
 from pygls.uris import to_fs_path
 
 from context.document import ParsedDocument
@@ -39,9 +41,26 @@ STATUS = "airgap/status"  # server -> client: the model's state, for a status ba
 RECENT_RECORDS = 64  # audit records kept in memory for `airgap.auditRecord`
 
 
+class _Protocol(LanguageServerProtocol):
+    """pygls's protocol, except that its own copy of a document gets a copy of each edit.
+
+    pygls clamps an edit's positions in place as it applies them (by its own line split, which
+    ends lines at form feeds and line separators too, and one column early on the last line), so
+    the server's copy (`features/documents.py`), which the features read, got positions the editor
+    never sent. pygls's copy is not read.
+    """
+
+    @lsp_method(types.TEXT_DOCUMENT_DID_CHANGE)
+    def lsp_text_document__did_change(self, params: types.DidChangeTextDocumentParams) -> Any:
+        for change in params.content_changes:
+            self.workspace.update_text_document(params.text_document, copy.deepcopy(change))
+        if (handler := self.fm.features.get(types.TEXT_DOCUMENT_DID_CHANGE)) is not None:
+            yield handler, (params,), None
+
+
 class AirgapServer(LanguageServer):
     def __init__(self, policy: Policy | None = None) -> None:
-        super().__init__("airgap-lsp", __version__)
+        super().__init__("airgap-lsp", __version__, protocol_cls=_Protocol)
         self.policy = policy or Policy()
         self.settings = self.policy.apply(Settings())[0]
         self.client: dict[str, str] = {"name": "", "version": ""}

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import os
+import shutil
+import tempfile
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -13,6 +17,10 @@ set_offline_env()  # before anything imports transformers
 
 FIXTURES = Path(__file__).parent / "fixtures"
 CURSOR = "<|>"
+# The store that holds the `babble_model`: known before the fixture runs, because a server's
+# environment (AIRGAP_LSP_MODEL_STORE) is fixed when a test module is imported.
+BABBLE_STORE = Path(tempfile.gettempdir()) / f"airgap-babble-store-{os.getpid()}"
+TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "chat_template.jinja")
 
 
 @dataclass(frozen=True)
@@ -64,3 +72,41 @@ def default_model():  # type: ignore[no-untyped-def]
         return ModelStore(model_store_root()).verify(DEFAULT_MODEL)
     except ModelNotFound as exc:
         pytest.fail(f"{exc}\nThe tests need the embedded default model: run `make model`.")
+
+
+@pytest.fixture(scope="session")
+def babble_model(default_model) -> Iterator[str]:  # type: ignore[no-untyped-def]
+    """A real checkpoint of the default model's architecture and tokenizer with small random
+    weights, imported into BABBLE_STORE: it writes fluent nonsense (never code that parses) fast,
+    for tests about the server rather than the model's answers. Yields its store reference."""
+    import torch
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    from inference.store import ModelStore
+
+    real = LlamaConfig.from_pretrained(default_model.path, local_files_only=True)
+    config = LlamaConfig(
+        vocab_size=real.vocab_size,
+        hidden_size=32,
+        intermediate_size=64,
+        num_hidden_layers=1,
+        num_attention_heads=2,
+        num_key_value_heads=1,
+        max_position_embeddings=real.max_position_embeddings,
+        bos_token_id=real.bos_token_id,
+        eos_token_id=real.eos_token_id,
+        tie_word_embeddings=False,
+        initializer_range=1.0,  # wide random weights: varied words, not one token repeated
+    )
+    torch.manual_seed(0)
+    source = BABBLE_STORE.parent / (BABBLE_STORE.name + "-src")
+    for folder in (BABBLE_STORE, source):
+        shutil.rmtree(folder, ignore_errors=True)  # left by a killed run of the same pid
+    try:
+        LlamaForCausalLM(config).save_pretrained(source)
+        for name in TOKENIZER_FILES:
+            shutil.copy(default_model.path / name, source / name)
+        yield ModelStore(BABBLE_STORE).import_model(source, name="babble", version="1").ref
+    finally:
+        for folder in (BABBLE_STORE, source):
+            shutil.rmtree(folder, ignore_errors=True)

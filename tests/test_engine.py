@@ -9,7 +9,7 @@ import threading
 import pytest
 
 from inference.engine import GenerationRequest, LocalEngine
-from inference.errors import GenerationCancelled
+from inference.errors import AirgapError, GenerationCancelled
 from inference.stops import StopRule
 
 ADA = "package body Counters is\n\n   procedure Increment (C : in out Natural) is\n   begin\n"
@@ -125,3 +125,22 @@ def test_the_chat_template_comes_from_the_checkpoint(engine: LocalEngine, defaul
     assert prompt is not None and "<|im_start|>" in template
     assert prompt.startswith("<|im_start|>") and "Explain `Clamp`." in prompt
     assert prompt.endswith("<|im_start|>assistant\n```ada\n")
+
+
+def test_an_empty_prompt_is_refused_with_a_reason(engine: LocalEngine) -> None:
+    request = GenerationRequest(prompt="", max_new_tokens=4, stop=StopRule(multiline=False))
+    with pytest.raises(AirgapError, match="prompt is empty"):
+        engine.generate(request)
+
+
+def test_reading_the_prompt_computes_the_next_token_scores_once(engine: LocalEngine) -> None:
+    rows: list[int] = []
+    head = engine._model.get_output_embeddings()  # noqa: SLF001 - the vocabulary projection
+    hook = head.register_forward_hook(lambda _m, args, _out: rows.append(args[0].shape[-2]))
+    try:
+        gen = engine.generate(block(4))
+    finally:
+        hook.remove()
+    assert gen.prompt_tokens > 10 and gen.new_tokens > 0
+    # One row per forward pass, the prompt's included: not one per prompt token.
+    assert rows and set(rows) == {1}, rows

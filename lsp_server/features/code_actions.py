@@ -155,7 +155,11 @@ def _target(doc: ParsedDocument, rng: list[int]) -> tuple[int, int]:
     if end > lo and source[end - 1 : end] == b"\n":
         end -= 1  # a selection of whole lines ends at the next line's start
     hi = source.find(b"\n", end)
-    return lo, len(source) if hi < 0 else hi
+    if hi < 0:
+        hi = len(source)
+    elif hi > lo and source[hi - 1 : hi] == b"\r":
+        hi -= 1  # a CRLF line's "\r" belongs to its end: an edit must not take it away
+    return lo, hi
 
 
 def _common_indent(code: str) -> str:

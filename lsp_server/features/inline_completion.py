@@ -41,12 +41,15 @@ def register(server: AirgapServer) -> None:
         ls: AirgapServer, params: types.InlineCompletionParams
     ) -> types.InlineCompletionList:
         uri = params.text_document.uri
-        if uri not in ls.documents:
-            # pygls would read an unopened document from disk, wherever its URI points: only
-            # what the editor opened is completed.
+        # The server's copy of the editor's text, the one hover and code actions read too.
+        # pygls would read an unopened document from disk, wherever its URI points: only what
+        # the editor opened is completed.
+        parsed = ls.documents.get(uri)
+        if parsed is None:  # not open, or closed while the request was on its way
             log.info("no completion in %s: the editor has not opened it", uri)
             return types.InlineCompletionList(items=[])
-        doc = ls.workspace.get_text_document(uri)
+        text = parsed.text
+        doc = ls.workspace.get_text_document(uri)  # its path and language id
         path = Path(to_fs_path(uri) or doc.path).resolve()
         if ls.index.is_excluded(path):
             log.info("no completion in %s: the path is excluded from every prompt", path)
@@ -54,7 +57,7 @@ def register(server: AirgapServer) -> None:
         lang = for_document(doc.path, doc.language_id)
         s = ls.settings
         prompt = build_prompt(
-            doc.source,
+            text,
             params.position.line,
             params.position.character,
             path=ls.context.relative(path),
@@ -63,9 +66,8 @@ def register(server: AirgapServer) -> None:
             max_suffix_chars=s.max_suffix_chars,
         )
         # The tree as it is now: the parse check judges the suggestion against this text.
-        parsed = ls.documents.get(uri)
         parse_base = None
-        if parsed is not None and parsed.tree is not None and parsed.language is not None:
+        if parsed.tree is not None and parsed.language is not None:
             at = parsed.byte_offset(params.position.line, params.position.character)
             parse_base = (parsed.language, parsed.source, parsed.tree, at)
         # A newer request for the same document makes this one stale: stop it.
@@ -84,7 +86,7 @@ def register(server: AirgapServer) -> None:
                 )[:8]
                 request_ctx = ContextRequest(
                     path=path,
-                    text=doc.source,
+                    text=text,
                     cursor_line=params.position.line,
                     budget_tokens=s.context_max_tokens,
                     recent=recent,
@@ -94,6 +96,8 @@ def register(server: AirgapServer) -> None:
                 )
                 prompt = replace(prompt, snippets=snippets)
             request = completion_request(prompt, engine, ls.settings)
+            if not request.prompt:  # a prefix-only model at the very start: nothing to go on
+                return types.InlineCompletionList(items=[])
             started = time.perf_counter()
             loop = asyncio.get_running_loop()
             # An editor that sent a work-done token sees the model start on its request.

@@ -33,13 +33,18 @@ async def client(lsp_client: LanguageClient):  # type: ignore[no-untyped-def]
 
 
 async def start_indexed(
-    client: LanguageClient, audit: Path, workspace: Path = WORKSPACE, **options: object
+    client: LanguageClient,
+    audit: Path,
+    workspace: Path = WORKSPACE,
+    client_info: types.ClientInfo | None = None,
+    **options: object,
 ) -> list[types.Registration]:
     """Initialize on a fixture workspace and wait for the index's progress to end."""
     registered = accept_registrations(client)
     await client.initialize_session(
         types.InitializeParams(
             capabilities=client_capabilities("visual-studio-code"),
+            client_info=client_info,
             workspace_folders=[types.WorkspaceFolder(uri=workspace.as_uri(), name=workspace.name)],
             initialization_options={"auditPath": str(audit), **options},
         )

@@ -1,57 +1,24 @@
 """A model whose proposal does not parse: the edit is withheld, the user told, the line audited.
 
-The model is a real checkpoint of the default model's architecture and tokenizer with random
-weights, built here from a config: it writes fluent nonsense, never code that parses.
+The model is `babble_model` (tests/conftest.py): the default model's architecture and tokenizer
+with random weights, which writes fluent nonsense, never code that parses.
 """
 
 from __future__ import annotations
 
 import os
-import shutil
 import sys
-import tempfile
 from pathlib import Path
 
 import pytest
 import pytest_lsp
 from pytest_lsp import ClientServerConfig, LanguageClient
 
-from inference.store import ModelStore
+from tests.conftest import BABBLE_STORE
 from tests.e2e.test_hover_actions import actions_at, open_file, position_of, start
 from tests.e2e.test_inline_completion import audit_lines
 
 pytestmark = pytest.mark.e2e
-
-BABBLE_STORE = Path(tempfile.mkdtemp(prefix="airgap-babble-store-"))
-TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "chat_template.jinja")
-
-
-@pytest.fixture(scope="module")
-def babble_model(default_model) -> str:  # type: ignore[no-untyped-def]
-    import torch
-    from transformers import LlamaConfig, LlamaForCausalLM
-
-    real = LlamaConfig.from_pretrained(default_model.path, local_files_only=True)
-    config = LlamaConfig(
-        vocab_size=real.vocab_size,
-        hidden_size=32,
-        intermediate_size=64,
-        num_hidden_layers=1,
-        num_attention_heads=2,
-        num_key_value_heads=1,
-        max_position_embeddings=2048,
-        bos_token_id=real.bos_token_id,
-        eos_token_id=real.eos_token_id,
-        tie_word_embeddings=False,
-        initializer_range=1.0,  # wide random weights: varied words, not one token repeated
-    )
-    torch.manual_seed(0)
-    source = BABBLE_STORE.parent / (BABBLE_STORE.name + "-src")
-    LlamaForCausalLM(config).save_pretrained(source)
-    for name in TOKENIZER_FILES:
-        shutil.copy(default_model.path / name, source / name)
-    stored = ModelStore(BABBLE_STORE).import_model(source, name="babble", version="1")
-    return stored.ref
 
 
 @pytest_lsp.fixture(

@@ -285,6 +285,17 @@ def test_crlf_join_two_lines() -> None:
     assert_same_as_fresh_parse(doc, PYTHON)
 
 
+def test_a_range_whose_ends_both_lie_past_the_line_end_is_empty_in_either_order() -> None:
+    # Both columns mean the line's end, so the range is empty there, whichever is written first.
+    # Refusing it dropped the whole didChange: the server kept the old text from then on.
+    doc, expected = edited(
+        PYTHON_SOURCE, PYTHON, Change(text="  # fin", start=(3, 40), end=(3, 30))
+    )
+    assert doc.text == expected
+    assert "    return (a + b) / 2  # fin\n" in doc.text
+    assert_same_as_fresh_parse(doc, PYTHON)
+
+
 def test_positions_to_bytes_and_points() -> None:
     doc = ParsedDocument("aé𝛼b\r\n日\n", None)
     assert [doc.byte_offset(0, c) for c in range(6)] == [0, 1, 3, 7, 7, 8]  # column 3: inside 𝛼
