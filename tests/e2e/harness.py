@@ -56,7 +56,7 @@ class Editor:
         return server
 
     def alive(self) -> bool:
-        return self.process.returncode is None
+        return self.client._server is not None and self.process.returncode is None  # noqa: SLF001
 
     async def start(self, audit: Path, workspace: Path, model: str, **options: object) -> None:
         """Start the server on the babble store, initialize on `workspace`, wait for its index
@@ -81,7 +81,7 @@ class Editor:
         return int(self.process.returncode or 0)
 
     def kill(self) -> None:
-        if self.client._server is not None and self.alive():  # noqa: SLF001
+        if self.alive():
             self.process.kill()
 
     def rss_kib(self) -> int:
@@ -89,8 +89,9 @@ class Editor:
 
     # -- requests -------------------------------------------------------------------------------
     def send(self, method: str, params: Any, msg_id: str) -> asyncio.Future[Any]:
-        """A request under a known id, so that it can be cancelled."""
-        return self.client.protocol.send_request_async(method, params, msg_id=msg_id)
+        """A request, on its way before this returns, under an id that `cancel` can name.
+        (pytest-lsp's `send_request_async` sends nothing until it is awaited.)"""
+        return asyncio.wrap_future(self.client.protocol.send_request(method, params, msg_id=msg_id))
 
     def cancel(self, msg_id: str) -> None:
         """`$/cancelRequest`, as an editor sends it when the user types on."""
