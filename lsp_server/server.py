@@ -96,9 +96,22 @@ class AirgapServer(LanguageServer):
             self.shutdown()
 
     def start_tcp(self, host: str, port: int) -> None:
+        """One editor per server, as over stdio. A second connection is closed at once: the
+        server has one protocol and one writer, so it would otherwise hear one editor's code
+        and answer it to another."""
         self._stop_event = stop = threading.Event()
+        serving: list[asyncio.StreamWriter] = []
 
         async def connection(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            if serving:
+                log.warning(
+                    "refused a second connection from %s: this server already serves an "
+                    "editor; start another `airgap-lsp serve` for it",
+                    writer.get_extra_info("peername"),
+                )
+                writer.close()
+                return
+            serving.append(writer)
             self.protocol.set_writer(writer)  # type: ignore[arg-type]
             await read_messages(stop, reader, self.protocol)
             self.shutdown()

@@ -14,7 +14,7 @@ from pygls.lsp.client import LanguageClient
 pytestmark = pytest.mark.e2e
 
 
-async def test_tcp_server_on_loopback_answers_initialize(tmp_path: Path):
+async def test_tcp_server_on_loopback_serves_one_editor_and_refuses_a_second(tmp_path: Path):
     server = await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
@@ -43,6 +43,27 @@ async def test_tcp_server_on_loopback_answers_initialize(tmp_path: Path):
             )
         )
         assert reply.capabilities.inline_completion_provider is not None
+
+        # A second editor (or any local process) on the same port is not served: it would hear
+        # the first editor's replies, code and all.
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        body = b'{"jsonrpc": "2.0", "id": 1, "method": "workspace/symbol", "params": {"query": ""}}'
+        writer.write(b"Content-Length: %d\r\n\r\n" % len(body) + body)
+        await writer.drain()
+        try:
+            said = await asyncio.wait_for(reader.read(), 60)
+        except ConnectionResetError:  # closed with the request unread
+            said = b""
+        assert said == b""  # closed, nothing said
+        writer.close()
+        logged = ""
+        while "refused a second connection" not in logged:
+            line = (await asyncio.wait_for(server.stderr.readline(), 60)).decode()
+            assert line, "the server exited"
+            logged = line
+        # The first editor is still served.
+        assert await client.workspace_symbol_async(types.WorkspaceSymbolParams(query="")) == []
+
         await client.shutdown_async(None)
         client.exit(None)
         await client.stop()
