@@ -74,17 +74,13 @@ def default_model():  # type: ignore[no-untyped-def]
         pytest.fail(f"{exc}\nThe tests need the embedded default model: run `make model`.")
 
 
-@pytest.fixture(scope="session")
-def babble_model(default_model) -> Iterator[str]:  # type: ignore[no-untyped-def]
-    """A real checkpoint of the default model's architecture and tokenizer with small random
-    weights, imported into BABBLE_STORE: it writes fluent nonsense (never code that parses) fast,
-    for tests about the server rather than the model's answers. Yields its store reference."""
+def save_random_checkpoint(real_model: Path, folder: Path) -> Path:
+    """A small checkpoint of `real_model`'s architecture and tokenizer with random weights, saved
+    by transformers (safetensors): fast to run, and it writes fluent nonsense."""
     import torch
     from transformers import LlamaConfig, LlamaForCausalLM
 
-    from inference.store import ModelStore
-
-    real = LlamaConfig.from_pretrained(default_model.path, local_files_only=True)
+    real = LlamaConfig.from_pretrained(real_model, local_files_only=True)
     config = LlamaConfig(
         vocab_size=real.vocab_size,
         hidden_size=32,
@@ -99,13 +95,24 @@ def babble_model(default_model) -> Iterator[str]:  # type: ignore[no-untyped-def
         initializer_range=1.0,  # wide random weights: varied words, not one token repeated
     )
     torch.manual_seed(0)
+    LlamaForCausalLM(config).save_pretrained(folder)
+    for name in TOKENIZER_FILES:
+        shutil.copy(real_model / name, folder / name)
+    return folder
+
+
+@pytest.fixture(scope="session")
+def babble_model(default_model) -> Iterator[str]:  # type: ignore[no-untyped-def]
+    """A real checkpoint of the default model's architecture and tokenizer with small random
+    weights, imported into BABBLE_STORE: it writes fluent nonsense (never code that parses) fast,
+    for tests about the server rather than the model's answers. Yields its store reference."""
+    from inference.store import ModelStore
+
     source = BABBLE_STORE.parent / (BABBLE_STORE.name + "-src")
     for folder in (BABBLE_STORE, source):
         shutil.rmtree(folder, ignore_errors=True)  # left by a killed run of the same pid
     try:
-        LlamaForCausalLM(config).save_pretrained(source)
-        for name in TOKENIZER_FILES:
-            shutil.copy(default_model.path / name, source / name)
+        save_random_checkpoint(default_model.path, source)
         yield ModelStore(BABBLE_STORE).import_model(source, name="babble", version="1").ref
     finally:
         for folder in (BABBLE_STORE, source):

@@ -21,7 +21,7 @@ from pytest_lsp import ClientServerConfig, LanguageClient
 
 from inference.store import ModelStore
 from lsp_server.audit import verify_chain
-from tests.conftest import cursor_file, save_tiny_checkpoint
+from tests.conftest import cursor_file, save_random_checkpoint, save_tiny_checkpoint
 from tests.e2e.test_hover_actions import actions_at, open_file, position_of
 from tests.e2e.test_hover_actions import start as start_actions
 from tests.e2e.test_inline_completion import audit_lines, complete, open_doc, start
@@ -81,32 +81,11 @@ def unloadable(default_model) -> dict[str, str]:  # type: ignore[no-untyped-def]
     random-weights checkpoint with the default model's tokenizer: "cut" had its weights file cut
     in half before its import (a copy that stopped early, so its hashes are the cut file's),
     "config" a config.json value of the wrong type, and "whole" is the checkpoint as saved.
-    Built like `babble_model` in test_unparsable_proposals.py, minimally: that fixture, imported
-    here, would import its model a second time into its own store."""
+    Made like `babble_model`, into a store of its own."""
     import json
 
-    import torch
-    from transformers import LlamaConfig, LlamaForCausalLM
-
-    real = LlamaConfig.from_pretrained(default_model.path, local_files_only=True)
-    config = LlamaConfig(
-        vocab_size=real.vocab_size,
-        hidden_size=32,
-        intermediate_size=64,
-        num_hidden_layers=1,
-        num_attention_heads=2,
-        num_key_value_heads=1,
-        max_position_embeddings=4096,
-        bos_token_id=real.bos_token_id,
-        eos_token_id=real.eos_token_id,
-        initializer_range=1.0,
-    )
-    torch.manual_seed(0)
     made = Path(tempfile.mkdtemp(prefix="airgap-unloadable-src-"))
-    whole = made / "whole"
-    LlamaForCausalLM(config).save_pretrained(whole)
-    for name in ("tokenizer.json", "tokenizer_config.json", "chat_template.jinja"):
-        shutil.copy(default_model.path / name, whole / name)
+    whole = save_random_checkpoint(default_model.path, made / "whole")
     cut, wrong = shutil.copytree(whole, made / "cut"), shutil.copytree(whole, made / "config")
     weights = (whole / "model.safetensors").read_bytes()
     (cut / "model.safetensors").write_bytes(weights[: len(weights) // 2])
