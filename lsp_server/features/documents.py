@@ -42,8 +42,27 @@ def register(server: AirgapServer) -> None:
                 changes.append(Change(text=c.text, start=start, end=end))
             else:
                 changes.append(Change(text=c.text))
-        doc.apply(changes, params.text_document.version)
-        ls.touch(params.text_document.uri, doc)
+        uri = params.text_document.uri
+        try:
+            doc.apply(changes, params.text_document.version)
+        except ValueError as exc:
+            # Nothing was applied, so the server's copy is no longer the editor's text. Offering
+            # suggestions on stale text would insert them in the wrong place: the document is
+            # dropped until the editor opens it again.
+            ls.close_document(uri)
+            log.warning("lost track of %s: %s", uri, exc)
+            ls.window_show_message(
+                types.ShowMessageParams(
+                    type=types.MessageType.Warning,
+                    message=(
+                        f"airgap-lsp could not apply an edit to {uri} ({exc}), so it no longer "
+                        "knows the document's text and makes no suggestions in it. Close and "
+                        "reopen the file to resume."
+                    ),
+                )
+            )
+            return
+        ls.touch(uri, doc)
 
     @server.feature(types.TEXT_DOCUMENT_DID_SAVE)
     def did_save(ls: AirgapServer, params: types.DidSaveTextDocumentParams) -> None:

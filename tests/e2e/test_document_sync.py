@@ -4,6 +4,7 @@ and no length cut)."""
 
 from __future__ import annotations
 
+import asyncio
 import os
 import sys
 from pathlib import Path
@@ -143,3 +144,32 @@ async def test_a_refactor_of_crlf_lines_replaces_their_text_and_leaves_their_lin
     # The function's lines up to the end of the last one's text (26 columns): its "\r\n" stays,
     # where a column past it would have taken the "\r" away in an editor that does not clamp.
     assert rec["result"]["range"] == [0, 0, 1, 26]
+
+
+async def test_an_edit_the_server_cannot_apply_stops_suggestions_until_the_file_is_reopened(
+    client: LanguageClient, tmp_path: Path, babble_model: str
+):
+    audit = await start(client, tmp_path, babble_model)
+    uri = (tmp_path / "limits.txt").as_uri()  # plain text: no parse check on the babble
+    open_text(client, uri, "plaintext", "low = 1\nhigh = 2\n")
+
+    edit(client, uri, 2, (1, 4, 0, 2, "x"))  # a range that ends before it starts
+
+    async def told() -> None:
+        while not any("could not apply an edit" in m.message for m in client.messages):
+            await client.wait_for_notification(types.WINDOW_SHOW_MESSAGE)
+
+    await asyncio.wait_for(told(), 60)  # the user is told, or the test fails
+
+    # Its text is now unknown: no suggestion rather than one placed on stale text.
+    result = await client.text_document_inline_completion_async(completion_params(uri, 1, 4))
+    assert completion_items(result) == []
+    assert audit_lines(audit, kind="inline_completion") == []
+    # Reopened, it completes from the text the editor sends.
+    client.text_document_did_close(
+        types.DidCloseTextDocumentParams(text_document=types.TextDocumentIdentifier(uri=uri))
+    )
+    open_text(client, uri, "plaintext", "low = 1\nhigh = 22\n")
+    result = await client.text_document_inline_completion_async(completion_params(uri, 1, 9))
+    assert len(completion_items(result)) == 1
+    assert audit_lines(audit)[-1]["prompt"] == "low = 1\nhigh = 22"
