@@ -29,6 +29,8 @@ class EngineInfo:
     prompt_format: str
     device: str
     dtype: str
+    backend: str = "local"  # local: this machine; remote: a team's inference server
+    address: str = ""  # the remote server's API address
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -53,6 +55,9 @@ class Generation:
     new_tokens: int
     prefill_ms: float
     decode_ms: float
+    # The engine that answered, where it is not the one asked: a local model standing in for a
+    # team server that is down (the audit line names the one that answered).
+    answered_by: EngineInfo | None = None
 
     @property
     def tokens_per_second(self) -> float:

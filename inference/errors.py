@@ -21,3 +21,11 @@ class ModelNotFound(ModelStoreError):
 
 class GenerationCancelled(AirgapError):
     """A newer request or the editor cancelled this generation between two decoding steps."""
+
+
+class BackendDown(AirgapError):
+    """The team's inference server does not answer (refused, unreachable, or it hung up)."""
+
+
+class BackendRefused(AirgapError):
+    """The team's inference server answers, but not with the locked model (its hash differs)."""

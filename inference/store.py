@@ -35,6 +35,7 @@ PICKLE_SUFFIXES = frozenset({".bin", ".pt", ".pth", ".pkl", ".pickle", ".ckpt", 
 CODE_SUFFIXES = frozenset({".py", ".pyc", ".so", ".dll", ".dylib", ".sh"})
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 CHUNK = 4 * 1024 * 1024
+WEIGHT_SUFFIXES = (".safetensors",)
 # The JSON configs transformers reads when it loads a model and its tokenizer.
 CONFIG_FILES = (
     "config.json",
@@ -316,13 +317,22 @@ class ModelStore:
 
     @contextmanager
     def held(
-        self, ref: str, progress: Progress = _no_progress, *, links: bool = True
+        self,
+        ref: str,
+        progress: Progress = _no_progress,
+        *,
+        links: bool = True,
+        weights: bool = True,
     ) -> Iterator[StoredModel]:
         """`verify`, keeping every file open from its hash to the end of the block; the model's
         `path` is then a private folder whose entries lead to those open files (on Linux).
 
         What is loaded from that folder is what was hashed, even if the store's files are
         replaced in the meantime: the window between checking and loading is closed.
+
+        `weights=False` hashes and holds all but the weights (`*.safetensors`): the tokenizer,
+        chat template and configs, for a model a team server runs. The manifest, and so the
+        weights' hashes it lists, is checked all the same.
         """
         name, version = self.resolve(ref)
         folder = self.root / name / version
@@ -362,6 +372,8 @@ class ModelStore:
         private: Path | None = None
         try:
             for rel, want in sorted(manifest.files.items()):
+                if not weights and rel.endswith(WEIGHT_SUFFIXES):
+                    continue
                 fds[rel] = fd = _open_stored(folder / rel)
                 got = sha256_fd(fd, progress, rel)
                 if got != want:

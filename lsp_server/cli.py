@@ -165,6 +165,12 @@ def _cmd_audit_replay(args: argparse.Namespace) -> int:
     print(f"suggestion {args.id} of {record['time']} by {model['name']}@{model['version']}")
     print(f"  manifest sha256 {model['manifest_sha256']} (checked)")
     print(f"  replayed on {result.device} ({result.dtype}); logged on {record['device']}")
+    if model.get("backend") == "remote":
+        print(
+            f"  made by the team server at {model.get('address', '?')}: another engine's "
+            "arithmetic (its quantization, its kernels) may choose other tokens for the same "
+            "model, so a different text here does not by itself mean another model"
+        )
     print(f"  logged:   {record['text']!r}")
     print(f"  replayed: {result.text!r}")
     print("  SAME text" if result.same else "  DIFFERENT text")
@@ -269,7 +275,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     try:
         policy = load_policy()
-        egress.install(policy.allowed_hosts)
+        # The team server the policy names is allow-listed by being named there.
+        backend = (policy.backend.url,) if policy.backend is not None else ()
+        egress.install(policy.allowed_hosts + backend)
         args.policy = policy
         return int(args.func(args))
     except AirgapError as exc:

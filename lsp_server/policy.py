@@ -20,7 +20,12 @@ and line that refused. An invalid policy stops the tool: it fails closed.
     [users]
     allowed = ["alice", "@flight-sw"]   # a name, or @group
     [network]
-    allowed_hosts = ["gpu-rack.internal"]
+    allowed_hosts = ["gpu-rack.internal:8000"]   # HOST (any port) or HOST:PORT
+    [backend]                    # a team's inference server (docs/team-server.md)
+    url = "https://gpu-rack.internal:8000/v1"    # allow-listed by naming it here
+    model = "qwen2.5-coder-1.5b@2024-09"          # the locked model it serves, in the local store
+    fallback = "none"            # or "local": the local model answers while the server is down
+    ca_file = "/etc/airgap-lsp/team-ca.pem"       # the perimeter's CA, for https
 """
 
 from __future__ import annotations
@@ -32,9 +37,11 @@ import tomllib
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from inference.errors import AirgapError, ModelRefused
 from inference.store import StoredModel
+from lsp_server.egress import parse_endpoint
 from lsp_server.settings import Settings
 
 POLICY_ENV = "AIRGAP_LSP_POLICY"
@@ -46,7 +53,9 @@ _KEYS = {
     "context": {"exclude", "knowledge_base"},
     "users": {"allowed"},
     "network": {"allowed_hosts"},
+    "backend": {"url", "model", "fallback", "ca_file", "timeout_s"},
 }
+FALLBACKS = ("none", "local")
 
 
 class PolicyError(AirgapError):
@@ -59,6 +68,29 @@ class AllowedModel:
     version: str | None
     sha256: str
     line: int
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RemoteBackend:
+    """A team's inference server: an OpenAI-compatible completions API inside the perimeter."""
+
+    url: str  # the API's base, ending in /v1
+    model: str = ""  # the locked model it serves (NAME or NAME@VERSION); empty: the settings'
+    fallback: str = "none"  # "local": the local model answers while the server is down
+    ca_file: str = ""  # the CA that signs the server's certificate (https); empty: the system's
+    timeout_s: float = 30.0
+    where: str = ""  # the file and line that chose it, for messages
+
+
+def check_backend_url(url: str) -> str:
+    """The URL, or ValueError saying what is wrong with it."""
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ValueError(f"{url!r} is not an http:// or https:// URL")
+    if parts.username or parts.password or parts.query or parts.fragment:
+        raise ValueError(f"{url!r} must hold no user name, password, query or fragment")
+    parse_endpoint(url)  # the port is valid
+    return url.rstrip("/")
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -75,6 +107,7 @@ class Policy:
     users: tuple[str, ...] = ()  # empty: anyone
     users_line: int = 0
     allowed_hosts: tuple[str, ...] = ()
+    backend: RemoteBackend | None = None  # None: the user's settings choose
 
     def where(self, line: int) -> str:
         return f"{self.path}:{line}" if line else str(self.path)
@@ -85,8 +118,21 @@ class Policy:
         overridden = []
         if self.audit_path and settings.audit_path not in ("", self.audit_path):
             overridden.append(f"auditPath is fixed to {self.audit_path} by {self.path}")
+        backend_url = settings.backend_url
+        model = settings.model
+        if self.backend is not None:
+            b = self.backend
+            if backend_url not in ("", b.url):
+                overridden.append(f"backend.url is fixed to {b.url} by {b.where}")
+            backend_url = b.url
+            if b.model and model != b.model:
+                if model != Settings().model:
+                    overridden.append(f"model is fixed to {b.model} by {b.where}")
+                model = b.model
         s = replace(
             settings,
+            model=model,
+            backend_url=backend_url,
             audit_path=self.audit_path or settings.audit_path,
             context_exclude=tuple(dict.fromkeys(self.exclude + settings.context_exclude)),
             knowledge_base=tuple(dict.fromkeys(self.knowledge_base + settings.knowledge_base)),
@@ -111,6 +157,21 @@ class Policy:
             f"The administrator's policy ({self.where(line)}) does not allow {stored.ref} with "
             f"manifest sha256 {stored.manifest_sha256}; it allows: {listed}. Choose an allowed "
             "model in the settings, or ask the administrator."
+        )
+
+    def remote_backend(self, url: str) -> RemoteBackend:
+        """The policy's backend, or one the user's settings name at an allow-listed address."""
+        if self.backend is not None and self.backend.url == url:
+            return self.backend
+        target = parse_endpoint(url)
+        for entry in self.allowed_hosts:
+            e = parse_endpoint(entry)
+            if e.host == target.host and e.port in (None, target.port):
+                return RemoteBackend(url=url, where="the settings")
+        raise PolicyError(
+            f"The settings name the inference server {url}, but the administrator's policy "
+            f"({self.path or 'none'}) does not allow-list {target}. Ask the administrator to add "
+            "it under [network] allowed_hosts, or clear backend.url to use the local model."
         )
 
     def check_user(self) -> None:
@@ -189,6 +250,12 @@ def parse_policy(text: str, path: Path) -> Policy:
     max_bytes = audit.get("max_bytes")
     if max_bytes is not None and (not isinstance(max_bytes, int) or max_bytes <= 0):
         raise PolicyError(f"{path}: [audit] max_bytes must be a positive whole number.")
+    allowed_hosts = _strings(doc.get("network", {}), "allowed_hosts", str(path))
+    for entry in allowed_hosts:
+        try:
+            parse_endpoint(entry)
+        except ValueError as exc:
+            raise PolicyError(f"{path}:{_line_of(lines, 'network', entry)}: {exc}.") from exc
     return Policy(
         path=path,
         models=tuple(models),
@@ -201,7 +268,40 @@ def parse_policy(text: str, path: Path) -> Policy:
         knowledge_base=_strings(doc.get("context", {}), "knowledge_base", str(path)),
         users=_strings(doc.get("users", {}), "allowed", str(path)),
         users_line=_line_of(lines, "users", "allowed"),
-        allowed_hosts=_strings(doc.get("network", {}), "allowed_hosts", str(path)),
+        allowed_hosts=allowed_hosts,
+        backend=_backend(doc.get("backend"), lines, path),
+    )
+
+
+def _backend(doc: dict[str, Any] | None, lines: list[str], path: Path) -> RemoteBackend | None:
+    if doc is None:
+        return None
+
+    def where(key: str) -> str:
+        return f"{path}:{_line_of(lines, 'backend', key) or _line_of(lines, 'backend', '')}"
+
+    if not isinstance(doc.get("url"), str):
+        raise PolicyError(f"{where('url')}: [backend] needs url, the server's API (…/v1).")
+    try:
+        url = check_backend_url(doc["url"])
+    except ValueError as exc:
+        raise PolicyError(f"{where('url')}: {exc}.") from exc
+    for key in ("model", "fallback", "ca_file"):
+        if not isinstance(doc.get(key, ""), str):
+            raise PolicyError(f"{where(key)}: {key} must be a string.")
+    fallback = doc.get("fallback", "none")
+    if fallback not in FALLBACKS:
+        raise PolicyError(f"{where('fallback')}: fallback must be one of {', '.join(FALLBACKS)}.")
+    timeout = doc.get("timeout_s", 30)
+    if isinstance(timeout, bool) or not isinstance(timeout, int | float) or not 0 < timeout <= 600:
+        raise PolicyError(f"{where('timeout_s')}: timeout_s must be a number of seconds, 1-600.")
+    return RemoteBackend(
+        url=url,
+        model=doc.get("model", ""),
+        fallback=fallback,
+        ca_file=doc.get("ca_file", ""),
+        timeout_s=float(timeout),
+        where=where("url"),
     )
 
 

@@ -67,7 +67,7 @@ class AirgapServer(LanguageServer):
         # One worker: the model runs one generation at a time, off the event loop.
         self.model_worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="airgap-model")
         self._engine: asyncio.Future[Engine] | None = None
-        self._engine_key: tuple[str, str, str] | None = None
+        self._engine_key: tuple[str, str, str, str] | None = None
         self.inflight: dict[str, threading.Event] = {}  # document uri -> cancel flag
         self.shown: dict[str, str] = {}  # document uri -> id of its suggestion awaiting a verdict
         self.offered: dict[str, str] = {}  # id of a resolved code action's edit -> document uri
@@ -305,7 +305,7 @@ class AirgapServer(LanguageServer):
     def ensure_model(self) -> None:
         """Start loading the configured model unless it is loaded or loading already."""
         s = self.settings
-        key = (s.model, s.device, s.dtype)
+        key = (s.model, s.device, s.dtype, s.backend_url)
         if key == self._engine_key:
             return
         self._engine_key = key
@@ -335,26 +335,32 @@ class AirgapServer(LanguageServer):
             return f"the model {self.settings.model} could not be loaded: {exc}"
         return self._engine.result()
 
-    async def _load(self, ref: str, device: str, dtype: str) -> Engine:
-        progress = _Progress(self, f"airgap-lsp: loading {ref}")
-        self.send_status("loading", f"loading {ref}")
+    async def _load(self, ref: str, device: str, dtype: str, backend_url: str = "") -> Engine:
+        where = f" on the team server {backend_url}" if backend_url else ""
+        progress = _Progress(self, f"airgap-lsp: loading {ref}{where}")
+        self.send_status("loading", f"loading {ref}{where}")
         await progress.begin()
         loop = asyncio.get_running_loop()
 
-        def load() -> Engine:
+        def hashing(name: str, done: int, total: int) -> None:
+            if done == total:
+                loop.call_soon_threadsafe(progress.report, f"checked {name}")
+
+        def load_local() -> Engine:
             from inference.engine import LocalEngine
             from inference.store import ModelStore
 
-            def hashing(name: str, done: int, total: int) -> None:
-                if done == total:
-                    loop.call_soon_threadsafe(progress.report, f"checked {name}")
-
-            self.policy.check_user()
             # Loaded from the very files that were hashed, held open until the load is done.
             with ModelStore(model_store_root()).held(ref, progress=hashing) as stored:
                 self.policy.check_model(stored)
                 loop.call_soon_threadsafe(progress.report, "loading weights")
                 return LocalEngine(stored, device=device, dtype=dtype)
+
+        def load() -> Engine:
+            self.policy.check_user()
+            if not backend_url:
+                return load_local()
+            return self._load_remote(ref, backend_url, hashing, load_local, progress, loop)
 
         try:
             engine = await loop.run_in_executor(self.model_worker, load)
@@ -383,6 +389,64 @@ class AirgapServer(LanguageServer):
             types.LogMessageParams(type=types.MessageType.Info, message=f"airgap-lsp: {message}")
         )
         return engine
+
+    def _load_remote(
+        self,
+        ref: str,
+        url: str,
+        hashing: Any,
+        load_local: Any,
+        progress: _Progress,
+        loop: asyncio.AbstractEventLoop,
+    ) -> Engine:
+        """The team server, checked against the locked model's manifest in the local store.
+
+        Down at start-up: the local model if the policy allows a fallback, else the load fails
+        (and is tried again on the next request). Serving another model: refused, no fallback.
+        """
+        from inference.errors import BackendDown
+        from inference.remote import RemoteEngine, TeamEngine
+        from inference.store import ModelStore
+
+        backend = self.policy.remote_backend(url)
+        # The tokenizer, chat template and configs are hashed and read here; the weights are not
+        # loaded (their hashes are in the manifest that the server's name must carry).
+        with ModelStore(model_store_root()).held(ref, progress=hashing, weights=False) as stored:
+            self.policy.check_model(stored)
+            loop.call_soon_threadsafe(progress.report, f"checking {url}")
+            remote = RemoteEngine(stored, url, ca_file=backend.ca_file, timeout_s=backend.timeout_s)
+
+        def tell(message: str, down: bool) -> None:
+            loop.call_soon_threadsafe(self.backend_changed, message, down)
+
+        fallback = load_local if backend.fallback == "local" else None
+        engine = TeamEngine(remote, fallback, tell)
+        try:
+            served = remote.check()
+        except BackendDown as exc:
+            if fallback is None:
+                raise  # the load fails, the user is told, the next request tries again
+            engine.went_down(exc)
+        else:
+            log.info("team server %s serves %s", url, served)
+        return engine
+
+    def backend_changed(self, message: str, down: bool) -> None:
+        """The team server went down (the local model answers) or came back: tell the user."""
+        now = self.engine_now()
+        engine = None if isinstance(now, str) else now
+        if down:
+            self.send_status("error", message, engine)
+            log.warning(message)
+            self.window_show_message(
+                types.ShowMessageParams(type=types.MessageType.Warning, message=message)
+            )
+        else:
+            self.send_status("ready", message, engine)
+            log.info(message)
+            self.window_log_message(
+                types.LogMessageParams(type=types.MessageType.Info, message=message)
+            )
 
 
 class _Progress:

@@ -22,6 +22,9 @@ class Settings:
     model: str = DEFAULT_MODEL  # NAME or NAME@VERSION in the model store
     device: str = "auto"  # auto | cpu | cuda
     dtype: str = "auto"  # auto | float32 | bfloat16 | float16
+    # A team's inference server (`backend` section): its OpenAI-compatible API (…/v1), at an
+    # address the administrator's policy allow-lists. Empty: the model runs on this machine.
+    backend_url: str = ""
     multiline: str = "auto"  # auto: a block on an empty line, the rest of the line elsewhere
     max_tokens_line: int = 48
     max_tokens_block: int = 160
@@ -46,6 +49,7 @@ _WIRE = {
     "model": "model",
     "device": "device",
     "dtype": "dtype",
+    "backend.url": "backend_url",
     "multiline": "multiline",
     "maxTokensLine": "max_tokens_line",
     "maxTokensBlock": "max_tokens_block",
@@ -61,7 +65,7 @@ _WIRE = {
     "hover.timeBudgetMs": "hover_time_budget_ms",
     "codeActions.maxTokens": "code_action_max_tokens",
 }
-_SECTIONS = ("context", "hover", "codeActions")
+_SECTIONS = ("context", "hover", "codeActions", "backend")
 _CHOICES = {"device": DEVICES, "dtype": DTYPES, "multiline": MULTILINE}
 _RANGES = {
     "max_tokens_line": (1, 512),
@@ -124,6 +128,9 @@ def parse_settings(raw: Any, base: Settings | None = None) -> Settings:
             continue
         elif name == "model" and not value.strip():
             problems.append("model must name a stored model (NAME or NAME@VERSION)")
+            continue
+        elif name == "backend_url" and value and not value.startswith(("http://", "https://")):
+            problems.append(f"backend.url must be an http:// or https:// URL, not {value!r}")
             continue
         changes[name] = value
     if problems:

@@ -86,9 +86,9 @@ def task_record(
     sources: list[dict[str, Any]] | None = None,
     result: dict[str, Any] | None = None,
 ) -> AuditRecord:
-    info = engine.info
-    user, host = os_identity()
     gen, request = run.generation, run.request
+    info = gen.answered_by or engine.info
+    user, host = os_identity()
     return AuditRecord(
         id=str(uuid.uuid4()),
         time=datetime.now(UTC).isoformat(timespec="milliseconds"),
@@ -130,6 +130,8 @@ def model_fields(info: EngineInfo) -> dict[str, str]:
         "manifest_sha256": info.manifest_sha256,
         "family": info.family,
         "prompt_format": info.prompt_format,
+        "backend": info.backend,  # local, or remote: a team server
+        "address": info.address,  # the team server's API address
     }
 
 

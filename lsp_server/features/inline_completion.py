@@ -181,7 +181,7 @@ def audit_record(
     text: str,
     total_ms: float,
 ) -> AuditRecord:
-    info = engine.info
+    info = gen.answered_by or engine.info
     user, host = os_identity()
     return AuditRecord(
         id=str(uuid.uuid4()),

@@ -79,6 +79,12 @@ def test_users_outside_the_policy_are_refused(tmp_path: Path) -> None:
         ("[audit]\npaht = '/x'\n", ":2: unknown key 'paht'"),
         ("[telemetry]\nurl = 'x'\n", "unknown section [telemetry]"),
         ("[models\n", "not valid TOML"),
+        ("[network]\nallowed_hosts = ['gpu:http']\n", ":2: 'gpu:http' is not HOST"),
+        ("[backend]\nmodel = 'x'\n", "needs url"),
+        ("[backend]\nurl = 'ftp://gpu/v1'\n", ":2: 'ftp://gpu/v1' is not an http"),
+        ("[backend]\nurl = 'http://u:pw@gpu/v1'\n", ":2: .* no user name, password"),
+        ("[backend]\nurl = 'http://gpu/v1'\nfallback = 'cloud'\n", ":3: fallback must be"),
+        ("[backend]\nurl = 'http://gpu/v1'\ntimeout_s = 0\n", ":3: timeout_s must be"),
     ],
 )
 def test_an_invalid_policy_is_an_error(tmp_path: Path, text: str, message: str) -> None:
@@ -92,3 +98,24 @@ def test_a_named_policy_must_exist(tmp_path: Path, monkeypatch: pytest.MonkeyPat
         load_policy()
     monkeypatch.delenv(POLICY_ENV)
     assert load_policy() == Policy() or load_policy().path == Path("/etc/airgap-lsp/policy.toml")
+
+
+def test_the_policys_team_server_and_model_win_over_the_settings(tmp_path: Path) -> None:
+    text = "[backend]\nurl = 'http://gpu.internal:8000/v1/'\nmodel = 'coder@2'\n"
+    policy = parse_policy(text, tmp_path / "p.toml")
+    user = Settings(model="mine@1", backend_url="http://elsewhere.internal/v1")
+    settings, overridden = policy.apply(user)
+    assert (settings.backend_url, settings.model) == ("http://gpu.internal:8000/v1", "coder@2")
+    assert [m.split(" ")[0] for m in overridden] == ["backend.url", "model"]
+    assert policy.remote_backend(settings.backend_url).fallback == "none"
+
+
+def test_a_team_server_the_settings_name_must_be_allow_listed(tmp_path: Path) -> None:
+    text = "[network]\nallowed_hosts = ['gpu.internal:8000']\n"
+    policy = parse_policy(text, tmp_path / "p.toml")
+    assert policy.remote_backend("http://gpu.internal:8000/v1").url.endswith(":8000/v1")
+    for url in ("http://gpu.internal:8001/v1", "http://other.internal:8000/v1"):
+        with pytest.raises(PolicyError, match="does not allow-list"):
+            policy.remote_backend(url)
+    with pytest.raises(PolicyError, match=r"policy \(none\) does not allow-list 127.0.0.1:80"):
+        Policy().remote_backend("http://127.0.0.1/v1")

@@ -1,0 +1,416 @@
+"""A team's inference server as the engine: an OpenAI-compatible completions API (vLLM, TGI,
+llama.cpp's server) inside the perimeter, serving the same locked model.
+
+What makes a suggestion trustworthy stays on this machine: the prompt is built and formatted here
+from the local store's manifest, tokenizer and chat template (hashed at load like a local model's);
+the audit line is written here. The server only turns a prompt into text.
+
+The lock, remotely: the server must serve the model under a name that carries the manifest sha256
+of the locked checkpoint (`--served-model-name NAME@VERSION+sha256:HASH`, see docs/team-server.md).
+That is checked on every new connection, before any prompt is sent; a server that serves anything
+else is refused. Requests are greedy and streamed; closing the stream (a newer keystroke, the
+editor's cancel, a stop rule that ends the suggestion) is what makes the server stop generating.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import http.client
+import json
+import socket
+import ssl
+import threading
+import time
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import replace
+from typing import Any
+from urllib.parse import urlsplit
+
+from inference.engine import Engine, EngineInfo, Generation, GenerationRequest
+from inference.errors import AirgapError, BackendDown, BackendRefused, GenerationCancelled
+from inference.offline import set_offline_env
+from inference.prompt_format import FORMATS
+from inference.stops import StopRule, cut
+from inference.store import StoredModel
+
+CANCEL_POLL_S = 0.02  # how often a running request looks at its cancel flag
+
+
+def served_name(stored: StoredModel) -> str:
+    """The name a team server should serve the locked model under."""
+    return f"{stored.ref}+sha256:{stored.manifest_sha256}"
+
+
+class RemoteEngine:
+    """Generation on a team server; tokenizer, prompt format and chat template from the store."""
+
+    def __init__(
+        self,
+        stored: StoredModel,
+        url: str,
+        *,
+        ca_file: str = "",
+        timeout_s: float = 30.0,
+    ) -> None:
+        set_offline_env()
+        from transformers import AutoTokenizer
+
+        self.url = url.rstrip("/")
+        parts = urlsplit(self.url)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise AirgapError(f"The team server's address {url!r} is not an http(s):// URL.")
+        self._https = parts.scheme == "https"
+        self._host = parts.hostname
+        self._port = parts.port or (443 if self._https else 80)
+        self._base = parts.path.rstrip("/")
+        self._timeout = timeout_s
+        self._ssl: ssl.SSLContext | None = None
+        if self._https:
+            try:
+                self._ssl = ssl.create_default_context(cafile=ca_file or None)
+            except (OSError, ssl.SSLError) as exc:
+                raise AirgapError(
+                    f"Cannot read the CA certificate {ca_file!r} for {self.url} ({exc}). Check "
+                    "ca_file in the policy."
+                ) from exc
+        self._stored_sha = stored.manifest_sha256
+        self._expected = served_name(stored)
+        self._tokenizer = AutoTokenizer.from_pretrained(
+            str(stored.path), local_files_only=True, trust_remote_code=False
+        )
+        self._fmt = FORMATS[stored.manifest.prompt_format]
+        self._conn: http.client.HTTPConnection | None = None
+        self._model_id = ""  # the id the server serves the locked model under, once checked
+        self._lock = threading.Lock()
+        m = stored.manifest
+        self.info = EngineInfo(
+            name=m.name,
+            version=m.version,
+            manifest_sha256=stored.manifest_sha256,
+            family=m.family,
+            prompt_format=m.prompt_format,
+            device=f"team server {self.url}",
+            dtype="as served",
+            backend="remote",
+            address=self.url,
+        )
+
+    # -- the Engine protocol --------------------------------------------------------------------
+    def count_tokens(self, text: str) -> int:
+        return len(self._tokenizer(text, add_special_tokens=False).input_ids)
+
+    def chat_prompt(self, messages: Sequence[tuple[str, str]], reply_start: str = "") -> str | None:
+        if not getattr(self._tokenizer, "chat_template", None):
+            return None
+        text = self._tokenizer.apply_chat_template(
+            [{"role": role, "content": content} for role, content in messages],
+            tokenize=False,
+            add_generation_prompt=True,
+        )
+        return str(text) + reply_start
+
+    def generate(
+        self, request: GenerationRequest, cancel: threading.Event | None = None
+    ) -> Generation:
+        with self._lock:
+            return self._generate(request, cancel or threading.Event())
+
+    def check(self) -> str:
+        """Connect (if not connected) and check what the server serves; the served id."""
+        with self._lock:
+            self._connected()
+            return self._model_id
+
+    def close(self) -> None:
+        with self._lock:
+            self._drop()
+
+    # -- the connection -------------------------------------------------------------------------
+    def _drop(self) -> None:
+        if self._conn is not None:
+            self._conn.close()
+        self._conn, self._model_id = None, ""
+
+    def _connected(self) -> http.client.HTTPConnection:
+        """The open connection; a new one is checked before anything is sent on it."""
+        if self._conn is not None and self._conn.sock is not None:
+            return self._conn
+        self._drop()
+        conn: http.client.HTTPConnection
+        if self._https:
+            conn = http.client.HTTPSConnection(
+                self._host, self._port, timeout=self._timeout, context=self._ssl
+            )
+        else:
+            conn = http.client.HTTPConnection(self._host, self._port, timeout=self._timeout)
+        self._conn = conn
+        try:
+            status, body = self._call("GET", "/models")
+        except BaseException:
+            self._drop()
+            raise
+        ids = [str(m.get("id", "")) for m in body.get("data", []) if isinstance(m, dict)]
+        if status != 200:
+            self._drop()
+            raise BackendDown(
+                f"The team server at {self.url} answered HTTP {status} to its model list: it is "
+                "not an OpenAI-compatible API, or not ready. Tell the administrator."
+            )
+        match = [i for i in ids if self._stored_sha in i]
+        if not match:
+            self._drop()
+            raise BackendRefused(
+                f"The team server at {self.url} serves {', '.join(map(repr, ids)) or 'no model'}, "
+                f"none of which carries the manifest sha256 {self._stored_sha} of the locked model "
+                f"{self.info.name}@{self.info.version}: it may serve another model. airgap-lsp "
+                f"refuses it. The administrator must serve the locked model as {self._expected!r} "
+                "(docs/team-server.md)."
+            )
+        self._model_id = match[0]
+        return conn
+
+    def _call(self, method: str, path: str, body: object = None) -> tuple[int, dict[str, Any]]:
+        assert self._conn is not None
+        try:
+            self._send(method, path, body)
+            resp = self._conn.getresponse()
+            data = resp.read()
+        except (OSError, http.client.HTTPException) as exc:
+            raise self._down(exc) from exc
+        try:
+            doc = json.loads(data) if data else {}
+        except ValueError:
+            doc = {}
+        return resp.status, doc if isinstance(doc, dict) else {}
+
+    def _send(self, method: str, path: str, body: object = None) -> None:
+        assert self._conn is not None
+        payload = json.dumps(body).encode() if body is not None else None
+        headers = {"Accept": "application/json"}
+        if payload is not None:
+            headers["Content-Type"] = "application/json"
+        self._conn.request(method, self._base + path, body=payload, headers=headers)
+
+    def _down(self, exc: BaseException) -> BackendDown:
+        self._drop()
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+        reason = reason or type(exc).__name__
+        return BackendDown(
+            f"The team server at {self.url} is not answering ({reason}). Tell the administrator; "
+            "suggestions resume when it answers again."
+        )
+
+    # -- one generation -------------------------------------------------------------------------
+    def _generate(self, request: GenerationRequest, cancel: threading.Event) -> Generation:
+        if not request.prompt:
+            raise AirgapError("The prompt is empty: there is nothing to generate from.")
+        if cancel.is_set():
+            raise GenerationCancelled("cancelled before it started")
+        stop = StopRule(
+            multiline=request.stop.multiline,
+            base_indent=request.stop.base_indent,
+            stop_texts=request.stop.stop_texts + self._fmt.stop,
+            prose=request.stop.prose,
+        )
+        t0 = time.perf_counter()
+        conn = self._connected()
+        body = {
+            "model": self._model_id,
+            # No token healing remotely: the whitespace before the cursor goes back in the prompt.
+            "prompt": request.prompt + request.forced_prefix,
+            "max_tokens": request.max_new_tokens,
+            "temperature": 0.0,
+            "top_p": 1.0,
+            "stream": True,
+        }
+        finished = threading.Event()
+        cancelled = threading.Event()
+        watcher = threading.Thread(
+            target=self._watch, args=(conn, cancel, finished, cancelled), daemon=True
+        )
+        watcher.start()
+        text, reason, pieces = "", "max_tokens", 0
+        t1 = 0.0
+        deadline = t0 + request.max_seconds if request.max_seconds > 0 else None
+        try:
+            try:
+                self._send("POST", "/completions", body)
+                resp = conn.getresponse()
+            except (OSError, http.client.HTTPException) as exc:
+                if cancelled.is_set():
+                    raise GenerationCancelled("cancelled before the server answered") from exc
+                raise self._down(exc) from exc
+            if resp.status != 200:
+                self._refused_request(resp)
+            ended = False  # by the server: a finish reason, then the end of the stream
+            for chunk in self._events(resp, cancelled):
+                if not t1:
+                    t1 = time.perf_counter()
+                choice = (chunk.get("choices") or [{}])[0]
+                if ended:
+                    continue
+                piece = str(choice.get("text") or "")
+                pieces += 1 if piece else 0
+                text += piece
+                kept, why = cut(request.forced_prefix + text, stop)
+                if why is not None:
+                    text, reason = kept, why
+                    break
+                finish = choice.get("finish_reason")
+                if finish is not None:
+                    reason, ended = ("eos" if finish == "stop" else "max_tokens"), True
+                elif deadline is not None and time.perf_counter() > deadline:
+                    reason = "time_budget"
+                    break
+            else:
+                ended = True
+            if ended:
+                resp.read()  # the rest of the stream: the connection serves the next request
+                text = request.forced_prefix + text
+            else:
+                # Ended here, by a stop rule or the time budget: closing the connection is what
+                # makes the server stop generating. The next request reconnects and checks again.
+                self._drop()
+                if reason == "time_budget":
+                    text = request.forced_prefix + text
+        finally:
+            finished.set()
+            watcher.join()
+        if reason in ("max_tokens", "eos", "time_budget"):
+            text = cut(text, stop)[0]
+        t2 = time.perf_counter()
+        t1 = t1 or t2
+        return Generation(
+            text=text.rstrip("\ufffd"),
+            stop_reason=reason,
+            prompt_tokens=self.count_tokens(body["prompt"]),  # type: ignore[arg-type]
+            new_tokens=pieces,
+            prefill_ms=(t1 - t0) * 1000,
+            decode_ms=(t2 - t1) * 1000,
+        )
+
+    def _watch(
+        self,
+        conn: http.client.HTTPConnection,
+        cancel: threading.Event,
+        finished: threading.Event,
+        cancelled: threading.Event,
+    ) -> None:
+        """Close the connection when the request is cancelled: the blocked read returns at once,
+        and the server sees the stream closed and stops generating."""
+        while not finished.is_set():
+            if cancel.wait(CANCEL_POLL_S):
+                if not finished.is_set():
+                    cancelled.set()
+                    sock = conn.sock
+                    if sock is not None:
+                        with contextlib.suppress(OSError):  # already closed by the server
+                            sock.shutdown(socket.SHUT_RDWR)
+                return
+
+    def _events(
+        self, resp: http.client.HTTPResponse, cancelled: threading.Event
+    ) -> Iterator[dict[str, Any]]:
+        """The server-sent events of a streamed completion, as JSON objects."""
+        while True:
+            try:
+                line = resp.readline()
+            except (OSError, http.client.HTTPException) as exc:
+                if cancelled.is_set():
+                    self._drop()
+                    raise GenerationCancelled("cancelled while the server was generating") from exc
+                raise self._down(exc) from exc
+            if cancelled.is_set():
+                self._drop()
+                raise GenerationCancelled("cancelled while the server was generating")
+            if not line:
+                raise self._down(ConnectionError("the stream ended before the completion did"))
+            line = line.strip()
+            if not line.startswith(b"data:"):
+                continue
+            data = line[5:].strip()
+            if data == b"[DONE]":
+                return
+            try:
+                doc = json.loads(data)
+            except ValueError as exc:
+                self._drop()
+                raise AirgapError(
+                    f"The team server at {self.url} sent a stream airgap-lsp cannot read "
+                    f"({data[:80]!r}). Tell the administrator."
+                ) from exc
+            if isinstance(doc, dict) and "error" in doc:
+                self._drop()
+                raise AirgapError(f"The team server at {self.url} failed: {doc['error']}")
+            if isinstance(doc, dict):
+                yield doc
+
+    def _refused_request(self, resp: http.client.HTTPResponse) -> None:
+        data = resp.read()
+        self._drop()
+        try:
+            detail = json.loads(data)
+        except ValueError:
+            detail = data[:200].decode("utf-8", "replace")
+        if resp.status == 404:
+            raise BackendRefused(
+                f"The team server at {self.url} no longer serves {self._model_id!r} (HTTP 404: "
+                f"{detail}). airgap-lsp checks it again on the next request."
+            )
+        raise AirgapError(
+            f"The team server at {self.url} refused the completion (HTTP {resp.status}: {detail})."
+        )
+
+
+class TeamEngine:
+    """A team server, with what happens when it fails: the local model answers while the server
+    is down where the policy allows it (`load_local`), else the request fails. Either way the
+    user is told once per outage, and again when the server is back; each generation says which
+    engine answered. A server that serves another model is refused, never stood in for."""
+
+    def __init__(
+        self,
+        remote: RemoteEngine,
+        load_local: Callable[[], Engine] | None,
+        tell: Callable[[str, bool], None],
+    ) -> None:
+        self.remote = remote
+        self.info = remote.info
+        self._load_local = load_local
+        self._local: Engine | None = None
+        self._tell = tell  # (message, down?)
+        self._down = False
+
+    def count_tokens(self, text: str) -> int:
+        return self.remote.count_tokens(text)
+
+    def chat_prompt(self, messages: Sequence[tuple[str, str]], reply_start: str = "") -> str | None:
+        return self.remote.chat_prompt(messages, reply_start)
+
+    def went_down(self, exc: AirgapError) -> Engine | None:
+        """Tell the user (once per outage); the local model that stands in, if one may."""
+        local = None
+        if self._load_local is not None and isinstance(exc, BackendDown):
+            if self._local is None:
+                self._local = self._load_local()
+            local = self._local
+        if not self._down:
+            self._down = True
+            also = f" The local model {local.info.name} answers meanwhile." if local else ""
+            self._tell(f"{exc}{also}", True)
+        return local
+
+    def generate(
+        self, request: GenerationRequest, cancel: threading.Event | None = None
+    ) -> Generation:
+        try:
+            gen = self.remote.generate(request, cancel)
+        except (BackendDown, BackendRefused) as exc:
+            local = self.went_down(exc)
+            if local is None:
+                raise
+            return replace(local.generate(request, cancel), answered_by=local.info)
+        if self._down:
+            self._down = False
+            self._tell(f"The team server at {self.remote.url} answers again.", False)
+        return gen
