@@ -213,33 +213,34 @@ class RemoteEngine:
             prose=request.stop.prose,
         )
         t0 = time.perf_counter()
-        conn = self._connected()
         body = {
             "model": self._model_id,
-            # No token healing remotely: the whitespace before the cursor goes back in the prompt.
-            "prompt": request.prompt + request.forced_prefix,
+            # No token healing remotely (the server chooses tokens freely): the whitespace before
+            # the cursor is not sent; the text must start with it, or it is no suggestion.
+            "prompt": request.prompt,
             "max_tokens": request.max_new_tokens,
-            "temperature": 0.0,
+            "temperature": 0.0,  # greedy, as locally
             "top_p": 1.0,
+            "frequency_penalty": 0.0,
+            "presence_penalty": 0.0,
+            # Not in the OpenAI API, and on by default in some servers: llama.cpp's server
+            # penalizes repeats (1.1) unless told not to; vLLM and TGI default to 1.0.
+            "repeat_penalty": 1.0,
+            "repetition_penalty": 1.0,
             "stream": True,
         }
         finished = threading.Event()
         cancelled = threading.Event()
-        watcher = threading.Thread(
-            target=self._watch, args=(conn, cancel, finished, cancelled), daemon=True
-        )
-        watcher.start()
         text, reason, pieces = "", "max_tokens", 0
         t1 = 0.0
         deadline = t0 + request.max_seconds if request.max_seconds > 0 else None
+        watcher: threading.Thread | None = None
         try:
-            try:
-                self._send("POST", "/completions", body)
-                resp = conn.getresponse()
-            except (OSError, http.client.HTTPException) as exc:
-                if cancelled.is_set():
-                    raise GenerationCancelled("cancelled before the server answered") from exc
-                raise self._down(exc) from exc
+            conn, resp = self._post(body)
+            watcher = threading.Thread(
+                target=self._watch, args=(conn, cancel, finished, cancelled), daemon=True
+            )
+            watcher.start()
             if resp.status != 200:
                 self._refused_request(resp)
             ended = False  # by the server: a finish reason, then the end of the stream
@@ -252,7 +253,11 @@ class RemoteEngine:
                 piece = str(choice.get("text") or "")
                 pieces += 1 if piece else 0
                 text += piece
-                kept, why = cut(request.forced_prefix + text, stop)
+                fp = request.forced_prefix
+                if fp and not (text.startswith(fp) or fp.startswith(text)):
+                    text, reason = "", "prefix_mismatch"  # the model wants another indent
+                    break
+                kept, why = cut(text, stop)
                 if why is not None:
                     text, reason = kept, why
                     break
@@ -266,16 +271,14 @@ class RemoteEngine:
                 ended = True
             if ended:
                 resp.read()  # the rest of the stream: the connection serves the next request
-                text = request.forced_prefix + text
             else:
                 # Ended here, by a stop rule or the time budget: closing the connection is what
                 # makes the server stop generating. The next request reconnects and checks again.
                 self._drop()
-                if reason == "time_budget":
-                    text = request.forced_prefix + text
         finally:
             finished.set()
-            watcher.join()
+            if watcher is not None:
+                watcher.join()
         if reason in ("max_tokens", "eos", "time_budget"):
             text = cut(text, stop)[0]
         t2 = time.perf_counter()
@@ -288,6 +291,33 @@ class RemoteEngine:
             prefill_ms=(t1 - t0) * 1000,
             decode_ms=(t2 - t1) * 1000,
         )
+
+    def _post(
+        self, body: dict[str, Any]
+    ) -> tuple[http.client.HTTPConnection, http.client.HTTPResponse]:
+        """Send a completion request and read its status line.
+
+        A kept-alive connection the server closed in the meantime (it restarted, or timed the
+        connection out) fails before any answer: that one request is sent again on a new
+        connection, which is checked first like any new connection. A failure on a new
+        connection is the server being down."""
+        reused = self._conn is not None and self._conn.sock is not None
+        conn = self._connected()
+        try:
+            self._send("POST", "/completions", body)
+            return conn, conn.getresponse()
+        except (ConnectionError, http.client.RemoteDisconnected) as exc:
+            if not reused:
+                raise self._down(exc) from exc
+            self._drop()
+        except (OSError, http.client.HTTPException) as exc:
+            raise self._down(exc) from exc
+        conn = self._connected()
+        try:
+            self._send("POST", "/completions", body)
+            return conn, conn.getresponse()
+        except (OSError, http.client.HTTPException) as exc:
+            raise self._down(exc) from exc
 
     def _watch(
         self,

@@ -117,6 +117,7 @@ def register(server: AirgapServer) -> None:
 
         text = suggestion_text(gen.text, prompt.trailing_ws)
         if not text.strip():
+            log.info("no suggestion: the model wrote %r (%s)", gen.text, gen.stop_reason)
             return types.InlineCompletionList(items=[])
         verdict = "not checked"
         if parse_base is not None:
