@@ -50,9 +50,7 @@ class GenerationRequest:
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Generation:
     text: str
-    # end_of_line, end_of_block, stop_text, eos, max_tokens, time_budget; prefix_mismatch (a
-    # team server's text that does not start with the whitespace typed before the cursor)
-    stop_reason: str
+    stop_reason: str  # end_of_line, end_of_block, stop_text, eos, max_tokens, time_budget
     prompt_tokens: int
     new_tokens: int
     prefill_ms: float

@@ -34,6 +34,16 @@ from inference.stops import StopRule, cut
 from inference.store import StoredModel
 
 CANCEL_POLL_S = 0.02  # how often a running request looks at its cancel flag
+GREEDY: dict[str, Any] = {
+    "temperature": 0.0,  # greedy, as locally
+    "top_p": 1.0,
+    "frequency_penalty": 0.0,
+    "presence_penalty": 0.0,
+    # Not in the OpenAI API, and on by default in some servers: llama.cpp's server penalizes
+    # repeats (1.1) unless told not to; vLLM and TGI default to 1.0.
+    "repeat_penalty": 1.0,
+    "repetition_penalty": 1.0,
+}
 
 
 def served_name(stored: StoredModel) -> str:
@@ -79,6 +89,7 @@ class RemoteEngine:
             str(stored.path), local_files_only=True, trust_remote_code=False
         )
         self._fmt = FORMATS[stored.manifest.prompt_format]
+        self._token_text: list[str] | None = None  # each token's text, for token healing
         self._conn: http.client.HTTPConnection | None = None
         self._model_id = ""  # the id the server serves the locked model under, once checked
         self._lock = threading.Lock()
@@ -191,13 +202,21 @@ class RemoteEngine:
             headers["Content-Type"] = "application/json"
         self._conn.request(method, self._base + path, body=payload, headers=headers)
 
-    def _down(self, exc: BaseException) -> BackendDown:
+    def _down(self, exc: BaseException) -> AirgapError:
+        """What a failed connection means: down, or (a certificate that fails the check) a server
+        that may be another one, refused like a wrong model, never stood in for."""
         self._drop()
+        if isinstance(exc, ssl.SSLCertVerificationError):
+            return BackendRefused(
+                f"The team server at {self.url} failed the TLS check ({exc.verify_message}): its "
+                "certificate is not signed by the CA in the policy's ca_file, or not for this "
+                "host name. airgap-lsp refuses it; tell the administrator."
+            )
         reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
         reason = reason or type(exc).__name__
         return BackendDown(
             f"The team server at {self.url} is not answering ({reason}). Tell the administrator; "
-            "suggestions resume when it answers again."
+            "suggestions resume as soon as it answers."
         )
 
     # -- one generation -------------------------------------------------------------------------
@@ -213,21 +232,25 @@ class RemoteEngine:
             prose=request.stop.prose,
         )
         t0 = time.perf_counter()
+        # Token healing, as the local engine does it: the first tokens must spell the whitespace
+        # typed before the cursor (cut from the prompt). The server is asked for them one at a
+        # time, its choice restricted to the tokens that spell it (logit_bias), then continues.
+        healed, pending, prompt = "", request.forced_prefix, request.prompt
+        while pending and len(healed) < 64:
+            allowed = self._spelling(pending)
+            if not allowed:
+                break
+            piece = self._one_token(prompt, allowed, cancel)
+            if not piece:
+                break
+            healed, prompt = healed + piece, prompt + piece
+            pending = pending[len(piece) :] if pending.startswith(piece) else ""
         body = {
             "model": self._model_id,
-            # No token healing remotely (the server chooses tokens freely): the whitespace before
-            # the cursor is not sent; the text must start with it, or it is no suggestion.
-            "prompt": request.prompt,
-            "max_tokens": request.max_new_tokens,
-            "temperature": 0.0,  # greedy, as locally
-            "top_p": 1.0,
-            "frequency_penalty": 0.0,
-            "presence_penalty": 0.0,
-            # Not in the OpenAI API, and on by default in some servers: llama.cpp's server
-            # penalizes repeats (1.1) unless told not to; vLLM and TGI default to 1.0.
-            "repeat_penalty": 1.0,
-            "repetition_penalty": 1.0,
+            "prompt": prompt,
+            "max_tokens": max(1, request.max_new_tokens - self.count_tokens(healed)),
             "stream": True,
+            **GREEDY,
         }
         finished = threading.Event()
         cancelled = threading.Event()
@@ -253,11 +276,7 @@ class RemoteEngine:
                 piece = str(choice.get("text") or "")
                 pieces += 1 if piece else 0
                 text += piece
-                fp = request.forced_prefix
-                if fp and not (text.startswith(fp) or fp.startswith(text)):
-                    text, reason = "", "prefix_mismatch"  # the model wants another indent
-                    break
-                kept, why = cut(text, stop)
+                kept, why = cut(healed + text, stop)
                 if why is not None:
                     text, reason = kept, why
                     break
@@ -280,17 +299,57 @@ class RemoteEngine:
             if watcher is not None:
                 watcher.join()
         if reason in ("max_tokens", "eos", "time_budget"):
-            text = cut(text, stop)[0]
+            text = cut(healed + text, stop)[0]
         t2 = time.perf_counter()
         t1 = t1 or t2
         return Generation(
             text=text.rstrip("\ufffd"),
             stop_reason=reason,
-            prompt_tokens=self.count_tokens(body["prompt"]),  # type: ignore[arg-type]
-            new_tokens=pieces,
+            prompt_tokens=self.count_tokens(request.prompt),
+            new_tokens=pieces + (self.count_tokens(healed) if healed else 0),
             prefill_ms=(t1 - t0) * 1000,
             decode_ms=(t2 - t1) * 1000,
         )
+
+    def _spelling(self, text: str) -> list[int]:
+        """Ids of the tokens that spell the start of `text`, or all of it and more."""
+        if self._token_text is None:
+            vocab = len(self._tokenizer)
+            self._token_text = self._tokenizer.batch_decode([[i] for i in range(vocab)])
+        return [
+            i
+            for i, piece in enumerate(self._token_text)
+            if piece and (piece.startswith(text) or text.startswith(piece))
+        ]
+
+    def _one_token(self, prompt: str, allowed: list[int], cancel: threading.Event) -> str:
+        """The server's greedy choice of one token among `allowed` (logit_bias: +100 on each,
+        which keeps their order and puts every other token below them)."""
+        body = {
+            "model": self._model_id,
+            "prompt": prompt,
+            "max_tokens": 1,
+            "logit_bias": {str(i): 100 for i in allowed},
+            **GREEDY,
+        }
+        conn, resp = self._post(body)
+        try:
+            data = resp.read()
+        except (OSError, http.client.HTTPException) as exc:
+            raise self._down(exc) from exc
+        if resp.status != 200:
+            self._refused_status(resp.status, data)
+        if cancel.is_set():
+            raise GenerationCancelled("cancelled before the server answered")
+        try:
+            choice = json.loads(data)["choices"][0]
+            return str(choice.get("text") or "")
+        except (ValueError, KeyError, IndexError, TypeError) as exc:
+            self._drop()
+            raise AirgapError(
+                f"The team server at {self.url} sent an answer airgap-lsp cannot read "
+                f"({data[:80]!r}). Tell the administrator."
+            ) from exc
 
     def _post(
         self, body: dict[str, Any]
@@ -376,19 +435,21 @@ class RemoteEngine:
                 yield doc
 
     def _refused_request(self, resp: http.client.HTTPResponse) -> None:
-        data = resp.read()
+        self._refused_status(resp.status, resp.read())
+
+    def _refused_status(self, status: int, data: bytes) -> None:
         self._drop()
         try:
             detail = json.loads(data)
         except ValueError:
             detail = data[:200].decode("utf-8", "replace")
-        if resp.status == 404:
+        if status == 404:
             raise BackendRefused(
                 f"The team server at {self.url} no longer serves {self._model_id!r} (HTTP 404: "
                 f"{detail}). airgap-lsp checks it again on the next request."
             )
         raise AirgapError(
-            f"The team server at {self.url} refused the completion (HTTP {resp.status}: {detail})."
+            f"The team server at {self.url} refused the completion (HTTP {status}: {detail})."
         )
 
 

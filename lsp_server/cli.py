@@ -105,9 +105,16 @@ def _cmd_model_list(_args: argparse.Namespace) -> int:
 
 
 def _cmd_model_verify(args: argparse.Namespace) -> int:
-    stored = _store().verify(args.ref, progress=_progress_bar())
+    from inference.remote import served_name
+
+    store = _store()
+    stored = store.verify(args.ref) if args.served_name else store.verify(args.ref, _progress_bar())
+    if args.served_name:  # for a team server's start script: the checked name, alone
+        print(served_name(stored))
+        return 0
     print(f"{stored.ref}: all {len(stored.manifest.files)} files match the manifest")
     print(f"  manifest sha256 {stored.manifest_sha256}")
+    print(f"  a team server serves it as {served_name(stored)}")
     return 0
 
 
@@ -228,6 +235,11 @@ def _parser() -> argparse.ArgumentParser:
     lst.set_defaults(func=_cmd_model_list)
     ver = model.add_parser("verify", help="check every file of NAME[@VERSION] against its manifest")
     ver.add_argument("ref")
+    ver.add_argument(
+        "--served-name",
+        action="store_true",
+        help="print only the name a team server must serve it under (docs/team-server.md)",
+    )
     ver.set_defaults(func=_cmd_model_verify)
 
     audit = sub.add_parser("audit", help="the audit log").add_subparsers(

@@ -444,8 +444,8 @@ class AirgapServer(LanguageServer):
         else:
             self.send_status("ready", message, engine)
             log.info(message)
-            self.window_log_message(
-                types.LogMessageParams(type=types.MessageType.Info, message=message)
+            self.window_show_message(
+                types.ShowMessageParams(type=types.MessageType.Info, message=message)
             )
 
 

@@ -32,6 +32,8 @@ def main() -> int:
     p.add_argument("--n-ctx", type=int, default=4096)
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--gate-after", type=int, default=0)
+    p.add_argument("--ssl-keyfile", default=None)
+    p.add_argument("--ssl-certfile", default=None)
     args = p.parse_args()
 
     import llama_cpp
@@ -101,7 +103,13 @@ def main() -> int:
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind((args.host, args.port))
     sock.listen(64)
-    config = uvicorn.Config(app, log_level="warning", timeout_graceful_shutdown=1)
+    config = uvicorn.Config(
+        app,
+        log_level="warning",
+        timeout_graceful_shutdown=1,
+        ssl_keyfile=args.ssl_keyfile,
+        ssl_certfile=args.ssl_certfile,
+    )
     server = uvicorn.Server(config)
     print(f"listening on {args.host}:{sock.getsockname()[1]}", flush=True)
     server.run(sockets=[sock])

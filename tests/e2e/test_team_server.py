@@ -13,6 +13,7 @@ import http.client
 import json
 import os
 import socket
+import subprocess
 import sys
 import zipfile
 from collections.abc import AsyncIterator, Iterator
@@ -24,7 +25,6 @@ from lsprotocol import types
 from pygls.exceptions import JsonRpcException
 from pytest_lsp import LanguageClient, make_test_lsp_client
 
-from inference.remote import served_name
 from tests.conftest import cursor_file
 from tests.e2e.harness import bounded, completion_items
 from tests.e2e.test_context import start_indexed
@@ -80,10 +80,12 @@ class TeamServer:
 
 @contextlib.asynccontextmanager
 async def team_server(
-    gguf: Path, alias: str, *, port: int = 0, gate_after: int = 0
+    gguf: Path, alias: str, *, port: int = 0, gate_after: int = 0, tls: Path | None = None
 ) -> AsyncIterator[TeamServer]:
     command = [sys.executable, str(ROOT / "tests/e2e/team_server.py"), "--gguf", str(gguf)]
     command += ["--alias", alias, "--port", str(port), "--gate-after", str(gate_after)]
+    if tls is not None:
+        command += ["--ssl-keyfile", str(tls / "key.pem"), "--ssl-certfile", str(tls / "cert.pem")]
     process = await asyncio.create_subprocess_exec(*command, stdout=asyncio.subprocess.PIPE)
     try:
         assert process.stdout is not None
@@ -98,7 +100,17 @@ async def team_server(
 
 @pytest.fixture(scope="module")
 def alias(default_model) -> str:  # type: ignore[no-untyped-def]
-    return served_name(default_model)
+    """The name to serve the locked model under, as an administrator gets it: from the CLI."""
+    out = subprocess.run(
+        [sys.executable, "-m", "lsp_server", "model", "verify", default_model.ref, "--served-name"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    )
+    name = out.stdout.strip()
+    assert name == f"{default_model.ref}+sha256:{default_model.manifest_sha256}"
+    return name
 
 
 @pytest.fixture
@@ -110,10 +122,25 @@ def free_port() -> Iterator[int]:
         yield int(sock.getsockname()[1])
 
 
-def write_policy(tmp_path: Path, url: str, fallback: str = "none") -> Path:
+def write_policy(tmp_path: Path, url: str, fallback: str = "none", ca_file: str = "") -> Path:
+    tmp_path.mkdir(exist_ok=True)
     path = tmp_path / "policy.toml"
-    path.write_text(f'[backend]\nurl = "{url}"\nfallback = "{fallback}"\n')
+    path.write_text(f'[backend]\nurl = "{url}"\nfallback = "{fallback}"\nca_file = "{ca_file}"\n')
     return path
+
+
+def certificate(folder: Path, name: str) -> Path:
+    """A self-signed certificate (its own CA) for the IP address 127.0.0.1, by openssl."""
+    folder.mkdir()
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1"]
+        + ["-keyout", str(folder / "key.pem"), "-out", str(folder / "cert.pem")]
+        + ["-subj", f"/CN={name}", "-addext", "subjectAltName=IP:127.0.0.1"],
+        check=True,
+        capture_output=True,
+        timeout=60,
+    )
+    return folder
 
 
 class Editor:
@@ -288,7 +315,8 @@ async def test_with_a_fallback_the_local_model_answers_until_the_server_is_back_
             before = await team.sampled()
             assert await ed.complete()
             assert await team.sampled() > before
-            await bounded(ed.watch.message("answers again"), "the recovery message")
+            back = f"The team server at {url} answers again."
+            await bounded(ed.watch.message(back), "the recovery message")
             remote = audit_lines(ed.audit)[-1]
             assert (remote["model"]["backend"], remote["model"]["address"]) == ("remote", url)
 
@@ -299,3 +327,32 @@ async def test_with_a_fallback_the_local_model_answers_until_the_server_is_back_
             with pytest.raises(JsonRpcException, match="refuses it"):
                 await ed.complete()
         assert len(audit_lines(ed.audit)) == 2
+
+
+async def test_over_tls_the_server_must_hold_a_certificate_from_the_policys_ca(
+    tmp_path: Path, team_gguf: Path, alias: str
+) -> None:
+    tls = certificate(tmp_path / "tls", "gpu-rack")
+    other_ca = certificate(tmp_path / "other-ca", "someone-else")
+    async with team_server(team_gguf, alias, tls=tls) as team:
+        url = team.url.replace("http://", "https://")
+        trusted = write_policy(tmp_path / "trusted", url, ca_file=str(tls / "cert.pem"))
+        async with editor(tmp_path / "trusted", trusted) as ed:
+            await bounded(ed.watch.model_ready(), "the model's status")
+            ed.open()
+            assert await ed.complete()
+            assert audit_lines(ed.audit)[-1]["model"]["address"] == url
+
+        # Signed by another CA: refused as a server that may be another one, even with a
+        # fallback, and nothing is sent to it.
+        untrusted = write_policy(
+            tmp_path / "untrusted", url, fallback="local", ca_file=str(other_ca / "cert.pem")
+        )
+        async with editor(tmp_path / "untrusted", untrusted) as ed:
+            status = await bounded(ed.watch.until_status("ready", "error"), "the status")
+            assert status["state"] == "error"
+            assert "failed the TLS check" in status["message"]
+            ed.open()
+            with pytest.raises(JsonRpcException, match="failed the TLS check"):
+                await ed.complete()
+            assert audit_lines(ed.audit) == []
