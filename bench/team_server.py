@@ -14,6 +14,7 @@ pieces compare, not what a GPU node does. Results: docs/team-server.md.
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import json
 import os
@@ -112,9 +113,9 @@ def peak_mib(pid: int) -> float:
         return next(int(ln.split()[1]) for ln in fh if ln.startswith("VmHWM:")) / 1024
 
 
-async def side_by_side(url: str, per_kind: int, tmp: Path) -> dict[str, Any]:
+async def side_by_side(url: str, per_kind: int, tmp: Path, ca_file: str) -> dict[str, Any]:
     policy = tmp / "policy.toml"
-    policy.write_text(f'[backend]\nurl = "{url}"\n')
+    policy.write_text(f'[backend]\nurl = "{url}"\nca_file = "{ca_file}"\n')
     local = Session("local", tmp / "local.jsonl", dict(os.environ))
     remote = Session(
         "remote", tmp / "remote.jsonl", {**os.environ, "AIRGAP_LSP_POLICY": str(policy)}
@@ -136,7 +137,9 @@ async def side_by_side(url: str, per_kind: int, tmp: Path) -> dict[str, Any]:
     }
 
 
-def concurrent(url: str, records: list[dict[str, Any]], clients: int) -> dict[str, float]:
+def concurrent(
+    url: str, records: list[dict[str, Any]], clients: int, ca_file: str
+) -> dict[str, float]:
     """`clients` threads, each with its own remote engine, sending every prompt back to back."""
     from inference.engine import GenerationRequest
     from inference.remote import RemoteEngine
@@ -145,7 +148,7 @@ def concurrent(url: str, records: list[dict[str, Any]], clients: int) -> dict[st
     from lsp_server.paths import DEFAULT_MODEL, model_store_root
 
     with ModelStore(model_store_root()).held(DEFAULT_MODEL, weights=False) as stored:
-        engines = [RemoteEngine(stored, url) for _ in range(clients)]
+        engines = [RemoteEngine(stored, url, ca_file=ca_file) for _ in range(clients)]
     requests = [
         GenerationRequest(
             prompt=r["prompt"],
@@ -190,12 +193,13 @@ def concurrent(url: str, records: list[dict[str, Any]], clients: int) -> dict[st
     }
 
 
-def report(side: dict[str, Any], shared: list[dict[str, float]], team_peak: float) -> str:
+def report(
+    side: dict[str, Any], shared: list[dict[str, float]], team_peak: float, where: str
+) -> str:
     lat = side["latencies"]
     out = [
         f"date: {datetime.now(UTC).date()}; machine: {platform.processor() or platform.machine()},"
-        f" {os.cpu_count()} cores; the team server (llama-cpp-python, Q4_1 GGUF, 2 threads) on the "
-        "same machine, over loopback",
+        f" {os.cpu_count()} cores; {where}",
         "",
         "| completion | n | local median ms | team server median ms | ratio (team/local) "
         "| local p95 | team p95 |",
@@ -217,10 +221,12 @@ def report(side: dict[str, Any], shared: list[dict[str, float]], team_peak: floa
             f"\n- {name}: {len(recs)} suggestions, {tokens / decode_s if decode_s else 0:.0f} "
             f"tokens/s decoding, airgap-lsp peak memory {side['peaks'][name]:.0f} MiB"
         )
-    out.append(f"- team server peak memory: {team_peak:.0f} MiB")
+    if team_peak:
+        out.append(f"- team server peak memory: {team_peak:.0f} MiB")
     out += [
         "",
-        "| clients at once | requests | median ms | p95 ms | server tokens/s (all clients) |",
+        "| clients at once | requests | median ms | p95 ms | tokens/s over the run, all clients "
+        "(prefill included) |",
         "|---|---|---|---|---|",
     ]
     for row in shared:
@@ -236,18 +242,29 @@ def main() -> int:
     from inference.store import ModelStore
     from lsp_server.paths import DEFAULT_MODEL, model_store_root
 
-    per_kind = int(sys.argv[1]) if len(sys.argv) > 1 else 10
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("per_kind", nargs="?", type=int, default=10, help="completions of each kind")
+    p.add_argument("--url", help="a running team server's API (…/v1) instead of a local one")
+    p.add_argument("--ca-file", default="", help="the CA of an https:// server")
+    args = p.parse_args()
     stored = ModelStore(model_store_root()).verify(DEFAULT_MODEL)
     tmp = Path(tempfile.mkdtemp(prefix="airgap-bench-team-"))
-    team, url = start_team_server(tmp, served_name(stored))
+    team, url = (None, args.url) if args.url else start_team_server(tmp, served_name(stored))
     try:
-        side = asyncio.run(side_by_side(url, per_kind, tmp))
-        shared = [concurrent(url, side["records"]["remote"], k) for k in (1, 2, 4)]
-        team_peak = peak_mib(team.pid)
+        side = asyncio.run(side_by_side(url, args.per_kind, tmp, args.ca_file))
+        records = side["records"]["remote"]
+        shared = [concurrent(url, records, k, args.ca_file) for k in (1, 2, 4)]
+        team_peak = peak_mib(team.pid) if team is not None else 0.0
     finally:
-        team.kill()
-        team.wait()
-    print(report(side, shared, team_peak))
+        if team is not None:
+            team.kill()
+            team.wait()
+    where = (
+        f"the team server at {url}"
+        if args.url
+        else "the team server (llama-cpp-python, Q4_1 GGUF, 2 threads) on this machine, loopback"
+    )
+    print(report(side, shared, team_peak, where))
     return 0
 
 
