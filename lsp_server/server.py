@@ -69,6 +69,16 @@ class AirgapServer(LanguageServer):
         self._engine: asyncio.Future[Engine] | None = None
         self._engine_key: tuple[str, str, str, str] | None = None
         self.inflight: dict[str, threading.Event] = {}  # document uri -> cancel flag
+        self.completion_stats = dict.fromkeys(
+            (
+                "requested",
+                "debounced",
+                "generations",
+                "generations_cancelled",
+                "generations_finished",
+            ),
+            0,
+        )
         self.shown: dict[str, str] = {}  # document uri -> id of its suggestion awaiting a verdict
         self.offered: dict[str, str] = {}  # id of a resolved code action's edit -> document uri
         self.index = WorkspaceIndex(())
