@@ -234,6 +234,18 @@ class LocalEngine:
         with self._lock:
             return self._generate(request, cancel or threading.Event())
 
+    def warm_up(self) -> float:
+        """One short generation, so that the first request does not pay for what a first run
+        costs (kernel selection, allocation; on a GPU, its libraries' start-up). Seconds."""
+        started = time.perf_counter()
+        request = GenerationRequest(
+            prompt="def f(x):\n    return x\n", max_new_tokens=2, stop=StopRule(multiline=True)
+        )
+        self.generate(request)
+        with self._lock:
+            self._cache = None  # not a prompt the user wrote
+        return time.perf_counter() - started
+
     def _cached(self, ids: list[int]) -> tuple[Any, int]:
         """The kept key/value state cut to its common start with `ids`, and that length; or a
         fresh state and 0. At least the last token is always read again, for its scores."""

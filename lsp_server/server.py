@@ -364,7 +364,10 @@ class AirgapServer(LanguageServer):
             with ModelStore(model_store_root()).held(ref, progress=hashing) as stored:
                 self.policy.check_model(stored)
                 loop.call_soon_threadsafe(progress.report, "loading weights")
-                return LocalEngine(stored, device=device, dtype=dtype)
+                engine = LocalEngine(stored, device=device, dtype=dtype)
+            loop.call_soon_threadsafe(progress.report, "warming up")
+            log.info("warm-up: %.2f s", engine.warm_up())
+            return engine
 
         def load() -> Engine:
             self.policy.check_user()
