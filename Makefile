@@ -54,6 +54,7 @@ test: model team-server
 # packages' sources as the benchmark corpus (under .cache/corpus).
 bench: model team-server
 	$(BIN)/python bench/completion_latency.py
+	$(BIN)/python bench/speed.py
 	$(BIN)/python bench/hover_latency.py
 	$(BIN)/python bench/team_server.py
 	sh bench/setup-corpus.sh

@@ -16,6 +16,9 @@ from inference.store import StoredModel
 
 DTYPES = ("auto", "float32", "bfloat16", "float16")
 DEVICES = ("auto", "cpu", "cuda")
+MIN_REUSE = 16  # a shorter common start is not worth keeping the old key/values for
+DEFAULT_LOOKAHEAD = 8  # the most tokens prompt-lookup decoding drafts at a step
+NGRAM = 3  # prompt-lookup matches the last 3 tokens, then 2
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -45,6 +48,9 @@ class GenerationRequest:
     # A time budget in seconds (0: none). Generation stops at the first step past it, with the
     # stop reason "time_budget"; the audit line records how many tokens that was.
     max_seconds: float = 0.0
+    # Prompt-lookup decoding: the most tokens drafted from the context at a step (0: none). The
+    # drafts are checked against greedy decoding's own choice, so the text does not change.
+    lookahead: int = DEFAULT_LOOKAHEAD
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -55,6 +61,9 @@ class Generation:
     new_tokens: int
     prefill_ms: float
     decode_ms: float
+    reused_tokens: int = 0  # prompt tokens whose key/values were kept from the last request
+    drafted_tokens: int = 0  # tokens prompt-lookup decoding proposed
+    accepted_tokens: int = 0  # of which greedy decoding chose, read ahead at no step of theirs
     # The engine that answered, where it is not the one asked: a local model standing in for a
     # team server that is down (the audit line names the one that answered).
     answered_by: EngineInfo | None = None
@@ -125,7 +134,16 @@ def pick_dtype(preference: str, device: str) -> str:
 class LocalEngine:
     """A stored model loaded with transformers on this machine's GPU or CPU."""
 
-    def __init__(self, stored: StoredModel, *, device: str = "auto", dtype: str = "auto") -> None:
+    def __init__(
+        self,
+        stored: StoredModel,
+        *,
+        device: str = "auto",
+        dtype: str = "auto",
+        reuse_cache: bool = True,
+    ) -> None:
+        """`reuse_cache`: keep the key/value state of the last prompt, and read only what a new
+        prompt adds to their common start (the user typed on)."""
         set_offline_env()
         import torch
         from safetensors import SafetensorError
@@ -169,6 +187,8 @@ class LocalEngine:
         self._token_text = self._tokenizer.batch_decode([[i] for i in range(vocab)])
         self._healing: dict[str, Any] = {}
         self._lock = threading.Lock()  # one generation at a time: the model is not re-entrant
+        self._reuse = reuse_cache
+        self._cache: tuple[list[int], Any] | None = None  # tokens held, and their key/values
         m = stored.manifest
         self.info = EngineInfo(
             name=m.name,
@@ -214,12 +234,40 @@ class LocalEngine:
         with self._lock:
             return self._generate(request, cancel or threading.Event())
 
+    def warm_up(self) -> float:
+        """One short generation, so that the first request does not pay for what a first run
+        costs (kernel selection, allocation; on a GPU, its libraries' start-up). Seconds."""
+        started = time.perf_counter()
+        request = GenerationRequest(
+            prompt="def f(x):\n    return x\n", max_new_tokens=2, stop=StopRule(multiline=True)
+        )
+        self.generate(request)
+        with self._lock:
+            self._cache = None  # not a prompt the user wrote
+        return time.perf_counter() - started
+
+    def _cached(self, ids: list[int]) -> tuple[Any, int]:
+        """The kept key/value state cut to its common start with `ids`, and that length; or a
+        fresh state and 0. At least the last token is always read again, for its scores."""
+        kept, self._cache = self._cache, None
+        if not self._reuse or kept is None:
+            return None, 0
+        held, cache = kept
+        n = 0
+        for a, b in zip(held, ids[:-1], strict=False):
+            if a != b:
+                break
+            n += 1
+        if n < MIN_REUSE:
+            return None, 0
+        _trim(cache, n)
+        return cache, n
+
     def _generate(self, request: GenerationRequest, cancel: threading.Event) -> Generation:
         torch = self._torch
         dev = self._model.device
-        ids = self._tokenizer(request.prompt, add_special_tokens=False, return_tensors="pt")
-        input_ids = ids.input_ids.to(dev)
-        n_prompt = int(input_ids.shape[1])
+        ids: list[int] = list(self._tokenizer(request.prompt, add_special_tokens=False).input_ids)
+        n_prompt = len(ids)
         if n_prompt == 0:
             raise AirgapError("The prompt is empty: there is nothing to generate from.")
         if n_prompt + request.max_new_tokens > self._n_ctx:
@@ -233,46 +281,88 @@ class LocalEngine:
             stop_texts=request.stop.stop_texts + self._fmt.stop,
             prose=request.stop.prose,
         )
+        if cancel.is_set():
+            raise GenerationCancelled("cancelled before it started")
         step: Any = self._model
         pending = request.forced_prefix
         generated: list[int] = []
         text, reason = "", "max_tokens"
-        with torch.inference_mode():
-            if cancel.is_set():
-                raise GenerationCancelled("cancelled before it started")
-            t0 = time.perf_counter()
-            # Only the last position's logits are read: computing them for every prompt token
-            # costs a quarter of the prefill and a prompt x vocabulary tensor (200 MB at 1,024).
-            out = step(input_ids=input_ids, use_cache=True, logits_to_keep=1)
-            past, logits = out.past_key_values, out.logits[0, -1]
-            t1 = time.perf_counter()
-            deadline = t0 + request.max_seconds if request.max_seconds > 0 else None
-            while len(generated) < request.max_new_tokens:
-                if cancel.is_set():
-                    raise GenerationCancelled(f"cancelled after {len(generated)} tokens")
-                if deadline is not None and time.perf_counter() > deadline:
-                    reason = "time_budget"
-                    break
-                if pending and (allowed := self._spelling(pending)) is not None:
-                    token = int(allowed[torch.argmax(logits[allowed])])
-                    piece = self._token_text[token]
-                    pending = pending[len(piece) :] if pending.startswith(piece) else ""
-                else:
-                    pending = ""
-                    token = int(torch.argmax(logits))
-                if token in self._eos_ids:
-                    reason = "eos"
-                    break
-                generated.append(token)
-                text = str(self._tokenizer.decode(generated, skip_special_tokens=False))
-                kept, why = cut(text, stop)
-                if why is not None:
-                    text, reason = kept, why
-                    break
-                nxt = torch.tensor([[token]], device=dev)
-                out = step(input_ids=nxt, past_key_values=past, use_cache=True)
+        drafted = accepted = 0
+        t0 = time.perf_counter()
+        past, reused = self._cached(ids)
+        fed = ids[:reused]  # the tokens whose key/values `past` holds
+        ok = False
+        try:
+            with torch.inference_mode():
+                # Only the last position's scores are read: computing them for every prompt token
+                # costs a quarter of the prefill and a prompt x vocabulary tensor (200 MB at 1,024).
+                out = step(
+                    input_ids=torch.tensor([ids[reused:]], device=dev),
+                    past_key_values=past,
+                    use_cache=True,
+                    logits_to_keep=1,
+                )
                 past, logits = out.past_key_values, out.logits[0, -1]
-            t2 = time.perf_counter()
+                fed = list(ids)
+                t1 = time.perf_counter()
+                deadline = t0 + request.max_seconds if request.max_seconds > 0 else None
+                # Drafted tokens already read, each with the scores that follow it: used while
+                # greedy decoding chooses the same tokens, dropped at the first it does not.
+                ahead: list[tuple[int, Any]] = []
+                while len(generated) < request.max_new_tokens:
+                    if cancel.is_set():
+                        raise GenerationCancelled(f"cancelled after {len(generated)} tokens")
+                    if deadline is not None and time.perf_counter() > deadline:
+                        reason = "time_budget"
+                        break
+                    if pending and (allowed := self._spelling(pending)) is not None:
+                        token = int(allowed[torch.argmax(logits[allowed])])
+                        piece = self._token_text[token]
+                        pending = pending[len(piece) :] if pending.startswith(piece) else ""
+                    else:
+                        pending = ""
+                        token = int(torch.argmax(logits))
+                    if token in self._eos_ids:
+                        reason = "eos"
+                        break
+                    generated.append(token)
+                    text = str(self._tokenizer.decode(generated, skip_special_tokens=False))
+                    kept, why = cut(text, stop)
+                    if why is not None:
+                        text, reason = kept, why
+                        break
+                    if len(generated) >= request.max_new_tokens:
+                        break
+                    if ahead and ahead[0][0] == token:  # the draft was right: already read
+                        fed.append(token)
+                        logits = ahead.pop(0)[1]
+                        accepted += 1
+                        continue
+                    if ahead:  # wrong from here: forget what was read past the last right one
+                        _trim(past, len(fed))
+                        ahead = []
+                    draft = [] if pending else self._draft(fed + [token], request, generated)
+                    drafted += len(draft)
+                    out = step(
+                        input_ids=torch.tensor([[token, *draft]], device=dev),
+                        past_key_values=past,
+                        use_cache=True,
+                        logits_to_keep=1 + len(draft),
+                    )
+                    past = out.past_key_values
+                    rows = out.logits[0]
+                    fed.append(token)
+                    logits = rows[0]
+                    ahead = [(d, rows[i + 1]) for i, d in enumerate(draft)]
+                t2 = time.perf_counter()
+            ok = True
+        except GenerationCancelled:
+            ok = True  # what was read is sound: the next keystroke's prompt may start with it
+            raise
+        finally:
+            if ok and self._reuse and past is not None:
+                _trim(past, len(fed))
+                self._cache = (fed, past)
         if reason in ("max_tokens", "eos", "time_budget"):
             text = cut(text, stop)[0]
         return Generation(
@@ -282,4 +372,46 @@ class LocalEngine:
             new_tokens=len(generated),
             prefill_ms=(t1 - t0) * 1000,
             decode_ms=(t2 - t1) * 1000,
+            reused_tokens=reused,
+            drafted_tokens=drafted,
+            accepted_tokens=accepted,
         )
+
+    def _draft(self, seq: list[int], request: GenerationRequest, generated: list[int]) -> list[int]:
+        """Prompt-lookup decoding: where the last tokens appeared before in the prompt or the
+        text so far, what followed them there (code often repeats nearby text)."""
+        room = min(request.lookahead, request.max_new_tokens - len(generated) - 1)
+        if room <= 0:
+            return []
+        return lookup(seq, room)
+
+
+def lookup(seq: list[int], room: int) -> list[int]:
+    """What followed the latest earlier occurrence of the sequence's last NGRAM (then fewer)
+    tokens, at most `room` tokens."""
+    end = len(seq)
+    for n in range(NGRAM, 1, -1):
+        if end <= n:
+            continue
+        tail = seq[end - n :]
+        first = tail[0]
+        for i in range(end - n - 1, -1, -1):  # latest occurrence first
+            if seq[i] == first and seq[i : i + n] == tail:
+                follow = seq[i + n : i + n + room]
+                if follow:
+                    return follow
+    return []
+
+
+def _length(cache: Any, default: int) -> int:
+    try:
+        return int(cache.get_seq_length())
+    except (AttributeError, TypeError):
+        return default
+
+
+def _trim(cache: Any, keep: int) -> None:
+    """Cut a key/value cache to its first `keep` tokens."""
+    extra = _length(cache, keep) - keep
+    if extra > 0:
+        cache.crop(-extra)

@@ -84,6 +84,7 @@ def replay(record: dict[str, Any], store: ModelStore) -> ReplayResult:
             prose=bool(decoding.get("prose", False)),
         ),
         forced_prefix=str(decoding["forced_prefix"]),
+        lookahead=int(decoding.get("prompt_lookup", 0)),  # lines before it decoded without
     )
     generation = engine.generate(request)
     return ReplayResult(

@@ -69,6 +69,16 @@ class AirgapServer(LanguageServer):
         self._engine: asyncio.Future[Engine] | None = None
         self._engine_key: tuple[str, str, str, str] | None = None
         self.inflight: dict[str, threading.Event] = {}  # document uri -> cancel flag
+        self.completion_stats = dict.fromkeys(
+            (
+                "requested",
+                "debounced",
+                "generations",
+                "generations_cancelled",
+                "generations_finished",
+            ),
+            0,
+        )
         self.shown: dict[str, str] = {}  # document uri -> id of its suggestion awaiting a verdict
         self.offered: dict[str, str] = {}  # id of a resolved code action's edit -> document uri
         self.index = WorkspaceIndex(())
@@ -354,7 +364,10 @@ class AirgapServer(LanguageServer):
             with ModelStore(model_store_root()).held(ref, progress=hashing) as stored:
                 self.policy.check_model(stored)
                 loop.call_soon_threadsafe(progress.report, "loading weights")
-                return LocalEngine(stored, device=device, dtype=dtype)
+                engine = LocalEngine(stored, device=device, dtype=dtype)
+            loop.call_soon_threadsafe(progress.report, "warming up")
+            log.info("warm-up: %.2f s", engine.warm_up())
+            return engine
 
         def load() -> Engine:
             self.policy.check_user()

@@ -43,6 +43,12 @@ class Settings:
     hover_time_budget_ms: int = 8000  # the explanation stops here, cut where it got to
     # Code actions (`codeActions` section): the most tokens a rewrite may have.
     code_action_max_tokens: int = 400
+    # Speed (`decoding`, and `debounceMs`): a completion request waits this long for the next
+    # keystroke before the model starts (a newer request for the document replaces it).
+    debounce_ms: int = 60
+    # Prompt-lookup decoding: the most tokens drafted from the context at a step (0: off). The
+    # model checks each draft, so the text is the same as without; only the time changes.
+    prompt_lookup: int = 8
 
 
 _WIRE = {
@@ -64,8 +70,10 @@ _WIRE = {
     "hover.maxTokens": "hover_max_tokens",
     "hover.timeBudgetMs": "hover_time_budget_ms",
     "codeActions.maxTokens": "code_action_max_tokens",
+    "debounceMs": "debounce_ms",
+    "decoding.promptLookup": "prompt_lookup",
 }
-_SECTIONS = ("context", "hover", "codeActions", "backend")
+_SECTIONS = ("context", "hover", "codeActions", "backend", "decoding")
 _CHOICES = {"device": DEVICES, "dtype": DTYPES, "multiline": MULTILINE}
 _RANGES = {
     "max_tokens_line": (1, 512),
@@ -76,6 +84,8 @@ _RANGES = {
     "hover_max_tokens": (1, 1024),
     "hover_time_budget_ms": (100, 120_000),
     "code_action_max_tokens": (16, 4096),
+    "debounce_ms": (0, 2000),
+    "prompt_lookup": (0, 32),
 }
 
 

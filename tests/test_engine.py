@@ -5,6 +5,7 @@ from __future__ import annotations
 import subprocess
 import sys
 import threading
+from dataclasses import replace
 
 import pytest
 
@@ -138,9 +139,74 @@ def test_reading_the_prompt_computes_the_next_token_scores_once(engine: LocalEng
     head = engine._model.get_output_embeddings()  # noqa: SLF001 - the vocabulary projection
     hook = head.register_forward_hook(lambda _m, args, _out: rows.append(args[0].shape[-2]))
     try:
-        gen = engine.generate(block(4))
+        gen = engine.generate(replace(block(4), prompt="-- fresh\n" + ADA, lookahead=0))
     finally:
         hook.remove()
     assert gen.prompt_tokens > 10 and gen.new_tokens > 0
     # One row per forward pass, the prompt's included: not one per prompt token.
     assert rows and set(rows) == {1}, rows
+
+
+@pytest.fixture(scope="module")
+def plain(default_model) -> LocalEngine:  # type: ignore[no-untyped-def]
+    """The same model, reading every prompt from scratch."""
+    return LocalEngine(default_model, device="cpu", reuse_cache=False)
+
+
+CODE = (
+    "package body Sensors is\n\n"
+    "   function Average (Readings : Reading_Array) return Float is\n"
+    "      Total : Float := 0.0;\n"
+    "      Count : Natural := 0;\n"
+    "   begin\n"
+    "      for R of Readings loop\n"
+    "         if R.Valid then\n"
+    "            Total := Total + R.Value;\n"
+    "            Count := Count + 1;\n"
+    "         end if;\n"
+    "      end loop;\n"
+    "      return Total / Float (Count);\n"
+    "   end Average;\n\n"
+    "   function Maximum (Readings : Reading_Array) return Float is\n"
+)
+
+
+def typing(text: str, lookahead: int = 0) -> GenerationRequest:
+    return GenerationRequest(
+        prompt=text, max_new_tokens=40, stop=StopRule(multiline=True), lookahead=lookahead
+    )
+
+
+def test_reused_key_values_give_the_text_computed_from_scratch(
+    engine: LocalEngine, plain: LocalEngine
+) -> None:
+    # The user types on: each prompt extends the one before (and once goes back, as a deletion).
+    prompts = [CODE, CODE + "      Best", CODE + "      Best : Float", CODE + "      Be", CODE]
+    for prompt in prompts:
+        reused = engine.generate(typing(prompt))
+        scratch = plain.generate(typing(prompt))
+        assert reused.text == scratch.text, prompt[-30:]
+        assert scratch.reused_tokens == 0
+    # Every prompt after the first read only what it added to the common start.
+    assert reused.reused_tokens >= reused.prompt_tokens - 2
+
+
+def test_a_cancelled_generation_leaves_its_prompt_for_the_next_keystroke(
+    engine: LocalEngine,
+) -> None:
+    with pytest.raises(GenerationCancelled):
+        engine.generate(typing(CODE + "      Largest"), CancelAfter(3))
+    after = engine.generate(typing(CODE + "      Largest :"))
+    assert after.reused_tokens >= after.prompt_tokens - 3
+
+
+def test_prompt_lookup_drafts_from_the_context_and_does_not_change_the_text(
+    engine: LocalEngine, plain: LocalEngine
+) -> None:
+    # The second function repeats the first: what greedy decoding writes is in the prompt.
+    prompt = CODE + "      Total : Float := 0.0;\n"
+    drafted = engine.generate(typing(prompt, lookahead=8))
+    step_by_step = plain.generate(typing(prompt, lookahead=0))
+    assert drafted.text == step_by_step.text
+    assert step_by_step.drafted_tokens == 0
+    assert drafted.accepted_tokens > 0, drafted

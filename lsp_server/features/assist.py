@@ -53,6 +53,7 @@ async def run_task(
         max_new_tokens=max_new_tokens,
         stop=StopRule(multiline=True, stop_texts=rendered.stop_texts, prose=True),
         max_seconds=max_seconds,
+        lookahead=ls.settings.prompt_lookup,
     )
     cancel = cancel or threading.Event()
     started = time.perf_counter()
@@ -112,6 +113,7 @@ def task_record(
             "stop_texts": list(request.stop.stop_texts),
             "chat_template": run.rendered.chat,
             "max_seconds": request.max_seconds,
+            "prompt_lookup": request.lookahead,
             "stop_reason": gen.stop_reason,
         },
         prompt=request.prompt,
@@ -143,6 +145,9 @@ def timing_fields(gen: Generation, total_ms: float) -> dict[str, float]:
         "prompt_tokens": gen.prompt_tokens,
         "new_tokens": gen.new_tokens,
         "tokens_per_second": round(gen.tokens_per_second, 1),
+        "reused_prompt_tokens": gen.reused_tokens,
+        "drafted_tokens": gen.drafted_tokens,
+        "accepted_drafts": gen.accepted_tokens,
     }
 
 

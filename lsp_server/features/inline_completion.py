@@ -33,9 +33,16 @@ if TYPE_CHECKING:
     from lsp_server.server import AirgapServer
 
 log = logging.getLogger("airgap_lsp.completion")
+STATS = "airgap.completionStats"  # workspace/executeCommand: what the typing path cost so far
 
 
 def register(server: AirgapServer) -> None:
+    @server.command(STATS)
+    def completion_stats(ls: AirgapServer, *_args: object) -> dict[str, int]:
+        """Requests, those a newer keystroke replaced while they waited (no model work),
+        generations started, stopped by a cancel, and run to their end."""
+        return dict(ls.completion_stats)
+
     @server.feature(types.TEXT_DOCUMENT_INLINE_COMPLETION, types.InlineCompletionOptions())
     async def inline_completion(
         ls: AirgapServer, params: types.InlineCompletionParams
@@ -75,7 +82,17 @@ def register(server: AirgapServer) -> None:
         if (previous := ls.inflight.get(uri)) is not None:
             previous.set()
         ls.inflight[uri] = cancel
+        stats = ls.completion_stats
+        stats["requested"] += 1
+        started_generating = False
         try:
+            if s.debounce_ms:
+                # The user may still be typing: a newer keystroke's request cancels this one
+                # before the model spends anything on it.
+                await asyncio.sleep(s.debounce_ms / 1000)
+                if cancel.is_set():
+                    stats["debounced"] += 1
+                    raise GenerationCancelled("replaced by a newer request while debouncing")
             engine = await ls.engine()
             if s.context_cross_file and s.context_max_tokens > 0:
                 ls.refresh_index(uri)
@@ -102,10 +119,15 @@ def register(server: AirgapServer) -> None:
             loop = asyncio.get_running_loop()
             # An editor that sent a work-done token sees the model start on its request.
             with ls.following(params.work_done_token, "airgap-lsp: generating"):
+                stats["generations"] += 1
+                started_generating = True
                 gen = await loop.run_in_executor(ls.model_worker, engine.generate, request, cancel)
+                stats["generations_finished"] += 1
             total_ms = (time.perf_counter() - started) * 1000
         except (asyncio.CancelledError, GenerationCancelled) as exc:
             cancel.set()
+            if started_generating:
+                stats["generations_cancelled"] += 1
             raise JsonRpcRequestCancelled(
                 "cancelled: superseded by a newer request, or cancelled by the editor"
             ) from exc
@@ -169,6 +191,7 @@ def completion_request(prompt: Prompt, engine: Engine, settings: Settings) -> Ge
         max_new_tokens=settings.max_tokens_block if multiline else settings.max_tokens_line,
         forced_prefix=prompt.trailing_ws,
         stop=StopRule(multiline=multiline, base_indent=block_indent(prompt.line_before)),
+        lookahead=settings.prompt_lookup,
     )
 
 
@@ -203,6 +226,7 @@ def audit_record(
             "multiline": request.stop.multiline,
             "base_indent": request.stop.base_indent,
             "forced_prefix": request.forced_prefix,
+            "prompt_lookup": request.lookahead,
             "stop_reason": gen.stop_reason,
         },
         prompt=request.prompt,

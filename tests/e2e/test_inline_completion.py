@@ -244,3 +244,55 @@ async def test_a_newer_request_for_the_document_cancels_the_older(
     assert isinstance(results[0], Exception) and "superseded" in str(results[0]), results[0]
     assert isinstance(results[1], list)
     assert len(audit_lines(audit)) == (1 if results[1] else 0)  # only what was shown is audited
+
+
+async def test_a_burst_of_keystrokes_costs_one_generation(client: LanguageClient, tmp_path: Path):
+    # The debounce is longer than it takes the server to read the whole burst, so that each
+    # keystroke's request is replaced before the model starts on it, whatever the machine's load.
+    audit = tmp_path / "audit.jsonl"
+    await start(client, audit, debounceMs=1500)
+    doc = cursor_file("completion/sensors.adb")
+    uri = open_doc(client, doc, "ada")
+    typed = "R.Value"
+    requests = []
+    for n, char in enumerate(typed, 1):
+        client.text_document_did_change(
+            types.DidChangeTextDocumentParams(
+                text_document=types.VersionedTextDocumentIdentifier(uri=uri, version=1 + n),
+                content_changes=[
+                    types.TextDocumentContentChangePartial(
+                        range=types.Range(
+                            start=types.Position(line=doc.line, character=doc.character + n - 1),
+                            end=types.Position(line=doc.line, character=doc.character + n - 1),
+                        ),
+                        text=char,
+                    )
+                ],
+            )
+        )
+        at = types.Position(line=doc.line, character=doc.character + n)
+        requests.append(
+            asyncio.ensure_future(
+                client.text_document_inline_completion_async(
+                    types.InlineCompletionParams(
+                        text_document=types.TextDocumentIdentifier(uri=uri),
+                        position=at,
+                        context=types.InlineCompletionContext(
+                            trigger_kind=types.InlineCompletionTriggerKind.Automatic
+                        ),
+                    )
+                )
+            )
+        )
+    results = await asyncio.gather(*requests, return_exceptions=True)
+
+    assert all("superseded" in str(r) for r in results[:-1]), results
+    assert not isinstance(results[-1], Exception), results[-1]
+    stats = await client.workspace_execute_command_async(
+        types.ExecuteCommandParams(command="airgap.completionStats")
+    )
+    assert stats["requested"] == len(typed)
+    assert stats["debounced"] == len(typed) - 1
+    assert stats["generations"] == 1
+    lines = audit_lines(audit)
+    assert len(lines) <= 1 and all(r["prompt"].rstrip().endswith(typed) for r in lines)

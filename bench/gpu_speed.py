@@ -1,0 +1,224 @@
+"""Decoding speed on a GPU against the limit its memory bandwidth sets (run on the lent GPU).
+
+No weights can be brought onto that machine: the models are built from the configs of real code
+models (Qwen2.5-Coder 1.5B and 7B) with random weights, which take exactly the time real ones do.
+For each model, in bf16:
+
+- time to first token: reading a prompt of --prompt tokens;
+- decoding speed over --new tokens, greedy, two ways: the engine's way (transformers, dynamic
+  key/value cache, one forward pass per token) and a static cache with the decoding step compiled
+  (torch.compile, mode "reduce-overhead": CUDA graphs), after a warm-up that pays for compiling;
+- the limit: each decoding step reads every weight once, so tokens/s <= bandwidth / weight bytes;
+  the bandwidth is measured on the device (a large on-device copy), and the spec's is printed too.
+
+    python bench/gpu_speed.py --out results/          # on the GPU machine, a few minutes
+    python bench/gpu_speed.py --smoke                 # a tiny model on the CPU: does it run?
+
+Writes a Markdown table to stdout and to OUT/gpu-speed.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import sys
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+# The configs of the real models (their published config.json), as the architecture to build.
+QWEN_CODER = {
+    "1.5b": {
+        "hidden_size": 1536,
+        "intermediate_size": 8960,
+        "num_hidden_layers": 28,
+        "num_attention_heads": 12,
+        "num_key_value_heads": 2,
+        "vocab_size": 151936,
+        "tie_word_embeddings": True,
+    },
+    "7b": {
+        "hidden_size": 3584,
+        "intermediate_size": 18944,
+        "num_hidden_layers": 28,
+        "num_attention_heads": 28,
+        "num_key_value_heads": 4,
+        "vocab_size": 152064,
+        "tie_word_embeddings": False,
+    },
+    "smoke": {
+        "hidden_size": 64,
+        "intermediate_size": 128,
+        "num_hidden_layers": 2,
+        "num_attention_heads": 4,
+        "num_key_value_heads": 2,
+        "vocab_size": 1000,
+        "tie_word_embeddings": True,
+    },
+}
+SPEC_BANDWIDTH = {"H200": 4.8e12, "H100": 3.35e12, "A100": 2.0e12, "L4": 0.3e12}
+
+
+def build(name: str, device: str, dtype: Any) -> Any:
+    import torch
+    from transformers import Qwen2Config, Qwen2ForCausalLM
+
+    config = Qwen2Config(
+        **QWEN_CODER[name],
+        max_position_embeddings=32768,
+        rope_theta=1_000_000.0,
+        rms_norm_eps=1e-6,
+        hidden_act="silu",
+    )
+    torch.manual_seed(0)
+    with torch.device("meta"):
+        model = Qwen2ForCausalLM(config)
+    model = model.to_empty(device=device).to(dtype)
+    with torch.no_grad():
+        for p in model.parameters():
+            p.normal_(0.0, 0.02)
+    return model.eval()
+
+
+def sync(device: str) -> None:
+    import torch
+
+    if device == "cuda":
+        torch.cuda.synchronize()
+
+
+def copy_bandwidth(device: str) -> float:
+    """Bytes per second of a large on-device copy (read + write)."""
+    import torch
+
+    n = (1 << 30) if device == "cuda" else (1 << 24)
+    a = torch.empty(n, dtype=torch.uint8, device=device)
+    b = torch.empty_like(a)
+    b.copy_(a)
+    sync(device)
+    started = time.perf_counter()
+    for _ in range(10):
+        b.copy_(a)
+    sync(device)
+    return 2 * 10 * n / (time.perf_counter() - started)
+
+
+def eager(model: Any, prompt: Any, new: int, device: str) -> tuple[float, float]:
+    """The engine's way: time to first token (s) and decoding tokens/s."""
+    import torch
+
+    with torch.inference_mode():
+        sync(device)
+        t0 = time.perf_counter()
+        out = model(input_ids=prompt, use_cache=True, logits_to_keep=1)
+        token = out.logits[:, -1].argmax(-1, keepdim=True)
+        sync(device)
+        t1 = time.perf_counter()
+        past = out.past_key_values
+        for _ in range(new - 1):
+            out = model(input_ids=token, past_key_values=past, use_cache=True)
+            past, token = out.past_key_values, out.logits[:, -1].argmax(-1, keepdim=True)
+        sync(device)
+        t2 = time.perf_counter()
+    return t1 - t0, (new - 1) / (t2 - t1)
+
+
+def compiled(model: Any, prompt: Any, new: int, device: str) -> tuple[float, float, float]:
+    """Static cache, compiled decoding step: time to first token, tokens/s, warm-up seconds."""
+    import torch
+
+    kwargs = {
+        "do_sample": False,
+        "cache_implementation": "static",
+        "pad_token_id": 0,
+        "eos_token_id": None,
+    }
+    model.forward = torch.compile(model.forward, mode="reduce-overhead", fullgraph=True)
+    with torch.inference_mode():
+        t = time.perf_counter()
+        model.generate(prompt, max_new_tokens=new, min_new_tokens=new, **kwargs)  # compiles
+        sync(device)
+        warmup = time.perf_counter() - t
+        t0 = time.perf_counter()
+        model.generate(prompt, max_new_tokens=1, **kwargs)
+        sync(device)
+        ttft = time.perf_counter() - t0
+        t1 = time.perf_counter()
+        model.generate(prompt, max_new_tokens=new, min_new_tokens=new, **kwargs)
+        sync(device)
+        total = time.perf_counter() - t1
+    return ttft, (new - 1) / max(total - ttft, 1e-9), warmup
+
+
+def main() -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--models", default="1.5b,7b")
+    p.add_argument("--prompt", type=int, default=1024, help="prompt tokens")
+    p.add_argument("--new", type=int, default=128, help="new tokens")
+    p.add_argument("--out", default=os.environ.get("OUT", ""))
+    p.add_argument("--no-compile", action="store_true")
+    p.add_argument("--smoke", action="store_true", help="a tiny model on the CPU")
+    args = p.parse_args()
+
+    import torch
+
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    device = "cpu" if args.smoke else "cuda"
+    if device == "cuda" and not torch.cuda.is_available():
+        print("no CUDA device: run this on the GPU machine, or --smoke here", file=sys.stderr)
+        return 2
+    names = ["smoke"] if args.smoke else args.models.split(",")
+    prompt_len, new = (64, 16) if args.smoke else (args.prompt, args.new)
+    gpu = torch.cuda.get_device_name(0) if device == "cuda" else platform.processor() or "cpu"
+    spec = next((bw for key, bw in SPEC_BANDWIDTH.items() if key in gpu), None)
+    measured_bw = copy_bandwidth(device)
+    lines = [
+        f"date: {datetime.now(UTC).date()}; device: {gpu}; torch {torch.__version__}; "
+        f"prompt {prompt_len} tokens, {new} new tokens, bf16, random weights",
+        f"memory bandwidth: measured {measured_bw / 1e12:.2f} TB/s (on-device copy)"
+        + (f", spec {spec / 1e12:.2f} TB/s" if spec else ""),
+        "",
+        "| model | weights GB | way | time to first token ms | tokens/s | limit tokens/s "
+        "(measured bandwidth) | share of the limit | warm-up s |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for name in names:
+        model = build(name, device, torch.bfloat16)
+        weight_bytes = sum(t.numel() * t.element_size() for t in model.parameters())
+        limit = measured_bw / weight_bytes
+        prompt = torch.randint(0, model.config.vocab_size, (1, prompt_len), device=device)
+        eager(model, prompt[:, :16], 4, device)  # first kernels, allocator: not the measurement
+        ttft, tps = eager(model, prompt, new, device)
+        lines.append(
+            f"| {name} | {weight_bytes / 1e9:.2f} | dynamic cache, eager | {ttft * 1000:.0f} | "
+            f"{tps:.0f} | {limit:.0f} | {tps / limit:.0%} | - |"
+        )
+        print(lines[-1], flush=True)
+        if not args.no_compile and not args.smoke:
+            try:
+                ttft, tps, warm = compiled(model, prompt, new, device)
+            except Exception as exc:  # noqa: BLE001 - one failed way must not lose the others
+                lines.append(f"| {name} | | static cache, compiled | failed: {exc!r:.200} |")
+            else:
+                lines.append(
+                    f"| {name} | {weight_bytes / 1e9:.2f} | static cache, compiled | "
+                    f"{ttft * 1000:.0f} | {tps:.0f} | {limit:.0f} | {tps / limit:.0%} | "
+                    f"{warm:.0f} |"
+                )
+            print(lines[-1], flush=True)
+        del model
+        if device == "cuda":
+            torch.cuda.empty_cache()
+    report = "\n".join(lines)
+    print(report)
+    if args.out:
+        out = Path(args.out)
+        out.mkdir(parents=True, exist_ok=True)
+        (out / "gpu-speed.md").write_text(report + "\n", encoding="utf-8")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
