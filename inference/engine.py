@@ -35,6 +35,19 @@ class EngineInfo:
     backend: str = "local"  # local: this machine; remote: a team's inference server
     address: str = ""  # the remote server's API address
 
+    @classmethod
+    def of(cls, stored: StoredModel, **where: str) -> EngineInfo:
+        """The stored model's identity, and where it runs (device, dtype, backend, address)."""
+        m = stored.manifest
+        return cls(
+            name=m.name,
+            version=m.version,
+            manifest_sha256=stored.manifest_sha256,
+            family=m.family,
+            prompt_format=m.prompt_format,
+            **where,
+        )
+
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class GenerationRequest:
@@ -131,7 +144,42 @@ def pick_dtype(preference: str, device: str) -> str:
     return "bfloat16" if cpu_has_bf16() else "float32"
 
 
-class LocalEngine:
+class Tokenized:
+    """What an engine does with the checkpoint's tokenizer, wherever the model runs."""
+
+    _tokenizer: Any
+
+    def count_tokens(self, text: str) -> int:
+        return len(self._tokenizer(text, add_special_tokens=False).input_ids)
+
+    def chat_prompt(self, messages: Sequence[tuple[str, str]], reply_start: str = "") -> str | None:
+        # The template is a file of the checkpoint (hashed in the manifest); transformers renders
+        # it in a sandboxed Jinja environment.
+        if not getattr(self._tokenizer, "chat_template", None):
+            return None
+        text = self._tokenizer.apply_chat_template(
+            [{"role": role, "content": content} for role, content in messages],
+            tokenize=False,
+            add_generation_prompt=True,
+        )
+        return str(text) + reply_start
+
+    def token_texts(self) -> list[str]:
+        """Each token's text, by id (for token healing)."""
+        vocab = len(self._tokenizer)
+        return list(self._tokenizer.batch_decode([[i] for i in range(vocab)]))
+
+
+def spelling(token_texts: list[str], text: str) -> list[int]:
+    """Ids of the tokens that spell the start of `text`, or all of it and more."""
+    return [
+        i
+        for i, piece in enumerate(token_texts)
+        if piece and (piece.startswith(text) or text.startswith(piece))
+    ]
+
+
+class LocalEngine(Tokenized):
     """A stored model loaded with transformers on this machine's GPU or CPU."""
 
     def __init__(
@@ -189,13 +237,8 @@ class LocalEngine:
         self._lock = threading.Lock()  # one generation at a time: the model is not re-entrant
         self._reuse = reuse_cache
         self._cache: tuple[list[int], Any] | None = None  # tokens held, and their key/values
-        m = stored.manifest
-        self.info = EngineInfo(
-            name=m.name,
-            version=m.version,
-            manifest_sha256=stored.manifest_sha256,
-            family=m.family,
-            prompt_format=m.prompt_format,
+        self.info = EngineInfo.of(
+            stored,
             device=dev if dev == "cpu" else f"cuda ({torch.cuda.get_device_name(0)})",
             dtype=dt,
         )
@@ -203,30 +246,11 @@ class LocalEngine:
     def _spelling(self, text: str) -> Any:
         """Ids of the tokens that spell the start of `text` or all of it and more; None if none."""
         if text not in self._healing:
-            ids = [
-                i
-                for i, piece in enumerate(self._token_text)
-                if piece and (piece.startswith(text) or text.startswith(piece))
-            ]
+            ids = spelling(self._token_text, text)
             self._healing[text] = (
                 self._torch.tensor(ids, device=self._model.device) if ids else None
             )
         return self._healing[text]
-
-    def count_tokens(self, text: str) -> int:
-        return len(self._tokenizer(text, add_special_tokens=False).input_ids)
-
-    def chat_prompt(self, messages: Sequence[tuple[str, str]], reply_start: str = "") -> str | None:
-        # The template is a file of the checkpoint (hashed in the manifest); transformers renders
-        # it in a sandboxed Jinja environment.
-        if not getattr(self._tokenizer, "chat_template", None):
-            return None
-        text = self._tokenizer.apply_chat_template(
-            [{"role": role, "content": content} for role, content in messages],
-            tokenize=False,
-            add_generation_prompt=True,
-        )
-        return str(text) + reply_start
 
     def generate(
         self, request: GenerationRequest, cancel: threading.Event | None = None

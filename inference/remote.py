@@ -26,7 +26,14 @@ from dataclasses import replace
 from typing import Any
 from urllib.parse import urlsplit
 
-from inference.engine import Engine, EngineInfo, Generation, GenerationRequest
+from inference.engine import (
+    Engine,
+    EngineInfo,
+    Generation,
+    GenerationRequest,
+    Tokenized,
+    spelling,
+)
 from inference.errors import AirgapError, BackendDown, BackendRefused, GenerationCancelled
 from inference.offline import set_offline_env
 from inference.prompt_format import FORMATS
@@ -51,7 +58,7 @@ def served_name(stored: StoredModel) -> str:
     return f"{stored.ref}+sha256:{stored.manifest_sha256}"
 
 
-class RemoteEngine:
+class RemoteEngine(Tokenized):
     """Generation on a team server; tokenizer, prompt format and chat template from the store."""
 
     def __init__(
@@ -93,33 +100,15 @@ class RemoteEngine:
         self._conn: http.client.HTTPConnection | None = None
         self._model_id = ""  # the id the server serves the locked model under, once checked
         self._lock = threading.Lock()
-        m = stored.manifest
-        self.info = EngineInfo(
-            name=m.name,
-            version=m.version,
-            manifest_sha256=stored.manifest_sha256,
-            family=m.family,
-            prompt_format=m.prompt_format,
+        self.info = EngineInfo.of(
+            stored,
             device=f"team server {self.url}",
             dtype="as served",
             backend="remote",
             address=self.url,
         )
 
-    # -- the Engine protocol --------------------------------------------------------------------
-    def count_tokens(self, text: str) -> int:
-        return len(self._tokenizer(text, add_special_tokens=False).input_ids)
-
-    def chat_prompt(self, messages: Sequence[tuple[str, str]], reply_start: str = "") -> str | None:
-        if not getattr(self._tokenizer, "chat_template", None):
-            return None
-        text = self._tokenizer.apply_chat_template(
-            [{"role": role, "content": content} for role, content in messages],
-            tokenize=False,
-            add_generation_prompt=True,
-        )
-        return str(text) + reply_start
-
+    # -- the Engine protocol (count_tokens and chat_prompt: Tokenized) ---------------------------
     def generate(
         self, request: GenerationRequest, cancel: threading.Event | None = None
     ) -> Generation:
@@ -312,15 +301,9 @@ class RemoteEngine:
         )
 
     def _spelling(self, text: str) -> list[int]:
-        """Ids of the tokens that spell the start of `text`, or all of it and more."""
         if self._token_text is None:
-            vocab = len(self._tokenizer)
-            self._token_text = self._tokenizer.batch_decode([[i] for i in range(vocab)])
-        return [
-            i
-            for i, piece in enumerate(self._token_text)
-            if piece and (piece.startswith(text) or text.startswith(piece))
-        ]
+            self._token_text = self.token_texts()
+        return spelling(self._token_text, text)
 
     def _one_token(self, prompt: str, allowed: list[int], cancel: threading.Event) -> str:
         """The server's greedy choice of one token among `allowed` (logit_bias: +100 on each,

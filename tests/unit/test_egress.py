@@ -22,14 +22,15 @@ print(attempt("gpu-rack.internal"), attempt("updates.example.com"), attempt("loc
 """
 
 
-def run(tmp_path: Path, policy: str | None) -> list[str]:
+def run(tmp_path: Path, policy: str | None, script: str = SCRIPT, *args: str) -> list[str]:
+    """The last line of `script`'s output, split, run as a command starts with `policy`."""
     env = {"AIRGAP_LSP_HOME": str(tmp_path / "home"), "PATH": "/usr/bin:/bin"}
     if policy is not None:
         path = tmp_path / "policy.toml"
         path.write_text(policy)
         env["AIRGAP_LSP_POLICY"] = str(path)
     out = subprocess.run(
-        [sys.executable, "-c", SCRIPT],
+        [sys.executable, "-c", script, *args],
         capture_output=True,
         text=True,
         env=env,

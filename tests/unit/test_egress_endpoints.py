@@ -5,13 +5,12 @@ Checked with audit events raised by hand (`sys.audit`), so no test sends a packe
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 from lsp_server.egress import Endpoint, parse_endpoint
+from tests.unit.test_egress import run
 
 SCRIPT = """
 import json, socket, sys
@@ -27,25 +26,12 @@ def attempt(event, host, port=443):
         return "allowed"
     except PermissionError:
         return "refused"
-print(json.dumps({repr(a): attempt(*a) for a in json.loads(sys.argv[1])}))
+print(*(attempt(*a) for a in json.loads(sys.argv[1])))
 """
 
 
 def attempts(tmp_path: Path, policy: str | None, cases: list[tuple[object, ...]]) -> list[str]:
-    env = {"AIRGAP_LSP_HOME": str(tmp_path / "home"), "PATH": "/usr/bin:/bin"}
-    if policy is not None:
-        (tmp_path / "policy.toml").write_text(policy)
-        env["AIRGAP_LSP_POLICY"] = str(tmp_path / "policy.toml")
-    out = subprocess.run(
-        [sys.executable, "-c", SCRIPT, json.dumps(cases)],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=120,
-        cwd=Path(__file__).resolve().parents[2],
-        check=True,
-    )
-    return list(json.loads(out.stdout.strip().splitlines()[-1]).values())
+    return run(tmp_path, policy, SCRIPT, json.dumps(cases))
 
 
 def test_without_a_policy_the_process_connects_nowhere_not_even_to_loopback(
