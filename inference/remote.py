@@ -234,10 +234,11 @@ class RemoteEngine(Tokenized):
                 break
             healed, prompt = healed + piece, prompt + piece
             pending = pending[len(piece) :] if pending.startswith(piece) else ""
+        n_healed = self.count_tokens(healed) if healed else 0
         body = {
             "model": self._model_id,
             "prompt": prompt,
-            "max_tokens": max(1, request.max_new_tokens - self.count_tokens(healed)),
+            "max_tokens": max(1, request.max_new_tokens - n_healed),
             "stream": True,
             **GREEDY,
         }
@@ -295,7 +296,7 @@ class RemoteEngine(Tokenized):
             text=text.rstrip("\ufffd"),
             stop_reason=reason,
             prompt_tokens=self.count_tokens(request.prompt),
-            new_tokens=pieces + (self.count_tokens(healed) if healed else 0),
+            new_tokens=pieces + n_healed,
             prefill_ms=(t1 - t0) * 1000,
             decode_ms=(t2 - t1) * 1000,
         )
@@ -344,22 +345,18 @@ class RemoteEngine(Tokenized):
         connection, which is checked first like any new connection. A failure on a new
         connection is the server being down."""
         reused = self._conn is not None and self._conn.sock is not None
-        conn = self._connected()
-        try:
-            self._send("POST", "/completions", body)
-            return conn, conn.getresponse()
-        except (ConnectionError, http.client.RemoteDisconnected) as exc:
-            if not reused:
+        while True:
+            conn = self._connected()
+            try:
+                self._send("POST", "/completions", body)
+                return conn, conn.getresponse()
+            except (ConnectionError, http.client.RemoteDisconnected) as exc:
+                if not reused:
+                    raise self._down(exc) from exc
+                self._drop()
+                reused = False  # once, on a new connection
+            except (OSError, http.client.HTTPException) as exc:
                 raise self._down(exc) from exc
-            self._drop()
-        except (OSError, http.client.HTTPException) as exc:
-            raise self._down(exc) from exc
-        conn = self._connected()
-        try:
-            self._send("POST", "/completions", body)
-            return conn, conn.getresponse()
-        except (OSError, http.client.HTTPException) as exc:
-            raise self._down(exc) from exc
 
     def _watch(
         self,

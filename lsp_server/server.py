@@ -10,7 +10,7 @@ import threading
 import time
 import uuid
 from collections import OrderedDict
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from datetime import UTC, datetime
@@ -407,8 +407,8 @@ class AirgapServer(LanguageServer):
         self,
         ref: str,
         url: str,
-        hashing: Any,
-        load_local: Any,
+        hashing: Callable[[str, int, int], None],
+        load_local: Callable[[], Engine],
         progress: _Progress,
         loop: asyncio.AbstractEventLoop,
     ) -> Engine:
