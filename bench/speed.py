@@ -9,7 +9,10 @@
 2. A typing burst: 100 keystrokes 30 ms apart in one document, each with its completion request
    (as an editor sends them), then the generations started, cancelled and finished, and the
    latency of the last request.
-3. The server's peak memory (VmHWM).
+3. Typing along a suggestion: after each of airgap-lsp's suggestions in (1), its first character
+   typed and a request sent, as an editor does; the server answers with the suggestion's rest,
+   with no generation. Its latency, next to the generations' in the same run.
+4. The server's peak memory (VmHWM).
 
 Numbers vary with the machine's load: compare within one run.
 """
@@ -140,6 +143,7 @@ async def side_by_side(llm: Any, per_kind: int, tmp: Path) -> dict[str, Any]:
         server.start(debounceMs=0), plain.start(debounceMs=0, decoding={"promptLookup": 0})
     )
     rows: list[dict[str, Any]] = []
+    typed_on: list[tuple[float, bool]] = []  # ms, answered with the rest of the suggestion
     all_cases = cases(per_kind)
     for n, (kind, path, text, line, character) in enumerate([all_cases[0], *all_cases]):
         uri = Path(path).as_uri() + f"#bench{n}"
@@ -154,6 +158,8 @@ async def side_by_side(llm: Any, per_kind: int, tmp: Path) -> dict[str, Any]:
         if n == 0 or not (timed["ours_new"] and timed["plain_new"]):
             continue  # the warm-up, or no suggestion: nothing to compare
         rec, rec0 = server.records()[-1], plain.records()[-1]
+        if len(rec["text"]) >= 2 and rec["text"][0] != "\n":
+            typed_on.append(await type_along(server, uri, line, character, rec))
         theirs, their_tokens = llama_complete(llm, rec["prompt"], rec["timings"]["new_tokens"])
         rows.append(
             {
@@ -174,7 +180,30 @@ async def side_by_side(llm: Any, per_kind: int, tmp: Path) -> dict[str, Any]:
         )
     peak = server.peak_mib()
     await asyncio.gather(server.stop(), plain.stop())
-    return {"rows": rows, "peak_mib": peak}
+    return {"rows": rows, "peak_mib": peak, "typed_on": typed_on}
+
+
+async def type_along(
+    server: Server, uri: str, line: int, character: int, rec: dict[str, Any]
+) -> tuple[float, bool]:
+    """The suggestion's first character typed, and a request for the new position: its
+    latency, and whether the rest of that suggestion answered it."""
+    at = types.Position(line=line, character=character)
+    server.client.text_document_did_change(
+        types.DidChangeTextDocumentParams(
+            text_document=types.VersionedTextDocumentIdentifier(uri=uri, version=2),
+            content_changes=[
+                types.TextDocumentContentChangePartial(
+                    range=types.Range(start=at, end=at), text=rec["text"][0]
+                )
+            ],
+        )
+    )
+    started = time.perf_counter()
+    await server.request(uri, line, character + len(rec["text"][0].encode("utf-16-le")) // 2)
+    elapsed = (time.perf_counter() - started) * 1000
+    last = server.records()[-1]
+    return elapsed, last["result"].get("served_from") == rec["id"]
 
 
 async def typing_burst(tmp: Path, keystrokes: int = 100, gap_s: float = 0.030) -> dict[str, Any]:
@@ -261,6 +290,22 @@ def report(side: dict[str, Any], burst: dict[str, Any]) -> str:
         f"- llama.cpp wrote the same number of tokens in {same} of {len(rows)} cases (it stops "
         "early at its end-of-text token)",
         f"- server peak memory (VmHWM): {side['peak_mib']:.0f} MiB",
+    ]
+    if typed := side["typed_on"]:
+        served = [ms for ms, hit in typed if hit]
+        ours = [r["ours_ms"] for r in rows]
+        out.append(
+            f"- typing the first character of a suggestion: {len(served)} of {len(typed)} "
+            "requests answered with its rest, no generation"
+            + (
+                f", median {statistics.median(served):.1f} ms against "
+                f"{statistics.median(ours):.0f} ms for the generations above (ratio "
+                f"{statistics.median(served) / statistics.median(ours):.3f})"
+                if served
+                else ""
+            )
+        )
+    out += [
         "",
         f"Typing burst: {burst['requested']} keystrokes 30 ms apart, each with a request: "
         f"{burst['debounced']} replaced while waiting (no model work), {burst['generations']} "

@@ -178,7 +178,12 @@ def _cmd_audit_replay(args: argparse.Namespace) -> int:
             "arithmetic (its quantization, its kernels) may choose other tokens for the same "
             "model, so a different text here does not by itself mean another model"
         )
-    print(f"  logged:   {record['text']!r}")
+    if served_from := record.get("result", {}).get("served_from"):
+        print(
+            f"  shown as the rest of suggestion {served_from}, once {record['result']['typed']!r} "
+            f"was typed: its generation is replayed (shown then: {record['text']!r})"
+        )
+    print(f"  logged:   {result.expected!r}")
     print(f"  replayed: {result.text!r}")
     print("  SAME text" if result.same else "  DIFFERENT text")
     return 0 if result.same else 1

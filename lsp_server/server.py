@@ -15,7 +15,7 @@ from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import TYPE_CHECKING, Any, BinaryIO
 
 from lsprotocol import types
 from pygls.io_ import StdinAsyncReader, StdoutWriter
@@ -35,6 +35,9 @@ from lsp_server.paths import default_audit_path, model_store_root
 from lsp_server.policy import Policy
 from lsp_server.settings import Settings, SettingsError, parse_settings
 from lsp_server.wire import read_messages
+
+if TYPE_CHECKING:
+    from lsp_server.features.inline_completion import Shown
 
 log = logging.getLogger("airgap_lsp")
 STATUS = "airgap/status"  # server -> client: the model's state, for a status bar
@@ -76,9 +79,12 @@ class AirgapServer(LanguageServer):
                 "generations",
                 "generations_cancelled",
                 "generations_finished",
+                "served_typed_on",
             ),
             0,
         )
+        # document uri -> its last generated suggestion, whose rest is served while it is typed
+        self.last_shown: dict[str, Shown] = {}
         self.shown: dict[str, str] = {}  # document uri -> id of its suggestion awaiting a verdict
         self.offered: dict[str, str] = {}  # id of a resolved code action's edit -> document uri
         self.index = WorkspaceIndex(())
@@ -292,6 +298,7 @@ class AirgapServer(LanguageServer):
 
     def close_document(self, uri: str) -> None:
         self.replace_shown(uri, None, "document closed")
+        self.last_shown.pop(uri, None)
         self.documents.pop(uri, None)
         if (cancel := self.inflight.pop(uri, None)) is not None:
             cancel.set()

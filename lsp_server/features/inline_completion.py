@@ -7,7 +7,7 @@ import logging
 import threading
 import time
 import uuid
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -19,6 +19,7 @@ from pygls.uris import to_fs_path
 from context.languages import for_document
 from context.prompt import Prompt, build_prompt, suggestion_text
 from context.retrieval import ContextRequest
+from context.text import offset_at
 from context.units import parsing_prefix
 from inference.engine import Engine, Generation, GenerationRequest
 from inference.errors import AirgapError, GenerationCancelled
@@ -40,7 +41,8 @@ def register(server: AirgapServer) -> None:
     @server.command(STATS)
     def completion_stats(ls: AirgapServer, *_args: object) -> dict[str, int]:
         """Requests, those a newer keystroke replaced while they waited (no model work),
-        generations started, stopped by a cancel, and run to their end."""
+        generations started, stopped by a cancel, and run to their end, and requests answered
+        with the rest of a suggestion whose start the user typed (no model work)."""
         return dict(ls.completion_stats)
 
     @server.feature(types.TEXT_DOCUMENT_INLINE_COMPLETION, types.InlineCompletionOptions())
@@ -81,9 +83,15 @@ def register(server: AirgapServer) -> None:
         cancel = threading.Event()
         if (previous := ls.inflight.get(uri)) is not None:
             previous.set()
-        ls.inflight[uri] = cancel
         stats = ls.completion_stats
         stats["requested"] += 1
+        at = offset_at(text, params.position.line, params.position.character)
+        before, after = text[:at], text[at:]
+        if (last := ls.last_shown.get(uri)) is not None and (
+            served := await serve_typed_on(ls, params, last, before, after)
+        ):
+            return served
+        ls.inflight[uri] = cancel
         started_generating = False
         try:
             if s.debounce_ms:
@@ -160,15 +168,90 @@ def register(server: AirgapServer) -> None:
         await write_audit(ls, record, engine)
         log.info("suggestion %s: %d tokens, %s", record.id, gen.new_tokens, gen.stop_reason)
         ls.replace_shown(uri, record.id)
-        pos = params.position
-        accept = types.Command(title="Accepted", command=ACCEPT, arguments=[record.id])
-        return types.InlineCompletionList(
-            items=[
-                types.InlineCompletionItem(
-                    insert_text=shown, range=types.Range(start=pos, end=pos), command=accept
-                )
-            ]
+        ls.last_shown[uri] = Shown(
+            before=before,
+            after=after,
+            text=shown,
+            record=record,
+            engine=engine,
+            settings=s,
         )
+        return shown_item(params.position, shown, record.id)
+
+
+def shown_item(pos: types.Position, text: str, suggestion_id: str) -> types.InlineCompletionList:
+    """One suggestion at the cursor; accepting it runs the command that audits the accept."""
+    accept = types.Command(title="Accepted", command=ACCEPT, arguments=[suggestion_id])
+    return types.InlineCompletionList(
+        items=[
+            types.InlineCompletionItem(
+                insert_text=text, range=types.Range(start=pos, end=pos), command=accept
+            )
+        ]
+    )
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Shown:
+    """A document's last generated suggestion, and the text around the cursor it was made for."""
+
+    before: str  # the document's text before the cursor
+    after: str  # and after it
+    text: str  # what was shown
+    record: AuditRecord  # its audit line
+    engine: Engine
+    settings: Settings
+
+    def remainder(self, before: str, after: str) -> tuple[str, str] | None:
+        """What is left of the suggestion once the user typed its start, and what they typed;
+        None unless the document is the one it was made for with part of it typed."""
+        if after != self.after or not before.startswith(self.before):
+            return None
+        typed = before[len(self.before) :]
+        if not typed or not self.text.startswith(typed):
+            return None
+        rest = self.text[len(typed) :]
+        return (rest, typed) if rest.strip() else None
+
+
+async def serve_typed_on(
+    ls: AirgapServer, params: types.InlineCompletionParams, last: Shown, before: str, after: str
+) -> types.InlineCompletionList | None:
+    """The user typed the start of the last suggestion: what is left of it, with no generation.
+
+    Greedy decoding from the longer prompt would mostly write the same rest; this answers at
+    once, from what the model wrote. Its own audit line keeps the prompt and model of the
+    generation it came from, and names it (`result.served_from`); replay reproduces that
+    generation. A change of settings or model, or any other edit, asks the model again.
+    """
+    if last.settings is not ls.settings or last.engine is not ls.engine_now():
+        return None
+    if (found := last.remainder(before, after)) is None:
+        return None
+    started = time.perf_counter()
+    rest, typed = found
+    origin = last.record
+    pos = params.position
+    record = replace(
+        origin,
+        id=str(uuid.uuid4()),
+        time=datetime.now(UTC).isoformat(timespec="milliseconds"),
+        position={"line": pos.line, "character": pos.character},
+        text=rest,
+        timings={"total_ms": round((time.perf_counter() - started) * 1000, 1), "new_tokens": 0},
+        result={
+            "parse_check": origin.result.get("parse_check", "not checked"),
+            "served_from": origin.id,
+            "typed": typed,
+            "model_text": origin.result.get("model_text", origin.text),
+        },
+    )
+    await write_audit(ls, record, last.engine)
+    ls.completion_stats["served_typed_on"] += 1
+    log.info("suggestion %s: the rest of %s, whose start was typed", record.id, origin.id)
+    uri = params.text_document.uri
+    ls.replace_shown(uri, record.id, "typed on: the rest was shown again")
+    return shown_item(pos, rest, record.id)
 
 
 def completion_request(prompt: Prompt, engine: Engine, settings: Settings) -> GenerationRequest:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import subprocess
 import sys
 from pathlib import Path
 
@@ -296,3 +297,69 @@ async def test_a_burst_of_keystrokes_costs_one_generation(client: LanguageClient
     assert stats["generations"] == 1
     lines = audit_lines(audit)
     assert len(lines) <= 1 and all(r["prompt"].rstrip().endswith(typed) for r in lines)
+
+
+def type_at(client: LanguageClient, uri: str, version: int, line: int, character: int, text: str):  # type: ignore[no-untyped-def]
+    """The editor's edit for `text` typed at a position (on one line)."""
+    at = types.Position(line=line, character=character)
+    client.text_document_did_change(
+        types.DidChangeTextDocumentParams(
+            text_document=types.VersionedTextDocumentIdentifier(uri=uri, version=version),
+            content_changes=[
+                types.TextDocumentContentChangePartial(
+                    range=types.Range(start=at, end=at), text=text
+                )
+            ],
+        )
+    )
+
+
+async def test_typing_the_start_of_a_suggestion_shows_its_rest_without_a_generation(
+    client: LanguageClient, tmp_path: Path
+):
+    audit = tmp_path / "audit.jsonl"
+    await start(client, audit)
+    doc = cursor_file("completion/sensors.adb")
+    uri = open_doc(client, doc, "ada")
+    (first,) = await complete(client, uri, doc)
+    assert len(first) >= 3, f"the test needs a suggestion of 3 characters or more, got {first!r}"
+
+    # The user types the suggestion's first two characters by hand.
+    typed = first[:2]
+    type_at(client, uri, 2, doc.line, doc.character, typed)
+    moved = CursorFile(doc.path, doc.text, doc.line, doc.character + len(typed))
+    assert await complete(client, uri, moved) == [first[2:]]
+
+    stats = await client.workspace_execute_command_async(
+        types.ExecuteCommandParams(command="airgap.completionStats")
+    )
+    assert (stats["generations"], stats["served_typed_on"]) == (1, 1)
+    origin, rest = audit_lines(audit)
+    assert rest["id"] != origin["id"] and rest["text"] == first[2:]
+    assert rest["position"] == {"line": doc.line, "character": doc.character + len(typed)}
+    assert rest["result"]["served_from"] == origin["id"]
+    assert rest["result"]["typed"] == typed
+    assert (rest["prompt"], rest["model"]) == (origin["prompt"], origin["model"])
+    events = audit_lines(audit, kind="not_accepted")
+    assert [(e["id"], e["reason"]) for e in events] == [
+        (origin["id"], "typed on: the rest was shown again")
+    ]
+
+    # A replay of the line runs the generation it came from, and gets the same text.
+    replayed = subprocess.run(
+        [sys.executable, "-m", "lsp_server", "audit", "replay", rest["id"], "--log", str(audit)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert replayed.returncode == 0, replayed.stdout + replayed.stderr
+    assert "SAME text" in replayed.stdout and origin["id"] in replayed.stdout
+
+    # A character the suggestion does not have next: the model is asked again.
+    other = "Z" if first[2] != "Z" else "Y"
+    type_at(client, uri, 3, doc.line, moved.character, other)
+    await complete(client, uri, CursorFile(doc.path, doc.text, doc.line, moved.character + 1))
+    stats = await client.workspace_execute_command_async(
+        types.ExecuteCommandParams(command="airgap.completionStats")
+    )
+    assert (stats["generations"], stats["served_typed_on"]) == (2, 1)
