@@ -2,23 +2,29 @@
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from inference.cpu_load import gauge, threads_for
 from inference.errors import AirgapError, GenerationCancelled
 from inference.offline import set_offline_env
 from inference.prompt_format import FORMATS
 from inference.stops import StopRule, cut
 from inference.store import StoredModel
 
+log = logging.getLogger("airgap_lsp.engine")
 DTYPES = ("auto", "float32", "bfloat16", "float16")
 DEVICES = ("auto", "cpu", "cuda")
 MIN_REUSE = 16  # a shorter common start is not worth keeping the old key/values for
 DEFAULT_LOOKAHEAD = 8  # the most tokens prompt-lookup decoding drafts at a step
 NGRAM = 3  # prompt-lookup matches the last 3 tokens, then 2
+# A static key/value cache holds this many tokens (or the model's context, if shorter). Each
+# decoding step attends over all of it, masked: a longer one costs more at every step.
+STATIC_CACHE_TOKENS = 8192
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -64,6 +70,9 @@ class GenerationRequest:
     # Prompt-lookup decoding: the most tokens drafted from the context at a step (0: none). The
     # drafts are checked against greedy decoding's own choice, so the text does not change.
     lookahead: int = DEFAULT_LOOKAHEAD
+    # CPU threads to decode with (0: as many as the cores other processes leave free). The count
+    # changes the arithmetic's order, so it is part of what makes a greedy result repeatable.
+    threads: int = 0
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -77,6 +86,10 @@ class Generation:
     reused_tokens: int = 0  # prompt tokens whose key/values were kept from the last request
     drafted_tokens: int = 0  # tokens prompt-lookup decoding proposed
     accepted_tokens: int = 0  # of which greedy decoding chose, read ahead at no step of theirs
+    threads: int = 0  # CPU threads it decoded with (0: not on this machine's CPU)
+    # How the decoding steps ran: "dynamic cache", "static cache", or "static cache, compiled
+    # (BACKEND)"; each orders the arithmetic its own way ("": on a team server).
+    steps: str = ""
     # The engine that answered, where it is not the one asked: a local model standing in for a
     # team server that is down (the audit line names the one that answered).
     answered_by: EngineInfo | None = None
@@ -189,9 +202,17 @@ class LocalEngine(Tokenized):
         device: str = "auto",
         dtype: str = "auto",
         reuse_cache: bool = True,
+        static_cache: bool | None = None,
+        compile_backend: str | None = None,
     ) -> None:
         """`reuse_cache`: keep the key/value state of the last prompt, and read only what a new
-        prompt adds to their common start (the user typed on)."""
+        prompt adds to their common start (the user typed on).
+
+        `static_cache`: key/values in tensors of a fixed size, allocated once (None: on a GPU).
+        `compile_backend`: torch.compile's backend for the decoding step, which needs the static
+        cache ("": none; None: inductor with CUDA graphs on a GPU, none on the CPU, where it was
+        measured no faster). Reading the prompt is never compiled: its length varies.
+        """
         set_offline_env()
         import torch
         from safetensors import SafetensorError
@@ -237,6 +258,31 @@ class LocalEngine(Tokenized):
         self._lock = threading.Lock()  # one generation at a time: the model is not re-entrant
         self._reuse = reuse_cache
         self._cache: tuple[list[int], Any] | None = None  # tokens held, and their key/values
+        self._cores = _cores(torch)
+        self._gauge = gauge() if dev == "cpu" else None
+        on_gpu = dev == "cuda"
+        self._static: Any = None  # the static cache, allocated once: its addresses stay put
+        self._static_len = min(self._n_ctx, STATIC_CACHE_TOKENS)
+        self._step: Any = self._model  # the decoding step's function
+        self.steps = "dynamic cache"
+        sliding = getattr(self._model.config, "use_sliding_window", False) or any(
+            t != "full_attention" for t in getattr(self._model.config, "layer_types", None) or ()
+        )
+        if (on_gpu if static_cache is None else static_cache) and not sliding:
+            from transformers import StaticCache
+
+            self._static = StaticCache(config=self._model.config, max_cache_len=self._static_len)
+            self.steps = "static cache"
+            backend = ("inductor" if on_gpu else "") if compile_backend is None else compile_backend
+            if backend:
+                graphs = on_gpu and backend == "inductor"
+                self._step = torch.compile(
+                    self._model.forward,
+                    backend=backend,
+                    fullgraph=True,
+                    mode="reduce-overhead" if graphs else None,
+                )
+                self.steps = f"static cache, compiled ({backend})"
         self.info = EngineInfo.of(
             stored,
             device=dev if dev == "cpu" else f"cuda ({torch.cuda.get_device_name(0)})",
@@ -258,9 +304,12 @@ class LocalEngine(Tokenized):
         with self._lock:
             return self._generate(request, cancel or threading.Event())
 
-    def warm_up(self) -> float:
+    def warm_up(self, lookahead: int = DEFAULT_LOOKAHEAD) -> float:
         """One short generation, so that the first request does not pay for what a first run
-        costs (kernel selection, allocation; on a GPU, its libraries' start-up). Seconds."""
+        costs (kernel selection, allocation; on a GPU, its libraries' start-up). A compiled
+        decoding step is compiled here, for both of its shapes: one token, and one token with
+        `lookahead` drafts. If compiling fails, the steps run uncompiled and the log says why.
+        Seconds."""
         started = time.perf_counter()
         request = GenerationRequest(
             prompt="def f(x):\n    return x\n", max_new_tokens=2, stop=StopRule(multiline=True)
@@ -268,14 +317,42 @@ class LocalEngine(Tokenized):
         self.generate(request)
         with self._lock:
             self._cache = None  # not a prompt the user wrote
+            if self._step is not self._model:
+                try:
+                    self._compile(lookahead)
+                except Exception as exc:  # noqa: BLE001 - any failure: run uncompiled, say so
+                    log.error("compiling the decoding step failed; it runs uncompiled: %r", exc)
+                    self._step = self._model
+                    self.steps = "static cache"
         return time.perf_counter() - started
 
-    def _cached(self, ids: list[int]) -> tuple[Any, int]:
+    def _compile(self, lookahead: int) -> None:
+        """Run the compiled step at each of its shapes, 3 times (CUDA graphs are recorded on
+        the third), over positions no prompt holds afterwards."""
+        torch = self._torch
+        with torch.inference_mode():
+            for width in sorted({1, 1 + lookahead}):
+                for _ in range(3):
+                    _trim(self._static, 1)
+                    self._step(
+                        input_ids=torch.zeros(
+                            (1, width), dtype=torch.long, device=self._model.device
+                        ),
+                        past_key_values=self._static,
+                        use_cache=True,
+                        logits_to_keep=width,
+                    )
+        _trim(self._static, 0)
+
+    def _cached(self, ids: list[int], static: bool) -> tuple[Any, int]:
         """The kept key/value state cut to its common start with `ids`, and that length; or a
         fresh state and 0. At least the last token is always read again, for its scores."""
         kept, self._cache = self._cache, None
-        if not self._reuse or kept is None:
-            return None, 0
+        fresh = self._static if static else None
+        if fresh is not None:
+            _trim(fresh, 0)
+        if not self._reuse or kept is None or (kept[1] is self._static) != static:
+            return fresh, 0
         held, cache = kept
         n = 0
         for a, b in zip(held, ids[:-1], strict=False):
@@ -283,7 +360,9 @@ class LocalEngine(Tokenized):
                 break
             n += 1
         if n < MIN_REUSE:
-            return None, 0
+            if fresh is not None:
+                _trim(fresh, 0)
+            return fresh, 0
         _trim(cache, n)
         return cache, n
 
@@ -307,20 +386,29 @@ class LocalEngine(Tokenized):
         )
         if cancel.is_set():
             raise GenerationCancelled("cancelled before it started")
-        step: Any = self._model
+        threads = 0
+        if self._gauge is not None:
+            threads = request.threads or threads_for(self._cores, self._gauge.others_busy())
+            torch.set_num_threads(threads)
+        # The static cache, unless this prompt and its completion would overflow it.
+        static = self._static is not None and (
+            n_prompt + request.max_new_tokens + request.lookahead + 1 <= self._static_len
+        )
+        step: Any = self._step if static else self._model
+        compiled = step is not self._model
         pending = request.forced_prefix
         generated: list[int] = []
         text, reason = "", "max_tokens"
         drafted = accepted = 0
         t0 = time.perf_counter()
-        past, reused = self._cached(ids)
+        past, reused = self._cached(ids, static)
         fed = ids[:reused]  # the tokens whose key/values `past` holds
         ok = False
         try:
             with torch.inference_mode():
                 # Only the last position's scores are read: computing them for every prompt token
                 # costs a quarter of the prefill and a prompt x vocabulary tensor (200 MB at 1,024).
-                out = step(
+                out = self._model(
                     input_ids=torch.tensor([ids[reused:]], device=dev),
                     past_key_values=past,
                     use_cache=True,
@@ -367,15 +455,21 @@ class LocalEngine(Tokenized):
                         ahead = []
                     draft = [] if pending else self._draft(fed + [token], request, generated)
                     drafted += len(draft)
+                    fill: list[int] = []
+                    if compiled and draft:  # one shape for every draft: padded to its longest
+                        fill = [draft[-1]] * (request.lookahead - len(draft))
                     out = step(
-                        input_ids=torch.tensor([[token, *draft]], device=dev),
+                        input_ids=torch.tensor([[token, *draft, *fill]], device=dev),
                         past_key_values=past,
                         use_cache=True,
-                        logits_to_keep=1 + len(draft),
+                        logits_to_keep=1 + len(draft) + len(fill),
                     )
                     past = out.past_key_values
-                    rows = out.logits[0]
+                    # A copy: a CUDA graph's next run writes over its outputs.
+                    rows = out.logits[0].clone() if compiled else out.logits[0]
                     fed.append(token)
+                    if fill:
+                        _trim(past, len(fed) + len(draft))  # the padding is not text
                     logits = rows[0]
                     ahead = [(d, rows[i + 1]) for i, d in enumerate(draft)]
                 t2 = time.perf_counter()
@@ -399,6 +493,8 @@ class LocalEngine(Tokenized):
             reused_tokens=reused,
             drafted_tokens=drafted,
             accepted_tokens=accepted,
+            threads=threads,
+            steps=self.steps if static else "dynamic cache",
         )
 
     def _draft(self, seq: list[int], request: GenerationRequest, generated: list[int]) -> list[int]:
@@ -427,6 +523,16 @@ def lookup(seq: list[int], room: int) -> list[int]:
     return []
 
 
+_CORES: list[int] = []
+
+
+def _cores(torch: Any) -> int:
+    """torch's own thread count before any generation changed it: one per physical core."""
+    if not _CORES:
+        _CORES.append(torch.get_num_threads())
+    return _CORES[0]
+
+
 def _length(cache: Any, default: int) -> int:
     try:
         return int(cache.get_seq_length())
@@ -436,6 +542,15 @@ def _length(cache: Any, default: int) -> int:
 
 def _trim(cache: Any, keep: int) -> None:
     """Cut a key/value cache to its first `keep` tokens."""
+    from transformers import StaticCache
+
+    if isinstance(cache, StaticCache):
+        # A static cache: its tensors keep their size and address; the next token is written at
+        # the length, and what lies past it is masked out until written over.
+        layers: list[Any] = list(cache.layers)
+        for layer in layers:
+            layer.cumulative_length.fill_(keep)
+        return
     extra = _length(cache, keep) - keep
     if extra > 0:
         cache.crop(-extra)

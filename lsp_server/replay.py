@@ -54,6 +54,12 @@ def find_record(log: Path, suggestion_id: str) -> dict[str, Any]:
     raise AirgapError(f"No suggestion with id {suggestion_id} in {log}.")
 
 
+def _backend(steps: str) -> str:
+    """The compile backend named in an audit line's `steps`: "static cache, compiled (X)"."""
+    head, _, tail = steps.partition("compiled (")
+    return tail.rstrip(")") if tail else ""
+
+
 def replay(record: dict[str, Any], store: ModelStore) -> ReplayResult:
     from inference.engine import GenerationRequest, LocalEngine
 
@@ -68,8 +74,15 @@ def replay(record: dict[str, Any], store: ModelStore) -> ReplayResult:
                 "so a replay would prove nothing. Import the original files under their version "
                 "again."
             )
-        engine = LocalEngine(stored, device=device, dtype=record["dtype"])
-    decoding = record["decoding"]
+        decoding = record["decoding"]
+        steps = decoding.get("steps") or None  # lines before it, or a team server's: as here now
+        engine = LocalEngine(
+            stored,
+            device=device,
+            dtype=record["dtype"],
+            static_cache=None if steps is None else steps.startswith("static"),
+            compile_backend=None if steps is None else _backend(steps),
+        )
     max_new_tokens = int(decoding["max_new_tokens"])
     if decoding.get("stop_reason") == "time_budget":
         # Cut by the clock, not by the text: the same number of tokens reproduces it.
@@ -85,6 +98,7 @@ def replay(record: dict[str, Any], store: ModelStore) -> ReplayResult:
         ),
         forced_prefix=str(decoding["forced_prefix"]),
         lookahead=int(decoding.get("prompt_lookup", 0)),  # lines before it decoded without
+        threads=int(decoding.get("threads", 0)),  # lines before it: as the load allows now
     )
     generation = engine.generate(request)
     return ReplayResult(

@@ -373,7 +373,8 @@ class AirgapServer(LanguageServer):
                 loop.call_soon_threadsafe(progress.report, "loading weights")
                 engine = LocalEngine(stored, device=device, dtype=dtype)
             loop.call_soon_threadsafe(progress.report, "warming up")
-            log.info("warm-up: %.2f s", engine.warm_up())
+            seconds = engine.warm_up(self.settings.prompt_lookup)
+            log.info("warm-up: %.2f s; decoding steps: %s", seconds, engine.steps)
             return engine
 
         def load() -> Engine:

@@ -49,6 +49,9 @@ class Settings:
     # Prompt-lookup decoding: the most tokens drafted from the context at a step (0: off). The
     # model checks each draft, so the text is the same as without; only the time changes.
     prompt_lookup: int = 8
+    # CPU threads to decode with; 0: one per core, less one for each core other processes keep
+    # busy (a build beside the editor). Recorded in each audit line, for replay.
+    threads: int = 0
 
 
 _WIRE = {
@@ -72,6 +75,7 @@ _WIRE = {
     "codeActions.maxTokens": "code_action_max_tokens",
     "debounceMs": "debounce_ms",
     "decoding.promptLookup": "prompt_lookup",
+    "decoding.threads": "threads",
 }
 _SECTIONS = ("context", "hover", "codeActions", "backend", "decoding")
 _CHOICES = {"device": DEVICES, "dtype": DTYPES, "multiline": MULTILINE}
@@ -86,6 +90,7 @@ _RANGES = {
     "code_action_max_tokens": (16, 4096),
     "debounce_ms": (0, 2000),
     "prompt_lookup": (0, 32),
+    "threads": (0, 256),
 }
 
 

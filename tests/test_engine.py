@@ -9,6 +9,7 @@ from dataclasses import replace
 
 import pytest
 
+import inference.engine as engine_module
 from inference.engine import GenerationRequest, LocalEngine
 from inference.errors import AirgapError, GenerationCancelled
 from inference.stops import StopRule
@@ -210,3 +211,48 @@ def test_prompt_lookup_drafts_from_the_context_and_does_not_change_the_text(
     assert drafted.text == step_by_step.text
     assert step_by_step.drafted_tokens == 0
     assert drafted.accepted_tokens > 0, drafted
+
+
+def test_the_thread_count_asked_for_is_used_and_reported(engine: LocalEngine) -> None:
+    one = engine.generate(replace(block(8), threads=1))
+    assert one.threads == 1
+    auto = engine.generate(block(8))
+    assert 1 <= auto.threads <= torch_threads_at_start()
+
+
+def torch_threads_at_start() -> int:
+    """torch's thread count in a fresh process: the most the engine chooses by itself."""
+    out = subprocess.run(
+        [sys.executable, "-c", "import torch; print(torch.get_num_threads())"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return int(out.stdout)
+
+
+# The GPU's way of decoding, run here on the CPU: key/values in a static cache, and the decoding
+# step traced whole by torch.compile (the "eager" backend: the same graph that inductor compiles
+# on a GPU, without the minutes of compiling).
+@pytest.mark.parametrize("backend", ["", "eager"])
+def test_a_static_cache_and_a_compiled_step_write_the_text_of_the_dynamic_cache(
+    default_model, plain: LocalEngine, backend: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Every step attends over the whole static cache: a short one keeps the test quick.
+    monkeypatch.setattr(engine_module, "STATIC_CACHE_TOKENS", 512)
+    static = LocalEngine(default_model, device="cpu", static_cache=True, compile_backend=backend)
+    static.warm_up()
+    want = "static cache" + (f", compiled ({backend})" if backend else "")
+    assert static.steps == want
+    # Typed on (the start reused, once going back), then a prompt the drafts come from.
+    prompts = [CODE, CODE + "      Best", CODE + "      Be", CODE + "      Total : Float := 0.0;\n"]
+    for prompt in prompts:
+        got = static.generate(typing(prompt, lookahead=8))
+        assert got.text == plain.generate(typing(prompt)).text, prompt[-30:]
+        assert got.steps == want
+    assert got.reused_tokens > 0 and got.accepted_tokens > 0, got
+    # A cancelled generation leaves the static cache sound for the next one.
+    with pytest.raises(GenerationCancelled):
+        static.generate(typing(CODE + "      Largest", lookahead=8), CancelAfter(3))
+    after = static.generate(typing(CODE + "      Largest :", lookahead=8))
+    assert after.text == plain.generate(typing(CODE + "      Largest :")).text

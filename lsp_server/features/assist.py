@@ -54,6 +54,7 @@ async def run_task(
         stop=StopRule(multiline=True, stop_texts=rendered.stop_texts, prose=True),
         max_seconds=max_seconds,
         lookahead=ls.settings.prompt_lookup,
+        threads=ls.settings.threads,
     )
     cancel = cancel or threading.Event()
     started = time.perf_counter()
@@ -114,6 +115,8 @@ def task_record(
             "chat_template": run.rendered.chat,
             "max_seconds": request.max_seconds,
             "prompt_lookup": request.lookahead,
+            "threads": gen.threads,  # CPU threads it decoded with; 0: a GPU or a team server
+            "steps": gen.steps,  # dynamic cache, static cache, or static cache, compiled (...)
             "stop_reason": gen.stop_reason,
         },
         prompt=request.prompt,

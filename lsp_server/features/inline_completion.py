@@ -275,6 +275,7 @@ def completion_request(prompt: Prompt, engine: Engine, settings: Settings) -> Ge
         forced_prefix=prompt.trailing_ws,
         stop=StopRule(multiline=multiline, base_indent=block_indent(prompt.line_before)),
         lookahead=settings.prompt_lookup,
+        threads=settings.threads,
     )
 
 
@@ -310,6 +311,8 @@ def audit_record(
             "base_indent": request.stop.base_indent,
             "forced_prefix": request.forced_prefix,
             "prompt_lookup": request.lookahead,
+            "threads": gen.threads,  # CPU threads it decoded with; 0: a GPU or a team server
+            "steps": gen.steps,  # dynamic cache, static cache, or static cache, compiled (...)
             "stop_reason": gen.stop_reason,
         },
         prompt=request.prompt,

@@ -137,6 +137,14 @@ async def test_ada_completion_is_audited_before_the_reply(
     assert rec["model"]["manifest_sha256"] == default_model.manifest_sha256
     assert rec["device"] in ("cpu",) or rec["device"].startswith("cuda")
     assert rec["decoding"]["strategy"] == "greedy"
+    # The CPU threads it decoded with, which replay uses again (none on a GPU).
+    assert (
+        rec["decoding"]["threads"] >= 1
+        if rec["device"] == "cpu"
+        else not rec["decoding"]["threads"]
+    )
+    # How the steps ran: on a GPU, a static cache and a compiled step; on the CPU, neither.
+    assert rec["decoding"]["steps"].startswith("dynamic" if rec["device"] == "cpu" else "static")
     # The full prompt is there: the model saw the text up to the cursor.
     typed = doc.text.split("\n")[doc.line][: doc.character].rstrip()
     assert rec["prompt"].rstrip().endswith(typed)

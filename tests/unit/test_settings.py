@@ -85,6 +85,8 @@ def test_returns_a_new_object_and_leaves_the_base_alone() -> None:
         ({"auditPath": None}, "auditPath"),
         ({"max_tokens_line": 10}, "max_tokens_line"),  # snake_case is not the wire name
         ({"temperature": 0.7}, "temperature"),
+        ({"decoding": {"threads": -1}}, "decoding.threads"),
+        ({"decoding": {"threads": "auto"}}, "decoding.threads"),
     ],
 )
 def test_bad_values_are_refused_naming_the_key(raw: dict, key: str) -> None:
@@ -100,6 +102,11 @@ def test_bad_values_are_refused_naming_the_key(raw: dict, key: str) -> None:
 def test_range_ends_are_accepted(key: str, low: int, high: int) -> None:
     parse_settings({key: low})
     parse_settings({key: high})
+
+
+def test_decoding_threads_is_a_count_or_zero_for_the_load_to_decide() -> None:
+    assert parse_settings({"decoding": {"threads": 3}}).threads == 3
+    assert parse_settings({}).threads == 0
 
 
 def test_every_problem_is_named_and_nothing_is_applied() -> None:
