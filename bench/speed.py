@@ -160,6 +160,10 @@ async def side_by_side(llm: Any, per_kind: int, tmp: Path) -> dict[str, Any]:
         rec, rec0 = server.records()[-1], plain.records()[-1]
         if len(rec["text"]) >= 2 and rec["text"][0] != "\n":
             typed_on.append(await type_along(server, uri, line, character, rec))
+            # The same keystroke in the other server's copy: both servers' later prompts, which
+            # take context from the open documents, stay the same.
+            if rec0["text"] == rec["text"]:
+                await type_along(plain, uri, line, character, rec0)
         theirs, their_tokens = llama_complete(llm, rec["prompt"], rec["timings"]["new_tokens"])
         rows.append(
             {

@@ -75,7 +75,7 @@ def main() -> int:
             h.start()
         try:
             cells: dict[int, list[tuple[float, float, int]]] = {n: [] for n in counts}
-            measure(engine, prompt, 0, 4)  # not measured: the load gauge sees the busy processes
+            measure(engine, prompt, 0, 4)  # a first generation under this load, not measured
             for _ in range(args.rounds):
                 for n in counts:
                     cells[n].append(measure(engine, prompt, n, args.new_tokens))

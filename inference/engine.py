@@ -9,7 +9,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from inference.cpu_load import gauge, threads_for
+from inference.cpu_load import others_busy, threads_for
 from inference.errors import AirgapError, GenerationCancelled
 from inference.offline import set_offline_env
 from inference.prompt_format import FORMATS
@@ -259,7 +259,7 @@ class LocalEngine(Tokenized):
         self._reuse = reuse_cache
         self._cache: tuple[list[int], Any] | None = None  # tokens held, and their key/values
         self._cores = _cores(torch)
-        self._gauge = gauge() if dev == "cpu" else None
+        self._on_cpu = dev == "cpu"
         on_gpu = dev == "cuda"
         self._static: Any = None  # the static cache, allocated once: its addresses stay put
         self._static_len = min(self._n_ctx, STATIC_CACHE_TOKENS)
@@ -387,8 +387,10 @@ class LocalEngine(Tokenized):
         if cancel.is_set():
             raise GenerationCancelled("cancelled before it started")
         threads = 0
-        if self._gauge is not None:
-            threads = request.threads or threads_for(self._cores, self._gauge.others_busy())
+        if self._on_cpu:
+            threads = request.threads or (
+                threads_for(self._cores, others_busy()) if self._cores > 1 else 1
+            )
             torch.set_num_threads(threads)
         # The static cache, unless this prompt and its completion would overflow it.
         static = self._static is not None and (
