@@ -9,10 +9,16 @@ For each model, in bf16:
   key/value cache, one forward pass per token) and a static cache with the decoding step compiled
   (torch.compile, mode "reduce-overhead": CUDA graphs), after a warm-up that pays for compiling;
 - the limit: each decoding step reads every weight once, so tokens/s <= bandwidth / weight bytes;
-  the bandwidth is measured on the device (a large on-device copy), and the spec's is printed too.
+  the bandwidth is measured on the device (a large on-device copy), and the spec's is printed too;
+- with --tokenizer DIR, the server's own engine (inference.engine.LocalEngine) too, on the same
+  architecture with the vocabulary of the tokenizer in DIR (the default model's: its files are
+  small enough to carry to the GPU machine), saved as a checkpoint and loaded as the server does:
+  its uncompiled steps on a dynamic cache, and its GPU path (static cache, steps compiled with
+  CUDA graphs at warm-up), with the warm-up's seconds.
 
-    python bench/gpu_speed.py --out results/          # on the GPU machine, a few minutes
-    python bench/gpu_speed.py --smoke                 # a tiny model on the CPU: does it run?
+    mkdir -p .cache/bench-tok && cp <the default model's folder>/tokenizer* .cache/bench-tok/
+    python bench/gpu_speed.py --tokenizer .cache/bench-tok --out results/   # on the GPU
+    python bench/gpu_speed.py --smoke --tokenizer .cache/bench-tok          # the CPU: does it run?
 
 Writes a Markdown table to stdout and to OUT/gpu-speed.md.
 """
@@ -58,15 +64,17 @@ QWEN_CODER = {
         "tie_word_embeddings": True,
     },
 }
+ROOT = Path(__file__).resolve().parents[1]
 SPEC_BANDWIDTH = {"H200": 4.8e12, "H100": 3.35e12, "A100": 2.0e12, "L4": 0.3e12}
 
 
-def build(name: str, device: str, dtype: Any) -> Any:
+def build(name: str, device: str, dtype: Any, vocab: int = 0) -> Any:
+    """The architecture with random weights; `vocab`: another vocabulary size than its own."""
     import torch
     from transformers import Qwen2Config, Qwen2ForCausalLM
 
     config = Qwen2Config(
-        **QWEN_CODER[name],
+        **(QWEN_CODER[name] | ({"vocab_size": vocab} if vocab else {})),
         max_position_embeddings=32768,
         rope_theta=1_000_000.0,
         rms_norm_eps=1e-6,
@@ -152,6 +160,82 @@ def compiled(model: Any, prompt: Any, new: int, device: str) -> tuple[float, flo
     return ttft, (new - 1) / max(total - ttft, 1e-9), warmup
 
 
+def engine_rows(
+    name: str, tokenizer_dir: Path, device: str, prompt_len: int, new: int, bandwidth: float
+) -> list[str]:
+    """The server's engine on this architecture: uncompiled on a dynamic cache, then its GPU
+    path (on the CPU, for --smoke: the static cache, uncompiled)."""
+    import shutil
+    import tempfile
+
+    import torch
+    from transformers import AutoTokenizer
+
+    from inference.engine import GenerationRequest, LocalEngine
+    from inference.stops import StopRule
+    from inference.store import Manifest, StoredModel
+
+    tokenizer = AutoTokenizer.from_pretrained(str(tokenizer_dir), local_files_only=True)
+    model = build(name, "cpu", torch.bfloat16, vocab=len(tokenizer))
+    weight_bytes = sum(t.numel() * t.element_size() for t in model.parameters())
+    folder = Path(tempfile.mkdtemp(prefix="airgap-gpu-bench-"))
+    rows = []
+    try:
+        model.save_pretrained(folder)
+        del model
+        for f in tokenizer_dir.iterdir():
+            shutil.copy(f, folder / f.name)
+        stored = StoredModel(
+            path=folder,
+            manifest=Manifest(
+                name=f"bench-{name}",
+                version="random",
+                family="qwen2",
+                prompt_format="qwen2.5-coder",
+                files={},
+                source={},
+                imported_at="",
+            ),
+            manifest_sha256="0" * 64,
+        )
+        # A prompt of real code, cut to prompt_len tokens.
+        code = "".join(p.read_text(encoding="utf-8") for p in sorted(ROOT.glob("inference/*.py")))
+        ids = tokenizer(code, add_special_tokens=False).input_ids[:prompt_len]
+        prompt = tokenizer.decode(ids)
+        gpu = device == "cuda"
+        # Uncompiled on a dynamic cache; then the GPU path (a static cache, uncompiled on a CPU).
+        ways = (
+            {"static_cache": False},
+            {} if gpu else {"static_cache": True, "compile_backend": ""},
+        )
+        for options in ways:
+            started = time.perf_counter()
+            engine = LocalEngine(stored, device=device, dtype="bfloat16", **options)
+            load = time.perf_counter() - started
+            warm = engine.warm_up(lookahead=0)
+            gen = engine.generate(
+                GenerationRequest(
+                    prompt=prompt,
+                    max_new_tokens=new,
+                    stop=StopRule(multiline=True, prose=True),
+                    lookahead=0,
+                )
+            )
+            limit = bandwidth / weight_bytes
+            rows.append(
+                f"| {name} | {weight_bytes / 1e9:.2f} | the engine: {engine.steps} | "
+                f"{gen.prefill_ms:.0f} | {gen.tokens_per_second:.0f} | {limit:.0f} | "
+                f"{gen.tokens_per_second / limit:.0%} | {warm:.0f} (load {load:.0f}) |"
+            )
+            print(rows[-1], flush=True)
+            del engine
+            if gpu:
+                torch.cuda.empty_cache()
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+    return rows
+
+
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--models", default="1.5b,7b")
@@ -160,6 +244,8 @@ def main() -> int:
     p.add_argument("--out", default=os.environ.get("OUT", ""))
     p.add_argument("--no-compile", action="store_true")
     p.add_argument("--smoke", action="store_true", help="a tiny model on the CPU")
+    p.add_argument("--tokenizer", type=Path, help="a tokenizer's folder: measure the engine too")
+    p.add_argument("--engine-models", default="1.5b", help="the models to run the engine on")
     args = p.parse_args()
 
     import torch
@@ -211,6 +297,12 @@ def main() -> int:
         del model
         if device == "cuda":
             torch.cuda.empty_cache()
+        if args.tokenizer and (args.smoke or name in args.engine_models.split(",")):
+            try:
+                lines += engine_rows(name, args.tokenizer, device, prompt_len, new, measured_bw)
+            except Exception as exc:  # noqa: BLE001 - one failed way must not lose the others
+                lines.append(f"| {name} | | engine | failed: {exc!r:.300} |")
+                print(lines[-1], flush=True)
     report = "\n".join(lines)
     print(report)
     if args.out:

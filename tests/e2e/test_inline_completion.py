@@ -265,20 +265,7 @@ async def test_a_burst_of_keystrokes_costs_one_generation(client: LanguageClient
     typed = "R.Value"
     requests = []
     for n, char in enumerate(typed, 1):
-        client.text_document_did_change(
-            types.DidChangeTextDocumentParams(
-                text_document=types.VersionedTextDocumentIdentifier(uri=uri, version=1 + n),
-                content_changes=[
-                    types.TextDocumentContentChangePartial(
-                        range=types.Range(
-                            start=types.Position(line=doc.line, character=doc.character + n - 1),
-                            end=types.Position(line=doc.line, character=doc.character + n - 1),
-                        ),
-                        text=char,
-                    )
-                ],
-            )
-        )
+        type_at(client, uri, 1 + n, doc.line, doc.character + n - 1, char)
         at = types.Position(line=doc.line, character=doc.character + n)
         requests.append(
             asyncio.ensure_future(
