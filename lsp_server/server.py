@@ -326,6 +326,7 @@ class AirgapServer(LanguageServer):
         if key == self._engine_key:
             return
         self._engine_key = key
+        self.last_shown.clear()  # suggestions of the model before: not to be served from
         self._engine = asyncio.ensure_future(self._load(*key))
         # A failed load is shown to the user as it happens and retried on the next request;
         # reading it here keeps asyncio from logging it again as never retrieved.

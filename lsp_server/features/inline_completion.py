@@ -173,7 +173,6 @@ def register(server: AirgapServer) -> None:
             after=after,
             text=shown,
             record=record,
-            engine=engine,
             settings=s,
         )
         return shown_item(params.position, shown, record.id)
@@ -199,8 +198,7 @@ class Shown:
     after: str  # and after it
     text: str  # what was shown
     record: AuditRecord  # its audit line
-    engine: Engine
-    settings: Settings
+    settings: Settings  # (a new model empties `last_shown`: it holds no engine)
 
     def remainder(self, before: str, after: str) -> tuple[str, str] | None:
         """What is left of the suggestion once the user typed its start, and what they typed;
@@ -224,7 +222,8 @@ async def serve_typed_on(
     generation it came from, and names it (`result.served_from`); replay reproduces that
     generation. A change of settings or model, or any other edit, asks the model again.
     """
-    if last.settings is not ls.settings or last.engine is not ls.engine_now():
+    engine = ls.engine_now()
+    if last.settings is not ls.settings or isinstance(engine, str):
         return None
     if (found := last.remainder(before, after)) is None:
         return None
@@ -246,7 +245,7 @@ async def serve_typed_on(
             "model_text": origin.result.get("model_text", origin.text),
         },
     )
-    await write_audit(ls, record, last.engine)
+    await write_audit(ls, record, engine)
     ls.completion_stats["served_typed_on"] += 1
     log.info("suggestion %s: the rest of %s, whose start was typed", record.id, origin.id)
     uri = params.text_document.uri
