@@ -4,8 +4,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from context.text import offset_at
-
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Snippet:
@@ -53,16 +51,15 @@ def _head_lines(text: str, limit: int) -> str:
 
 def build_prompt(
     text: str,
-    line: int,
-    character: int,
+    at: int,
     *,
     path: str,
     language: str,
     max_prefix_chars: int,
     max_suffix_chars: int,
 ) -> Prompt:
-    """The prompt for a cursor at an LSP position (UTF-16 column) in `text`."""
-    at = offset_at(text, line, character)
+    """The prompt for a cursor at string offset `at` in `text` (`offset_at` turns an LSP
+    position into one)."""
     line_start = text.rfind("\n", 0, at) + 1
     line_end = text.find("\n", at)
     line_end = len(text) if line_end < 0 else line_end

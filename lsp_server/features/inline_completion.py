@@ -63,22 +63,6 @@ def register(server: AirgapServer) -> None:
         if ls.index.is_excluded(path):
             log.info("no completion in %s: the path is excluded from every prompt", path)
             return types.InlineCompletionList(items=[])
-        lang = for_document(doc.path, doc.language_id)
-        s = ls.settings
-        prompt = build_prompt(
-            text,
-            params.position.line,
-            params.position.character,
-            path=ls.context.relative(path),
-            language=lang.name if lang else (doc.language_id or "plaintext"),
-            max_prefix_chars=s.max_prefix_chars,
-            max_suffix_chars=s.max_suffix_chars,
-        )
-        # The tree as it is now: the parse check judges the suggestion against this text.
-        parse_base = None
-        if parsed.tree is not None and parsed.language is not None:
-            at = parsed.byte_offset(params.position.line, params.position.character)
-            parse_base = (parsed.language, parsed.source, parsed.tree, at)
         # A newer request for the same document makes this one stale: stop it.
         cancel = threading.Event()
         if (previous := ls.inflight.get(uri)) is not None:
@@ -91,6 +75,21 @@ def register(server: AirgapServer) -> None:
             served := await serve_typed_on(ls, params, last, before, after)
         ):
             return served
+        lang = for_document(doc.path, doc.language_id)
+        s = ls.settings
+        prompt = build_prompt(
+            text,
+            at,
+            path=ls.context.relative(path),
+            language=lang.name if lang else (doc.language_id or "plaintext"),
+            max_prefix_chars=s.max_prefix_chars,
+            max_suffix_chars=s.max_suffix_chars,
+        )
+        # The tree as it is now: the parse check judges the suggestion against this text.
+        parse_base = None
+        if parsed.tree is not None and parsed.language is not None:
+            at_byte = parsed.byte_offset(params.position.line, params.position.character)
+            parse_base = (parsed.language, parsed.source, parsed.tree, at_byte)
         ls.inflight[uri] = cancel
         started_generating = False
         try:

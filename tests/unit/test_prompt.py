@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from context.prompt import build_prompt, strip_typed_whitespace
+from context.text import offset_at
 
 ADA = (
     "package body Saturating is\n"
@@ -19,8 +20,7 @@ ADA = (
 def prompt(text: str, line: int, character: int, *, prefix: int = 10_000, suffix: int = 10_000):
     return build_prompt(
         text,
-        line,
-        character,
+        offset_at(text, line, character),
         path="/ws/src/saturating.adb",
         language="ada",
         max_prefix_chars=prefix,
