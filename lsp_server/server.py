@@ -78,7 +78,9 @@ class AirgapServer(LanguageServer):
                 "debounced",
                 "generations",
                 "generations_cancelled",
+                "generations_failed",
                 "generations_finished",
+                "stale",
                 "served_typed_on",
             ),
             0,
@@ -197,14 +199,18 @@ class AirgapServer(LanguageServer):
             )
         )
 
+    def withdraw(self, suggestion_id: str, uri: str, reason: str) -> None:
+        """A suggestion's not-accepted line; a failed write is shown to the user."""
+        try:
+            self.audit_event("not_accepted", suggestion_id, uri, reason)
+        except AirgapError as exc:
+            self.show_error(str(exc))
+
     def replace_shown(self, uri: str, suggestion_id: str | None, reason: str = "replaced") -> None:
         """A new suggestion (or none) for a document: the one it replaces was not accepted."""
         previous = self.shown.pop(uri, None)
         if previous is not None:
-            try:
-                self.audit_event("not_accepted", previous, uri, reason)
-            except AirgapError as exc:
-                self.show_error(str(exc))
+            self.withdraw(previous, uri, reason)
         if suggestion_id is not None:
             self.shown[uri] = suggestion_id
 

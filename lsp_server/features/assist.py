@@ -22,6 +22,8 @@ from inference.stops import StopRule
 from inference.tasks import RenderedTask, Task, render_task
 from lsp_server.audit import AuditRecord, os_identity
 
+NOT_SENT = "cancelled before the reply: the editor never showed it"
+
 if TYPE_CHECKING:
     from lsp_server.server import AirgapServer
 
@@ -155,11 +157,39 @@ def timing_fields(gen: Generation, total_ms: float) -> dict[str, float]:
 
 
 async def write_audit(ls: AirgapServer, record: AuditRecord, engine: Engine) -> None:
-    """The line is on disk before the reply leaves; a failed write withholds the reply."""
+    """The line is on disk before the reply leaves; a failed write withholds the reply.
+
+    An editor that cancels while the line is being written never sees the reply, but the write
+    goes on: once it ends, the line gets a not-accepted event that says so.
+    """
+    writing = asyncio.ensure_future(asyncio.to_thread(ls.audit, record))
     try:
-        await asyncio.to_thread(ls.audit, record)
+        await asyncio.shield(writing)
+    except asyncio.CancelledError:
+        writing.add_done_callback(lambda _: written(ls, record, engine, writing, cancelled=True))
+        raise
     except AirgapError as exc:
+        raise JsonRpcInternalError(str(exc)) from written(ls, record, engine, writing)
+    written(ls, record, engine, writing)
+
+
+def written(
+    ls: AirgapServer,
+    record: AuditRecord,
+    engine: Engine,
+    writing: asyncio.Future[None],
+    *,
+    cancelled: bool = False,
+) -> BaseException | None:
+    """Report how a line's write ended: its error, shown to the user and returned, or the line
+    on disk (and, for a reply the editor cancelled, that it was never shown)."""
+    if writing.cancelled():  # the loop is closing: the write's end is not known here
+        return None
+    if (exc := writing.exception()) is not None:
         ls.send_status("error", str(exc))
         ls.show_error(str(exc))
-        raise JsonRpcInternalError(str(exc)) from exc
+        return exc
     ls.audited(engine)
+    if cancelled:
+        ls.withdraw(record.id, record.file, NOT_SENT)
+    return None

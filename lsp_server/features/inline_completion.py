@@ -15,7 +15,9 @@ from typing import TYPE_CHECKING
 from lsprotocol import types
 from pygls.exceptions import JsonRpcInternalError, JsonRpcRequestCancelled
 from pygls.uris import to_fs_path
+from pygls.workspace import TextDocument
 
+from context.document import ParsedDocument
 from context.languages import for_document
 from context.prompt import Prompt, build_prompt, suggestion_text
 from context.retrieval import ContextRequest
@@ -27,7 +29,7 @@ from inference.prompt_format import FORMATS, render
 from inference.stops import StopRule, block_indent, wants_multiline
 from lsp_server.audit import AuditRecord, os_identity
 from lsp_server.features.accept import ACCEPT
-from lsp_server.features.assist import model_fields, timing_fields, write_audit
+from lsp_server.features.assist import NOT_SENT, model_fields, timing_fields, write_audit
 from lsp_server.settings import Settings
 
 if TYPE_CHECKING:
@@ -35,14 +37,16 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("airgap_lsp.completion")
 STATS = "airgap.completionStats"  # workspace/executeCommand: what the typing path cost so far
+CANCELLED = "cancelled: superseded by a newer request, or cancelled by the editor"
 
 
 def register(server: AirgapServer) -> None:
     @server.command(STATS)
     def completion_stats(ls: AirgapServer, *_args: object) -> dict[str, int]:
         """Requests, those a newer keystroke replaced while they waited (no model work),
-        generations started, stopped by a cancel, and run to their end, and requests answered
-        with the rest of a suggestion whose start the user typed (no model work)."""
+        generations started, stopped by a cancel, failed, and run to their end, requests whose
+        suggestion went stale before its reply (not shown), and requests answered with the
+        rest of a suggestion whose start the user typed (no model work)."""
         return dict(ls.completion_stats)
 
     @server.feature(types.TEXT_DOCUMENT_INLINE_COMPLETION, types.InlineCompletionOptions())
@@ -57,124 +61,156 @@ def register(server: AirgapServer) -> None:
         if parsed is None:  # not open, or closed while the request was on its way
             log.info("no completion in %s: the editor has not opened it", uri)
             return types.InlineCompletionList(items=[])
-        text = parsed.text
         doc = ls.workspace.get_text_document(uri)  # its path and language id
         path = Path(to_fs_path(uri) or doc.path).resolve()
         if ls.index.is_excluded(path):
             log.info("no completion in %s: the path is excluded from every prompt", path)
             return types.InlineCompletionList(items=[])
-        # A newer request for the same document makes this one stale: stop it.
+        # A newer request for the same document, or closing it, makes this one stale: the flag
+        # stops its generation, and a suggestion it still makes is not shown.
         cancel = threading.Event()
         if (previous := ls.inflight.get(uri)) is not None:
             previous.set()
-        stats = ls.completion_stats
-        stats["requested"] += 1
-        at = offset_at(text, params.position.line, params.position.character)
-        before, after = text[:at], text[at:]
-        if (last := ls.last_shown.get(uri)) is not None and (
-            served := await serve_typed_on(ls, params, last, before, after)
-        ):
-            return served
-        lang = for_document(doc.path, doc.language_id)
-        s = ls.settings
-        prompt = build_prompt(
-            text,
-            at,
-            path=ls.context.relative(path),
-            language=lang.name if lang else (doc.language_id or "plaintext"),
-            max_prefix_chars=s.max_prefix_chars,
-            max_suffix_chars=s.max_suffix_chars,
-        )
-        # The tree as it is now: the parse check judges the suggestion against this text.
-        parse_base = None
-        if parsed.tree is not None and parsed.language is not None:
-            at_byte = parsed.byte_offset(params.position.line, params.position.character)
-            parse_base = (parsed.language, parsed.source, parsed.tree, at_byte)
         ls.inflight[uri] = cancel
-        started_generating = False
+        ls.completion_stats["requested"] += 1
         try:
-            if s.debounce_ms:
-                # The user may still be typing: a newer keystroke's request cancels this one
-                # before the model spends anything on it.
-                await asyncio.sleep(s.debounce_ms / 1000)
-                if cancel.is_set():
-                    stats["debounced"] += 1
-                    raise GenerationCancelled("replaced by a newer request while debouncing")
-            engine = await ls.engine()
-            if s.context_cross_file and s.context_max_tokens > 0:
-                ls.refresh_index(uri)
-                recent = tuple(
-                    (Path(p), d.text)
-                    for u, d in reversed(ls.documents.items())
-                    if u != uri and (p := to_fs_path(u))
-                )[:8]
-                request_ctx = ContextRequest(
-                    path=path,
-                    text=text,
-                    cursor_line=params.position.line,
-                    budget_tokens=s.context_max_tokens,
-                    recent=recent,
-                )
-                snippets = await asyncio.to_thread(
-                    ls.context.build, request_ctx, engine.count_tokens
-                )
-                prompt = replace(prompt, snippets=snippets)
-            request = completion_request(prompt, engine, ls.settings)
-            if not request.prompt:  # a prefix-only model at the very start: nothing to go on
-                return types.InlineCompletionList(items=[])
-            started = time.perf_counter()
-            loop = asyncio.get_running_loop()
-            # An editor that sent a work-done token sees the model start on its request.
-            with ls.following(params.work_done_token, "airgap-lsp: generating"):
-                stats["generations"] += 1
-                started_generating = True
-                gen = await loop.run_in_executor(ls.model_worker, engine.generate, request, cancel)
-                stats["generations_finished"] += 1
-            total_ms = (time.perf_counter() - started) * 1000
-        except (asyncio.CancelledError, GenerationCancelled) as exc:
-            cancel.set()
-            if started_generating:
-                stats["generations_cancelled"] += 1
-            raise JsonRpcRequestCancelled(
-                "cancelled: superseded by a newer request, or cancelled by the editor"
-            ) from exc
-        except AirgapError as exc:
-            raise JsonRpcInternalError(f"airgap-lsp: {exc}") from exc
+            return await complete(ls, params, parsed, doc, path, cancel)
         finally:
             if ls.inflight.get(uri) is cancel:
                 del ls.inflight[uri]
 
-        text = suggestion_text(gen.text, prompt.trailing_ws)
-        if not text.strip():
-            log.info("no suggestion: the model wrote %r (%s)", gen.text, gen.stop_reason)
+
+async def complete(
+    ls: AirgapServer,
+    params: types.InlineCompletionParams,
+    parsed: ParsedDocument,
+    doc: TextDocument,
+    path: Path,
+    cancel: threading.Event,
+) -> types.InlineCompletionList:
+    """The rest of the last suggestion if the user typed its start, else a new generation."""
+    uri = params.text_document.uri
+    text = parsed.text
+    stats = ls.completion_stats
+    at = offset_at(text, params.position.line, params.position.character)
+    before, after = text[:at], text[at:]
+    if (last := ls.last_shown.get(uri)) is not None and (
+        served := await serve_typed_on(ls, params, last, before, after, cancel)
+    ):
+        return served
+    lang = for_document(doc.path, doc.language_id)
+    s = ls.settings
+    prompt = build_prompt(
+        text,
+        at,
+        path=ls.context.relative(path),
+        language=lang.name if lang else (doc.language_id or "plaintext"),
+        max_prefix_chars=s.max_prefix_chars,
+        max_suffix_chars=s.max_suffix_chars,
+    )
+    # The tree as it is now: the parse check judges the suggestion against this text.
+    parse_base = None
+    if parsed.tree is not None and parsed.language is not None:
+        at_byte = parsed.byte_offset(params.position.line, params.position.character)
+        parse_base = (parsed.language, parsed.source, parsed.tree, at_byte)
+    started_generating = False
+    try:
+        if s.debounce_ms:
+            # The user may still be typing: a newer keystroke's request cancels this one
+            # before the model spends anything on it.
+            await asyncio.sleep(s.debounce_ms / 1000)
+            if cancel.is_set():
+                stats["debounced"] += 1
+                raise GenerationCancelled("replaced by a newer request while debouncing")
+        engine = await ls.engine()
+        if s.context_cross_file and s.context_max_tokens > 0:
+            ls.refresh_index(uri)
+            recent = tuple(
+                (Path(p), d.text)
+                for u, d in reversed(ls.documents.items())
+                if u != uri and (p := to_fs_path(u))
+            )[:8]
+            request_ctx = ContextRequest(
+                path=path,
+                text=text,
+                cursor_line=params.position.line,
+                budget_tokens=s.context_max_tokens,
+                recent=recent,
+            )
+            snippets = await asyncio.to_thread(ls.context.build, request_ctx, engine.count_tokens)
+            prompt = replace(prompt, snippets=snippets)
+        request = completion_request(prompt, engine, s)
+        if not request.prompt:  # a prefix-only model at the very start: nothing to go on
             return types.InlineCompletionList(items=[])
-        verdict = "not checked"
-        if parse_base is not None:
-            # A suggestion that would break the parse of a block that parsed is cut back to the
-            # lines that keep it parsing, or not shown at all.
-            shown, verdict = await asyncio.to_thread(parsing_prefix, *parse_base, text)
-            if verdict == "withheld":
-                log.info("suggestion withheld: it breaks the parse of its block: %r", text)
-                return types.InlineCompletionList(items=[])
-        else:
-            shown = text
-        record = audit_record(ls, params, prompt, request, engine, gen, shown, total_ms)
-        result = {"parse_check": verdict}
-        if shown != text:
-            result["model_text"] = text  # what replay reproduces; the line's text was shown
-        record = replace(record, result=result)
-        # Written and flushed before the reply: no suggestion is ever shown unaudited.
-        await write_audit(ls, record, engine)
-        log.info("suggestion %s: %d tokens, %s", record.id, gen.new_tokens, gen.stop_reason)
-        ls.replace_shown(uri, record.id)
-        ls.last_shown[uri] = Shown(
-            before=before,
-            after=after,
-            text=shown,
-            record=record,
-            settings=s,
-        )
-        return shown_item(params.position, shown, record.id)
+        started = time.perf_counter()
+        loop = asyncio.get_running_loop()
+        # An editor that sent a work-done token sees the model start on its request.
+        with ls.following(params.work_done_token, "airgap-lsp: generating"):
+            stats["generations"] += 1
+            started_generating = True
+            gen = await loop.run_in_executor(ls.model_worker, engine.generate, request, cancel)
+            started_generating = False
+            stats["generations_finished"] += 1
+        total_ms = (time.perf_counter() - started) * 1000
+    except (asyncio.CancelledError, GenerationCancelled) as exc:
+        cancel.set()
+        if started_generating:
+            stats["generations_cancelled"] += 1
+        raise JsonRpcRequestCancelled(CANCELLED) from exc
+    except AirgapError as exc:
+        if started_generating:
+            stats["generations_failed"] += 1
+        raise JsonRpcInternalError(f"airgap-lsp: {exc}") from exc
+
+    text = suggestion_text(gen.text, prompt.trailing_ws)
+    if not text.strip():
+        log.info("no suggestion: the model wrote %r (%s)", gen.text, gen.stop_reason)
+        return types.InlineCompletionList(items=[])
+    verdict = "not checked"
+    if parse_base is not None:
+        # A suggestion that would break the parse of a block that parsed is cut back to the
+        # lines that keep it parsing, or not shown at all.
+        shown, verdict = await asyncio.to_thread(parsing_prefix, *parse_base, text)
+        if verdict == "withheld":
+            log.info("suggestion withheld: it breaks the parse of its block: %r", text)
+            return types.InlineCompletionList(items=[])
+    else:
+        shown = text
+    record = audit_record(ls, params, prompt, request, engine, gen, shown, total_ms)
+    result = {"parse_check": verdict}
+    if shown != text:
+        result["model_text"] = text  # what replay reproduces; the line's text was shown
+    record = replace(record, result=result)
+    await publish(ls, record, engine, cancel)
+    log.info("suggestion %s: %d tokens, %s", record.id, gen.new_tokens, gen.stop_reason)
+    ls.last_shown[uri] = Shown(before=before, after=after, text=shown, record=record, settings=s)
+    return shown_item(params.position, shown, record.id)
+
+
+async def publish(
+    ls: AirgapServer,
+    record: AuditRecord,
+    engine: Engine,
+    cancel: threading.Event,
+    reason: str = "replaced",
+) -> None:
+    """Audit a suggestion and make it its document's shown one; `reason` is what the one it
+    replaces is told. Written and flushed before the reply: nothing is shown unaudited.
+
+    A request that went stale meanwhile (a newer keystroke's request, or the document closed)
+    is not answered: the editor would show a suggestion for text that is gone. A line written
+    by then gets a not-accepted event saying so.
+    """
+    stats = ls.completion_stats
+    if cancel.is_set():
+        stats["stale"] += 1
+        raise JsonRpcRequestCancelled(CANCELLED)
+    await write_audit(ls, record, engine)
+    if cancel.is_set():
+        stats["stale"] += 1
+        ls.withdraw(record.id, record.file, NOT_SENT)
+        raise JsonRpcRequestCancelled(CANCELLED)
+    ls.replace_shown(record.file, record.id, reason)
 
 
 def shown_item(pos: types.Position, text: str, suggestion_id: str) -> types.InlineCompletionList:
@@ -212,7 +248,12 @@ class Shown:
 
 
 async def serve_typed_on(
-    ls: AirgapServer, params: types.InlineCompletionParams, last: Shown, before: str, after: str
+    ls: AirgapServer,
+    params: types.InlineCompletionParams,
+    last: Shown,
+    before: str,
+    after: str,
+    cancel: threading.Event,
 ) -> types.InlineCompletionList | None:
     """The user typed the start of the last suggestion: what is left of it, with no generation.
 
@@ -244,11 +285,9 @@ async def serve_typed_on(
             "model_text": origin.result.get("model_text", origin.text),
         },
     )
-    await write_audit(ls, record, engine)
+    await publish(ls, record, engine, cancel, "typed on: the rest was shown again")
     ls.completion_stats["served_typed_on"] += 1
     log.info("suggestion %s: the rest of %s, whose start was typed", record.id, origin.id)
-    uri = params.text_document.uri
-    ls.replace_shown(uri, record.id, "typed on: the rest was shown again")
     return shown_item(pos, rest, record.id)
 
 

@@ -8,8 +8,15 @@ the notification `airgap/test/auditWriteHeld` ({"path", "written", "total"}) and
 thread stops there, the file lock held, until the process is killed. A test kills it at that
 moment, as a power cut or the kernel's out-of-memory killer would.
 
-Nothing of the server's own code changes: the gate stands in for the `os` module that
-lsp_server/audit.py calls, and passes every other call through.
+A second gate, `airgap.test.pauseNextAuditLine`, pauses the next suggestion's line before it is
+written: the client is told with `airgap/test/auditLinePaused` ({"id"}), and the line is written
+when the client sends `airgap.test.resumeAuditLine`. Requests made meanwhile are served as usual.
+Each accept / not-accepted line, once written, is told to the client with `airgap/test/auditEvent`
+({"id", "kind", "reason"}).
+
+Nothing of the server's own code changes: the first gate stands in for the `os` module that
+lsp_server/audit.py calls, and passes every other call through; the second wraps the server's
+`audit` method.
 """
 
 from __future__ import annotations
@@ -26,6 +33,10 @@ import lsp_server.server as server_module
 HOLD = "airgap.test.holdNextAuditWrite"
 HELD = "airgap/test/auditWriteHeld"
 HOLD_AT_MOST_S = 600  # a test that never kills the server still ends
+PAUSE = "airgap.test.pauseNextAuditLine"
+PAUSED = "airgap/test/auditLinePaused"
+RESUME = "airgap.test.resumeAuditLine"
+EVENT = "airgap/test/auditEvent"
 
 _armed: dict[str, Any] = {}  # "server", "loop", "path": set by the command, taken by the write
 
@@ -58,6 +69,37 @@ def build_with_gate(policy=None):  # type: ignore[no-untyped-def]
         path = str(server.audit_sink().path)
         _armed.update(server=server, loop=asyncio.get_running_loop(), path=path)
         return {"armed": True}
+
+    paused: dict[str, Any] = {}  # "loop" and "gate" while armed; "gate" while a line waits
+    write_line = server.audit
+
+    def audit_after_pause(record):  # type: ignore[no-untyped-def]
+        if (loop := paused.pop("loop", None)) is not None:
+            gate = paused["gate"]
+            loop.call_soon_threadsafe(server.protocol.notify, PAUSED, {"id": record.id})
+            if not gate.wait(HOLD_AT_MOST_S):
+                raise OSError(f"the test gate paused this audit line for {HOLD_AT_MOST_S} s")
+        write_line(record)
+
+    server.audit = audit_after_pause  # type: ignore[method-assign]
+    write_event = server.audit_event
+
+    def audit_event_told(event, suggestion_id, uri, reason=""):  # type: ignore[no-untyped-def]
+        write_event(event, suggestion_id, uri, reason)
+        told = {"id": suggestion_id, "kind": event, "reason": reason}
+        server.protocol.notify(EVENT, told)
+
+    server.audit_event = audit_event_told  # type: ignore[method-assign]
+
+    @server.command(PAUSE)
+    def pause_next_audit_line(*_args):  # type: ignore[no-untyped-def]
+        paused.update(loop=asyncio.get_running_loop(), gate=threading.Event())
+        return {"armed": True}
+
+    @server.command(RESUME)
+    def resume_audit_line(*_args):  # type: ignore[no-untyped-def]
+        paused.pop("gate").set()
+        return {"resumed": True}
 
     return server
 
