@@ -199,8 +199,14 @@ def _hook(event: str, args: tuple[object, ...]) -> None:
     elif event in ("socket.getaddrinfo", "socket.gethostbyname", "socket.gethostbyname_ex"):
         if not _may_look_up(args[0], state.allowed_names):
             _refuse("name look-up", args[0])
-    elif event == "socket.gethostbyaddr" and not _may_look_up(args[0], state.allowed_names):
-        _refuse("address look-up", args[0])
+    elif event in ("socket.gethostbyaddr", "socket.getnameinfo"):
+        # getnameinfo's argument is a socket address: (host, port, ...); a reverse look-up of
+        # anything but loopback asks a name server.
+        host = args[0]
+        if event == "socket.getnameinfo" and isinstance(host, tuple) and host:
+            host = host[0]
+        if not _may_look_up(host, state.allowed_names):
+            _refuse("address look-up", args[0])
 
 
 def install(allowed: Iterable[str | Endpoint] = ()) -> None:

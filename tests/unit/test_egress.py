@@ -48,3 +48,24 @@ def test_only_loopback_without_a_policy(tmp_path: Path) -> None:
 def test_a_host_the_policy_allow_lists_gets_through(tmp_path: Path) -> None:
     policy = '[network]\nallowed_hosts = ["gpu-rack.internal"]\n'
     assert run(tmp_path, policy) == ["allowed", "refused", "allowed", "allowed"]
+
+
+REVERSE = """
+import sys
+from lsp_server.cli import main
+main(["model", "list"])
+def attempt(event, arg):
+    try:
+        sys.audit(event, arg)
+        return "allowed"
+    except PermissionError:
+        return "refused"
+print(attempt("socket.getnameinfo", ("192.0.2.77", 80)),
+      attempt("socket.getnameinfo", ("127.0.0.1", 80)),
+      attempt("socket.gethostbyaddr", "192.0.2.77"),
+      attempt("socket.gethostbyaddr", "::1"))
+"""
+
+
+def test_reverse_look_ups_ask_no_name_server_but_for_loopback(tmp_path: Path) -> None:
+    assert run(tmp_path, None, REVERSE) == ["refused", "allowed", "refused", "allowed"]
