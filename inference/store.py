@@ -492,12 +492,13 @@ class ModelStore:
 
 
 def _who() -> dict[str, str]:
-    import getpass
+    """Who imported: the user database's name for this uid, never $USER, which anyone sets."""
+    import pwd
     import socket
 
     try:
-        user = getpass.getuser()
-    except (KeyError, OSError):
+        user = pwd.getpwuid(os.getuid()).pw_name
+    except KeyError:
         user = ""
     return {"user": user, "uid": str(os.getuid()), "host": socket.gethostname()}
 

@@ -9,11 +9,11 @@ A log can be rotated by size; the first line of the new file chains from the las
 from __future__ import annotations
 
 import fcntl
-import getpass
 import hashlib
 import json
 import logging
 import os
+import pwd
 import re
 import socket
 from dataclasses import asdict, dataclass, field, fields
@@ -76,13 +76,18 @@ class AuditEvent:
 EVENT_KINDS = frozenset({"accept", "not_accepted"})
 
 
+def login_name() -> str:
+    """The name of the user this process runs as, from the user database: never from $USER or
+    $LOGNAME, which any user can set to another's name."""
+    try:
+        return pwd.getpwuid(os.getuid()).pw_name
+    except KeyError:  # a uid with no entry: the audit line still has the uid
+        return ""
+
+
 def os_identity() -> tuple[dict[str, Any], str]:
     """The OS user (never the editor's claim) and the host name, read locally."""
-    try:
-        name = getpass.getuser()
-    except (KeyError, OSError):
-        name = ""
-    return {"name": name, "uid": os.getuid()}, socket.gethostname()
+    return {"name": login_name(), "uid": os.getuid()}, socket.gethostname()
 
 
 class AuditSink(Protocol):

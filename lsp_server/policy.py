@@ -30,7 +30,6 @@ and line that refused. An invalid policy stops the tool: it fails closed.
 
 from __future__ import annotations
 
-import getpass
 import grp
 import os
 import tomllib
@@ -41,6 +40,7 @@ from urllib.parse import urlsplit
 
 from inference.errors import AirgapError, ModelRefused
 from inference.store import StoredModel
+from lsp_server.audit import login_name
 from lsp_server.egress import parse_endpoint
 from lsp_server.settings import Settings
 
@@ -177,7 +177,7 @@ class Policy:
     def check_user(self) -> None:
         if not self.users:
             return
-        user = getpass.getuser()
+        user = login_name()
         groups = {grp.getgrgid(g).gr_name for g in os.getgroups() if _has_gid(g)}
         if user in self.users or any(f"@{g}" in self.users for g in groups):
             return
@@ -185,6 +185,13 @@ class Policy:
             f"The administrator's policy ({self.where(self.users_line)}) does not allow the user "
             f"{user!r} to use airgap-lsp. Ask the administrator to add you or your group."
         )
+
+
+def _same_file(a: Path, b: Path) -> bool:
+    try:
+        return os.path.samefile(a, b)
+    except OSError:
+        return False
 
 
 def _has_gid(gid: int) -> bool:
@@ -306,8 +313,20 @@ def _backend(doc: dict[str, Any] | None, lines: list[str], path: Path) -> Remote
 
 
 def load_policy() -> Policy:
-    """The policy in force; an empty one when there is none. A named file must exist."""
+    """The policy in force; an empty one when there is none. A named file must exist.
+
+    The administrator's file, when there is one, is the policy: `AIRGAP_LSP_POLICY` names one
+    only on a machine without it (a test, a trial), so a user cannot set their own in its place.
+    """
     named = os.environ.get(POLICY_ENV)
+    if SYSTEM_POLICY.exists():
+        if named and not _same_file(Path(named), SYSTEM_POLICY):
+            raise PolicyError(
+                f"{POLICY_ENV} names the policy {named}, but the administrator's policy "
+                f"{SYSTEM_POLICY} is in force on this machine and cannot be replaced. Unset "
+                f"{POLICY_ENV}; to change the policy, ask the administrator."
+            )
+        named = ""
     path = Path(named) if named else SYSTEM_POLICY
     if not named and not path.exists():
         return Policy()

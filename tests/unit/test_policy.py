@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import getpass
+import os
+import pwd
 from pathlib import Path
 
 import pytest
 
+import lsp_server.policy as policy_module
 from inference.errors import ModelRefused
 from inference.store import Manifest, StoredModel
+from lsp_server.audit import os_identity
 from lsp_server.policy import POLICY_ENV, Policy, PolicyError, load_policy, parse_policy
 from lsp_server.settings import Settings
 
@@ -119,3 +123,33 @@ def test_a_team_server_the_settings_name_must_be_allow_listed(tmp_path: Path) ->
             policy.remote_backend(url)
     with pytest.raises(PolicyError, match=r"policy \(none\) does not allow-list 127.0.0.1:80"):
         Policy().remote_backend("http://127.0.0.1/v1")
+
+
+def test_the_administrators_policy_cannot_be_replaced_by_the_environment(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    system = tmp_path / "etc" / "policy.toml"
+    system.parent.mkdir()
+    system.write_text('[audit]\npath = "/var/log/airgap/audit.jsonl"\n')
+    monkeypatch.setattr(policy_module, "SYSTEM_POLICY", system)
+    mine = tmp_path / "mine.toml"
+    mine.write_text("")
+    monkeypatch.setenv(POLICY_ENV, str(mine))
+    with pytest.raises(PolicyError, match="cannot be replaced"):
+        load_policy()
+    monkeypatch.setenv(POLICY_ENV, str(system))  # naming the administrator's own file is fine
+    assert load_policy().audit_path == "/var/log/airgap/audit.jsonl"
+    monkeypatch.delenv(POLICY_ENV)
+    assert load_policy().audit_path == "/var/log/airgap/audit.jsonl"
+
+
+def test_the_user_is_who_the_process_runs_as_not_who_the_environment_says(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    me = pwd.getpwuid(os.getuid()).pw_name
+    monkeypatch.setenv("USER", "alice-" + me)
+    monkeypatch.setenv("LOGNAME", "alice-" + me)
+    allowed_alice = parse_policy(POLICY % ("a" * 64, "alice-" + me), tmp_path / "p.toml")
+    with pytest.raises(PolicyError, match=f"does not allow the user '{me}'"):
+        allowed_alice.check_user()
+    assert os_identity()[0]["name"] == me
