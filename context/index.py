@@ -73,13 +73,18 @@ class Exclusions:
         return self._spec.match_file(relative)
 
     def excluded(self, path: Path, roots: Iterable[Path]) -> bool:
+        """`roots` resolved. The path is resolved here: a file reached through a symbolic link
+        (a workspace opened by a linked folder) is judged where it is. Outside every root, the
+        patterns are matched against its whole path, so `.ssh/` or `*secret*` in any folder
+        name excludes it, as it would under a root."""
+        path = path.resolve()
         for root in roots:
             try:
                 rel = path.relative_to(root)
             except ValueError:
                 continue
             return self.matches(rel.as_posix())
-        return self.matches(path.name)
+        return self.matches(path.as_posix().lstrip("/"))
 
 
 def looks_binary(data: bytes) -> bool:
@@ -230,7 +235,7 @@ class WorkspaceIndex:
                 self.remove(path)
                 return None
         else:
-            data = text.encode("utf-8")
+            data = text.encode("utf-8", "surrogatepass")  # the editor's bytes, lone surrogates too
             if len(data) > self.max_file_bytes:
                 self.remove(path)
                 return None

@@ -188,3 +188,36 @@ def test_folders_nested_deeper_than_the_stack_are_walked(tmp_path: Path) -> None
         (folders[-1] / "bottom.py").unlink()
         for folder in reversed(folders[1:]):
             folder.rmdir()
+
+
+def test_exclusions_hold_through_a_linked_folder_and_outside_the_workspace(
+    tree: Path, tmp_path: Path
+) -> None:
+    linked = tmp_path / "linked-ws"
+    os.symlink(tree, linked)  # the workspace opened through a symbolic link
+    idx = WorkspaceIndex([tree], exclude=["rtl/"])
+    assert idx.is_excluded(linked / "rtl" / "uart_tx.vhd")
+    assert not idx.is_excluded(linked / "src" / "autopilot.adb")
+    elsewhere = tmp_path / "elsewhere"
+    for secret in (".ssh/config", ".gnupg/gpg.conf", "repo/.git/config", "team-secrets/a.adb"):
+        assert idx.is_excluded(elsewhere / secret), secret
+    assert not idx.is_excluded(elsewhere / "notes" / "plan.adb")
+
+
+def test_an_open_document_reached_through_a_link_to_an_excluded_folder_gives_no_context(
+    tree: Path, tmp_path: Path
+) -> None:
+    linked = tmp_path / "linked-ws"
+    os.symlink(tree, linked)
+    idx = WorkspaceIndex([linked], exclude=["rtl/"])
+    idx.scan()
+    vhdl = (tree / "rtl" / "util_pkg.vhd").read_text()
+    request = ContextRequest(
+        path=linked / "src" / "autopilot.adb",
+        text=(tree / "src" / "autopilot.adb").read_text(),
+        cursor_line=3,
+        budget_tokens=10_000,
+        recent=((linked / "rtl" / "util_pkg.vhd", vhdl), (tree / "rtl" / "util_pkg.vhd", vhdl)),
+    )
+    snippets = ContextBuilder(idx, KnowledgeBase([], idx.is_excluded)).build(request, words)
+    assert not [s for s in snippets if "util_pkg" in s.path], snippets
