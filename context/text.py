@@ -3,6 +3,15 @@
 from __future__ import annotations
 
 
+def printable(text: str) -> str:
+    """`text` with each lone surrogate (a JSON escape can carry one into a document) made
+    U+FFFD: the same length, so offsets hold, and text that encodes, for the tokenizer and
+    the audit log."""
+    if text.isascii():
+        return text
+    return text.encode("utf-16-le", "surrogatepass").decode("utf-16-le", "replace")
+
+
 def utf16_to_index(line: str, character: int) -> int:
     """The index in `line` of an LSP column, clamped to the line; never inside a surrogate pair."""
     units = 0

@@ -21,7 +21,7 @@ from context.document import ParsedDocument
 from context.languages import for_document
 from context.prompt import Prompt, build_prompt, suggestion_text
 from context.retrieval import ContextRequest
-from context.text import offset_at
+from context.text import offset_at, printable
 from context.units import parsing_prefix
 from inference.engine import Engine, Generation, GenerationRequest
 from inference.errors import AirgapError, GenerationCancelled
@@ -90,7 +90,7 @@ async def complete(
 ) -> types.InlineCompletionList:
     """The rest of the last suggestion if the user typed its start, else a new generation."""
     uri = params.text_document.uri
-    text = parsed.text
+    text = printable(parsed.text)
     stats = ls.completion_stats
     at = offset_at(text, params.position.line, params.position.character)
     before, after = text[:at], text[at:]
@@ -126,7 +126,7 @@ async def complete(
         if s.context_cross_file and s.context_max_tokens > 0:
             ls.refresh_index(uri)
             recent = tuple(
-                (Path(p), d.text)
+                (Path(p), printable(d.text))
                 for u, d in reversed(ls.documents.items())
                 if u != uri and (p := to_fs_path(u))
             )[:8]

@@ -161,6 +161,27 @@ async def test_ada_completion_is_audited_before_the_reply(
     assert any(rec["device"] in (m or "") for m in ends), ends
 
 
+async def test_a_lone_surrogate_in_the_document_is_completed_and_audited(
+    client: LanguageClient, tmp_path: Path
+):
+    """A JSON escape can put half a surrogate pair in the editor's text: the prompt carries it
+    as U+FFFD, cross-file context on, and the log can hold it."""
+    audit = tmp_path / "audit.jsonl"
+    await start(client, audit, context={"crossFile": True})
+    doc = cursor_file("completion/sensors.adb")
+    broken = CursorFile(
+        doc.path, doc.text.replace("Températures", "Temp\ud800ratures"), doc.line, doc.character
+    )
+    assert broken.text != doc.text
+    uri = open_doc(client, broken, "ada")
+
+    texts = await complete(client, uri, broken)
+
+    assert texts and texts[0].strip(), texts
+    (rec,) = audit_lines(audit)
+    assert "Temp\ufffdratures" in rec["prompt"] and rec["text"] == texts[0]
+
+
 async def test_same_prompt_gives_the_same_text(client: LanguageClient, tmp_path: Path):
     audit = tmp_path / "audit.jsonl"
     await start(client, audit)

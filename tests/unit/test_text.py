@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from context.text import offset_at, utf16_to_index
+from context.text import offset_at, printable, utf16_to_index
 
 ALPHA = "\U0001d6fc"  # 𝛼, outside the BMP: two UTF-16 units, one Python character
 ROCKET = "\U0001f680"  # an emoji, also a surrogate pair in UTF-16
@@ -106,3 +106,10 @@ def test_crlf_with_astral_character() -> None:
 def test_negative_positions_raise(line: int, character: int) -> None:
     with pytest.raises(ValueError):
         offset_at("abc\n", line, character)
+
+
+def test_printable_text_keeps_its_length_and_encodes() -> None:
+    text = "a\ud800b\U0001f600c\udfff"
+    clean = printable(text)
+    assert clean == "a\ufffdb\U0001f600c\ufffd" and len(clean) == len(text)
+    assert printable("plain") == "plain"
