@@ -276,6 +276,13 @@ class LocalEngine(Tokenized):
             backend = ("inductor" if on_gpu else "") if compile_backend is None else compile_backend
             if backend:
                 graphs = on_gpu and backend == "inductor"
+                # Each model loaded in this process adds its step's graphs to the same
+                # transformers function; past the limit, fullgraph would make that an error.
+                limits = torch._dynamo.config
+                name = (
+                    "recompile_limit" if hasattr(limits, "recompile_limit") else "cache_size_limit"
+                )
+                setattr(limits, name, max(getattr(limits, name), 64))
                 self._step = torch.compile(
                     self._model.forward,
                     backend=backend,
@@ -314,17 +321,26 @@ class LocalEngine(Tokenized):
         request = GenerationRequest(
             prompt="def f(x):\n    return x\n", max_new_tokens=2, stop=StopRule(multiline=True)
         )
-        self.generate(request)
+        try:
+            self.generate(request)  # compiles the one-token step
+        except Exception as exc:  # noqa: BLE001 - any failure: run uncompiled, say so
+            if self._step is self._model:
+                raise
+            self._uncompiled(exc)
+            self.generate(request)
         with self._lock:
             self._cache = None  # not a prompt the user wrote
             if self._step is not self._model:
                 try:
                     self._compile(lookahead)
                 except Exception as exc:  # noqa: BLE001 - any failure: run uncompiled, say so
-                    log.error("compiling the decoding step failed; it runs uncompiled: %r", exc)
-                    self._step = self._model
-                    self.steps = "static cache"
+                    self._uncompiled(exc)
         return time.perf_counter() - started
+
+    def _uncompiled(self, exc: BaseException) -> None:
+        log.error("compiling the decoding step failed; it runs uncompiled: %r", exc)
+        self._step = self._model
+        self.steps = "static cache"
 
     def _compile(self, lookahead: int) -> None:
         """Run the compiled step at each of its shapes, 3 times (CUDA graphs are recorded on
@@ -548,10 +564,15 @@ def _trim(cache: Any, keep: int) -> None:
 
     if isinstance(cache, StaticCache):
         # A static cache: its tensors keep their size and address; the next token is written at
-        # the length, and what lies past it is masked out until written over.
+        # the length, and what lies past it is masked out until written over. On a GPU the
+        # length is a copy made in the first prefill, under inference mode: only there may it
+        # change in place.
+        import torch
+
         layers: list[Any] = list(cache.layers)
-        for layer in layers:
-            layer.cumulative_length.fill_(keep)
+        with torch.inference_mode():
+            for layer in layers:
+                layer.cumulative_length.fill_(keep)
         return
     extra = _length(cache, keep) - keep
     if extra > 0:

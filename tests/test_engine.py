@@ -240,6 +240,7 @@ def test_a_static_cache_and_a_compiled_step_write_the_text_of_the_dynamic_cache(
 ) -> None:
     # Every step attends over the whole static cache: a short one keeps the test quick.
     monkeypatch.setattr(engine_module, "STATIC_CACHE_TOKENS", 512)
+    as_on_a_gpu(monkeypatch)
     static = LocalEngine(default_model, device="cpu", static_cache=True, compile_backend=backend)
     static.warm_up()
     want = "static cache" + (f", compiled ({backend})" if backend else "")
@@ -256,3 +257,34 @@ def test_a_static_cache_and_a_compiled_step_write_the_text_of_the_dynamic_cache(
         static.generate(typing(CODE + "      Largest", lookahead=8), CancelAfter(3))
     after = static.generate(typing(CODE + "      Largest :", lookahead=8))
     assert after.text == plain.generate(typing(CODE + "      Largest :")).text
+
+
+def as_on_a_gpu(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The static cache's length tensor as a GPU has it: moved to the device in the first
+    prefill, so a copy made under inference mode (on the CPU, `.to` keeps the tensor itself)."""
+    from transformers.cache_utils import StaticLayer
+
+    allocate = StaticLayer.lazy_initialization
+
+    def allocate_and_move(layer, key_states, value_states):  # type: ignore[no-untyped-def]
+        allocate(layer, key_states, value_states)
+        layer.cumulative_length = layer.cumulative_length.clone()
+
+    monkeypatch.setattr(StaticLayer, "lazy_initialization", allocate_and_move)
+
+
+def test_a_step_that_fails_to_compile_runs_uncompiled(
+    default_model, plain: LocalEngine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import torch
+
+    def refuses(_graph, _inputs):  # type: ignore[no-untyped-def]
+        raise RuntimeError("this compiler refuses every graph")
+
+    torch._dynamo.reset()
+    monkeypatch.setattr(engine_module, "STATIC_CACHE_TOKENS", 512)
+    static = LocalEngine(default_model, device="cpu", static_cache=True, compile_backend=refuses)  # type: ignore[arg-type]
+    static.warm_up()
+    assert static.steps == "static cache"
+    got = static.generate(typing(CODE, lookahead=8))
+    assert got.steps == "static cache" and got.text == plain.generate(typing(CODE)).text
