@@ -8,13 +8,17 @@ For each model, in bf16:
 - decoding speed over --new tokens, greedy, two ways: the engine's way (transformers, dynamic
   key/value cache, one forward pass per token) and a static cache with the decoding step compiled
   (torch.compile, mode "reduce-overhead": CUDA graphs), after a warm-up that pays for compiling;
-- the limit: each decoding step reads every weight once, so tokens/s <= bandwidth / weight bytes;
-  the bandwidth is measured on the device (a large on-device copy), and the spec's is printed too;
+- the limit: each decoding step reads every weight once (of the embedding table, one row), so
+  tokens/s <= bandwidth / those bytes; the bandwidth is measured on the device (a large
+  on-device copy), and the spec's is printed too;
 - with --tokenizer DIR, the server's own engine (inference.engine.LocalEngine) too, on the same
   architecture with the vocabulary of the tokenizer in DIR (the default model's: its files are
   small enough to carry to the GPU machine), saved as a checkpoint and loaded as the server does:
   its uncompiled steps on a dynamic cache, and its GPU path (static cache, steps compiled with
-  CUDA graphs at warm-up), with the warm-up's seconds.
+  CUDA graphs at warm-up), without and with prompt lookup, with the warm-up's seconds, whether
+  the text is the first way's, and how many graphs ran without CUDA graphs.
+
+The table is written again after each row: a run stopped by its time limit keeps what it did.
 
     mkdir -p .cache/bench-tok && cp <the default model's folder>/tokenizer* .cache/bench-tok/
     python bench/gpu_speed.py --tokenizer .cache/bench-tok --out results/   # on the GPU
@@ -84,10 +88,34 @@ def build(name: str, device: str, dtype: Any, vocab: int = 0) -> Any:
     with torch.device("meta"):
         model = Qwen2ForCausalLM(config)
     model = model.to_empty(device=device).to(dtype)
+    model.tie_weights()  # to_empty leaves a tied model's two matrices apart
     with torch.no_grad():
         for p in model.parameters():
             p.normal_(0.0, 0.02)
     return model.eval()
+
+
+def bytes_per_step(model: Any) -> int:
+    """The weights one decoding step reads: all of them, once, but the embedding table, of which
+    it reads one row (unless the output layer is that same matrix)."""
+    embed = model.get_input_embeddings().weight
+    tied = model.get_output_embeddings().weight is embed
+    return sum(t.numel() * t.element_size() for t in model.parameters() if tied or t is not embed)
+
+
+def reset_compiler() -> None:
+    """A fresh start for torch.compile: each model's graphs would otherwise count towards the
+    recompile limit of the function that every transformers forward goes through."""
+    import torch
+
+    torch._dynamo.reset()
+
+
+def graph_skips() -> int:
+    """How often inductor ran a graph without CUDA graphs (each skip is logged with its cause)."""
+    from torch._dynamo.utils import counters
+
+    return int(counters["inductor"]["cudagraph_skips"])
 
 
 def sync(device: str) -> None:
@@ -143,7 +171,8 @@ def compiled(model: Any, prompt: Any, new: int, device: str) -> tuple[float, flo
         "pad_token_id": 0,
         "eos_token_id": None,
     }
-    model.forward = torch.compile(model.forward, mode="reduce-overhead", fullgraph=True)
+    # generate() compiles the decoding step itself for a static cache (inductor,
+    # "reduce-overhead"), and never the prefill: compiling model.forward would compile both.
     with torch.inference_mode():
         t = time.perf_counter()
         model.generate(prompt, max_new_tokens=new, min_new_tokens=new, **kwargs)  # compiles
@@ -177,7 +206,7 @@ def engine_rows(
 
     tokenizer = AutoTokenizer.from_pretrained(str(tokenizer_dir), local_files_only=True)
     model = build(name, "cpu", torch.bfloat16, vocab=len(tokenizer))
-    weight_bytes = sum(t.numel() * t.element_size() for t in model.parameters())
+    weight_bytes = bytes_per_step(model)
     folder = Path(tempfile.mkdtemp(prefix="airgap-gpu-bench-"))
     rows = []
     try:
@@ -203,29 +232,39 @@ def engine_rows(
         ids = tokenizer(code, add_special_tokens=False).input_ids[:prompt_len]
         prompt = tokenizer.decode(ids)
         gpu = device == "cuda"
-        # Uncompiled on a dynamic cache; then the GPU path (a static cache, uncompiled on a CPU).
-        ways = (
-            {"static_cache": False},
-            {} if gpu else {"static_cache": True, "compile_backend": ""},
-        )
-        for options in ways:
+        # Uncompiled on a dynamic cache; then the GPU path (a static cache, uncompiled on a CPU),
+        # without prompt lookup and with it (its padded drafts: the second compiled shape).
+        gpu_path = {} if gpu else {"static_cache": True, "compile_backend": ""}
+        ways = (({"static_cache": False}, 0), (gpu_path, 0), (gpu_path, 8))
+        first_text = None
+        for options, lookahead in ways:
+            reset_compiler()
+            skips = graph_skips()
             started = time.perf_counter()
             engine = LocalEngine(stored, device=device, dtype="bfloat16", **options)
             load = time.perf_counter() - started
-            warm = engine.warm_up(lookahead=0)
+            warm = engine.warm_up(lookahead=lookahead)
             gen = engine.generate(
                 GenerationRequest(
                     prompt=prompt,
                     max_new_tokens=new,
                     stop=StopRule(multiline=True, prose=True),
-                    lookahead=0,
+                    lookahead=lookahead,
                 )
             )
+            first_text = gen.text if first_text is None else first_text
             limit = bandwidth / weight_bytes
+            notes = [f"lookahead {lookahead}"]
+            if lookahead:
+                notes.append(f"{gen.accepted_tokens}/{gen.drafted_tokens} drafts kept")
+            notes.append("same text" if gen.text == first_text else "other text")
+            if gpu:
+                notes.append(f"{graph_skips() - skips} CUDA-graph skips")
             rows.append(
-                f"| {name} | {weight_bytes / 1e9:.2f} | the engine: {engine.steps} | "
-                f"{gen.prefill_ms:.0f} | {gen.tokens_per_second:.0f} | {limit:.0f} | "
-                f"{gen.tokens_per_second / limit:.0%} | {warm:.0f} (load {load:.0f}) |"
+                f"| {name} | {weight_bytes / 1e9:.2f} | the engine: {engine.steps} "
+                f"({', '.join(notes)}) | {gen.prefill_ms:.0f} | {gen.tokens_per_second:.0f} | "
+                f"{limit:.0f} | {gen.tokens_per_second / limit:.0%} | {warm:.0f} "
+                f"(load {load:.0f}) |"
             )
             print(rows[-1], flush=True)
             del engine
@@ -266,13 +305,21 @@ def main() -> int:
         f"memory bandwidth: measured {measured_bw / 1e12:.2f} TB/s (on-device copy)"
         + (f", spec {spec / 1e12:.2f} TB/s" if spec else ""),
         "",
-        "| model | weights GB | way | time to first token ms | tokens/s | limit tokens/s "
-        "(measured bandwidth) | share of the limit | warm-up s |",
+        "| model | weights read per step GB | way | time to first token ms | tokens/s "
+        "| limit tokens/s (measured bandwidth) | share of the limit | warm-up s |",
         "|---|---|---|---|---|---|---|---|",
     ]
+
+    def save() -> None:  # after every row: a run cut short by its time limit keeps its rows
+        if args.out:
+            out = Path(args.out)
+            out.mkdir(parents=True, exist_ok=True)
+            (out / "gpu-speed.md").write_text("\n".join(lines) + "\n", encoding="utf-8")
+
     for name in names:
+        reset_compiler()
         model = build(name, device, torch.bfloat16)
-        weight_bytes = sum(t.numel() * t.element_size() for t in model.parameters())
+        weight_bytes = bytes_per_step(model)
         limit = measured_bw / weight_bytes
         prompt = torch.randint(0, model.config.vocab_size, (1, prompt_len), device=device)
         eager(model, prompt[:, :16], 4, device)  # first kernels, allocator: not the measurement
@@ -282,6 +329,7 @@ def main() -> int:
             f"{tps:.0f} | {limit:.0f} | {tps / limit:.0%} | - |"
         )
         print(lines[-1], flush=True)
+        save()
         if not args.no_compile and not args.smoke:
             try:
                 ttft, tps, warm = compiled(model, prompt, new, device)
@@ -294,6 +342,7 @@ def main() -> int:
                     f"{warm:.0f} |"
                 )
             print(lines[-1], flush=True)
+            save()
         del model
         if device == "cuda":
             torch.cuda.empty_cache()
@@ -303,12 +352,9 @@ def main() -> int:
             except Exception as exc:  # noqa: BLE001 - one failed way must not lose the others
                 lines.append(f"| {name} | | engine | failed: {exc!r:.300} |")
                 print(lines[-1], flush=True)
-    report = "\n".join(lines)
-    print(report)
-    if args.out:
-        out = Path(args.out)
-        out.mkdir(parents=True, exist_ok=True)
-        (out / "gpu-speed.md").write_text(report + "\n", encoding="utf-8")
+            save()
+    print("\n".join(lines))
+    save()
     return 0
 
 
