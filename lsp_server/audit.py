@@ -169,6 +169,14 @@ def _rotated(folder: Path, stem: str) -> list[Path]:
     return [folder / name for name in sorted(names) if pattern.fullmatch(name)]
 
 
+def log_files(path: Path) -> list[Path]:
+    """An audit log's files in chain order: its rotated files, oldest first, then the current
+    one. For a log named through a symbolic link, those beside the file it points to, where
+    rotation puts them."""
+    real = Path(os.path.realpath(Path(path).expanduser()))
+    return [*_rotated(real.parent, real.stem), real]
+
+
 def _write_all(fd: int, data: bytes) -> None:
     """Write all of `data`. A short write is followed by one that raises the reason, so a full
     disk reads "No space left on device", not a byte count."""

@@ -139,26 +139,27 @@ def _cmd_audit_verify(args: argparse.Namespace) -> int:
 
 
 def _cmd_audit_report(args: argparse.Namespace) -> int:
-    import json
     from datetime import datetime
 
+    from inference.errors import AirgapError
+    from lsp_server.provenance import read_audit
     from lsp_server.report import as_json, as_text, summarise
 
-    log = _audit_log(args)
-
-    def when(text: str | None) -> datetime | None:
+    def when(text: str | None, flag: str) -> datetime | None:
         if not text:
             return None
-        moment = datetime.fromisoformat(text)
+        try:
+            moment = datetime.fromisoformat(text)
+        except ValueError:
+            raise AirgapError(
+                f"{flag} {text!r} is not a date or time: write it as 2026-11-01 or "
+                "2026-11-01T14:30."
+            ) from None
         return moment if moment.tzinfo else moment.astimezone()
 
-    try:
-        with log.open(encoding="utf-8") as fh:
-            lines = [json.loads(line) for line in fh if line.endswith("\n")]
-    except OSError as exc:
-        print(f"airgap-lsp: cannot read the audit log {log} ({exc.strerror})", file=sys.stderr)
-        return 1
-    summary = summarise(lines, when(args.since), when(args.until))
+    since, until = when(args.since, "--since"), when(args.until, "--until")
+    # The log and its rotated files, whole lines only: a writer may be mid-line.
+    summary = summarise(read_audit(_audit_log(args)), since, until)
     print(as_json(summary) if args.json else as_text(summary))
     return 0
 

@@ -54,7 +54,7 @@ from typing import Any
 from urllib.parse import unquote, urlparse
 
 from inference.errors import AirgapError
-from lsp_server.audit import _rotated
+from lsp_server.audit import log_files
 
 SUGGESTION_KINDS = frozenset({"inline_completion"})  # records whose text is inserted into code
 MIN_CHARS = 3
@@ -303,8 +303,7 @@ def read_audit(path: Path) -> Iterator[dict[str, Any]]:
     An unfinished last line (a writer stopped mid-write; never shown) is skipped. Use
     `airgap-lsp audit verify` to check the chain; this only reads.
     """
-    real = Path(path).expanduser()
-    files = [*_rotated(real.parent, real.stem), real]
+    files = log_files(path)
     if not any(f.exists() for f in files):
         raise ProvenanceError(
             f"There is no audit log at {path}: pass the log the suggestions were written to "

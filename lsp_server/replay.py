@@ -15,6 +15,7 @@ from context.prompt import suggestion_text
 from inference.errors import AirgapError, ModelRefused
 from inference.stops import StopRule
 from inference.store import ModelStore
+from lsp_server.audit import log_files
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -35,23 +36,31 @@ class ReplayResult:
 
 
 def find_record(log: Path, suggestion_id: str) -> dict[str, Any]:
-    """The suggestion line with this id (not its accept / not-accepted events)."""
-    try:
-        with log.open(encoding="utf-8") as fh:
-            for line in fh:
-                if suggestion_id not in line:
-                    continue
-                doc = json.loads(line)
-                if doc.get("id") == suggestion_id and "prompt" in doc:
-                    return dict(doc)
-    except OSError as exc:
-        raise AirgapError(f"Cannot read the audit log {log} ({exc.strerror}).") from exc
-    except json.JSONDecodeError as exc:
+    """The suggestion line with this id (not its accept / not-accepted events), in the log or
+    its rotated files, newest first."""
+    wanted = suggestion_id.encode()
+    files = [f for f in reversed(log_files(log)) if f.exists()]
+    if not files:
         raise AirgapError(
-            f"The audit log {log} holds a line that is not JSON ({exc}): run "
-            "`airgap-lsp audit verify` first."
-        ) from exc
-    raise AirgapError(f"No suggestion with id {suggestion_id} in {log}.")
+            f"There is no audit log at {log}: pass the log the suggestion was written to (--log)."
+        )
+    for file in files:
+        try:
+            with file.open("rb") as fh:
+                for line in fh:
+                    if wanted not in line:
+                        continue
+                    doc = json.loads(line)
+                    if doc.get("id") == suggestion_id and "prompt" in doc:
+                        return dict(doc)
+        except OSError as exc:
+            raise AirgapError(f"Cannot read the audit log {file} ({exc.strerror}).") from exc
+        except ValueError as exc:  # not JSON, or not UTF-8
+            raise AirgapError(
+                f"The audit log {file} holds a line that is not a JSON audit record ({exc}): "
+                "run `airgap-lsp audit verify` on it."
+            ) from exc
+    raise AirgapError(f"No suggestion with id {suggestion_id} in {log} or its rotated files.")
 
 
 def _backend(steps: str) -> str:

@@ -102,3 +102,50 @@ def test_report_counts_by_dimension_and_acceptance_within_the_period(tmp_path: P
     ).stdout
     assert text.startswith("5 suggestions")
     assert "by language:" in text and "vhdl" in text
+
+
+def cli(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "lsp_server", "audit", *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+def test_report_replay_and_provenance_read_the_rotated_files_through_a_linked_log(
+    tmp_path: Path,
+) -> None:
+    from lsp_server.provenance import read_audit
+    from lsp_server.replay import find_record
+
+    real = tmp_path / "var" / "audit.jsonl"
+    real.parent.mkdir()
+    sink = JsonlAudit(real, max_bytes=1500)  # a few lines a file
+    ids = [f"s{n:02d}" for n in range(12)]
+    for sid in ids:
+        sink.write(record(sid, "2026-11-20T10:00:00+00:00", "ada"))
+    rotated = sorted(p.name for p in real.parent.iterdir() if p.name != real.name)
+    assert len(rotated) >= 3, rotated
+    linked = tmp_path / "audit.jsonl"
+    linked.symlink_to(real)  # the path the settings name
+
+    out = cli("report", "--json", "--log", str(linked))
+    assert out.returncode == 0, out.stderr
+    assert json.loads(out.stdout)["suggestions"] == len(ids)
+    assert find_record(linked, ids[0])["id"] == ids[0]  # in the oldest file
+    assert [r["id"] for r in read_audit(linked)] == ids
+
+
+def test_report_says_what_is_wrong_with_a_damaged_log_or_a_bad_date(tmp_path: Path) -> None:
+    log = tmp_path / "audit.jsonl"
+    JsonlAudit(log).write(record("a", "2026-11-20T10:00:00+00:00", "ada"))
+    with log.open("ab") as fh:
+        fh.write(b"\xff\xfe not a record\n")
+    damaged = cli("report", "--log", str(log))
+    assert damaged.returncode == 1 and "Traceback" not in damaged.stderr
+    assert "line 2 is not a JSON audit record" in damaged.stderr, damaged.stderr
+    assert "audit verify" in damaged.stderr
+    bad_date = cli("report", "--since", "last tuesday", "--log", str(log))
+    assert bad_date.returncode == 1 and "Traceback" not in bad_date.stderr
+    assert "--since 'last tuesday' is not a date or time" in bad_date.stderr, bad_date.stderr
