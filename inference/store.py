@@ -12,8 +12,10 @@ weights no longer matches the registry.
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import json
+import logging
 import os
 import re
 import shutil
@@ -30,6 +32,8 @@ from inference.prompt_format import FORMATS, detect_format
 
 MANIFEST = "manifest.json"
 REGISTRY = "registry.json"
+LOCK = ".lock"  # held while an import moves its files in and registers them
+log = logging.getLogger("airgap_lsp.store")
 MANIFEST_FORMAT = 1
 PICKLE_SUFFIXES = frozenset({".bin", ".pt", ".pth", ".pkl", ".pickle", ".ckpt", ".joblib", ".npy"})
 CODE_SUFFIXES = frozenset({".py", ".pyc", ".so", ".dll", ".dylib", ".sh"})
@@ -417,11 +421,9 @@ class ModelStore:
         source = source.expanduser()
         if not source.exists():
             raise ModelStoreError(f"{source} does not exist.")
-        if f"{name}@{version}" in self._registry():
-            raise ModelStoreError(
-                f"{name}@{version} is already in the store, and a stored model never changes. "
-                "Import the new files under a new --version."
-            )
+        ref = f"{name}@{version}"
+        if ref in self._registry():
+            raise _already(ref)
         self.root.mkdir(parents=True, exist_ok=True)
         staging = Path(tempfile.mkdtemp(prefix=f".import-{name}-", dir=self.root))
         try:
@@ -465,14 +467,24 @@ class ModelStore:
             data = manifest.to_json()
             (staging / MANIFEST).write_bytes(data)
             _read_only(staging)
-            final = self.root / name / version
-            final.parent.mkdir(parents=True, exist_ok=True)
-            os.replace(staging, final)
+            # Moving the files in and registering them is one step for every other import:
+            # two at once would each write the registry they read, and one would lose the other.
+            with self._locked():
+                registry = self._registry()
+                if ref in registry:  # imported meanwhile by another process
+                    raise _already(ref)
+                final = self.root / name / version
+                if final.exists():  # an import stopped between moving its files and registering
+                    log.warning("removing %s: an unfinished import of %s", final, ref)
+                    _remove(final)
+                final.parent.mkdir(parents=True, exist_ok=True)
+                os.replace(staging, final)
+                registry[ref] = hashlib.sha256(data).hexdigest()
+                self._write_registry(registry)
         except BaseException:
-            shutil.rmtree(staging, ignore_errors=True)
+            _remove(staging)
             raise
-        self._register(f"{name}@{version}", hashlib.sha256(data).hexdigest())
-        return self.verify(f"{name}@{version}")
+        return self.verify(ref)
 
     def describe(self, name: str, version: str) -> Manifest | None:
         """A stored version's manifest as written, for listing; not a check (verify is)."""
@@ -482,13 +494,47 @@ class ModelStore:
         except (OSError, ModelRefused):
             return None
 
-    def _register(self, ref: str, manifest_sha: str) -> None:
-        registry = self._registry()
-        registry[ref] = manifest_sha
-        path = self.root / REGISTRY
-        tmp = path.with_suffix(".json.tmp")
-        tmp.write_text(json.dumps({"models": registry}, indent=2) + "\n")  # import order
-        os.replace(tmp, path)
+    @contextmanager
+    def _locked(self) -> Iterator[None]:
+        """The store's registry and folders to this process alone (other imports wait)."""
+        fd = os.open(self.root / LOCK, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            yield
+        finally:
+            os.close(fd)
+
+    def _write_registry(self, registry: dict[str, str]) -> None:
+        """Replace the registry whole (a reader sees the old one or the new one, in import
+        order), through a file of this process's own."""
+        fd, tmp = tempfile.mkstemp(prefix=".registry-", suffix=".tmp", dir=self.root)
+        try:
+            with os.fdopen(fd, "w", encoding="utf-8") as fh:
+                fh.write(json.dumps({"models": registry}, indent=2) + "\n")
+                fh.flush()
+                os.fsync(fh.fileno())
+            os.chmod(tmp, 0o644)
+            os.replace(tmp, self.root / REGISTRY)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+
+
+def _already(ref: str) -> ModelStoreError:
+    return ModelStoreError(
+        f"{ref} is already in the store, and a stored model never changes. "
+        "Import the new files under a new --version."
+    )
+
+
+def _remove(folder: Path) -> None:
+    """Remove a folder that import made read-only: its write bits first, or nothing goes."""
+    if not folder.exists():
+        return
+    for path in [folder, *folder.rglob("*")]:
+        if path.is_dir() and not path.is_symlink():
+            path.chmod(0o755)
+    shutil.rmtree(folder, ignore_errors=True)
 
 
 def _who() -> dict[str, str]:

@@ -332,3 +332,66 @@ def test_what_is_loaded_is_what_was_hashed_even_if_the_store_changes_in_between(
     assert not stored.path.exists()  # the private folder went with the block
     with pytest.raises(ModelRefused, match="model.safetensors"):  # the next load sees the swap
         store.verify("tiny@1")
+
+
+def test_imports_at_the_same_time_all_register(store: ModelStore, source: Path) -> None:
+    import threading
+
+    start = threading.Barrier(4)
+    failures: list[BaseException] = []
+
+    def import_two(n: int) -> None:
+        mine = ModelStore(store.root)  # one store object per importer, as processes have
+        start.wait()
+        try:
+            for k in range(2):
+                mine.import_model(source, name=f"m{n}", version=str(k))
+        except BaseException as exc:  # noqa: BLE001 - reported by the assert below
+            failures.append(exc)
+
+    threads = [threading.Thread(target=import_two, args=(n,)) for n in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(300)
+    assert not failures, failures
+    assert sorted(f"{name}@{version}" for name, version, _ in store.models()) == sorted(
+        f"m{n}@{k}" for n in range(4) for k in range(2)
+    )
+    # The same version from two importers at once: one is stored, the other told why not.
+    both = threading.Barrier(2)
+    outcomes: list[str] = []
+
+    def import_same() -> None:
+        mine = ModelStore(store.root)
+        both.wait()
+        try:
+            mine.import_model(source, name="same", version="1")
+            outcomes.append("stored")
+        except ModelStoreError as exc:
+            outcomes.append("already" if "already in the store" in str(exc) else str(exc))
+
+    pair = [threading.Thread(target=import_same) for _ in range(2)]
+    for t in pair:
+        t.start()
+    for t in pair:
+        t.join(300)
+    assert sorted(outcomes) == ["already", "stored"], outcomes
+    assert store.verify("same@1").ref == "same@1"
+
+
+def test_an_import_stopped_before_it_registered_is_done_again(
+    store: ModelStore, source: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def power_cut(self: ModelStore, registry: dict[str, str]) -> None:
+        raise KeyboardInterrupt  # the files are in place; the registry never learns of them
+
+    with monkeypatch.context() as m:
+        m.setattr(ModelStore, "_write_registry", power_cut)
+        with pytest.raises(KeyboardInterrupt):
+            store.import_model(source, name="tiny", version="1")
+    assert (store.root / "tiny" / "1").is_dir()  # left behind, not registered: never loads
+    with pytest.raises(ModelNotFound):
+        store.verify("tiny@1")
+    stored = store.import_model(source, name="tiny", version="1")
+    assert stored.ref == "tiny@1" and store.verify("tiny@1").manifest == stored.manifest
