@@ -312,17 +312,26 @@ class AirgapServer(LanguageServer):
         if (path := to_fs_path(uri)) and self.index.inside(Path(path)):
             self.index.update(Path(path))  # back to what is on disk
 
-    def refresh_index(self, uri: str) -> None:
-        """Put an open document's current text in the index, if it changed since last time."""
+    async def refresh_index(self, uri: str) -> None:
+        """Put an open document's current text in the index, if it changed since last time.
+
+        Indexing a large file takes a while (a quarter of a second at 20,000 lines): it runs
+        off the event loop, which goes on reading keystrokes. The text and tree are taken here:
+        a tree handed out is never edited (edits go to a copy).
+        """
         doc = self.documents.get(uri)
         path = to_fs_path(uri)
         if doc is None or path is None or self._indexed.get(uri) == doc.version:
             return
-        if self.index.inside(Path(path)):
+        version, index = doc.version, self.index
+        if index.inside(Path(path)):
             # The incremental parse, if it is in the grammar the index would use for the path.
             tree = doc.tree if doc.language == for_path(path) else None
-            self.index.update(Path(path), doc.text, tree)
-        self._indexed[uri] = doc.version
+            await asyncio.to_thread(index.update, Path(path), doc.text, tree)
+            if self.documents.get(uri) is not doc:  # closed meanwhile: back to what is on disk
+                await asyncio.to_thread(index.update, Path(path))
+                return
+        self._indexed[uri] = version
 
     # -- the model ------------------------------------------------------------------------------
     def ensure_model(self) -> None:

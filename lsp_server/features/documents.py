@@ -65,8 +65,8 @@ def register(server: AirgapServer) -> None:
         ls.touch(uri, doc)
 
     @server.feature(types.TEXT_DOCUMENT_DID_SAVE)
-    def did_save(ls: AirgapServer, params: types.DidSaveTextDocumentParams) -> None:
-        ls.refresh_index(params.text_document.uri)
+    async def did_save(ls: AirgapServer, params: types.DidSaveTextDocumentParams) -> None:
+        await ls.refresh_index(params.text_document.uri)
 
     @server.feature(types.TEXT_DOCUMENT_DID_CLOSE)
     def did_close(ls: AirgapServer, params: types.DidCloseTextDocumentParams) -> None:

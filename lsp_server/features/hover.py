@@ -46,7 +46,7 @@ def register(server: AirgapServer) -> None:
         if found is None:
             return None
         name, start, end = found
-        ls.refresh_index(uri)
+        await ls.refresh_index(uri)
         decl = find_declaration(ls.index, name, path, pos.line, ls.context.relative)
         if decl is None:
             return None

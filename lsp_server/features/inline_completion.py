@@ -124,7 +124,7 @@ async def complete(
                 raise GenerationCancelled("replaced by a newer request while debouncing")
         engine = await ls.engine()
         if s.context_cross_file and s.context_max_tokens > 0:
-            ls.refresh_index(uri)
+            await ls.refresh_index(uri)
             recent = tuple(
                 (Path(p), printable(d.text))
                 for u, d in reversed(ls.documents.items())
