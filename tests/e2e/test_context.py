@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -93,6 +94,55 @@ async def test_an_ada_package_spec_from_another_file_is_in_the_prompt(
     assert not [p for p in sources(rec) if "secret" in p or "generated" in p]
     # The current file comes last, under its own path, right before the cursor.
     assert prompt.index("src/flight_limits.ads") < prompt.index("src/autopilot.adb")
+
+
+async def test_an_unsaved_edit_of_an_open_spec_is_the_context_until_it_is_closed(
+    client: LanguageClient, tmp_path: Path
+):
+    audit = tmp_path / "audit.jsonl"
+    await start_indexed(client, audit)
+    spec = WORKSPACE / "src" / "flight_limits.ads"
+    on_disk = spec.read_text()
+    edited = on_disk.replace("return Feet\n", "return Feet -- Clamped_Unsaved\n", 1)
+    assert edited != on_disk
+    spec_uri = spec.as_uri()
+    client.text_document_did_open(
+        types.DidOpenTextDocumentParams(
+            text_document=types.TextDocumentItem(
+                uri=spec_uri, language_id="ada", version=1, text=on_disk
+            )
+        )
+    )
+    whole = types.Range(
+        start=types.Position(line=0, character=0),
+        end=types.Position(line=on_disk.count("\n"), character=0),
+    )
+    client.text_document_did_change(
+        types.DidChangeTextDocumentParams(
+            text_document=types.VersionedTextDocumentIdentifier(uri=spec_uri, version=2),
+            content_changes=[types.TextDocumentContentChangePartial(range=whole, text=edited)],
+        )
+    )
+    doc = cursor_file("context/src/autopilot.adb")
+    uri = open_doc(client, doc, "ada")
+
+    await complete(client, uri, doc)
+    assert "Clamped_Unsaved" in audit_lines(audit)[-1]["prompt"]  # the editor's text, not disk's
+
+    client.text_document_did_close(
+        types.DidCloseTextDocumentParams(text_document=types.TextDocumentIdentifier(uri=spec_uri))
+    )
+    doc = replace(doc, text=doc.text + "\n")  # another prompt: not the typed-on rest
+    client.text_document_did_change(
+        types.DidChangeTextDocumentParams(
+            text_document=types.VersionedTextDocumentIdentifier(uri=uri, version=2),
+            content_changes=[types.TextDocumentContentChangeWholeDocument(text=doc.text)],
+        )
+    )
+    await complete(client, uri, doc)
+    prompt = audit_lines(audit)[-1]["prompt"]
+    assert "function Clamp_Altitude (Altitude : Feet) return Feet" in prompt
+    assert "Clamped_Unsaved" not in prompt  # closed unsaved: the index is back to the disk
 
 
 async def test_a_vhdl_package_used_from_work_is_in_the_prompt(
