@@ -238,6 +238,13 @@ def parse_policy(text: str, path: Path) -> Policy:
                 raise PolicyError(
                     f"{path}:{_line_of(lines, section, key)}: unknown key {key!r} in [{section}]."
                 )
+    for section in ("models", "users"):
+        # An empty list reads as "nobody", but no list means "anyone": refuse to guess.
+        if doc.get(section, {}).get("allowed", None) == []:
+            raise PolicyError(
+                f"{path}:{_line_of(lines, section, 'allowed')}: [{section}] allowed is empty. "
+                f"List the {section} allowed, or remove the key to allow any."
+            )
     models = []
     for entry in doc.get("models", {}).get("allowed", []):
         if not isinstance(entry, dict) or not {"name", "sha256"} <= entry.keys():
@@ -255,14 +262,37 @@ def parse_policy(text: str, path: Path) -> Policy:
     if rotate not in ("", "monthly"):
         raise PolicyError(f"{path}:{_line_of(lines, 'audit', 'rotate')}: rotate must be 'monthly'.")
     max_bytes = audit.get("max_bytes")
-    if max_bytes is not None and (not isinstance(max_bytes, int) or max_bytes <= 0):
-        raise PolicyError(f"{path}: [audit] max_bytes must be a positive whole number.")
+    if max_bytes is not None and (
+        isinstance(max_bytes, bool) or not isinstance(max_bytes, int) or max_bytes <= 0
+    ):
+        raise PolicyError(
+            f"{path}:{_line_of(lines, 'audit', 'max_bytes')}: [audit] max_bytes must be a "
+            "positive whole number."
+        )
+    for key in ("path", "group"):
+        if not isinstance(audit.get(key, ""), str):
+            raise PolicyError(f"{path}:{_line_of(lines, 'audit', key)}: {key} must be a string.")
+    # A relative path would be read from each editor's working folder: a different one each time.
+    folders = [("audit", "path", [audit.get("path", "")])]
+    folders.append(("context", "knowledge_base", doc.get("context", {}).get("knowledge_base", [])))
+    for section, key, values in folders:
+        for value in values if isinstance(values, list) else []:
+            if isinstance(value, str) and value and not Path(value).expanduser().is_absolute():
+                raise PolicyError(
+                    f"{path}:{_line_of(lines, section, key)}: {value!r} is a relative path; "
+                    f"[{section}] {key} takes absolute paths."
+                )
     allowed_hosts = _strings(doc.get("network", {}), "allowed_hosts", str(path))
     for entry in allowed_hosts:
+        where = f"{path}:{_line_of(lines, 'network', entry)}"
+        if "*" in entry:
+            raise PolicyError(
+                f"{where}: {entry!r}: allowed_hosts takes no wildcards; name each host."
+            )
         try:
             parse_endpoint(entry)
         except ValueError as exc:
-            raise PolicyError(f"{path}:{_line_of(lines, 'network', entry)}: {exc}.") from exc
+            raise PolicyError(f"{where}: {exc}.") from exc
     return Policy(
         path=path,
         models=tuple(models),

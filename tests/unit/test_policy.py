@@ -89,6 +89,13 @@ def test_users_outside_the_policy_are_refused(tmp_path: Path) -> None:
         ("[backend]\nurl = 'http://u:pw@gpu/v1'\n", ":2: .* no user name, password"),
         ("[backend]\nurl = 'http://gpu/v1'\nfallback = 'cloud'\n", ":3: fallback must be"),
         ("[backend]\nurl = 'http://gpu/v1'\ntimeout_s = 0\n", ":3: timeout_s must be"),
+        ("[models]\nallowed = []\n", ":2: .models. allowed is empty"),
+        ("[users]\nallowed = []\n", ":2: .users. allowed is empty"),
+        ("[audit]\nmax_bytes = true\n", ":2: .audit. max_bytes must be a positive"),
+        ("[audit]\npath = 5\n", ":2: path must be a string"),
+        ("[audit]\npath = 'logs/audit.jsonl'\n", ":2: 'logs/audit.jsonl' is a relative path"),
+        ("[context]\nknowledge_base = ['kb']\n", ":2: 'kb' is a relative path"),
+        ("[network]\nallowed_hosts = ['*.internal']\n", ":2: .* takes no wildcards"),
     ],
 )
 def test_an_invalid_policy_is_an_error(tmp_path: Path, text: str, message: str) -> None:
