@@ -452,6 +452,13 @@ def _check_file(path: Path, prev: str, *, first_before: str, first_start: str) -
                 return _FileCheck(
                     lines=n - 1, last_sha256=prev, broken=n, reason=f"line {n}: {problem}"
                 )
+            if line.endswith(b"\r"):  # never written: JSON escapes it
+                why = (
+                    f"line {n}: it ends in a carriage return: the file's line ends were converted "
+                    "to CRLF (a copy through another system?), which changes every line's hash. "
+                    "Verify the original file, or convert the copy back to LF line ends"
+                )
+                return _FileCheck(lines=n - 1, last_sha256=prev, broken=n, reason=why)
             if doc["prev_sha256"] != prev:
                 before = first_before if n == 1 else f"line {n - 1}"
                 why = _why_unlinked(path, n, doc["prev_sha256"], _sha256(line), before, first_start)
@@ -492,17 +499,20 @@ def verify(path: Path, *, prev_sha256: str = GENESIS) -> VerifyResult:
 def _start_reason(prev: str) -> str:
     if prev == GENESIS:
         return (
-            "the lines before it were removed, or the file continues a rotated log: "
-            "run verify_chain on its folder"
+            "the lines before it were removed, or the log's older files were moved away: if "
+            "they were archived, verify from the last line of the newest of them with "
+            "`airgap-lsp audit verify --from-sha256 HASH`, HASH being the sha256 its own "
+            "verification printed"
         )
-    return "the file does not continue from the given line"
+    return "the log does not continue from the line of the given sha256"
 
 
-def verify_chain(folder_or_path: Path) -> VerifyResult:
+def verify_chain(folder_or_path: Path, prev_sha256: str = GENESIS) -> VerifyResult:
     """Verify a rotated log as one chain: its rotated files oldest first, then the current file.
 
     Pass the current file, or the folder that holds one log. A rotated file that was removed
-    breaks the chain at line 1 of the file after it.
+    breaks the chain at line 1 of the file after it. `prev_sha256`: what the oldest file left
+    chains from, when older ones were archived (the last line's hash of the newest of them).
     """
     target = Path(os.path.realpath(folder_or_path))
     if target.is_dir():
@@ -527,7 +537,7 @@ def verify_chain(folder_or_path: Path) -> VerifyResult:
     if current.exists() or not files:
         files.append(current)
     return _verify_files(
-        files, folder_or_path, GENESIS, first_start=_start_reason(GENESIS), chain=True
+        files, folder_or_path, prev_sha256, first_start=_start_reason(prev_sha256), chain=True
     )
 
 

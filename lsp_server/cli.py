@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import re
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -128,7 +129,14 @@ def _cmd_audit_verify(args: argparse.Namespace) -> int:
     from lsp_server.audit import verify_chain
 
     log = _audit_log(args)
-    result = verify_chain(log)
+    start = (args.from_sha256 or "").lower().removeprefix("sha256:")
+    if start and not re.fullmatch(r"[0-9a-f]{64}", start):
+        print(
+            f"airgap-lsp: --from-sha256 takes a sha256 (64 hex digits), not {start!r}",
+            file=sys.stderr,
+        )
+        return 2
+    result = verify_chain(log, start) if start else verify_chain(log)
     print(result.reason)
     if result.ok:
         print(f"  {result.lines} lines; the last line's sha256 is {result.last_sha256}")
@@ -253,6 +261,11 @@ def _parser() -> argparse.ArgumentParser:
     )
     ver = audit.add_parser("verify", help="check the hash chain; names the first broken line")
     ver.add_argument("--log", help="the audit log (default: the data directory's)")
+    ver.add_argument(
+        "--from-sha256",
+        help="the last line's sha256 of the log's archived files: the oldest file left chains "
+        "from it (default: the log starts here)",
+    )
     ver.set_defaults(func=_cmd_audit_verify)
     rpt = audit.add_parser("report", help="suggestions and acceptance by user, model, language")
     rpt.add_argument("--log", help="the audit log (default: the data directory's)")

@@ -138,7 +138,7 @@ def test_a_deleted_line_names_the_line_now_in_its_place(six: Path) -> None:
 
 def test_a_deleted_first_line_names_line_one(six: Path) -> None:
     put_lines(six, lines_of(six)[1:])
-    assert_broken(verify(six), 1, "start of a log", "verify_chain")
+    assert_broken(verify(six), 1, "start of a log", "lines before it were removed")
 
 
 def test_an_inserted_copy_names_the_inserted_line(six: Path) -> None:
@@ -313,9 +313,9 @@ def test_a_rotated_log_verifies_as_one_chain(tmp_path: Path) -> None:
     for given in (folder, folder / "audit.jsonl"):
         result = verify_chain(given)
         assert result.ok and result.lines == 30 and not result.partial_tail, result.reason
-    # The current file alone starts mid-chain: verify says so and points at verify_chain.
+    # The current file alone starts mid-chain: verify says so and says how to go on.
     alone = verify(folder / "audit.jsonl")
-    assert alone.first_broken == 1 and "verify_chain" in alone.reason
+    assert alone.first_broken == 1 and "--from-sha256" in alone.reason
 
 
 def test_a_tampered_rotated_file_is_named_with_its_line(tmp_path: Path) -> None:
@@ -339,6 +339,43 @@ def test_a_removed_rotated_file_breaks_the_chain_at_the_next_file(tmp_path: Path
     result = verify_chain(folder)
     assert not result.ok and result.file == files[2] and result.first_broken == 1
     assert f"the last line of {files[0].name}" in result.reason
+
+
+def audit_cli(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "lsp_server", "audit", *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=REPO,
+    )
+
+
+def test_a_log_whose_older_files_were_archived_verifies_from_their_last_hash(
+    tmp_path: Path,
+) -> None:
+    folder = rotated_log(tmp_path)
+    files = sorted(folder.iterdir())
+    archive = tmp_path / "archive"
+    archive.mkdir()
+    for old in files[:2]:
+        old.rename(archive / old.name)
+    cut = audit_cli("verify", "--log", str(folder / "audit.jsonl"))
+    assert cut.returncode == 1 and "--from-sha256" in cut.stdout, cut.stdout
+    archived = verify_chain(archive)  # the archived files alone: a log of their own
+    assert archived.ok, archived.reason
+    whole = audit_cli(
+        "verify", "--log", str(folder / "audit.jsonl"), "--from-sha256", archived.last_sha256
+    )
+    assert whole.returncode == 0, whole.stdout + whole.stderr
+    assert "the chain is whole" in whole.stdout
+    wrong = audit_cli("verify", "--log", str(folder / "audit.jsonl"), "--from-sha256", "0" * 63)
+    assert wrong.returncode == 2 and "64 hex digits" in wrong.stderr
+
+
+def test_a_log_converted_to_crlf_line_ends_says_so(six: Path) -> None:
+    six.write_bytes(six.read_bytes().replace(b"\n", b"\r\n"))
+    assert_broken(verify(six), 1, "carriage return", "CRLF")
 
 
 def _append_rotating(
