@@ -15,15 +15,25 @@ def summarise(
     """Counts of suggestions by user, model, language and kind, and their acceptance.
 
     A suggestion counts when its time is within [since, until); its accept / not-accepted events
-    count with it, whenever they came.
+    count with it, whenever they came. The rest of a suggestion shown again while the user typed
+    its start (its line names it in `result.served_from`) is that same suggestion: accepted if
+    any of its showings was.
     """
     suggestions: dict[str, dict[str, Any]] = {}
     verdicts: dict[str, str] = {}
+    origin: dict[str, str] = {}  # id of a typed-on showing -> the suggestion it continues
+    typed_on = 0
     for rec in lines:
         kind = rec.get("kind")
         if kind in ("accept", "not_accepted"):
-            if verdicts.get(rec["id"]) != "accept":  # an accept is final
-                verdicts[rec["id"]] = kind
+            sid = origin.get(rec["id"], rec["id"])
+            if verdicts.get(sid) != "accept":  # an accept is final
+                verdicts[sid] = kind
+            continue
+        result = rec.get("result")
+        if isinstance(result, dict) and isinstance(result.get("served_from"), str):
+            origin[rec["id"]] = result["served_from"]
+            typed_on += result["served_from"] in suggestions
             continue
         when = datetime.fromisoformat(rec["time"])
         if (since and when < since) or (until and when >= until):
@@ -54,6 +64,7 @@ def summarise(
             "until": until.isoformat() if until else (times[-1] if times else None),
         },
         "suggestions": len(suggestions),
+        "shown_again_as_typed": typed_on,
         "outcome": dict(outcome),
         "by": {
             dim: {k: {"suggested": n, "accepted": accepted[dim][k]} for k, n in c.most_common()}
@@ -68,6 +79,8 @@ def as_text(summary: dict[str, Any]) -> str:
         f"{summary['suggestions']} suggestions from {period['since']} to {period['until']}",
         "  " + ", ".join(f"{n} {k}" for k, n in sorted(summary["outcome"].items())),
     ]
+    if again := summary["shown_again_as_typed"]:
+        out.append(f"  (the rest of one shown again {again} times as its start was typed)")
     for dim, rows in summary["by"].items():
         out.append(f"by {dim}:")
         for key, row in rows.items():

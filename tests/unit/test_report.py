@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import subprocess
 import sys
@@ -149,3 +150,30 @@ def test_report_says_what_is_wrong_with_a_damaged_log_or_a_bad_date(tmp_path: Pa
     bad_date = cli("report", "--since", "last tuesday", "--log", str(log))
     assert bad_date.returncode == 1 and "Traceback" not in bad_date.stderr
     assert "--since 'last tuesday' is not a date or time" in bad_date.stderr, bad_date.stderr
+
+
+def test_the_rest_shown_again_as_it_was_typed_is_the_same_suggestion(tmp_path: Path) -> None:
+    from lsp_server.report import summarise
+
+    def again(sid: str, origin: str) -> AuditRecord:
+        shown = record(sid, "2026-11-02T10:00:05+00:00", "ada")
+        return dataclasses.replace(shown, result={"served_from": origin, "typed": "x"})
+
+    log = tmp_path / "audit.jsonl"
+    audit = JsonlAudit(log)
+    for rec in (
+        record("a", "2026-11-02T10:00:00+00:00", "ada"),
+        again("a1", "a"),
+        event("not_accepted", "a", "2026-11-02T10:00:05+00:00"),
+        again("a2", "a"),
+        event("not_accepted", "a1", "2026-11-02T10:00:06+00:00"),
+        event("accept", "a2", "2026-11-02T10:00:07+00:00"),  # the user took the rest
+        record("b", "2026-11-02T10:01:00+00:00", "ada"),
+        again("b1", "b"),
+        event("not_accepted", "b", "2026-11-02T10:01:01+00:00"),
+        event("not_accepted", "b1", "2026-11-02T10:01:02+00:00"),
+    ):
+        audit.write(rec)
+    summary = summarise(json.loads(line) for line in log.read_text().splitlines())
+    assert summary["suggestions"] == 2 and summary["shown_again_as_typed"] == 3
+    assert summary["outcome"] == {"accepted": 1, "not accepted": 1}
