@@ -259,7 +259,16 @@ class JsonlAudit:
                 self.path,
                 size - end,
             )
-            os.ftruncate(fd, end)
+            try:
+                os.ftruncate(fd, end)
+            except PermissionError as exc:
+                raise AuditError(
+                    f"The audit log {self.path} ends in an unfinished line ({size - end} bytes: a "
+                    "writer was stopped mid-write) and the file refuses to be cut, so nothing "
+                    "can chain on after it (an append-only file?); the suggestion was withheld. "
+                    "An administrator can rotate the log aside (rename it: a new one starts) or "
+                    "cut that last line off."
+                ) from exc
         too_big = self.max_bytes is not None and end > self.max_bytes
         if end and (too_big or (self.monthly and _month(last) != _month(None))):
             self._rotate()
@@ -268,7 +277,10 @@ class JsonlAudit:
             self._share_with_group(fd)
         prev = _sha256(last) if end else self._prev_of_rotated()
         doc = asdict(record) | {"prev_sha256": prev}
-        line = json.dumps(doc, ensure_ascii=False, separators=(",", ":")).encode() + b"\n"
+        try:
+            line = json.dumps(doc, ensure_ascii=False, separators=(",", ":")).encode() + b"\n"
+        except UnicodeEncodeError:  # a lone surrogate: JSON's escape keeps it, in valid UTF-8
+            line = json.dumps(doc, separators=(",", ":")).encode() + b"\n"
         try:
             _write_all(fd, line)
             os.fsync(fd)

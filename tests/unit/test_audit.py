@@ -157,3 +157,35 @@ def test_two_processes_appending_keep_the_chain_whole(tmp_path: Path) -> None:
     # Each writer's own lines stay in its order.
     assert [i for i in ids if i.startswith("a-")] == [f"a-{i}" for i in range(20)]
     assert_chain(lines)
+
+
+def test_a_lone_surrogate_in_a_prompt_is_written_as_a_json_escape(tmp_path: Path) -> None:
+    from lsp_server.audit import verify
+
+    log = tmp_path / "audit.jsonl"
+    JsonlAudit(log).write(record(1, prompt="x\ud800y é"))
+    JsonlAudit(log).write(record(2))
+    raw = log.read_bytes()
+    raw.decode("utf-8")  # still UTF-8 throughout
+    assert json.loads(raw.split(b"\n")[0])["prompt"] == "x\ud800y é"
+    assert verify(log).ok
+
+
+def test_an_unfinished_line_that_cannot_be_cut_withholds_the_line_and_says_why(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import os
+
+    log = tmp_path / "audit.jsonl"
+    JsonlAudit(log).write(record(1))
+    with log.open("ab") as fh:
+        fh.write(b'{"id": "half')  # a writer stopped mid-line
+    before = log.read_bytes()
+
+    def append_only(_fd: int, _length: int) -> None:
+        raise PermissionError(1, "Operation not permitted")
+
+    monkeypatch.setattr(os, "ftruncate", append_only)
+    with pytest.raises(AuditError, match="refuses to be cut.*rotate the log aside"):
+        JsonlAudit(log).write(record(2))
+    assert log.read_bytes() == before
