@@ -9,6 +9,8 @@ pausing one audit line until the test has sent what an editor sends meanwhile.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -48,6 +50,15 @@ def items(result: Any) -> list[str]:
     return [str(i.insert_text) for i in result.items]
 
 
+@contextlib.asynccontextmanager
+async def gated(audit: Path) -> AsyncIterator[tuple[LanguageClient, CursorFile, str]]:
+    """The gated server, started, with the sample Ada file open: the client, the file, its uri."""
+    doc = cursor_file("completion/sensors.adb")
+    async with served(GATED) as client:
+        await asyncio.wait_for(start(client, audit), WAIT_S)
+        yield client, doc, open_doc(client, doc, "ada")
+
+
 async def paused_request(client: LanguageClient, doc: CursorFile) -> tuple[asyncio.Future, str]:
     """A completion whose model has answered, its audit line paused before it is written."""
     await command(client, PAUSE)
@@ -61,10 +72,7 @@ async def paused_request(client: LanguageClient, doc: CursorFile) -> tuple[async
 
 async def test_a_newer_request_while_the_line_is_written_leaves_the_older_unshown(tmp_path: Path):
     audit = tmp_path / "audit.jsonl"
-    doc = cursor_file("completion/sensors.adb")
-    async with served(GATED) as client:
-        await asyncio.wait_for(start(client, audit), WAIT_S)
-        uri = open_doc(client, doc, "ada")
+    async with gated(audit) as (client, doc, uri):
         first, first_id = await paused_request(client, doc)
 
         # The editor asks again (the user typed and undid): that one is shown.
@@ -101,10 +109,7 @@ async def test_a_request_the_editor_cancels_while_its_line_is_written_is_logged_
     tmp_path: Path,
 ):
     audit = tmp_path / "audit.jsonl"
-    doc = cursor_file("completion/sensors.adb")
-    async with served(GATED) as client:
-        await asyncio.wait_for(start(client, audit), WAIT_S)
-        uri = open_doc(client, doc, "ada")
+    async with gated(audit) as (client, doc, uri):
         first, first_id = await paused_request(client, doc)
         client.protocol.notify(types.CANCEL_REQUEST, types.CancelParams(id="first"))
         told = asyncio.ensure_future(event_for(client, first_id))

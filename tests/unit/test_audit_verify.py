@@ -27,6 +27,7 @@ from lsp_server.audit import (
     verify_chain,
 )
 from tests.unit.test_audit import record
+from tests.unit.test_report import cli as audit_cli
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -339,16 +340,6 @@ def test_a_removed_rotated_file_breaks_the_chain_at_the_next_file(tmp_path: Path
     result = verify_chain(folder)
     assert not result.ok and result.file == files[2] and result.first_broken == 1
     assert f"the last line of {files[0].name}" in result.reason
-
-
-def audit_cli(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "lsp_server", "audit", *args],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        cwd=REPO,
-    )
 
 
 def test_a_log_whose_older_files_were_archived_verifies_from_their_last_hash(
