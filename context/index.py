@@ -77,7 +77,7 @@ class Exclusions:
         (a workspace opened by a linked folder) is judged where it is. Outside every root, the
         patterns are matched against its whole path, so `.ssh/` or `*secret*` in any folder
         name excludes it, as it would under a root."""
-        path = path.resolve()
+        path = Path(os.path.realpath(path))  # (Path.resolve raises on a symlink loop)
         for root in roots:
             try:
                 rel = path.relative_to(root)

@@ -202,6 +202,9 @@ def test_exclusions_hold_through_a_linked_folder_and_outside_the_workspace(
     for secret in (".ssh/config", ".gnupg/gpg.conf", "repo/.git/config", "team-secrets/a.adb"):
         assert idx.is_excluded(elsewhere / secret), secret
     assert not idx.is_excluded(elsewhere / "notes" / "plan.adb")
+    os.symlink("loop-b", tree / "loop-a")
+    os.symlink("loop-a", tree / "loop-b")
+    assert not idx.is_excluded(tree / "loop-a")  # a symlink loop is judged, not an error
 
 
 def test_an_open_document_reached_through_a_link_to_an_excluded_folder_gives_no_context(
