@@ -241,9 +241,11 @@ class Shown:
         if after != self.after or not before.startswith(self.before):
             return None
         typed = before[len(self.before) :]
-        if not typed or not self.text.startswith(typed):
+        # A suggestion's lines end in \n; an editor on a CRLF file types Enter as \r\n.
+        written = typed.replace("\r\n", "\n")
+        if not typed or not self.text.startswith(written):
             return None
-        rest = self.text[len(typed) :]
+        rest = self.text[len(written) :]
         return (rest, typed) if rest.strip() else None
 
 
