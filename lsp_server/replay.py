@@ -48,8 +48,8 @@ def find_record(log: Path, suggestion_id: str) -> dict[str, Any]:
         try:
             with file.open("rb") as fh:
                 for line in fh:
-                    if wanted not in line:
-                        continue
+                    if wanted not in line or not line.endswith(b"\n"):
+                        continue  # (an unfinished last line was never shown: not a record)
                     doc = json.loads(line)
                     if doc.get("id") == suggestion_id and "prompt" in doc:
                         return dict(doc)

@@ -177,3 +177,18 @@ def test_the_rest_shown_again_as_it_was_typed_is_the_same_suggestion(tmp_path: P
     summary = summarise(json.loads(line) for line in log.read_text().splitlines())
     assert summary["suggestions"] == 2 and summary["shown_again_as_typed"] == 3
     assert summary["outcome"] == {"accepted": 1, "not accepted": 1}
+
+
+def test_replay_takes_an_unfinished_last_line_for_no_record(tmp_path: Path) -> None:
+    import pytest
+
+    from inference.errors import AirgapError
+    from lsp_server.replay import find_record
+
+    log = tmp_path / "audit.jsonl"
+    JsonlAudit(log).write(record("a", "2026-11-20T10:00:00+00:00", "ada"))
+    with log.open("ab") as fh:
+        fh.write(b'{"id":"b","kind":"inline_completion","prompt":"p')  # a writer stopped
+    assert find_record(log, "a")["id"] == "a"
+    with pytest.raises(AirgapError, match="No suggestion with id b"):  # it was never shown
+        find_record(log, "b")
