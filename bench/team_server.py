@@ -53,7 +53,9 @@ def start_team_server(folder: Path, alias: str) -> tuple[subprocess.Popen[bytes]
     line = proc.stdout.readline()
     if not line.startswith(b"listening on "):
         proc.kill()
-        raise SystemExit(f"the team server did not start: {line!r}")
+        code = proc.wait()
+        how = f"killed by signal {-code}" if code < 0 else f"exit status {code}"
+        raise SystemExit(f"the team server did not start ({how}; its output is above): {line!r}")
     return proc, f"http://{line.split()[-1].decode()}/v1"
 
 

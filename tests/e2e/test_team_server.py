@@ -27,6 +27,7 @@ from pytest_lsp import LanguageClient, make_test_lsp_client
 
 from tests.conftest import cursor_file
 from tests.e2e.harness import bounded, completion_items
+from tests.e2e.processes import ProcessDied, watched
 from tests.e2e.test_context import start_indexed
 from tests.e2e.test_hover_actions import Watch
 from tests.e2e.test_inline_completion import audit_lines, open_doc
@@ -86,16 +87,8 @@ async def team_server(
     command += ["--alias", alias, "--port", str(port), "--gate-after", str(gate_after)]
     if tls is not None:
         command += ["--ssl-keyfile", str(tls / "key.pem"), "--ssl-certfile", str(tls / "cert.pem")]
-    process = await asyncio.create_subprocess_exec(*command, stdout=asyncio.subprocess.PIPE)
-    try:
-        assert process.stdout is not None
-        line = await bounded(process.stdout.readline(), "the team server's start-up", 120)
-        assert line.startswith(b"listening on "), f"the team server did not start: {line!r}"
+    async with watched(command, "The team server", ready=b"listening on ") as (process, line):
         yield TeamServer(process, int(line.rsplit(b":", 1)[1]))
-    finally:
-        if process.returncode is None:
-            process.kill()
-        await process.wait()
 
 
 @pytest.fixture(scope="module")
@@ -356,3 +349,34 @@ async def test_over_tls_the_server_must_hold_a_certificate_from_the_policys_ca(
             with pytest.raises(JsonRpcException, match="failed the TLS check"):
                 await ed.complete()
             assert audit_lines(ed.audit) == []
+
+
+# A team server that dies is reported with how it died: on a CPU that lacks an instruction the
+# build used, llama.cpp dies of SIGILL at its first evaluation, and the tests used to report only
+# the "connection refused" that followed.
+def crashing(last_words: str, end: str) -> list[str]:
+    """A Python process that writes `last_words` to stderr, then runs `end` (no core file)."""
+    code = "import os, resource, sys; resource.setrlimit(resource.RLIMIT_CORE, (0, 0)); "
+    code += f"print({last_words!r}, file=sys.stderr, flush=True); {end}"
+    return [sys.executable, "-c", code]
+
+
+async def test_a_team_server_that_dies_at_start_up_is_reported_with_its_signal() -> None:
+    command = crashing("loading the model", "os.kill(os.getpid(), 4)")  # SIGILL
+
+    with pytest.raises(ProcessDied) as died:
+        async with watched(command, "The team server", ready=b"listening on "):
+            pytest.fail("a server that died was taken as started")
+
+    message = str(died.value)
+    assert "The team server ended before it was ready: killed by SIGILL (signal 4)" in message
+    assert message.endswith("loading the model")
+
+
+async def test_a_team_server_that_dies_in_use_is_reported_with_its_exit_status() -> None:
+    command = crashing("bye", "print('listening on 127.0.0.1:1', flush=True); exit(3)")
+
+    with pytest.raises(ProcessDied, match="ended while in use: exit status 3") as died:
+        async with watched(command, "The team server", ready=b"listening on ") as (process, _):
+            await bounded(process.wait(), "the server's exit")
+    assert str(died.value).endswith("bye")
