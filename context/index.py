@@ -63,14 +63,19 @@ class Hit:
 
 
 class Exclusions:
-    """The configured exclusions plus the ones that always apply, as gitignore-style patterns."""
+    """The exclusions that always apply, the administrator's and the user's, as gitignore-style
+    patterns. Each list is matched on its own and a path any of them excludes is excluded: a
+    negation (`!x`) re-includes only what its own list excluded, so nothing the user or a
+    workspace sets can take back a built-in or a policy exclusion."""
 
-    def __init__(self, patterns: Iterable[str] = ()) -> None:
-        self._spec = pathspec.GitIgnoreSpec.from_lines([*ALWAYS_EXCLUDED, *patterns])
+    def __init__(self, patterns: Iterable[str] = (), *, fixed: Iterable[str] = ()) -> None:
+        """`patterns`: the user's; `fixed`: the administrator's policy's."""
+        groups = (ALWAYS_EXCLUDED, tuple(fixed), tuple(patterns))
+        self._specs = tuple(pathspec.GitIgnoreSpec.from_lines(g) for g in groups if g)
 
     def matches(self, relative: str) -> bool:
         """`relative`: a POSIX path under a root, with a trailing slash for a folder."""
-        return self._spec.match_file(relative)
+        return any(spec.match_file(relative) for spec in self._specs)
 
     def excluded(self, path: Path, roots: Iterable[Path]) -> bool:
         """`roots` resolved. The path is resolved here: a file reached through a symbolic link
@@ -99,10 +104,12 @@ class WorkspaceIndex:
         roots: Iterable[Path],
         *,
         exclude: Iterable[str] = (),
+        fixed_exclude: Iterable[str] = (),
         max_file_bytes: int = DEFAULT_MAX_FILE_BYTES,
     ) -> None:
+        """`exclude`: the user's patterns; `fixed_exclude`: the policy's, which they cannot undo."""
         self.roots = tuple(Path(r).resolve() for r in roots)
-        self.exclusions = Exclusions(exclude)
+        self.exclusions = Exclusions(exclude, fixed=fixed_exclude)
         self.max_file_bytes = max_file_bytes
         self._files: dict[Path, FileEntry] = {}
         self._by_name: dict[str, list[Hit]] = {}

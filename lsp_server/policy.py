@@ -134,7 +134,7 @@ class Policy:
             model=model,
             backend_url=backend_url,
             audit_path=self.audit_path or settings.audit_path,
-            context_exclude=tuple(dict.fromkeys(self.exclude + settings.context_exclude)),
+            policy_exclude=self.exclude,
             knowledge_base=tuple(dict.fromkeys(self.knowledge_base + settings.knowledge_base)),
         )
         return s, overridden

@@ -162,8 +162,9 @@ class AirgapServer(LanguageServer):
         if self._engine_key is not None:  # after start-up: a new model, device or dtype reloads
             self.ensure_model()
         s = self.settings
-        rules = (s.context_exclude, s.knowledge_base)
-        if self._indexing is not None and rules != (before.context_exclude, before.knowledge_base):
+        rules = (s.context_exclude, s.policy_exclude, s.knowledge_base)
+        was = (before.context_exclude, before.policy_exclude, before.knowledge_base)
+        if self._indexing is not None and rules != was:
             self.start_indexing()  # what may be read changed: index again under the new rules
 
     def audit_sink(self) -> AuditSink:
@@ -271,7 +272,9 @@ class AirgapServer(LanguageServer):
         s = self.settings
         if self._indexing is not None and not self._indexing.done():
             self._index_cancel.set()
-        self.index = WorkspaceIndex(self.workspace_roots(), exclude=s.context_exclude)
+        self.index = WorkspaceIndex(
+            self.workspace_roots(), exclude=s.context_exclude, fixed_exclude=s.policy_exclude
+        )
         kb = KnowledgeBase([Path(p) for p in s.knowledge_base], self.index.is_excluded)
         self.context = ContextBuilder(self.index, kb)
         self._indexed.clear()

@@ -36,6 +36,9 @@ class Settings:
     context_cross_file: bool = True
     context_max_tokens: int = 512  # measured with the model's own tokenizer
     context_exclude: tuple[str, ...] = ()  # gitignore-style patterns never read nor sent
+    # The policy's patterns (no setting names them): the user's only add to them and to the
+    # built-in secret list, never take a path back from either (context.index.Exclusions).
+    policy_exclude: tuple[str, ...] = ()
     knowledge_base: tuple[str, ...] = ()  # folders of Markdown / reST / text passages
     # Hover (`hover` section): what the index knows at once, then the model's explanation.
     hover_explain: bool = True

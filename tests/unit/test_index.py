@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from context.index import WorkspaceIndex
+from context.index import Exclusions, WorkspaceIndex
 from context.retrieval import ContextBuilder, ContextRequest, KnowledgeBase
 from tests.conftest import FIXTURES
 
@@ -60,6 +60,18 @@ def test_configured_exclusions_and_size_limit(tree: Path) -> None:
     idx = WorkspaceIndex([tree], exclude=["rtl/"], max_file_bytes=100_000)
     idx.scan()
     assert rel(idx) == {"src/autopilot.adb", "src/flight_limits.ads"}
+
+
+def test_the_users_negations_take_back_only_what_the_user_excluded() -> None:
+    user = ["build/", "!build/keep.adb", "!**", "!.env", "!*secret*", "!classified/**"]
+    exclusions = Exclusions(user[:2], fixed=["classified/**"])
+    undone = Exclusions(user, fixed=["classified/**"])
+    for ex in (exclusions, undone):
+        assert ex.matches(".env") and ex.matches("src/my_secret.py")  # built in
+        assert ex.matches("classified/plan.adb")  # the policy's
+        assert not ex.matches("build/keep.adb") and not ex.matches("src/main.adb")
+    assert exclusions.matches("build/main.o")  # the user's own, and only theirs, can be undone
+    assert not undone.matches("build/main.o")
 
 
 def test_binary_files_and_symlink_loops_are_skipped(tree: Path) -> None:

@@ -63,7 +63,8 @@ def test_the_policy_wins_over_the_users_settings(tmp_path: Path) -> None:
     user = Settings(audit_path="/tmp/mine.jsonl", context_exclude=("*.log",))
     settings, overridden = policy.apply(user)
     assert settings.audit_path == "/var/log/airgap-lsp/audit.jsonl"
-    assert settings.context_exclude == ("secrets/**", "*.log")
+    # The policy's exclusions stand apart from the user's, which cannot take them back.
+    assert (settings.policy_exclude, settings.context_exclude) == (("secrets/**",), ("*.log",))
     assert overridden and "auditPath" in overridden[0]
     assert policy.audit_monthly
 
