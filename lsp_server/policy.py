@@ -21,6 +21,7 @@ and line that refused. An invalid policy stops the tool: it fails closed.
     allowed = ["alice", "@flight-sw"]   # a name, or @group
     [network]
     allowed_hosts = ["gpu-rack.internal:8000"]   # HOST (any port) or HOST:PORT
+    tcp_path_settings = false    # serve --tcp: may the editor set auditPath, knowledgeBase?
     [backend]                    # a team's inference server (docs/team-server.md)
     url = "https://gpu-rack.internal:8000/v1"    # allow-listed by naming it here
     model = "qwen2.5-coder-1.5b@2024-09"          # the locked model it serves, in the local store
@@ -52,7 +53,7 @@ _KEYS = {
     "audit": {"path", "group", "rotate", "max_bytes"},
     "context": {"exclude", "knowledge_base"},
     "users": {"allowed"},
-    "network": {"allowed_hosts"},
+    "network": {"allowed_hosts", "tcp_path_settings"},
     "backend": {"url", "model", "fallback", "ca_file", "timeout_s"},
 }
 FALLBACKS = ("none", "local")
@@ -107,6 +108,7 @@ class Policy:
     users: tuple[str, ...] = ()  # empty: anyone
     users_line: int = 0
     allowed_hosts: tuple[str, ...] = ()
+    tcp_path_settings: bool = False  # True: an editor over TCP may set auditPath, knowledgeBase
     backend: RemoteBackend | None = None  # None: the user's settings choose
 
     def where(self, line: int) -> str:
@@ -282,6 +284,12 @@ def parse_policy(text: str, path: Path) -> Policy:
                     f"{path}:{_line_of(lines, section, key)}: {value!r} is a relative path; "
                     f"[{section}] {key} takes absolute paths."
                 )
+    tcp_path_settings = doc.get("network", {}).get("tcp_path_settings", False)
+    if not isinstance(tcp_path_settings, bool):
+        raise PolicyError(
+            f"{path}:{_line_of(lines, 'network', 'tcp_path_settings')}: tcp_path_settings "
+            "must be true or false."
+        )
     allowed_hosts = _strings(doc.get("network", {}), "allowed_hosts", str(path))
     for entry in allowed_hosts:
         where = f"{path}:{_line_of(lines, 'network', entry)}"
@@ -306,6 +314,7 @@ def parse_policy(text: str, path: Path) -> Policy:
         users=_strings(doc.get("users", {}), "allowed", str(path)),
         users_line=_line_of(lines, "users", "allowed"),
         allowed_hosts=allowed_hosts,
+        tcp_path_settings=tcp_path_settings,
         backend=_backend(doc.get("backend"), lines, path),
     )
 

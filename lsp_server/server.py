@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import copy
 import logging
+import os
 import sys
 import threading
 import time
@@ -32,6 +33,7 @@ from inference.errors import AirgapError
 from lsp_server import __version__
 from lsp_server.audit import AuditEvent, AuditRecord, AuditSink, JsonlAudit, os_identity
 from lsp_server.paths import default_audit_path, model_store_root
+from lsp_server.peer import peer_uid
 from lsp_server.policy import Policy
 from lsp_server.settings import Settings, SettingsError, parse_settings
 from lsp_server.wire import read_messages
@@ -65,6 +67,7 @@ class AirgapServer(LanguageServer):
     def __init__(self, policy: Policy | None = None) -> None:
         super().__init__("airgap-lsp", __version__, protocol_cls=_Protocol)
         self.policy = policy or Policy()
+        self.over_tcp = False  # serve --tcp: settings that name paths need the policy's leave
         self.settings = self.policy.apply(Settings())[0]
         self.client: dict[str, str] = {"name": "", "version": ""}
         # One worker: the model runs one generation at a time, off the event loop.
@@ -116,11 +119,27 @@ class AirgapServer(LanguageServer):
     def start_tcp(self, host: str, port: int) -> None:
         """One editor per server, as over stdio. A second connection is closed at once: the
         server has one protocol and one writer, so it would otherwise hear one editor's code
-        and answer it to another."""
+        and answer it to another. A connection from another local user is closed too (the
+        kernel says whose it is, lsp_server.peer), and settings that name paths are refused
+        over TCP unless the policy allows them (apply_settings)."""
         self._stop_event = stop = threading.Event()
+        self.over_tcp = True
         serving: list[asyncio.StreamWriter] = []
 
         async def connection(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            theirs = writer.get_extra_info("peername")
+            uid = peer_uid(writer.get_extra_info("sockname"), theirs)
+            if uid != os.getuid():  # another local user, or one the kernel cannot name
+                owner = "an owner the kernel does not list" if uid is None else f"uid {uid}"
+                log.warning(
+                    "refused a connection from %s: it belongs to %s, not to this server's user "
+                    "(uid %d); only the user who started `airgap-lsp serve --tcp` is served",
+                    theirs,
+                    owner,
+                    os.getuid(),
+                )
+                writer.close()
+                return
             if serving:
                 log.warning(
                     "refused a second connection from %s: this server already serves an "
@@ -151,7 +170,9 @@ class AirgapServer(LanguageServer):
         """Take new settings, or keep the last good ones and tell the user why."""
         before = self.settings
         try:
-            self.settings, overridden = self.policy.apply(parse_settings(raw, self.settings))
+            paths = not self.over_tcp or self.policy.tcp_path_settings
+            parsed = parse_settings(raw, self.settings, paths_allowed=paths)
+            self.settings, overridden = self.policy.apply(parsed)
         except SettingsError as exc:
             self.show_error(str(exc))
             return

@@ -97,8 +97,16 @@ _RANGES = {
 }
 
 
-def parse_settings(raw: Any, base: Settings | None = None) -> Settings:
-    """Settings from the editor's JSON (camelCase keys, optionally under an `airgap` section)."""
+# Settings that name paths the server writes or reads: from a TCP client, refused unless the
+# policy allows them (`[network] tcp_path_settings`), since any local process can connect.
+PATH_SETTINGS = ("audit_path", "knowledge_base")
+
+
+def parse_settings(
+    raw: Any, base: Settings | None = None, *, paths_allowed: bool = True
+) -> Settings:
+    """Settings from the editor's JSON (camelCase keys, optionally under an `airgap` section).
+    `paths_allowed` False: a change of a path setting is refused (the client came over TCP)."""
     base = base or Settings()
     if raw is None:
         return base
@@ -149,6 +157,13 @@ def parse_settings(raw: Any, base: Settings | None = None) -> Settings:
             continue
         elif name == "backend_url" and value and not value.startswith(("http://", "https://")):
             problems.append(f"backend.url must be an http:// or https:// URL, not {value!r}")
+            continue
+        if name in PATH_SETTINGS and not paths_allowed and value != getattr(base, name):
+            problems.append(
+                f"{key} is not accepted from an editor connected over TCP (any local program "
+                "can connect to a port): start the server over stdio, or ask the administrator "
+                "to set it in the policy"
+            )
             continue
         changes[name] = value
     if problems:

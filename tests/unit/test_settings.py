@@ -145,3 +145,16 @@ def test_choices_accept_every_documented_value() -> None:
         assert parse_settings({"dtype": dtype}).dtype == dtype
     for mode in ("auto", "always", "never"):
         assert parse_settings({"multiline": mode}).multiline == mode
+
+
+def test_path_settings_from_a_tcp_client_are_refused_naming_each() -> None:
+    base = Settings(audit_path="/home/me/audit.jsonl")
+    raw = {"auditPath": "/home/victim/.bashrc", "context": {"knowledgeBase": ["/home/victim"]}}
+    with pytest.raises(SettingsError) as refused:
+        parse_settings(raw, base, paths_allowed=False)
+    assert "auditPath is not accepted from an editor connected over TCP" in str(refused.value)
+    assert "context.knowledgeBase is not accepted" in str(refused.value)
+    # The values in force may be sent again (an editor repeats all its settings on a change).
+    same = {"auditPath": "/home/me/audit.jsonl", "maxTokensLine": 20}
+    assert parse_settings(same, base, paths_allowed=False).max_tokens_line == 20
+    assert parse_settings(raw, base).audit_path == "/home/victim/.bashrc"  # over stdio
