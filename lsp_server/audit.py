@@ -4,10 +4,13 @@ Each line carries the sha256 of the line before it, so an edited, removed or reo
 breaks the chain. Appends happen under an exclusive file lock: several editors can share a log.
 A line a killed writer left unfinished is dropped by the next writer (it was never acknowledged).
 A log can be rotated by size; the first line of the new file chains from the last of the old one.
+The writer only cuts, rotates or appends to a file that is its log: a regular file of this user,
+named by its own path (not a link), whose first line is an audit record.
 """
 
 from __future__ import annotations
 
+import errno
 import fcntl
 import hashlib
 import json
@@ -16,6 +19,7 @@ import os
 import pwd
 import re
 import socket
+import stat
 from dataclasses import asdict, dataclass, field, fields
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -27,12 +31,27 @@ GENESIS = "0" * 64
 _STAMP = "%Y%m%dT%H%M%S%f"  # UTC, fixed width: rotated names sort by time
 _READ_STEP = 1 << 16
 _MAX_REOPEN = 100  # a writer that keeps finding its file rotated away gives up, loudly
+_LINE_START = b'{"id"'  # how every line of ours starts: `id` is the first field of both kinds
+# O_NOFOLLOW: a link at the path fails the open instead of leading to another file. O_NONBLOCK:
+# a FIFO or a device there must not hang the open before it is refused (cleared after the check).
+_OPEN_FLAGS = os.O_RDWR | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_NOCTTY
+_KINDS = {
+    stat.S_IFCHR: "a character device",
+    stat.S_IFBLK: "a block device",
+    stat.S_IFIFO: "a named pipe",
+    stat.S_IFSOCK: "a socket",
+    stat.S_IFDIR: "a folder",
+}
 
 log = logging.getLogger("airgap_lsp.audit")
 
 
 class AuditError(AirgapError):
     """The audit line could not be written, so the suggestion must not be shown."""
+
+
+class AuditRefused(AuditError):
+    """The audit path holds something that is not this user's audit log; it was left as it was."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -150,7 +169,7 @@ def _month(line: bytes | None) -> str:
         return datetime.now(UTC).strftime("%Y-%m")
     try:
         moment = datetime.fromisoformat(json.loads(line)["time"])
-    except (ValueError, KeyError, TypeError):
+    except (ValueError, KeyError, TypeError, RecursionError):
         return ""
     return moment.astimezone(UTC).strftime("%Y-%m")
 
@@ -177,6 +196,33 @@ def log_files(path: Path) -> list[Path]:
     return [*_rotated(real.parent, real.stem), real]
 
 
+def _account(uid: int) -> str:
+    try:
+        return f"{pwd.getpwuid(uid).pw_name} (uid {uid})"
+    except KeyError:
+        return f"uid {uid}"
+
+
+def _could_start_a_line(head: bytes) -> bool:
+    """Whether bytes read where a line starts could be the start of one of ours (a stopped
+    writer may have written only a few of its bytes)."""
+    return _LINE_START.startswith(head[: len(_LINE_START)])
+
+
+def _first_line(fd: int) -> bytes | None:
+    """The first line of an open file, without its newline; None when there is no newline."""
+    parts: list[bytes] = []
+    pos = 0
+    while chunk := os.pread(fd, _READ_STEP, pos):
+        nl = chunk.find(b"\n")
+        if nl >= 0:
+            parts.append(chunk[:nl])
+            return b"".join(parts)
+        parts.append(chunk)
+        pos += len(chunk)
+    return None
+
+
 def _write_all(fd: int, data: bytes) -> None:
     """Write all of `data`. A short write is followed by one that raises the reason, so a full
     disk reads "No space left on device", not a byte count."""
@@ -201,7 +247,12 @@ class JsonlAudit:
     `<stem>-<UTC yyyymmddTHHMMSSffffff>.jsonl` beside it before the next append, and the new file
     chains from the last line of the renamed one: `verify_chain` checks them as one log. With
     `monthly`, the same happens when the month of the last line is over.
-    With `group`, a new file belongs to that group and is readable by it (mode 0640).
+    With `group`, the file belongs to that group and is readable by it (mode 0640); without,
+    it is 0600. An existing log of ours is given that mode too.
+
+    The path must name a regular file of this user, not a symbolic link, and a file that is not
+    empty must start with an audit record: anything else is refused (`AuditRefused`) and left
+    as it was, so that a wrong path cannot make the writer cut, rename or append to it.
     """
 
     def __init__(
@@ -219,16 +270,10 @@ class JsonlAudit:
 
     def write(self, record: AuditRecord | AuditEvent) -> None:
         for _ in range(_MAX_REOPEN):
+            fd = self._open()
             try:
-                self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-                fd = os.open(self.path, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o600)
-            except OSError as exc:
-                raise AuditError(
-                    f"Cannot open the audit log {self.path} ({exc.strerror}); no suggestion is "
-                    "shown without its audit line. Fix the path or its permissions "
-                    "(setting auditPath)."
-                ) from exc
-            try:
+                self._refuse_unless_mine(os.fstat(fd))
+                os.set_blocking(fd, True)
                 fcntl.flock(fd, fcntl.LOCK_EX)
                 if self._append_locked(fd, record):
                     return
@@ -244,12 +289,80 @@ class JsonlAudit:
             "writer waited for it; the suggestion was withheld. Check what else moves that file."
         )
 
+    def _open(self) -> int:
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+            return os.open(self.path, _OPEN_FLAGS, 0o600)
+        except OSError as exc:
+            if exc.errno == errno.ELOOP and os.path.islink(self.path):
+                try:
+                    to = f" (to {os.readlink(self.path)})"
+                except OSError:  # removed since
+                    to = ""
+                raise AuditRefused(
+                    f"The audit log {self.path} is a symbolic link{to}: the log is written only "
+                    "to a file named by its own path, so that no link can make it append to, "
+                    "cut or rename another file. The suggestion was withheld and nothing was "
+                    "changed. Name the log file itself (setting auditPath, or the policy's "
+                    "[audit] path)."
+                ) from exc
+            raise AuditError(
+                f"Cannot open the audit log {self.path} ({exc.strerror}); no suggestion is "
+                "shown without its audit line. Fix the path or its permissions "
+                "(setting auditPath)."
+            ) from exc
+
+    def _refuse_unless_mine(self, held: os.stat_result) -> None:
+        """A device, a pipe or another user's file is no log of this user's to write."""
+        if not stat.S_ISREG(held.st_mode):
+            kind = _KINDS.get(stat.S_IFMT(held.st_mode), "not a regular file")
+            raise AuditRefused(
+                f"The audit log {self.path} is {kind}, not a regular file: what is written there "
+                "is not kept as a log. The suggestion was withheld and nothing was written. Name "
+                "a file for the log (setting auditPath, or the policy's [audit] path)."
+            )
+        if held.st_uid != os.geteuid():
+            raise AuditRefused(
+                f"The audit log {self.path} belongs to {_account(held.st_uid)}, not to "
+                f"{_account(os.geteuid())}, who runs this server: a log is written by its owner "
+                "only (another user's file may be anything, and its owner can rewrite it). The "
+                "suggestion was withheld and the file left as it was. Name a log of your own "
+                "(setting auditPath, or the policy's [audit] path)."
+            )
+
+    def _refuse_unless_a_log(self, fd: int) -> None:
+        """A file whose first line is not a record of ours is not ours to cut or rotate."""
+        if not _could_start_a_line(os.pread(fd, len(_LINE_START), 0)):
+            problem = "does not start like an audit record"
+        elif (first := _first_line(fd)) is None:
+            return  # one unfinished line, as a writer stopped in the first one leaves it
+        else:
+            problem = _parse(first)[1]
+            if not problem:
+                return
+        raise AuditRefused(
+            f"{self.path} is not an audit log: its first line {problem}. The suggestion was "
+            "withheld and the file left as it was. Name another file for the log (setting "
+            "auditPath, or the policy's [audit] path), or check this one with "
+            f"`airgap-lsp audit verify --log {self.path}`."
+        )
+
     def _append_locked(self, fd: int, record: AuditRecord | AuditEvent) -> bool:
         """Append under the lock; False when the file is no longer the log and must be reopened."""
         if not self._still_the_log(fd):
             return False  # another writer rotated it (or someone moved it) while we waited
         size = os.lseek(fd, 0, os.SEEK_END)
+        if size:
+            self._refuse_unless_a_log(fd)
         last, end = _tail(fd)
+        if end < size and not _could_start_a_line(os.pread(fd, len(_LINE_START), end)):
+            raise AuditRefused(
+                f"The audit log {self.path} ends in {size - end} bytes with no newline that do "
+                "not start like an audit line: not a line a stopped writer left, so they are "
+                "not cut off. The suggestion was withheld and the file left as it was. Check "
+                f"the log with `airgap-lsp audit verify --log {self.path}`; move those bytes "
+                "out of it, or rotate it aside (rename it: a new one starts)."
+            )
         if end < size:
             # A writer died mid-line. That line was never fsynced, so its reply was never sent:
             # no shown suggestion loses its record, and the chain goes on from a whole line.
@@ -269,12 +382,11 @@ class JsonlAudit:
                     "An administrator can rotate the log aside (rename it: a new one starts) or "
                     "cut that last line off."
                 ) from exc
+        self._settle_mode(fd)
         too_big = self.max_bytes is not None and end > self.max_bytes
         if end and (too_big or (self.monthly and _month(last) != _month(None))):
             self._rotate()
             return False
-        if not end and self.group:
-            self._share_with_group(fd)
         prev = _sha256(last) if end else self._prev_of_rotated()
         doc = asdict(record) | {"prev_sha256": prev}
         try:
@@ -305,30 +417,50 @@ class JsonlAudit:
                 exc.strerror or exc,
             )
 
-    def _share_with_group(self, fd: int) -> None:
-        import grp
+    def _settle_mode(self, fd: int) -> None:
+        """0600, or 0640 and the policy's group: for a new log, and for one of ours that was
+        created or changed otherwise (a log made readable by all is made private again)."""
+        held = os.fstat(fd)
+        mode = 0o600
+        if self.group:
+            import grp
 
-        assert self.group is not None
+            mode = 0o640
+            try:
+                gid = grp.getgrnam(self.group).gr_gid
+            except KeyError as exc:
+                raise OSError(
+                    22, f"the group {self.group!r} named for the audit log does not exist"
+                ) from exc
+            if held.st_gid != gid:
+                os.fchown(fd, -1, gid)
+        was = stat.S_IMODE(held.st_mode)
+        if was == mode:
+            return
         try:
-            gid = grp.getgrnam(self.group).gr_gid
-        except KeyError as exc:
-            raise OSError(
-                22, f"the group {self.group!r} named for the audit log does not exist"
+            os.fchmod(fd, mode)
+        except OSError as exc:
+            raise AuditError(
+                f"The audit log {self.path} has mode {was:04o} and cannot be given mode "
+                f"{mode:04o} ({exc.strerror}): a file system without Unix permissions? The "
+                "suggestion was withheld. Put the log on a file system that keeps them "
+                "(setting auditPath, or the policy's [audit] path)."
             ) from exc
-        os.fchown(fd, -1, gid)
-        os.fchmod(fd, 0o640)
+        if held.st_size:
+            log.info("audit log %s had mode %04o; set to %04o", self.path, was, mode)
 
     def _still_the_log(self, fd: int) -> bool:
         try:
-            named = os.stat(self.path)
+            named = os.lstat(self.path)  # a link swapped in is not the log: reopen, and refuse
         except FileNotFoundError:
             return False
         held = os.fstat(fd)
         return (held.st_dev, held.st_ino) == (named.st_dev, named.st_ino)
 
     def _real(self) -> Path:
-        """Rotate the file itself, not a symlink that points at it."""
-        return Path(os.path.realpath(self.path))
+        """The log's own name in its folder's real path. The name itself is never resolved: if
+        a link replaced the log since it was checked, a rename moves the link, not its target."""
+        return Path(os.path.realpath(self.path.parent)) / self.path.name
 
     def _rotate(self) -> None:
         real = self._real()
@@ -361,8 +493,50 @@ class JsonlAudit:
         return GENESIS
 
 
-_RECORD_FIELDS = frozenset(f.name for f in fields(AuditRecord)) | {"prev_sha256"}
-_EVENT_FIELDS = frozenset(f.name for f in fields(AuditEvent)) | {"prev_sha256"}
+_JSON_TYPES: dict[str, tuple[type, str]] = {
+    "str": (str, "a string"),
+    "dict": (dict, "an object"),
+    "list": (list, "an array"),
+}
+
+
+def _json_types(cls_fields: tuple[Any, ...]) -> dict[str, tuple[type, str]]:
+    """Each field's JSON type, read from its annotation (a string: `dict[str, Any]`)."""
+    out = {f.name: _JSON_TYPES[str(f.type).partition("[")[0]] for f in cls_fields}
+    return out | {"prev_sha256": _JSON_TYPES["str"]}
+
+
+_RECORD_TYPES = _json_types(fields(AuditRecord))
+_EVENT_TYPES = _json_types(fields(AuditEvent))
+
+
+def record_problem(doc: object) -> str:
+    """Why a decoded line is not an audit record as this writer writes them; "" when it is.
+
+    A record is a JSON object with every `AuditRecord` field (every `AuditEvent` field when its
+    kind is in `EVENT_KINDS`) and `prev_sha256`, each of its type (string, object or array), a
+    `time` in ISO 8601 and `context_sources` of objects; other keys are allowed. Readers of the
+    log (report, provenance) rely on it, so a hostile line is named, not a traceback.
+    """
+    if not isinstance(doc, dict):
+        return "JSON, but not an object"
+    kind = doc.get("kind")
+    if not isinstance(kind, str):
+        return "no kind"
+    types = _EVENT_TYPES if kind in EVENT_KINDS else _RECORD_TYPES
+    missing = sorted(types.keys() - doc.keys())
+    if missing:
+        return f"missing {', '.join(missing)}"
+    for name, (want, called) in types.items():
+        if not isinstance(doc[name], want):
+            return f"{name} is not {called}"
+    if not all(isinstance(source, dict) for source in doc.get("context_sources", [])):
+        return "context_sources holds something that is not an object"
+    try:
+        datetime.fromisoformat(doc["time"])
+    except ValueError:
+        return "time is not an ISO 8601 time"
+    return ""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -394,25 +568,22 @@ class _FileCheck:
 
 
 def _parse(line: bytes) -> tuple[dict[str, Any] | None, str]:
-    """The line's record, or why it is not one."""
+    """The line's record, or what it is instead ("is not ...")."""
     try:
         text = line.decode("utf-8")
     except UnicodeDecodeError as exc:
-        return None, f"not UTF-8 text (byte {exc.start + 1}): the line was altered"
+        return None, f"is not UTF-8 text (byte {exc.start + 1})"
     try:
         doc = json.loads(text)
     except json.JSONDecodeError as exc:
-        return None, f"not valid JSON ({exc.msg}, column {exc.colno}): the line was altered"
-    if not isinstance(doc, dict):
-        return None, "not an audit record (JSON, but not an object): the line was altered"
-    kind = doc.get("kind")
-    if not isinstance(kind, str):
-        return None, "not an audit record (no kind): the line was altered"
-    missing = sorted((_EVENT_FIELDS if kind in EVENT_KINDS else _RECORD_FIELDS) - doc.keys())
-    if missing:
-        return None, f"not an audit record (missing {', '.join(missing)}): the line was altered"
-    if not isinstance(doc["prev_sha256"], str):
-        return None, "not an audit record (prev_sha256 is not a string): the line was altered"
+        return None, f"is not valid JSON ({exc.msg}, column {exc.colno})"
+    except RecursionError:  # `[[[[...` 200,000 deep: no record of ours nests past a few levels
+        return None, "is not an audit record (JSON nested too deeply to read)"
+    except ValueError:  # a number of more than 4,300 digits
+        return None, "is not an audit record (a number too long to read)"
+    problem = record_problem(doc)
+    if problem:
+        return None, f"is not an audit record ({problem})"
     return doc, ""
 
 
@@ -461,9 +632,8 @@ def _check_file(path: Path, prev: str, *, first_before: str, first_start: str) -
             line = raw[:-1]
             doc, problem = _parse(line)
             if doc is None:
-                return _FileCheck(
-                    lines=n - 1, last_sha256=prev, broken=n, reason=f"line {n}: {problem}"
-                )
+                why = f"line {n}: {problem.removeprefix('is ')}: the line was altered"
+                return _FileCheck(lines=n - 1, last_sha256=prev, broken=n, reason=why)
             if line.endswith(b"\r"):  # never written: JSON escapes it
                 why = (
                     f"line {n}: it ends in a carriage return: the file's line ends were converted "
@@ -483,7 +653,8 @@ def verify(path: Path, *, prev_sha256: str = GENESIS) -> VerifyResult:
     """Check that every complete line of one audit file is a record and that the chain holds.
 
     A record is a JSON object with every `AuditRecord` field (every `AuditEvent` field when its
-    kind is in `EVENT_KINDS`) and `prev_sha256`; other keys are allowed.
+    kind is in `EVENT_KINDS`) and `prev_sha256`, each of its type (`record_problem`); other keys
+    are allowed. A line that cannot be read (not UTF-8, not JSON, nested too deeply) is broken.
 
     The line named is the FIRST line at which the file stops being consistent: a line that is
     not a JSON audit record names itself; otherwise the first line whose `prev_sha256` is not the

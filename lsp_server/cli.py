@@ -173,12 +173,13 @@ def _cmd_audit_report(args: argparse.Namespace) -> int:
 
 
 def _cmd_audit_replay(args: argparse.Namespace) -> int:
-    from lsp_server.replay import find_record, replay
+    from lsp_server.replay import find_replayable, replay
 
-    record = find_record(_audit_log(args), args.id)
+    record = find_replayable(_audit_log(args), args.id)
     result = replay(record, _store())
     model = record["model"]
-    print(f"suggestion {args.id} of {record['time']} by {model['name']}@{model['version']}")
+    when = record.get("time", "an unknown time")
+    print(f"suggestion {args.id} of {when} by {model['name']}@{model['version']}")
     print(f"  manifest sha256 {model['manifest_sha256']} (checked)")
     print(f"  replayed on {result.device} ({result.dtype}); logged on {record['device']}")
     if model.get("backend") == "remote":
@@ -188,8 +189,9 @@ def _cmd_audit_replay(args: argparse.Namespace) -> int:
             "model, so a different text here does not by itself mean another model"
         )
     if served_from := record.get("result", {}).get("served_from"):
+        typed = record["result"].get("typed")
         print(
-            f"  shown as the rest of suggestion {served_from}, once {record['result']['typed']!r} "
+            f"  shown as the rest of suggestion {served_from}, once {typed!r} "
             f"was typed: its generation is replayed (shown then: {record['text']!r})"
         )
     print(f"  logged:   {result.expected!r}")

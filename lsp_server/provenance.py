@@ -54,7 +54,7 @@ from typing import Any
 from urllib.parse import unquote, urlparse
 
 from inference.errors import AirgapError
-from lsp_server.audit import log_files
+from lsp_server.audit import log_files, record_problem
 
 SUGGESTION_KINDS = frozenset({"inline_completion"})  # records whose text is inserted into code
 MIN_CHARS = 3
@@ -300,7 +300,8 @@ def provenance(
 def read_audit(path: Path) -> Iterator[dict[str, Any]]:
     """The lines of an audit log, its rotated files (oldest first) before the current one.
 
-    An unfinished last line (a writer stopped mid-write; never shown) is skipped. Use
+    An unfinished last line (a writer stopped mid-write; never shown) is skipped. A line that is
+    not an audit record (`audit.record_problem`) raises, naming its file and line. Use
     `airgap-lsp audit verify` to check the chain; this only reads.
     """
     files = log_files(path)
@@ -327,8 +328,18 @@ def read_audit(path: Path) -> Iterator[dict[str, Any]]:
                         f"{file} line {number} is not a JSON audit record ({exc}); run "
                         "`airgap-lsp audit verify` on it."
                     ) from exc
-                if isinstance(doc, dict):
-                    yield doc
+                except RecursionError:
+                    raise _not_a_record(file, number, "JSON nested too deeply to read") from None
+                if problem := record_problem(doc):
+                    raise _not_a_record(file, number, problem)
+                yield doc
+
+
+def _not_a_record(file: Path, number: int, problem: str) -> ProvenanceError:
+    return ProvenanceError(
+        f"{file} line {number} is not an audit record ({problem}); run `airgap-lsp audit "
+        "verify` on it."
+    )
 
 
 # --- output ------------------------------------------------------------------------------------

@@ -38,6 +38,23 @@ class ReplayResult:
 def find_record(log: Path, suggestion_id: str) -> dict[str, Any]:
     """The suggestion line with this id (not its accept / not-accepted events), in the log or
     its rotated files, newest first."""
+    return _find(log, suggestion_id)[0]
+
+
+def find_replayable(log: Path, suggestion_id: str) -> dict[str, Any]:
+    """`find_record`, refusing a line that lacks what `replay` reads, or holds it as another
+    type (an altered line), with a message naming its file and line."""
+    record, where = _find(log, suggestion_id)
+    if problem := _unreplayable(record):
+        raise AirgapError(
+            f"{where} holds suggestion {suggestion_id}, but not as a replay needs it "
+            f"({problem}): the line was altered; run `airgap-lsp audit verify` on the log."
+        )
+    return record
+
+
+def _find(log: Path, suggestion_id: str) -> tuple[dict[str, Any], str]:
+    """The record and where it is: "FILE line N"."""
     wanted = suggestion_id.encode()
     files = [f for f in reversed(log_files(log)) if f.exists()]
     if not files:
@@ -47,20 +64,89 @@ def find_record(log: Path, suggestion_id: str) -> dict[str, Any]:
     for file in files:
         try:
             with file.open("rb") as fh:
-                for line in fh:
+                for number, line in enumerate(fh, start=1):
                     if wanted not in line or not line.endswith(b"\n"):
                         continue  # (an unfinished last line was never shown: not a record)
-                    doc = json.loads(line)
+                    where = f"{file} line {number}"
+                    doc = _decoded(line, where)
                     if doc.get("id") == suggestion_id and "prompt" in doc:
-                        return dict(doc)
+                        return dict(doc), where
         except OSError as exc:
             raise AirgapError(f"Cannot read the audit log {file} ({exc.strerror}).") from exc
-        except ValueError as exc:  # not JSON, or not UTF-8
-            raise AirgapError(
-                f"The audit log {file} holds a line that is not a JSON audit record ({exc}): "
-                "run `airgap-lsp audit verify` on it."
-            ) from exc
     raise AirgapError(f"No suggestion with id {suggestion_id} in {log} or its rotated files.")
+
+
+def _decoded(line: bytes, where: str) -> dict[str, Any]:
+    try:
+        doc = json.loads(line)
+    except ValueError as exc:  # not JSON, or not UTF-8
+        problem = f"not a JSON audit record ({exc})"
+    except RecursionError:
+        problem = "not an audit record (JSON nested too deeply to read)"
+    else:
+        if isinstance(doc, dict):
+            return doc
+        problem = "not an audit record (JSON, but not an object)"
+    raise AirgapError(f"{where} is {problem}: run `airgap-lsp audit verify` on it.")
+
+
+# What a replay reads from its line: (key, type, required). Lines of older versions lack some.
+_NEEDS: tuple[tuple[str, type | tuple[type, ...], bool], ...] = (
+    ("prompt", str, True),
+    ("text", str, True),
+    ("device", str, True),
+    ("dtype", str, True),
+    ("model", dict, True),
+    ("decoding", dict, True),
+    ("timings", dict, False),
+    ("result", dict, False),
+)
+_MODEL_NEEDS = (("name", str, True), ("version", str, True), ("manifest_sha256", str, True))
+_DECODING_NEEDS = (
+    ("max_new_tokens", int, True),
+    ("multiline", bool, True),
+    ("base_indent", int, True),
+    ("forced_prefix", str, True),
+    ("steps", (str, type(None)), False),
+    ("stop_texts", list, False),
+    ("prompt_lookup", int, False),
+    ("threads", int, False),
+)
+_TYPE_NAMES: dict[object, str] = {
+    str: "a string",
+    (str, type(None)): "a string",
+    dict: "an object",
+    list: "an array",
+    int: "a whole number",
+    bool: "true or false",
+}
+
+
+def _unreplayable(doc: dict[str, Any]) -> str:
+    """Why a record cannot be replayed as it stands (a key missing or of another type), or ""."""
+    for where, part, needs in (
+        ("", doc, _NEEDS),
+        ("model.", doc.get("model"), _MODEL_NEEDS),
+        ("decoding.", doc.get("decoding"), _DECODING_NEEDS),
+    ):
+        assert isinstance(part, dict)  # (model and decoding: the first table checked them)
+        for key, want, required in needs:
+            if key not in part:
+                if required:
+                    return f"no {where}{key}"
+            elif not isinstance(part[key], want):
+                return f"{where}{key} is not {_TYPE_NAMES[want]}"
+    stops = doc["decoding"].get("stop_texts", [])
+    if not all(isinstance(text, str) for text in stops):
+        return "decoding.stop_texts holds something that is not a string"
+    if not isinstance(doc.get("timings", {}).get("new_tokens", 0), int | float):
+        return "timings.new_tokens is not a number"
+    result = doc.get("result", {})
+    if not isinstance(result.get("model_text", ""), str):
+        return "result.model_text is not a string"
+    if "served_from" in result and not isinstance(result["served_from"], str):
+        return "result.served_from is not a string"
+    return ""
 
 
 def _backend(steps: str) -> str:

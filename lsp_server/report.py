@@ -18,6 +18,9 @@ def summarise(
     count with it, whenever they came. The rest of a suggestion shown again while the user typed
     its start (its line names it in `result.served_from`) is that same suggestion: accepted if
     any of its showings was.
+
+    Each line must be an audit record (`audit.record_problem`; `provenance.read_audit` checks it
+    and names the line that is not). A time without an offset is taken as local.
     """
     suggestions: dict[str, dict[str, Any]] = {}
     verdicts: dict[str, str] = {}
@@ -36,6 +39,7 @@ def summarise(
             typed_on += result["served_from"] in suggestions
             continue
         when = datetime.fromisoformat(rec["time"])
+        when = when if when.tzinfo else when.astimezone()
         if (since and when < since) or (until and when >= until):
             continue
         suggestions[rec["id"]] = rec
@@ -45,7 +49,7 @@ def summarise(
     for sid, rec in suggestions.items():
         keys = {
             "user": f"{rec['user'].get('name', '?')} ({rec['user'].get('uid', '?')})@{rec['host']}",
-            "model": f"{rec['model']['name']}@{rec['model']['version']}",
+            "model": f"{rec['model'].get('name', '?')}@{rec['model'].get('version', '?')}",
             "language": rec["language"],
             "kind": rec["kind"],
         }

@@ -159,7 +159,8 @@ async def test_replay_refuses_a_different_model(tmp_path: Path, default_model):
 
 
 async def test_a_failed_audit_write_withholds_the_suggestion(client: LanguageClient):
-    # /dev/full accepts the open and refuses every write with "no space left on device".
+    # /dev/full is not a file the writer may use (a device): refused before any write, so the
+    # suggestion is withheld. A real full disk is tests/e2e/test_full_disk.py.
     await start(client, Path("/dev/full"))
     doc = cursor_file("completion/sensors.adb")
     uri = open_doc(client, doc, "ada")

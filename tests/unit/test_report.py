@@ -129,7 +129,7 @@ def test_report_replay_and_provenance_read_the_rotated_files_through_a_linked_lo
     rotated = sorted(p.name for p in real.parent.iterdir() if p.name != real.name)
     assert len(rotated) >= 3, rotated
     linked = tmp_path / "audit.jsonl"
-    linked.symlink_to(real)  # the path the settings name
+    linked.symlink_to(real)  # an auditor's link to the log (the writer refuses to write one)
 
     out = cli("report", "--json", "--log", str(linked))
     assert out.returncode == 0, out.stderr
