@@ -96,6 +96,65 @@ def looks_binary(data: bytes) -> bool:
     return b"\0" in data[:8192]
 
 
+Ignores = list[tuple[Path, pathspec.GitIgnoreSpec]]
+
+
+def walk_files(
+    root: Path, exclusions: Exclusions, wanted: Callable[[Path], bool]
+) -> Iterator[Path]:
+    """The files under `root` that `wanted` accepts and the rules let in: no link is followed (it
+    may lead out of the folder or into a loop), `.gitignore` files, the exclusions (matched
+    relative to `root`) and SKIPPED_DIRS are honoured. Depth first in name order. A stack, not
+    recursion: folders can nest deeper than Python's stack."""
+    stack: list[tuple[Path, bool, Ignores]] = [(root, True, [])]
+    while stack:
+        path, is_dir, ignores = stack.pop()
+        if not is_dir:
+            yield path
+            continue
+        stack.extend(reversed(list(_children(root, path, ignores, exclusions, wanted))))
+
+
+def _children(
+    root: Path,
+    folder: Path,
+    ignores: Ignores,
+    exclusions: Exclusions,
+    wanted: Callable[[Path], bool],
+) -> Iterator[tuple[Path, bool, Ignores]]:
+    """A folder's entries that the rules let in: (path, is a folder, the rules below it)."""
+    gitignore = folder / ".gitignore"
+    if gitignore.is_file():
+        try:
+            lines = gitignore.read_text(encoding="utf-8", errors="replace").splitlines()
+            ignores = [*ignores, (folder, pathspec.GitIgnoreSpec.from_lines(lines))]
+        except OSError:
+            pass
+    try:
+        entries = sorted(os.scandir(folder), key=lambda e: e.name)
+    except OSError:
+        return  # unreadable or deleted while walking: nothing to read there
+    for entry in entries:
+        path = Path(entry.path)
+        is_dir = entry.is_dir(follow_symlinks=False)
+        if entry.is_symlink():
+            continue  # a link may lead out of the folder or into a loop
+        if is_dir and entry.name in SKIPPED_DIRS:
+            continue
+        rel = path.relative_to(root).as_posix() + ("/" if is_dir else "")
+        if exclusions.matches(rel):
+            continue
+        if any(
+            spec.match_file(path.relative_to(base).as_posix() + ("/" if is_dir else ""))
+            for base, spec in ignores
+        ):
+            continue
+        if is_dir:
+            yield path, True, ignores
+        elif entry.is_file(follow_symlinks=False) and wanted(path):
+            yield path, False, ignores
+
+
 class WorkspaceIndex:
     """Definitions and imports by file, and by name across files. Safe to use from two threads."""
 
@@ -170,54 +229,7 @@ class WorkspaceIndex:
     def walk(self) -> Iterator[Path]:
         """Source files under the roots that the rules let in, without following links out."""
         for root in self.roots:
-            yield from self._walk(root)
-
-    def _walk(self, root: Path) -> Iterator[Path]:
-        """Depth first in name order. A stack, not recursion: folders can nest deeper than
-        Python's stack."""
-        Ignores = list[tuple[Path, pathspec.GitIgnoreSpec]]
-        stack: list[tuple[Path, bool, Ignores]] = [(root, True, [])]
-        while stack:
-            path, is_dir, ignores = stack.pop()
-            if not is_dir:
-                yield path
-                continue
-            stack.extend(reversed(list(self._children(root, path, ignores))))
-
-    def _children(
-        self, root: Path, folder: Path, ignores: list[tuple[Path, pathspec.GitIgnoreSpec]]
-    ) -> Iterator[tuple[Path, bool, list[tuple[Path, pathspec.GitIgnoreSpec]]]]:
-        """A folder's entries that the rules let in: (path, is a folder, the rules below it)."""
-        gitignore = folder / ".gitignore"
-        if gitignore.is_file():
-            try:
-                lines = gitignore.read_text(encoding="utf-8", errors="replace").splitlines()
-                ignores = [*ignores, (folder, pathspec.GitIgnoreSpec.from_lines(lines))]
-            except OSError:
-                pass
-        try:
-            entries = sorted(os.scandir(folder), key=lambda e: e.name)
-        except OSError:
-            return  # unreadable or deleted while walking: nothing to index there
-        for entry in entries:
-            path = Path(entry.path)
-            is_dir = entry.is_dir(follow_symlinks=False)
-            if entry.is_symlink():
-                continue  # a link may lead out of the workspace or into a loop
-            if is_dir and entry.name in SKIPPED_DIRS:
-                continue
-            rel = path.relative_to(root).as_posix() + ("/" if is_dir else "")
-            if self.exclusions.matches(rel):
-                continue
-            if any(
-                spec.match_file(path.relative_to(base).as_posix() + ("/" if is_dir else ""))
-                for base, spec in ignores
-            ):
-                continue
-            if is_dir:
-                yield path, True, ignores
-            elif entry.is_file(follow_symlinks=False) and for_path(path) is not None:
-                yield path, False, ignores
+            yield from walk_files(root, self.exclusions, lambda p: for_path(p) is not None)
 
     def update(
         self, path: Path, text: str | None = None, tree: Tree | None = None
