@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import stat
 import threading
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
@@ -94,6 +95,27 @@ class Exclusions:
 
 def looks_binary(data: bytes) -> bool:
     return b"\0" in data[:8192]
+
+
+def read_file(path: Path, max_bytes: int) -> bytes | None:
+    """A regular file's bytes; None for a link, anything but a regular file, more than
+    `max_bytes` or binary. One descriptor, opened without following a link and without waiting
+    on a pipe, is checked and read: what is read is what was checked, and no more than the
+    limit is read even where the size on disk says 0 (as `/proc` files do)."""
+    flags = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
+    try:
+        fd = os.open(path, flags)
+    except OSError:  # a link, deleted or unreadable since it was listed
+        return None
+    try:
+        with os.fdopen(fd, "rb") as fh:
+            info = os.fstat(fh.fileno())
+            if not stat.S_ISREG(info.st_mode) or info.st_size > max_bytes:
+                return None
+            data = fh.read(max_bytes + 1)
+    except OSError:
+        return None
+    return None if len(data) > max_bytes or looks_binary(data) else data
 
 
 Ignores = list[tuple[Path, pathspec.GitIgnoreSpec]]
@@ -242,17 +264,11 @@ class WorkspaceIndex:
             self.remove(path)
             return None
         if text is None:
-            try:
-                if path.stat().st_size > self.max_file_bytes:
-                    self.remove(path)
-                    return None
-                data = path.read_bytes()
-            except OSError:  # deleted or unreadable since it was listed
+            # None: deleted or unreadable since it was listed, oversized or binary
+            if (read := read_file(path, self.max_file_bytes)) is None:
                 self.remove(path)
                 return None
-            if looks_binary(data):
-                self.remove(path)
-                return None
+            data = read
         else:
             data = text.encode("utf-8", "surrogatepass")  # the editor's bytes, lone surrogates too
             if len(data) > self.max_file_bytes:

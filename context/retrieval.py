@@ -12,12 +12,14 @@ Each snippet carries its provenance (path, lines, sha256 of its text) into the a
 from __future__ import annotations
 
 import hashlib
+import os
 import re
-from collections.abc import Callable, Iterable, Sequence
+import threading
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
-from context.index import FileEntry, WorkspaceIndex
+from context.index import FileEntry, WorkspaceIndex, read_file, walk_files
 from context.languages import for_path
 from context.prompt import Snippet
 from context.symbols import imports
@@ -36,6 +38,9 @@ MIN_SNIPPET_TOKENS = 8  # below this much budget left, stop looking
 MAX_CHARS_PER_TOKEN = 8  # no tokenizer packs more; a cheap bound before counting
 WINDOW = 20
 KB_SUFFIXES = frozenset({".md", ".markdown", ".rst", ".txt", ".adoc"})
+# A scan's bounds: a folder of coding standards and design notes is far below both.
+KB_MAX_FILES = 5_000
+KB_MAX_BYTES = 16_000_000
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -221,34 +226,90 @@ def _covers(a: Snippet, b: Snippet) -> bool:
     return a.path == b.path and a.start_line <= b.start_line and b.end_line <= a.end_line
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
+class KnowledgeRead:
+    """What a knowledge-base scan read, and the limit that stopped it, if one did."""
+
+    files: int
+    size: int  # bytes
+    skipped: int  # binary, over the size limit, or gone since listed
+    limit: str = ""  # empty: every file the rules let in was read
+
+    def summary(self) -> str:
+        said = f"{self.files} knowledge-base files read ({self.size:,} bytes)"
+        if self.skipped:
+            said += f", {self.skipped} skipped (binary, too large or unreadable)"
+        return f"{said}; {self.limit}" if self.limit else said
+
+
 class KnowledgeBase:
     """Passages of Markdown, reStructuredText and plain-text files in administrator-named folders:
-    coding standards, design notes. Split at headings and blank lines, ranked by overlap."""
+    coding standards, design notes. Split at headings and blank lines, ranked by overlap.
 
-    def __init__(self, folders: Iterable[Path], exclude: Callable[[Path], bool]) -> None:
-        self.folders = tuple(Path(f).expanduser().resolve() for f in folders)
+    Read as the workspace is (`context.index`): no link is followed, the exclusions and the
+    built-in secret list hold, binary and oversized files are skipped. A scan is bounded in
+    files and bytes, since a folder may be as large as `/usr`; it runs in a worker thread, and
+    `passages` answers from what the last finished scan read."""
+
+    def __init__(
+        self,
+        folders: Iterable[Path],
+        index: WorkspaceIndex,
+        *,
+        max_files: int = KB_MAX_FILES,
+        max_bytes: int = KB_MAX_BYTES,
+    ) -> None:
+        """`folders` absolute (a relative one would be read from wherever the server started);
+        `index`: the workspace's, whose exclusions and file size limit apply here too."""
+        expanded = [os.path.expanduser(f) for f in folders]
+        if relative := [f for f in expanded if not os.path.isabs(f)]:
+            raise ValueError(f"knowledge-base folders must be absolute paths, not {relative}")
+        self.folders = tuple(Path(os.path.realpath(f)) for f in expanded)
+        self.index = index
+        self.max_files = max_files
+        self.max_bytes = max_bytes
         self._passages: list[tuple[set[str], Snippet]] = []
-        for folder in self.folders:
-            for path in sorted(folder.rglob("*")):
-                if path.suffix.lower() in KB_SUFFIXES and path.is_file() and not exclude(path):
-                    self._add(folder, path)
 
-    def _add(self, folder: Path, path: Path) -> None:
-        try:
-            lines = path.read_text(encoding="utf-8", errors="replace").split("\n")
-        except OSError:
-            return
-        start = 0
-        for i in range(len(lines) + 1):
-            end = i == len(lines)
-            heading = not end and lines[i].startswith(("#", "=====", "-----")) and i > start
-            if end or heading or (i - start >= 30 and not lines[i].strip()):
-                chunk = lines[start:i]
-                if "".join(chunk).strip():
-                    rel = lambda p, f=folder: f"{f.name}/{p.relative_to(f).as_posix()}"  # noqa: E731
-                    snip = _snippet(path, start, chunk, rel)
-                    self._passages.append((identifiers("\n".join(chunk)), snip))
-                start = i
+    def scan(
+        self,
+        progress: Callable[[int, int], None] | None = None,
+        cancel: threading.Event | None = None,
+    ) -> KnowledgeRead:
+        """Read the folders, at most `max_files` files (those skipped count) and `max_bytes`
+        bytes of text; `progress(files, bytes)` after each file read."""
+        passages: list[tuple[set[str], Snippet]] = []
+        files = size = skipped = 0
+        limit = ""
+        for folder, path in self._walk():
+            if cancel is not None and cancel.is_set():
+                limit = "cancelled"
+                break
+            if files + skipped == self.max_files:  # a skipped file was opened too
+                limit = f"stopped at the limit of {self.max_files:,} files; the rest is left out"
+                break
+            data = read_file(path, self.index.max_file_bytes)
+            if data is None:
+                skipped += 1
+                continue
+            if size + len(data) > self.max_bytes:
+                limit = f"stopped at the limit of {self.max_bytes:,} bytes; the rest is left out"
+                break
+            files += 1
+            size += len(data)
+            passages.extend(_passages(folder, path, data.decode("utf-8", errors="replace")))
+            if progress is not None:
+                progress(files, size)
+        self._passages = passages  # one assignment: a reader sees the old list or the new
+        return KnowledgeRead(files=files, size=size, skipped=skipped, limit=limit)
+
+    def _walk(self) -> Iterator[tuple[Path, Path]]:
+        """(folder, file) for each passage file the workspace's rules let in, the exclusions
+        matched both under the folder and as the index judges the path."""
+        index = self.index
+        for folder in self.folders:
+            for path in walk_files(folder, index.exclusions, _is_passage_file):
+                if not index.is_excluded(path):
+                    yield folder, path
 
     def passages(self, wanted: set[str], limit: int = 2) -> list[Snippet]:
         scored = [
@@ -258,3 +319,22 @@ class KnowledgeBase:
         ]
         scored.sort(key=lambda s: -s[0])
         return [s for _, s in scored[:limit]]
+
+
+def _is_passage_file(path: Path) -> bool:
+    return path.suffix.lower() in KB_SUFFIXES
+
+
+def _passages(folder: Path, path: Path, text: str) -> Iterator[tuple[set[str], Snippet]]:
+    """A file's passages: split at headings, and at a blank line after 30 lines."""
+    lines = text.split("\n")
+    rel = lambda p: f"{folder.name}/{p.relative_to(folder).as_posix()}"  # noqa: E731
+    start = 0
+    for i in range(len(lines) + 1):
+        end = i == len(lines)
+        heading = not end and lines[i].startswith(("#", "=====", "-----")) and i > start
+        if end or heading or (i - start >= 30 and not lines[i].strip()):
+            chunk = lines[start:i]
+            if "".join(chunk).strip():
+                yield identifiers("\n".join(chunk)), _snippet(path, start, chunk, rel)
+            start = i

@@ -2,9 +2,10 @@
 
 Read from the file named by `AIRGAP_LSP_POLICY`, else `/etc/airgap-lsp/policy.toml` if it exists.
 It fixes the allowed models (by name, version and manifest hash), the audit log's location,
-group and rotation, paths excluded from every prompt, knowledge-base folders, the users allowed
-to run the assistant, and internal hosts the egress guard lets through. A refusal names the file
-and line that refused. An invalid policy stops the tool: it fails closed.
+group and rotation, paths excluded from every prompt, knowledge-base folders (always read) and
+whether the users' settings may add their own, the users allowed to run the assistant, and
+internal hosts the egress guard lets through. A refusal names the file and line that refused.
+An invalid policy stops the tool: it fails closed.
 
     [models]
     allowed = [
@@ -17,6 +18,7 @@ and line that refused. An invalid policy stops the tool: it fails closed.
     [context]
     exclude = ["secrets/**", "*.kdbx"]
     knowledge_base = ["/srv/standards"]
+    user_knowledge_base = false   # the settings add no folders of their own (default: true)
     [users]
     allowed = ["alice", "@flight-sw"]   # a name, or @group
     [network]
@@ -51,7 +53,7 @@ SYSTEM_POLICY = Path("/etc/airgap-lsp/policy.toml")
 _KEYS = {
     "models": {"allowed"},
     "audit": {"path", "group", "rotate", "max_bytes"},
-    "context": {"exclude", "knowledge_base"},
+    "context": {"exclude", "knowledge_base", "user_knowledge_base"},
     "users": {"allowed"},
     "network": {"allowed_hosts", "tcp_path_settings"},
     "backend": {"url", "model", "fallback", "ca_file", "timeout_s"},
@@ -105,6 +107,7 @@ class Policy:
     audit_monthly: bool = False
     exclude: tuple[str, ...] = ()
     knowledge_base: tuple[str, ...] = ()
+    user_knowledge_base: bool = True  # False: the settings' folders are not read
     users: tuple[str, ...] = ()  # empty: anyone
     users_line: int = 0
     allowed_hosts: tuple[str, ...] = ()
@@ -131,13 +134,19 @@ class Policy:
                 if model != Settings().model:
                     overridden.append(f"model is fixed to {b.model} by {b.where}")
                 model = b.model
+        knowledge_base = settings.knowledge_base
+        if not self.user_knowledge_base:
+            if [f for f in knowledge_base if f not in self.knowledge_base]:
+                fixed = ", ".join(self.knowledge_base) or "none"
+                overridden.append(f"context.knowledgeBase is fixed to {fixed} by {self.path}")
+            knowledge_base = ()
         s = replace(
             settings,
             model=model,
             backend_url=backend_url,
             audit_path=self.audit_path or settings.audit_path,
             policy_exclude=self.exclude,
-            knowledge_base=tuple(dict.fromkeys(self.knowledge_base + settings.knowledge_base)),
+            knowledge_base=tuple(dict.fromkeys(self.knowledge_base + knowledge_base)),
         )
         return s, overridden
 
@@ -284,6 +293,12 @@ def parse_policy(text: str, path: Path) -> Policy:
                     f"{path}:{_line_of(lines, section, key)}: {value!r} is a relative path; "
                     f"[{section}] {key} takes absolute paths."
                 )
+    user_knowledge_base = doc.get("context", {}).get("user_knowledge_base", True)
+    if not isinstance(user_knowledge_base, bool):
+        raise PolicyError(
+            f"{path}:{_line_of(lines, 'context', 'user_knowledge_base')}: user_knowledge_base "
+            "must be true or false."
+        )
     tcp_path_settings = doc.get("network", {}).get("tcp_path_settings", False)
     if not isinstance(tcp_path_settings, bool):
         raise PolicyError(
@@ -311,6 +326,7 @@ def parse_policy(text: str, path: Path) -> Policy:
         audit_monthly=rotate == "monthly",
         exclude=_strings(doc.get("context", {}), "exclude", str(path)),
         knowledge_base=_strings(doc.get("context", {}), "knowledge_base", str(path)),
+        user_knowledge_base=user_knowledge_base,
         users=_strings(doc.get("users", {}), "allowed", str(path)),
         users_line=_line_of(lines, "users", "allowed"),
         allowed_hosts=allowed_hosts,

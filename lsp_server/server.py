@@ -296,13 +296,17 @@ class AirgapServer(LanguageServer):
         self.index = WorkspaceIndex(
             self.workspace_roots(), exclude=s.context_exclude, fixed_exclude=s.policy_exclude
         )
-        kb = KnowledgeBase([Path(p) for p in s.knowledge_base], self.index.is_excluded)
+        kb = KnowledgeBase([Path(p) for p in s.knowledge_base], self.index)
         self.context = ContextBuilder(self.index, kb)
         self._indexed.clear()
         self._index_cancel = threading.Event()
-        self._indexing = asyncio.ensure_future(self._scan(self.index, self._index_cancel))
+        self._indexing = asyncio.ensure_future(self._scan(self.index, kb, self._index_cancel))
 
-    async def _scan(self, index: WorkspaceIndex, cancel: threading.Event) -> int:
+    async def _scan(self, index: WorkspaceIndex, kb: KnowledgeBase, cancel: threading.Event) -> int:
+        if kb.folders:
+            await self._read_knowledge(kb, cancel)
+        if cancel.is_set():
+            return 0
         progress = _Progress(self, "airgap-lsp: indexing the workspace")
         await progress.begin()
         loop = asyncio.get_running_loop()
@@ -320,6 +324,28 @@ class AirgapServer(LanguageServer):
         progress.end(message)
         log.info("index: %s", message)
         return count
+
+    async def _read_knowledge(self, kb: KnowledgeBase, cancel: threading.Event) -> None:
+        """The knowledge-base folders, read in a worker thread (a folder as large as `/usr`
+        takes seconds) under the knowledge base's bounds; the progress and the log say which
+        bound stopped it."""
+        progress = _Progress(self, "airgap-lsp: reading the knowledge base")
+        await progress.begin()
+        loop = asyncio.get_running_loop()
+        step = {"last": 0.0}
+
+        def report(files: int, size: int) -> None:
+            now = time.monotonic()
+            if now - step["last"] > 0.2:
+                step["last"] = now
+                loop.call_soon_threadsafe(progress.report, f"{files} files read ({size:,} bytes)")
+
+        read = await asyncio.to_thread(kb.scan, report, cancel)
+        progress.end(read.summary())
+        if read.limit and not cancel.is_set():
+            log.warning("knowledge base: %s", read.summary())
+        else:
+            log.info("knowledge base: %s", read.summary())
 
     def touch(self, uri: str, doc: ParsedDocument) -> None:
         """Keep the open documents in the order they were last used."""

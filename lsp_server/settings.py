@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, fields, replace
 from typing import Any
 
@@ -144,6 +145,15 @@ def parse_settings(
         elif want == "tuple[str, ...]":
             if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
                 problems.append(f"{key} must be a list of strings, not {value!r}")
+                continue
+            # A relative folder would be read from wherever the server happened to start.
+            if name == "knowledge_base" and (
+                relative := [v for v in value if not os.path.isabs(os.path.expanduser(v))]
+            ):
+                problems.append(
+                    f"{key} takes absolute folders (or ~/...), not the relative "
+                    + ", ".join(repr(v) for v in relative)
+                )
                 continue
             value = tuple(value)
         elif not isinstance(value, str):

@@ -138,7 +138,8 @@ def test_vhdl_use_work_resolves_to_the_package(index: WorkspaceIndex, tree: Path
 
 
 def test_knowledge_base_passages_rank_by_the_names_in_use(tree: Path) -> None:
-    kb = KnowledgeBase([tree / "docs"], exclude=lambda p: False)
+    kb = KnowledgeBase([tree / "docs"], WorkspaceIndex([tree]))
+    kb.scan()
     best = kb.passages({"clamp_altitude", "flight_limits", "altitude"})
     assert best and "Clamp_Altitude" in best[0].text
     assert best[0].path == "docs/coding-standard.md"
@@ -234,5 +235,5 @@ def test_an_open_document_reached_through_a_link_to_an_excluded_folder_gives_no_
         budget_tokens=10_000,
         recent=((linked / "rtl" / "util_pkg.vhd", vhdl), (tree / "rtl" / "util_pkg.vhd", vhdl)),
     )
-    snippets = ContextBuilder(idx, KnowledgeBase([], idx.is_excluded)).build(request, words)
+    snippets = ContextBuilder(idx, KnowledgeBase([], idx)).build(request, words)
     assert not [s for s in snippets if "util_pkg" in s.path], snippets

@@ -161,3 +161,21 @@ def test_the_user_is_who_the_process_runs_as_not_who_the_environment_says(
     with pytest.raises(PolicyError, match=f"does not allow the user '{me}'"):
         allowed_alice.check_user()
     assert os_identity()[0]["name"] == me
+
+
+def test_a_policy_can_forbid_the_users_knowledge_base_folders(tmp_path: Path) -> None:
+    path = tmp_path / "p.toml"
+    text = '[context]\nknowledge_base = ["/srv/standards"]\nuser_knowledge_base = %s\n'
+    user = Settings(knowledge_base=("/home/u/kb",))
+
+    fixed, overridden = parse_policy(text % "false", path).apply(user)
+    assert fixed.knowledge_base == ("/srv/standards",)
+    assert overridden == [f"context.knowledgeBase is fixed to /srv/standards by {path}"]
+    assert parse_policy(text % "false", path).apply(fixed) == (fixed, [])  # applied again
+
+    added, overridden = parse_policy(text % "true", path).apply(user)
+    assert added.knowledge_base == ("/srv/standards", "/home/u/kb") and overridden == []
+    assert parse_policy(text.split("user_")[0], path).user_knowledge_base
+
+    with pytest.raises(PolicyError, match=":3: user_knowledge_base must be true or false"):
+        parse_policy(text % '"no"', path)

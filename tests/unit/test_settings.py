@@ -147,6 +147,17 @@ def test_choices_accept_every_documented_value() -> None:
         assert parse_settings({"multiline": mode}).multiline == mode
 
 
+def test_a_relative_knowledge_base_folder_is_refused_naming_it() -> None:
+    """It would be read from wherever the server was started."""
+    with pytest.raises(SettingsError) as err:
+        parse_settings({"context": {"knowledgeBase": ["/srv/standards", "kb", "../notes"]}})
+    message = str(err.value)
+    assert "context.knowledgeBase" in message and "absolute" in message
+    assert "'kb'" in message and "'../notes'" in message and "/srv/standards" not in message
+    folders = ["/srv/standards", "~/notes"]
+    assert parse_settings({"context": {"knowledgeBase": folders}}).knowledge_base == tuple(folders)
+
+
 def test_path_settings_from_a_tcp_client_are_refused_naming_each() -> None:
     base = Settings(audit_path="/home/me/audit.jsonl")
     raw = {"auditPath": "/home/victim/.bashrc", "context": {"knowledgeBase": ["/home/victim"]}}
