@@ -9,6 +9,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from inference.chat_template import render_chat
 from inference.cpu_load import others_busy, threads_for
 from inference.errors import AirgapError, GenerationCancelled
 from inference.offline import set_offline_env
@@ -166,16 +167,19 @@ class Tokenized:
         return len(self._tokenizer(text, add_special_tokens=False).input_ids)
 
     def chat_prompt(self, messages: Sequence[tuple[str, str]], reply_start: str = "") -> str | None:
-        # The template is a file of the checkpoint (hashed in the manifest); transformers renders
-        # it in a sandboxed Jinja environment.
+        # The template is a file of the checkpoint (hashed in the manifest), so code the model
+        # brings: it renders in a Jinja sandbox that bounds its steps and its output, with the
+        # variables transformers' `apply_chat_template` gives it. ChatTemplateError if it fails.
         if not getattr(self._tokenizer, "chat_template", None):
             return None
-        text = self._tokenizer.apply_chat_template(
-            [{"role": role, "content": content} for role, content in messages],
-            tokenize=False,
-            add_generation_prompt=True,
-        )
-        return str(text) + reply_start
+        variables = {
+            **self._tokenizer.special_tokens_map,
+            "messages": [{"role": role, "content": content} for role, content in messages],
+            "tools": None,
+            "documents": None,
+            "add_generation_prompt": True,
+        }
+        return render_chat(self._tokenizer.get_chat_template(), variables) + reply_start
 
     def token_texts(self) -> list[str]:
         """Each token's text, by id (for token healing)."""

@@ -29,3 +29,7 @@ class BackendDown(AirgapError):
 
 class BackendRefused(AirgapError):
     """The team's inference server answers, but not with the locked model (its hash differs)."""
+
+
+class ChatTemplateError(AirgapError):
+    """The model's chat template failed, or was stopped at a bound, rendering a prompt."""

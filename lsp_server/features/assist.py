@@ -1,7 +1,9 @@
 """What hover and code actions share: run one model task off the event loop, audit its result.
 
 Each task's text comes from `inference.tasks`; its reply is audited with the task's kind before
-the editor sees anything, like a completion.
+the editor sees anything, like a completion. The model text is rendered from the model's own
+chat template on a thread of its own, never on the event loop, and a request waits for it only
+so long: the render stops itself at its step and size bounds (`inference.chat_template`).
 """
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ import asyncio
 import threading
 import time
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
@@ -17,12 +20,16 @@ from typing import TYPE_CHECKING, Any
 from pygls.exceptions import JsonRpcInternalError, JsonRpcRequestCancelled
 
 from inference.engine import Engine, EngineInfo, Generation, GenerationRequest
-from inference.errors import AirgapError, GenerationCancelled
+from inference.errors import AirgapError, ChatTemplateError, GenerationCancelled
 from inference.stops import StopRule
 from inference.tasks import RenderedTask, Task, render_task
 from lsp_server.audit import AuditRecord, os_identity
 
 NOT_SENT = "cancelled before the reply: the editor never showed it"
+RENDER_SECONDS = 2.0  # the longest a code action waits for its model text (a sane one: ms)
+# One render at a time: a template that runs until its step bound holds this thread only, and
+# a render that waited behind it past its time is dropped, never run.
+renderer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="airgap-render")
 
 if TYPE_CHECKING:
     from lsp_server.server import AirgapServer
@@ -48,8 +55,9 @@ async def run_task(
     rendered: RenderedTask | None = None,
 ) -> TaskRun:
     """Generate the task's reply on the model worker; a cancelled request stops it between steps.
-    `rendered`: the task's model text, if the caller has it already."""
-    rendered = rendered or render_task(engine, task)
+    `rendered`: the task's model text, if the caller has it already. ChatTemplateError: the
+    model's chat template failed or was stopped (nothing was generated)."""
+    rendered = rendered or await render(engine, task, RENDER_SECONDS)
     request = GenerationRequest(
         prompt=rendered.prompt,
         max_new_tokens=max_new_tokens,
@@ -75,6 +83,21 @@ async def run_task(
         generation=gen,
         total_ms=(time.perf_counter() - started) * 1000,
     )
+
+
+async def render(engine: Engine, task: Task, seconds: float) -> RenderedTask:
+    """The task's model text, rendered off the event loop. ChatTemplateError if the template
+    fails, is stopped at a bound, or is still rendering after `seconds` (it stops by itself)."""
+    rendering = asyncio.get_running_loop().run_in_executor(renderer, render_task, engine, task)
+    try:
+        return await asyncio.wait_for(rendering, seconds)
+    except TimeoutError:
+        raise ChatTemplateError(
+            f"The model's chat template took longer than {seconds * 1000:.0f} ms to render the "
+            "prompt; the model was not asked. If it does so again, the template is too "
+            "expensive: import a model whose chat template renders a conversation plainly "
+            "(`airgap-lsp model import`) and name it in the settings."
+        ) from None
 
 
 def task_record(

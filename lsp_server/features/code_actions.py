@@ -22,6 +22,7 @@ from context.spark import aspects_edit, contract_target, parse_aspects
 from context.text import position_at
 from context.units import check_edit, enclosing_unit
 from inference.engine import Engine
+from inference.errors import ChatTemplateError
 from inference.tasks import (
     contracts_task,
     explain_task,
@@ -88,11 +89,15 @@ def register(server: AirgapServer) -> None:
             ls.show_error("The document changed since the action was listed: ask again.")
             return action
         engine = await ls.engine()
-        if key == "spark_contracts":
-            return await _contracts(ls, engine, action, uri, doc, rng)
-        if key == "refactor":
-            return await _refactor(ls, engine, action, uri, doc, rng)
-        return await _explain(ls, engine, action, uri, doc, rng)
+        try:
+            if key == "spark_contracts":
+                return await _contracts(ls, engine, action, uri, doc, rng)
+            if key == "refactor":
+                return await _refactor(ls, engine, action, uri, doc, rng)
+            return await _explain(ls, engine, action, uri, doc, rng)
+        except ChatTemplateError as exc:  # nothing was generated: the action stays as listed
+            ls.show_error(f"airgap-lsp: {TITLES[key].lower()}: {exc}")
+            return action
 
     @server.command(SHOW_EXPLANATION)
     def show_explanation(ls: AirgapServer, shown: dict[str, Any]) -> dict[str, Any]:

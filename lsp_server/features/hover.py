@@ -2,13 +2,16 @@
 
 The explanation is cached by the sha256 of the prompt it comes from, so a second hover over the
 same declaration is instant and shows the first one's audit id. The hover never waits for a model
-that is still loading: it says so and shows the index's part.
+that is still loading: it says so and shows the index's part. `hover.timeBudgetMs` covers the
+prompt's render from the model's chat template and the generation: a template that runs past it
+or past its own bounds gets the index's part and why the explanation was withheld.
 """
 
 from __future__ import annotations
 
 import hashlib
 import logging
+import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -20,8 +23,9 @@ from context.document import ParsedDocument
 from context.languages import for_document
 from context.text import position_at
 from context.units import identifier_at
-from inference.tasks import explain_task, render_task
-from lsp_server.features.assist import run_task, task_record, write_audit
+from inference.errors import ChatTemplateError
+from inference.tasks import explain_task
+from lsp_server.features.assist import render, run_task, task_record, write_audit
 
 if TYPE_CHECKING:
     from lsp_server.server import AirgapServer
@@ -94,17 +98,24 @@ async def explanation(
         context=decl.doc,
     )
     info = engine.info
-    rendered = render_task(engine, task)
+    s = ls.settings
+    budget = s.hover_time_budget_ms / 1000
+    started = time.perf_counter()
+    try:
+        rendered = await render(engine, task, budget)
+    except ChatTemplateError as exc:
+        log.warning("hover over %s: explanation withheld: %s", decl.name, exc)
+        return f"*Explanation withheld: {exc}*"
     key = hashlib.sha256(f"{info.manifest_sha256}\0{rendered.prompt}".encode()).hexdigest()
     cached = ls.explanations.get(key)
     if cached is None:
-        s = ls.settings
+        left = budget - (time.perf_counter() - started)  # the render finished inside the budget
         run = await run_task(
             ls,
             engine,
             task,
             max_new_tokens=s.hover_max_tokens,
-            max_seconds=s.hover_time_budget_ms / 1000,
+            max_seconds=max(round(left, 3), 0.001),
             rendered=rendered,
         )
         text = run.generation.text.rstrip()
