@@ -8,10 +8,16 @@ parse that grows with the file (5,000 lines of Ada: about a third).
 
 Lines end at "\\n", as LSP clients split them; a "\\r" just before the "\\n" belongs to the line
 end, so a column past the content lands before it.
+
+A tree takes far more memory than its text: 140 times a file of `x = 1` lines, 190 times one line
+of `1,` repeated (tree-sitter keeps a node for each token). A document over `MAX_PARSED_BYTES` is
+kept as text only, with no tree, until an edit brings it back under the limit.
 """
 
 from __future__ import annotations
 
+import re
+from array import array
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -19,6 +25,9 @@ from tree_sitter import Parser, Tree
 
 from context.languages import Language
 from context.text import utf16_to_index
+
+# As the workspace index's file limit: at most a few hundred MB of tree for one document.
+MAX_PARSED_BYTES = 1_000_000
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -48,6 +57,8 @@ class Edit:
 
 
 _CR = ord("\r")
+_LF = ord("\n")
+_NEWLINE = re.compile(b"\n")
 
 
 def _encode(text: str) -> bytes:
@@ -55,9 +66,9 @@ def _encode(text: str) -> bytes:
     return text.encode("utf-8", "surrogatepass")
 
 
-def _starts(parts: Sequence[bytes], offset: int = 0) -> list[int]:
+def _starts(parts: Sequence[bytes], offset: int = 0) -> array[int]:
     """Where each of `parts` begins once they are joined with one-unit separators."""
-    starts = [offset]
+    starts = array("q", [offset])
     for part in parts[:-1]:
         offset += len(part) + 1
         starts.append(offset)
@@ -73,15 +84,19 @@ class _Location:
 @dataclass(frozen=True, slots=True)
 class _Buffer:
     """The UTF-8 source and where each line starts in it; replaced, never changed. Bytes only:
-    splicing a str with an emoji in it copies four bytes a character and scans them all."""
+    splicing a str with an emoji in it copies four bytes a character and scans them all. The
+    starts are an array, 8 bytes a line: a list of ints takes 40 (a file of `x = 1` lines: 7
+    times its size)."""
 
     source: bytes
-    starts: list[int]  # the byte offset of each line's start; starts[0] == 0
+    starts: array[int]  # the byte offset of each line's start; starts[0] == 0
 
     @classmethod
     def of(cls, text: str) -> _Buffer:
         source = _encode(text)
-        return cls(source, _starts(source.split(b"\n")))
+        starts = array("q", [0])
+        starts.extend(m.end() for m in _NEWLINE.finditer(source))  # no list of the lines
+        return cls(source, starts)
 
     def locate(self, line: int, character: int) -> _Location:
         """An LSP position, clamped to its line's content, or to the end of the text."""
@@ -111,7 +126,7 @@ class _Buffer:
         parts = new.split(b"\n")
         shift = len(new) - (end.byte - start.byte)
         starts = self.starts[: start.point[0] + 1] + _starts(parts, start.byte)[1:]
-        starts += [s + shift for s in self.starts[end.point[0] + 1 :]]
+        starts.extend(s + shift for s in self.starts[end.point[0] + 1 :])
         source = self.source[: start.byte] + new + self.source[end.byte :]
         if len(parts) == 1:
             point = (start.point[0], start.point[1] + len(new))
@@ -127,13 +142,21 @@ class ParsedDocument:
     once and keep it: an edit never changes a tree handed out before it, it parses a new one.
     """
 
-    def __init__(self, text: str, language: Language | None, *, version: int = 0) -> None:
+    def __init__(
+        self,
+        text: str,
+        language: Language | None,
+        *,
+        version: int = 0,
+        max_parsed_bytes: int = MAX_PARSED_BYTES,
+    ) -> None:
         self.language = language
+        self.max_parsed_bytes = max_parsed_bytes
         self._buffer = _Buffer.of(text)
         self._text: str | None = text  # decoded from the source when asked for, after an edit
         self._version = version
         self._parser: Parser | None = language.parser() if language is not None else None
-        self._tree = self._parser.parse(self._buffer.source) if self._parser is not None else None
+        self._tree = None if self.oversized else self._parse(self._buffer.source)
 
     @property
     def text(self) -> str:
@@ -148,8 +171,13 @@ class ParsedDocument:
 
     @property
     def tree(self) -> Tree | None:
-        """None for a language without a grammar."""
+        """None for a language without a grammar, and for an oversized document."""
         return self._tree
+
+    @property
+    def oversized(self) -> bool:
+        """Over `max_parsed_bytes`: kept as text only, not parsed."""
+        return len(self._buffer.source) > self.max_parsed_bytes
 
     @property
     def version(self) -> int:
@@ -162,6 +190,7 @@ class ParsedDocument:
         buffer = self._buffer
         # Edit a copy: a tree already handed out stays true to the text it was parsed from.
         tree = self._tree.copy() if self._tree is not None and changes else None
+        # (a document that was oversized has no tree: it is parsed whole once it is back under)
         edits = []
         for change in changes:
             if change.start is None or change.end is None:
@@ -188,11 +217,37 @@ class ParsedDocument:
                 )
         self._buffer, self._text = buffer, None
         self._version = version
-        if changes and self._parser is not None:
-            # `parse(source, None)` is a TypeError: old_tree may be left out, never passed as None.
-            parsed = self._parser.parse
-            self._tree = parsed(buffer.source, tree) if tree is not None else parsed(buffer.source)
+        if self.oversized:
+            self._tree = None
+        elif changes:
+            self._tree = self._parse(buffer.source, tree)
         return edits
+
+    def _parse(self, source: bytes, old: Tree | None = None) -> Tree | None:
+        if self._parser is None:
+            return None
+        # `parse(source, None)` is a TypeError: old_tree may be left out, never passed as None.
+        return self._parser.parse(source, old) if old is not None else self._parser.parse(source)
+
+    def window(self, line: int, character: int, before: int, after: int) -> Window:
+        """The text around an LSP position (clamped like an edit's): at most `before` bytes of
+        the source before it and `after` bytes after it, cut at line starts where the cut leaves
+        a line, else at a character. What an oversized document's completion reads, rather than
+        the whole text."""
+        source = self._buffer.source
+        at = self._buffer.locate(line, character).byte
+        lo, hi = max(0, at - before), min(len(source), at + after)
+        if lo > 0 and source[lo - 1] != _LF and (nl := source.find(b"\n", lo, at)) >= 0:
+            lo = nl + 1
+        if hi < len(source) and (nl := source.rfind(b"\n", at, hi)) >= 0:
+            hi = nl + 1
+        while lo < at and source[lo] & 0xC0 == 0x80:  # not inside a UTF-8 sequence
+            lo += 1
+        while hi > at and hi < len(source) and source[hi] & 0xC0 == 0x80:
+            hi -= 1
+        head = source[lo:at].decode("utf-8", "surrogatepass")
+        tail = source[at:hi].decode("utf-8", "surrogatepass")
+        return Window(text=head + tail, at=len(head), line=head.count("\n"))
 
     def byte_offset(self, line: int, character: int) -> int:
         """The UTF-8 byte offset of an LSP position (UTF-16 column), clamped like an edit's."""
@@ -201,6 +256,15 @@ class ParsedDocument:
     def point(self, line: int, character: int) -> tuple[int, int]:
         """The tree-sitter point (row, byte column) of an LSP position, clamped like an edit's."""
         return self._buffer.locate(line, character).point
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Window:
+    """Part of a document's text, and where a position is in it."""
+
+    text: str
+    at: int  # the position's string offset in `text`
+    line: int  # the position's line, counted from the window's first line
 
 
 def _edit(start: _Location, old_end: _Location, new_end: _Location) -> Edit:

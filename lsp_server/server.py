@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import copy
 import logging
 import os
 import sys
@@ -15,6 +14,7 @@ from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from datetime import UTC, datetime
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO
 
@@ -47,20 +47,57 @@ RECENT_RECORDS = 64  # audit records kept in memory for `airgap.auditRecord`
 
 
 class _Protocol(LanguageServerProtocol):
-    """pygls's protocol, except that its own copy of a document gets a copy of each edit.
+    """pygls's protocol, except that pygls keeps no text of the open documents, and forgets the
+    futures of notifications once they are handled.
 
-    pygls clamps an edit's positions in place as it applies them (by its own line split, which
-    ends lines at form feeds and line separators too, and one column early on the last line), so
-    the server's copy (`features/documents.py`), which the features read, got positions the editor
-    never sent. pygls's copy is not read.
+    The features read the server's own copy of a document (`features/documents.py`). pygls's was
+    a second copy, never read, that cost more than the first: it splits the whole text into
+    lines at each edit (for a moment 12 times the size of a file of `x = 1` lines), and it
+    clamped an edit's positions in place as it applied them, so the server's copy got positions
+    the editor never sent. pygls keeps each open document's URI, language id and version, with
+    an empty text: what `workspace.get_text_document` is read for.
     """
+
+    @lsp_method(types.TEXT_DOCUMENT_DID_OPEN)
+    def lsp_text_document__did_open(self, params: types.DidOpenTextDocumentParams) -> Any:
+        item = params.text_document
+        self.workspace.put_text_document(
+            types.TextDocumentItem(
+                uri=item.uri, language_id=item.language_id, version=item.version, text=""
+            )
+        )
+        if (handler := self.fm.features.get(types.TEXT_DOCUMENT_DID_OPEN)) is not None:
+            yield handler, (params,), None
 
     @lsp_method(types.TEXT_DOCUMENT_DID_CHANGE)
     def lsp_text_document__did_change(self, params: types.DidChangeTextDocumentParams) -> Any:
-        for change in params.content_changes:
-            self.workspace.update_text_document(params.text_document, copy.deepcopy(change))
+        if (kept := self.workspace.text_documents.get(params.text_document.uri)) is not None:
+            kept.version = params.text_document.version
         if (handler := self.fm.features.get(types.TEXT_DOCUMENT_DID_CHANGE)) is not None:
             yield handler, (params,), None
+
+    def _execute_handler(
+        self,
+        msg_id: Any,
+        handler: Any,
+        callback: Any,
+        args: tuple[Any, ...] | None = None,
+        kwargs: dict[str, Any] | None = None,
+    ) -> None:
+        """pygls's, except that the future of a handler that answers no request is forgotten
+        once it is done. pygls keeps it by a fresh id that nothing removes: for each didOpen,
+        didChange, didClose and didSave, about 1.8 KB that stayed (10,000 documents opened and
+        closed: +35 MB)."""
+        super()._execute_handler(msg_id, handler, callback, args, kwargs)
+        if isinstance(callback, partial) and callback.func == self._send_handler_result:
+            return  # a request's: removed when it is answered, or by `$/cancelRequest`
+        if (future := self._request_futures.get(msg_id)) is not None:
+            future.add_done_callback(partial(self._forget, msg_id))
+
+    def _forget(self, msg_id: Any, done: Any) -> None:
+        # A cancelled one is left: only `shutdown` cancels these, while it iterates over them.
+        if not done.cancelled() and self._request_futures.get(msg_id) is done:
+            del self._request_futures[msg_id]
 
 
 class AirgapServer(LanguageServer):
@@ -374,7 +411,9 @@ class AirgapServer(LanguageServer):
         if doc is None or path is None or self._indexed.get(uri) == doc.version:
             return
         version, index = doc.version, self.index
-        if index.inside(Path(path)):
+        if index.inside(Path(path)) and len(doc.source) > index.max_file_bytes:
+            index.remove(Path(path).resolve())  # as `update` would, without decoding the text
+        elif index.inside(Path(path)):
             # The incremental parse, if it is in the grammar the index would use for the path.
             tree = doc.tree if doc.language == for_path(path) else None
             await asyncio.to_thread(index.update, Path(path), doc.text, tree)

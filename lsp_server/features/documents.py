@@ -22,12 +22,33 @@ log = logging.getLogger("airgap_lsp.documents")
 
 
 def register(server: AirgapServer) -> None:
+    told: set[str] = set()  # documents whose user was told they are too large to parse
+
+    def tell_if_oversized(ls: AirgapServer, uri: str, doc: ParsedDocument) -> None:
+        """Once per document: it is kept as text only, and what that leaves of the features."""
+        if not doc.oversized or uri in told:
+            return
+        told.add(uri)
+        size, limit = len(doc.source) / 1e6, doc.max_parsed_bytes / 1e6
+        log.warning("%s is %.1f MB, over the %.1f MB parsed: kept as text only", uri, size, limit)
+        ls.window_show_message(
+            types.ShowMessageParams(
+                type=types.MessageType.Info,
+                message=(
+                    f"airgap-lsp: {uri} is {size:.1f} MB, over the {limit:.1f} MB it parses. "
+                    "Completions there read only the text around the cursor and are not "
+                    "checked by a parse; its outline and code actions are off."
+                ),
+            )
+        )
+
     @server.feature(types.TEXT_DOCUMENT_DID_OPEN)
     def did_open(ls: AirgapServer, params: types.DidOpenTextDocumentParams) -> None:
         item = params.text_document
         language = for_document(to_fs_path(item.uri) or item.uri, item.language_id)
         doc = ParsedDocument(item.text, language, version=item.version)
         ls.touch(item.uri, doc)
+        tell_if_oversized(ls, item.uri, doc)
 
     @server.feature(types.TEXT_DOCUMENT_DID_CHANGE)
     def did_change(ls: AirgapServer, params: types.DidChangeTextDocumentParams) -> None:
@@ -63,6 +84,7 @@ def register(server: AirgapServer) -> None:
             )
             return
         ls.touch(uri, doc)
+        tell_if_oversized(ls, uri, doc)
 
     @server.feature(types.TEXT_DOCUMENT_DID_SAVE)
     async def did_save(ls: AirgapServer, params: types.DidSaveTextDocumentParams) -> None:

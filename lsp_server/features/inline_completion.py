@@ -38,6 +38,7 @@ if TYPE_CHECKING:
 log = logging.getLogger("airgap_lsp.completion")
 STATS = "airgap.completionStats"  # workspace/executeCommand: what the typing path cost so far
 CANCELLED = "cancelled: superseded by a newer request, or cancelled by the editor"
+WINDOW_SLACK_BYTES = 4096  # beyond the prompt's cut: the lines around the cursor the context reads
 
 
 def register(server: AirgapServer) -> None:
@@ -90,9 +91,8 @@ async def complete(
 ) -> types.InlineCompletionList:
     """The rest of the last suggestion if the user typed its start, else a new generation."""
     uri = params.text_document.uri
-    text = printable(parsed.text)
+    text, at, cursor_line = cursor_text(parsed, params.position, ls.settings)
     stats = ls.completion_stats
-    at = offset_at(text, params.position.line, params.position.character)
     before, after = text[:at], text[at:]
     if (last := ls.last_shown.get(uri)) is not None and (
         served := await serve_typed_on(ls, params, last, before, after, cancel)
@@ -128,12 +128,12 @@ async def complete(
             recent = tuple(
                 (Path(p), printable(d.text))
                 for u, d in reversed(ls.documents.items())
-                if u != uri and (p := to_fs_path(u))
+                if u != uri and not d.oversized and (p := to_fs_path(u))
             )[:8]
             request_ctx = ContextRequest(
                 path=path,
                 text=text,
-                cursor_line=params.position.line,
+                cursor_line=cursor_line,
                 budget_tokens=s.context_max_tokens,
                 recent=recent,
             )
@@ -185,6 +185,25 @@ async def complete(
     log.info("suggestion %s: %d tokens, %s", record.id, gen.new_tokens, gen.stop_reason)
     ls.last_shown[uri] = Shown(before=before, after=after, text=shown, record=record, settings=s)
     return shown_item(params.position, shown, record.id)
+
+
+def cursor_text(
+    parsed: ParsedDocument, pos: types.Position, settings: Settings
+) -> tuple[str, int, int]:
+    """What a completion reads: a text, the cursor's offset in it and the cursor's line in it.
+    The whole document; for an oversized one, a window around the cursor that holds what the
+    prompt keeps (a character is at most 4 bytes) and the lines the context looks at, so that
+    nothing scales with the document's size."""
+    if not parsed.oversized:
+        text = printable(parsed.text)
+        return text, offset_at(text, pos.line, pos.character), pos.line
+    window = parsed.window(
+        pos.line,
+        pos.character,
+        before=4 * settings.max_prefix_chars + WINDOW_SLACK_BYTES,
+        after=4 * settings.max_suffix_chars + WINDOW_SLACK_BYTES,
+    )
+    return printable(window.text), window.at, window.line
 
 
 async def publish(

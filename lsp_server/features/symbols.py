@@ -78,9 +78,9 @@ def register(server: AirgapServer) -> None:
         ls: AirgapServer, params: types.DocumentSymbolParams
     ) -> list[types.DocumentSymbol]:
         doc = ls.documents.get(params.text_document.uri)
-        if doc is None or doc.language is None:
+        if doc is None or doc.language is None or doc.tree is None:  # no grammar, or oversized
             return []
-        return _tree(definitions(doc.text.encode("utf-8"), doc.language, doc.tree))
+        return _tree(definitions(doc.source, doc.language, doc.tree))
 
     @server.feature(types.WORKSPACE_SYMBOL)
     def workspace_symbol(

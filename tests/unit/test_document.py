@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import asdict
+from pathlib import Path
 
 import pytest
 from hypothesis import example, given, settings
@@ -486,3 +487,55 @@ def test_random_edits_without_a_grammar_match_the_reference(batches: list[list[C
             expected = ref_apply(expected, change)
         assert doc.text == expected and doc.tree is None
         assert doc.source == expected.encode()
+
+
+# --- oversized documents --------------------------------------------------------------------------
+
+
+def rss_kib() -> int:
+    status = Path("/proc/self/status").read_text()
+    return int(next(x for x in status.splitlines() if x.startswith("VmRSS:")).split()[1])
+
+
+def test_a_large_file_of_short_lines_costs_a_few_times_its_size() -> None:
+    # Parsed, `x = 1` lines took 140 times their size (a tree-sitter node for each token).
+    text = "x = 1\n" * 1_000_000
+    before = rss_kib()
+    doc = ParsedDocument(text, PYTHON)
+    grown = (rss_kib() - before) * 1024
+    assert grown < 4 * len(text), f"{grown / len(text):.1f} times the text"
+    assert doc.oversized and doc.tree is None
+    assert doc.point(999_999, 5) == (999_999, 5) and doc.byte_offset(1_000_000, 0) == len(text)
+
+
+def test_a_document_over_the_parse_limit_is_text_only_until_an_edit_brings_it_under() -> None:
+    filler = f"# 日本 {ROCKET}\n"
+    doc = ParsedDocument(
+        PYTHON_SOURCE + filler, PYTHON, max_parsed_bytes=len(PYTHON_SOURCE.encode())
+    )
+    assert doc.oversized and doc.tree is None
+    last = PYTHON_SOURCE.count("\n")
+    doc.apply([Change(text="", start=(last, 0), end=(last + 1, 0))], 2)
+    assert not doc.oversized and doc.text == PYTHON_SOURCE
+    assert_same_as_fresh_parse(doc, PYTHON)
+    doc.apply([Change(text=filler, start=(0, 0), end=(0, 0))], 3)
+    assert doc.oversized and doc.tree is None and doc.text == filler + PYTHON_SOURCE
+
+
+def test_a_window_is_the_text_around_the_cursor_cut_at_line_starts() -> None:
+    text = "".join(f"ligne {n} é{ROCKET}\n" for n in range(1000))
+    doc = ParsedDocument(text, PYTHON, max_parsed_bytes=100)
+    at = ref_offset(text, 500, 11)  # after the "é"
+    window = doc.window(500, 11, before=200, after=100)
+    head, tail = window.text[: window.at], window.text[window.at :]
+    assert text[at - len(head) : at] == head and text[at:].startswith(tail)
+    assert head.split("\n")[-1] == "ligne 500 é" and window.line == head.count("\n") > 0
+    assert head.startswith("ligne ") and tail.endswith("\n")  # whole lines at both ends
+    assert len(window.text.encode()) <= 300
+
+
+def test_a_window_in_one_long_line_is_cut_between_characters() -> None:
+    doc = ParsedDocument("é" * 1000 + ROCKET * 1000, None, max_parsed_bytes=100)
+    # 101 bytes either way lands inside a character: the window holds whole ones only.
+    window = doc.window(0, 1000, before=101, after=101)
+    assert window.text == "é" * 50 + ROCKET * 25 and (window.at, window.line) == (50, 0)
