@@ -148,10 +148,20 @@ def test_reading_the_prompt_computes_the_next_token_scores_once(engine: LocalEng
     assert rows and set(rows) == {1}, rows
 
 
+# The ways of computing below are compared in float32. In bfloat16, reading a prompt in two
+# parts (the kept start, then the rest) rounds otherwise than reading it whole, and on a CPU with
+# AMX a near tie in the greedy choice went the other way (seen here: 1 text in 5 differed); the
+# cache, draft and compile logic under test is the same in either type.
 @pytest.fixture(scope="module")
 def plain(default_model) -> LocalEngine:  # type: ignore[no-untyped-def]
-    """The same model, reading every prompt from scratch."""
-    return LocalEngine(default_model, device="cpu", reuse_cache=False)
+    """The same model in float32, reading every prompt from scratch."""
+    return LocalEngine(default_model, device="cpu", dtype="float32", reuse_cache=False)
+
+
+@pytest.fixture(scope="module")
+def reusing(default_model) -> LocalEngine:  # type: ignore[no-untyped-def]
+    """The same model in float32, keeping the last prompt's key/values, as the server does."""
+    return LocalEngine(default_model, device="cpu", dtype="float32")
 
 
 CODE = (
@@ -173,18 +183,24 @@ CODE = (
 
 
 def typing(text: str, lookahead: int = 0) -> GenerationRequest:
+    # Two threads, whatever the machine's load: the thread count orders the arithmetic, and the
+    # engine picks fewer while other processes keep the cores busy (a shared CI machine).
     return GenerationRequest(
-        prompt=text, max_new_tokens=40, stop=StopRule(multiline=True), lookahead=lookahead
+        prompt=text,
+        max_new_tokens=40,
+        stop=StopRule(multiline=True),
+        lookahead=lookahead,
+        threads=2,
     )
 
 
 def test_reused_key_values_give_the_text_computed_from_scratch(
-    engine: LocalEngine, plain: LocalEngine
+    reusing: LocalEngine, plain: LocalEngine
 ) -> None:
     # The user types on: each prompt extends the one before (and once goes back, as a deletion).
     prompts = [CODE, CODE + "      Best", CODE + "      Best : Float", CODE + "      Be", CODE]
     for prompt in prompts:
-        reused = engine.generate(typing(prompt))
+        reused = reusing.generate(typing(prompt))
         scratch = plain.generate(typing(prompt))
         assert reused.text == scratch.text, prompt[-30:]
         assert scratch.reused_tokens == 0
@@ -202,11 +218,11 @@ def test_a_cancelled_generation_leaves_its_prompt_for_the_next_keystroke(
 
 
 def test_prompt_lookup_drafts_from_the_context_and_does_not_change_the_text(
-    engine: LocalEngine, plain: LocalEngine
+    reusing: LocalEngine, plain: LocalEngine
 ) -> None:
     # The second function repeats the first: what greedy decoding writes is in the prompt.
     prompt = CODE + "      Total : Float := 0.0;\n"
-    drafted = engine.generate(typing(prompt, lookahead=8))
+    drafted = reusing.generate(typing(prompt, lookahead=8))
     step_by_step = plain.generate(typing(prompt, lookahead=0))
     assert drafted.text == step_by_step.text
     assert step_by_step.drafted_tokens == 0
@@ -241,7 +257,13 @@ def test_a_static_cache_and_a_compiled_step_write_the_text_of_the_dynamic_cache(
     # Every step attends over the whole static cache: a short one keeps the test quick.
     monkeypatch.setattr(engine_module, "STATIC_CACHE_TOKENS", 512)
     as_on_a_gpu(monkeypatch)
-    static = LocalEngine(default_model, device="cpu", static_cache=True, compile_backend=backend)
+    static = LocalEngine(
+        default_model,
+        device="cpu",
+        dtype="float32",
+        static_cache=True,
+        compile_backend=backend,
+    )
     static.warm_up()
     want = "static cache" + (f", compiled ({backend})" if backend else "")
     assert static.steps == want
@@ -283,7 +305,13 @@ def test_a_step_that_fails_to_compile_runs_uncompiled(
 
     torch._dynamo.reset()
     monkeypatch.setattr(engine_module, "STATIC_CACHE_TOKENS", 512)
-    static = LocalEngine(default_model, device="cpu", static_cache=True, compile_backend=refuses)  # type: ignore[arg-type]
+    static = LocalEngine(
+        default_model,
+        device="cpu",
+        dtype="float32",
+        static_cache=True,
+        compile_backend=refuses,  # type: ignore[arg-type]
+    )
     static.warm_up()
     assert static.steps == "static cache"
     got = static.generate(typing(CODE, lookahead=8))
