@@ -31,6 +31,9 @@ class Language:
     function: str = "language"  # the function in it that returns the grammar
     line_comment: str = "//"
     queries: str = ""  # the stem of this language's query files; its name when empty
+    # How a line that opens a block ends (a regular expression, case-insensitive, matched against
+    # the line without its comment): below it, on an empty line, a block is suggested.
+    block_open: str = r"\{$"
 
     def grammar(self) -> TSLanguage:
         return _grammar(self.module, self.function)
@@ -59,11 +62,31 @@ def _query(module: str, function: str, stem: str, kind: str) -> Query:
 
 LANGUAGES: tuple[Language, ...] = (
     Language(
-        name="ada", suffixes=(".ads", ".adb", ".ada"), module="tree_sitter_ada", line_comment="--"
+        name="ada",
+        suffixes=(".ads", ".adb", ".ada"),
+        module="tree_sitter_ada",
+        line_comment="--",
+        block_open=r"\b(is|begin|then|else|loop|declare|record|do|private|select)$",
     ),
-    Language(name="vhdl", suffixes=(".vhd", ".vhdl"), module="tree_sitter_vhdl", line_comment="--"),
-    Language(name="verilog", suffixes=(".v", ".vh"), module="tree_sitter_verilog"),
-    Language(name="systemverilog", suffixes=(".sv", ".svh"), module="tree_sitter_systemverilog"),
+    Language(
+        name="vhdl",
+        suffixes=(".vhd", ".vhdl"),
+        module="tree_sitter_vhdl",
+        line_comment="--",
+        block_open=r"\b(is|begin|then|else|generate|loop)$",
+    ),
+    Language(
+        name="verilog",
+        suffixes=(".v", ".vh"),
+        module="tree_sitter_verilog",
+        block_open=r"(\bbegin|\))$",
+    ),
+    Language(
+        name="systemverilog",
+        suffixes=(".sv", ".svh"),
+        module="tree_sitter_systemverilog",
+        block_open=r"(\bbegin|\))$",
+    ),
     Language(name="c", suffixes=(".c", ".h"), module="tree_sitter_c"),
     Language(
         name="cpp",
@@ -71,7 +94,11 @@ LANGUAGES: tuple[Language, ...] = (
         module="tree_sitter_cpp",
     ),
     Language(
-        name="python", suffixes=(".py", ".pyi"), module="tree_sitter_python", line_comment="#"
+        name="python",
+        suffixes=(".py", ".pyi"),
+        module="tree_sitter_python",
+        line_comment="#",
+        block_open=r":$",
     ),
     Language(name="rust", suffixes=(".rs",), module="tree_sitter_rust"),
     Language(name="go", suffixes=(".go",), module="tree_sitter_go"),

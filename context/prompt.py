@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 
@@ -27,6 +28,8 @@ class Prompt:
     )
     line_before: str  # the cursor line up to the cursor
     line_after: str  # the cursor line from the cursor
+    line_above: str = ""  # the nearest line above the cursor's with more than blanks
+    line_below: str = ""  # the nearest such line below it ("": none, the end of the file)
     snippets: tuple[Snippet, ...] = ()
 
 
@@ -66,6 +69,16 @@ def build_prompt(
     line_before = text[line_start:at]
     line_after = text[at:line_end].rstrip("\r")
     prefix = text[:at]
+    head = text[:line_start].rstrip()  # up to the end of the nearest line with more than blanks
+    above = head[head.rfind("\n") + 1 :]
+    below, pos = "", line_end
+    while pos < len(text):
+        end = text.find("\n", pos + 1)
+        end = len(text) if end < 0 else end
+        if (line := text[pos + 1 : end].rstrip("\r")).strip():
+            below = line
+            break
+        pos = end
     # A prompt that ends in spaces makes models emit an odd extra space (the space belongs to the
     # next token): let the model write that whitespace itself and take it off the suggestion.
     trailing_ws = line_before[len(line_before.rstrip(" \t")) :]
@@ -78,19 +91,42 @@ def build_prompt(
         trailing_ws=trailing_ws,
         line_before=line_before,
         line_after=line_after,
+        line_above=above,
+        line_below=below,
     )
 
 
-def strip_typed_whitespace(generated: str, typed: str) -> str:
-    """Take the whitespace the user already typed before the cursor off a suggestion."""
-    if not typed:
+def strip_forced(generated: str, forced: str) -> str:
+    """Take the text the generation was made to start with (what was cut from the prompt's end:
+    the blanks typed before the cursor, the last token healed) off a suggestion. A generation
+    that stopped before spelling it all suggests nothing, but for blanks alone, as before healing
+    backed up over more than the typed blanks."""
+    if not forced:
         return generated
-    if generated.startswith(typed):
-        return generated[len(typed) :]
-    return generated.lstrip(" \t")
+    if generated.startswith(forced):
+        return generated[len(forced) :]
+    return generated.lstrip(" \t") if not forced.strip(" \t") else ""
 
 
-def suggestion_text(generated: str, typed: str) -> str:
-    """What the editor shows for a generation: without the whitespace the user already typed
-    and without trailing blanks. `audit replay` applies the same, so it compares like with like."""
-    return strip_typed_whitespace(generated, typed).rstrip()
+def suggestion_text(generated: str, forced: str) -> str:
+    """What the editor shows for a generation: without the forced start (the text already
+    before the cursor) and without trailing blanks. `audit replay` applies the same, so it
+    compares like with like."""
+    return strip_forced(generated, forced).rstrip()
+
+
+def wants_block(prompt: Prompt, block_open: str, line_comment: str) -> bool:
+    """A block, not one line, where the cursor is alone on its line and either the line above
+    opens a block (`block_open`, the language's pattern: Ada `is`, `begin`, `then`, `loop`;
+    VHDL `generate`; Python `:`; C `{` ...) or the rest of the block is missing (the next line
+    with text is less indented than the cursor, or there is none). Elsewhere one line: a block
+    at every line start kept the user waiting for lines they did not want."""
+    if prompt.line_before.strip() or prompt.line_after.strip():
+        return False
+    above = prompt.line_above
+    if line_comment and line_comment in above:
+        above = above[: above.index(line_comment)]
+    if re.search(block_open, above.rstrip(), re.IGNORECASE):
+        return True
+    below = prompt.line_below
+    return not below or len(below) - len(below.lstrip(" \t")) < len(prompt.line_before)

@@ -14,7 +14,7 @@ from inference.cpu_load import others_busy, threads_for
 from inference.errors import AirgapError, GenerationCancelled
 from inference.offline import set_offline_env
 from inference.prompt_format import FORMATS
-from inference.stops import StopRule, cut
+from inference.stops import StopRule, cut_forced
 from inference.store import StoredModel
 
 log = logging.getLogger("airgap_lsp.engine")
@@ -61,10 +61,16 @@ class GenerationRequest:
     prompt: str
     max_new_tokens: int
     stop: StopRule
-    # Text the completion must start with: the whitespace the user typed before the cursor, cut
-    # from the prompt because a prompt ending in spaces tokenizes unlike any code the model saw.
-    # The first tokens are restricted to those that spell it ("token healing").
+    # Text the completion must start with, cut from the prompt's end: the prompt's last token
+    # and the whitespace the user typed before the cursor (inference.healing). A prompt that
+    # ends inside what would be one token (a newline whose indentation was cut, a partial name,
+    # trailing spaces) tokenizes unlike any code the model saw. The first tokens are restricted
+    # to those that spell it ("token healing"); the stop rules judge what follows it.
     forced_prefix: str = ""
+    # Characters the text after `forced_prefix` may not start with; where set, the end of text
+    # may not come first either: at a line start blanks and line breaks ("a suggestion, not an
+    # empty line"), mid-line line breaks. "": no such rule (hover, code actions).
+    refuse_start: str = ""
     # A time budget in seconds (0: none). Generation stops at the first step past it, with the
     # stop reason "time_budget"; the audit line records how many tokens that was.
     max_seconds: float = 0.0
@@ -104,6 +110,11 @@ class Engine(Protocol):
     info: EngineInfo
 
     def count_tokens(self, text: str) -> int: ...
+
+    def last_token(self, text: str) -> str:
+        """The text of the last token of `text` as the model's tokenizer splits it ("" where it
+        is a special token or not whole characters): what token healing backs up over."""
+        ...
 
     def chat_prompt(self, messages: Sequence[tuple[str, str]], reply_start: str = "") -> str | None:
         """The model text for a conversation in the model's own chat template, opening the
@@ -166,6 +177,15 @@ class Tokenized:
     def count_tokens(self, text: str) -> int:
         return len(self._tokenizer(text, add_special_tokens=False).input_ids)
 
+    def last_token(self, text: str) -> str:
+        # The last 256 characters hold the last token whole unless it is longer than that.
+        ids = self._tokenizer(text[-256:], add_special_tokens=False).input_ids
+        # Special and added tokens (`<file_sep>`, FIM markers) spell no code to heal.
+        if not ids or ids[-1] in self._tokenizer.added_tokens_decoder:
+            return ""
+        piece = str(self._tokenizer.decode(ids[-1:], skip_special_tokens=False))
+        return piece if piece and text.endswith(piece) else ""
+
     def chat_prompt(self, messages: Sequence[tuple[str, str]], reply_start: str = "") -> str | None:
         # The template is a file of the checkpoint (hashed in the manifest), so code the model
         # brings: it renders in a Jinja sandbox that bounds its steps and its output, with the
@@ -187,13 +207,20 @@ class Tokenized:
         return list(self._tokenizer.batch_decode([[i] for i in range(vocab)]))
 
 
-def spelling(token_texts: list[str], text: str) -> list[int]:
-    """Ids of the tokens that spell the start of `text`, or all of it and more."""
-    return [
+def spelling(token_texts: list[str], text: str, refuse: str = "") -> list[int]:
+    """Ids of the tokens that spell the start of `text`, or all of it and more; where the more
+    would start with a character of `refuse` (a blank line where a line of code is due), not
+    those, unless no other token spells it."""
+    ids = [
         i
         for i, piece in enumerate(token_texts)
         if piece and (piece.startswith(text) or text.startswith(piece))
     ]
+    if refuse:
+        n = len(text)
+        kept = [i for i in ids if len(p := token_texts[i]) <= n or p[n] not in refuse]
+        ids = kept or ids
+    return ids
 
 
 class LocalEngine(Tokenized):
@@ -258,7 +285,7 @@ class LocalEngine(Tokenized):
         self._n_ctx = int(getattr(self._model.config, "max_position_embeddings", 2048))
         vocab = int(self._model.get_output_embeddings().weight.shape[0])
         self._token_text = self._tokenizer.batch_decode([[i] for i in range(vocab)])
-        self._healing: dict[str, Any] = {}
+        self._healing: dict[tuple[str, str], Any] = {}
         self._lock = threading.Lock()  # one generation at a time: the model is not re-entrant
         self._reuse = reuse_cache
         self._cache: tuple[list[int], Any] | None = None  # tokens held, and their key/values
@@ -300,14 +327,27 @@ class LocalEngine(Tokenized):
             dtype=dt,
         )
 
-    def _spelling(self, text: str) -> Any:
-        """Ids of the tokens that spell the start of `text` or all of it and more; None if none."""
-        if text not in self._healing:
-            ids = spelling(self._token_text, text)
-            self._healing[text] = (
+    def _spelling(self, text: str, refuse: str = "") -> Any:
+        """Ids of the tokens that spell the start of `text` or all of it and more, none of whose
+        more starts with a character of `refuse` (unless that leaves none); None if none."""
+        if (text, refuse) not in self._healing:
+            ids = spelling(self._token_text, text, refuse)
+            self._healing[text, refuse] = (
                 self._torch.tensor(ids, device=self._model.device) if ids else None
             )
-        return self._healing[text]
+        return self._healing[text, refuse]
+
+    def _refused(self, refuse: str) -> Any:
+        """Ids of the tokens that may not come first after the forced text: the end of text, the
+        special tokens (a file separator ends a suggestion as surely), and the tokens that start
+        with a character of `refuse` (or spell nothing)."""
+        key = ("refused", refuse)
+        if key not in self._healing:
+            ids = [i for i, p in enumerate(self._token_text) if not p or p[0] in refuse]
+            ids += [i for i in self._eos_ids if i < len(self._token_text)]
+            ids += [i for i in self._tokenizer.added_tokens_decoder if i < len(self._token_text)]
+            self._healing[key] = self._torch.tensor(sorted(set(ids)), device=self._model.device)
+        return self._healing[key]
 
     def generate(
         self, request: GenerationRequest, cancel: threading.Event | None = None
@@ -449,10 +489,17 @@ class LocalEngine(Tokenized):
                     if deadline is not None and time.perf_counter() > deadline:
                         reason = "time_budget"
                         break
-                    if pending and (allowed := self._spelling(pending)) is not None:
+                    refuse = request.refuse_start
+                    if pending and (allowed := self._spelling(pending, refuse)) is not None:
                         token = int(allowed[torch.argmax(logits[allowed])])
                         piece = self._token_text[token]
                         pending = pending[len(piece) :] if pending.startswith(piece) else ""
+                    elif refuse and len(text) <= len(request.forced_prefix):
+                        # The first token of the suggestion proper: not a blank start, not EOS.
+                        pending = ""
+                        scores = logits.clone()
+                        scores[self._refused(refuse)] = -float("inf")
+                        token = int(torch.argmax(scores))
                     else:
                         pending = ""
                         token = int(torch.argmax(logits))
@@ -461,7 +508,7 @@ class LocalEngine(Tokenized):
                         break
                     generated.append(token)
                     text = str(self._tokenizer.decode(generated, skip_special_tokens=False))
-                    kept, why = cut(text, stop)
+                    kept, why = cut_forced(text, request.forced_prefix, stop)
                     if why is not None:
                         text, reason = kept, why
                         break
@@ -504,7 +551,7 @@ class LocalEngine(Tokenized):
                 _trim(past, len(fed))
                 self._cache = (fed, past)
         if reason in ("max_tokens", "eos", "time_budget"):
-            text = cut(text, stop)[0]
+            text = cut_forced(text, request.forced_prefix, stop)[0]
         return Generation(
             text=text.rstrip("\ufffd"),
             stop_reason=reason,

@@ -37,7 +37,7 @@ from inference.engine import (
 from inference.errors import AirgapError, BackendDown, BackendRefused, GenerationCancelled
 from inference.offline import set_offline_env
 from inference.prompt_format import FORMATS
-from inference.stops import StopRule, cut
+from inference.stops import StopRule, cut_forced
 from inference.store import StoredModel
 
 CANCEL_POLL_S = 0.02  # how often a running request looks at its cancel flag
@@ -226,7 +226,7 @@ class RemoteEngine(Tokenized):
         # time, its choice restricted to the tokens that spell it (logit_bias), then continues.
         healed, pending, prompt = "", request.forced_prefix, request.prompt
         while pending and len(healed) < 64:
-            allowed = self._spelling(pending)
+            allowed = self._spelling(pending, request.refuse_start)
             if not allowed:
                 break
             piece = self._one_token(prompt, allowed, cancel)
@@ -234,6 +234,15 @@ class RemoteEngine(Tokenized):
                 break
             healed, prompt = healed + piece, prompt + piece
             pending = pending[len(piece) :] if pending.startswith(piece) else ""
+        if request.refuse_start and healed == request.forced_prefix:
+            # The suggestion's first token: not the end of text, nor one that starts with a
+            # refused character. Line breaks and the end are biased away; blanks, which half
+            # the vocabulary starts with, are passed over among the server's 20 best.
+            breaks = "".join(c for c in request.refuse_start if c in "\r\n")
+            piece = self._one_token(
+                prompt, [], cancel, banned=self._refused(breaks), refuse=request.refuse_start
+            )
+            healed, prompt = healed + piece, prompt + piece
         n_healed = self.count_tokens(healed) if healed else 0
         body = {
             "model": self._model_id,
@@ -266,7 +275,7 @@ class RemoteEngine(Tokenized):
                 piece = str(choice.get("text") or "")
                 pieces += 1 if piece else 0
                 text += piece
-                kept, why = cut(healed + text, stop)
+                kept, why = cut_forced(healed + text, request.forced_prefix, stop)
                 if why is not None:
                     text, reason = kept, why
                     break
@@ -289,7 +298,7 @@ class RemoteEngine(Tokenized):
             if watcher is not None:
                 watcher.join()
         if reason in ("max_tokens", "eos", "time_budget"):
-            text = cut(healed + text, stop)[0]
+            text = cut_forced(healed + text, request.forced_prefix, stop)[0]
         t2 = time.perf_counter()
         t1 = t1 or t2
         return Generation(
@@ -301,21 +310,41 @@ class RemoteEngine(Tokenized):
             decode_ms=(t2 - t1) * 1000,
         )
 
-    def _spelling(self, text: str) -> list[int]:
+    def _spelling(self, text: str, refuse: str = "") -> list[int]:
         if self._token_text is None:
             self._token_text = self.token_texts()
-        return spelling(self._token_text, text)
+        return spelling(self._token_text, text, refuse)
 
-    def _one_token(self, prompt: str, allowed: list[int], cancel: threading.Event) -> str:
+    def _refused(self, chars: str) -> list[int]:
+        """The end of text, the special tokens (a file separator ends a suggestion as surely),
+        and the tokens that start with one of `chars` or spell nothing."""
+        if self._token_text is None:
+            self._token_text = self.token_texts()
+        ids = [i for i, p in enumerate(self._token_text) if not p or p[0] in chars]
+        return sorted({*ids, *self._tokenizer.added_tokens_decoder})
+
+    def _one_token(
+        self,
+        prompt: str,
+        allowed: list[int],
+        cancel: threading.Event,
+        banned: Sequence[int] = (),
+        refuse: str = "",
+    ) -> str:
         """The server's greedy choice of one token among `allowed` (logit_bias: +100 on each,
-        which keeps their order and puts every other token below them)."""
-        body = {
+        which keeps their order and puts every other token below them), or of any but
+        `banned` (-100 on each); with `refuse`, the likeliest of its 20 best that starts with
+        none of those characters (its choice where none of them does)."""
+        bias = {str(i): 100 for i in allowed} | {str(i): -100 for i in banned}
+        body: dict[str, Any] = {
             "model": self._model_id,
             "prompt": prompt,
             "max_tokens": 1,
-            "logit_bias": {str(i): 100 for i in allowed},
+            "logit_bias": bias,
             **GREEDY,
         }
+        if refuse:
+            body["logprobs"] = 20
         conn, resp = self._post(body)
         try:
             data = resp.read()
@@ -327,7 +356,15 @@ class RemoteEngine(Tokenized):
             raise GenerationCancelled("cancelled before the server answered")
         try:
             choice = json.loads(data)["choices"][0]
-            return str(choice.get("text") or "")
+            text = str(choice.get("text") or "")
+            if refuse and (not text or text[0] in refuse):
+                top = ((choice.get("logprobs") or {}).get("top_logprobs") or [{}])[0] or {}
+                special = {str(t) for t in self._tokenizer.added_tokens_decoder.values()}
+                fine = [
+                    (p, t) for t, p in top.items() if t and t[0] not in refuse and t not in special
+                ]
+                text = max(fine)[1] if fine else text
+            return text
         except (ValueError, KeyError, IndexError, TypeError) as exc:
             self._drop()
             raise AirgapError(
@@ -454,6 +491,9 @@ class TeamEngine:
 
     def count_tokens(self, text: str) -> int:
         return self.remote.count_tokens(text)
+
+    def last_token(self, text: str) -> str:
+        return self.remote.last_token(text)
 
     def chat_prompt(self, messages: Sequence[tuple[str, str]], reply_start: str = "") -> str | None:
         return self.remote.chat_prompt(messages, reply_start)

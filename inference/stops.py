@@ -35,11 +35,33 @@ def block_indent(line_before_cursor: str) -> int:
     return indent_of(line_before_cursor)
 
 
+# Blanks this long with nothing after them are not code being written: the model is stuck.
+# Within a line (after code), or as a line's indentation (deep VHDL port maps go past 48).
+WHITESPACE_RUN = 48
+INDENT_RUN = 160
+# A line written this many times in a row (the same text, indentation included) is a loop.
+REPEATS = 3
+
+
+def cut_forced(text: str, forced: str, rule: StopRule) -> tuple[str, str | None]:
+    """`cut` for a generation that must start with `forced` (the text healed off the prompt's
+    end, e.g. a newline and the cursor line's indentation): the rules judge what follows it, so a
+    forced newline does not end a one-line suggestion before it began. While `text` is still
+    spelling `forced`, go on."""
+    if not text.startswith(forced):
+        return text, None
+    kept, why = cut(text[len(forced) :], rule)
+    return forced + kept, why
+
+
 def cut(text: str, rule: StopRule) -> tuple[str, str | None]:
     """The part of `text` to keep and why generation stops, or (text, None) to go on.
 
     When several rules apply, the earliest cut wins.
     """
+    if not rule.prose and (stuck := _stuck(text)) is not None:
+        kept, why = cut(text[:stuck], rule)
+        return kept, why or "repetition"
     hits = [at for marker in rule.stop_texts if (at := text.find(marker)) >= 0]
     if hits:
         if rule.prose:
@@ -70,3 +92,20 @@ def _cut_lines(text: str, rule: StopRule) -> tuple[str, str | None]:
             if blank_run == 2:
                 return "\n".join(lines[: i - 1]).rstrip(), "end_of_block"
     return text, None
+
+
+def _stuck(text: str) -> int | None:
+    """Where a generation that went round in circles should have stopped: before a run of
+    WHITESPACE_RUN blanks with nothing else, or after the first of REPEATS identical complete
+    lines (blank lines aside). None while it is still writing something."""
+    body = text.rstrip(" \t\r\n")
+    run = text[len(body) :]
+    last = run.rsplit("\n", 1)[-1]
+    if ("\n" not in run and len(run) >= WHITESPACE_RUN) or len(last) >= INDENT_RUN:
+        return len(body)
+    lines = text.split("\n")[:-1]  # complete lines only
+    for i in range(REPEATS - 1, len(lines)):
+        same = lines[i - REPEATS + 1 : i + 1]
+        if same[0].strip() and all(line == same[0] for line in same):
+            return sum(len(line) + 1 for line in lines[: i - REPEATS + 2]) - 1
+    return None

@@ -107,6 +107,7 @@ _DECODING_NEEDS = (
     ("multiline", bool, True),
     ("base_indent", int, True),
     ("forced_prefix", str, True),
+    ("refuse_start", str, False),
     ("steps", (str, type(None)), False),
     ("stop_texts", list, False),
     ("prompt_lookup", int, False),
@@ -192,6 +193,7 @@ def replay(record: dict[str, Any], store: ModelStore) -> ReplayResult:
             prose=bool(decoding.get("prose", False)),
         ),
         forced_prefix=str(decoding["forced_prefix"]),
+        refuse_start=str(decoding.get("refuse_start", "")),  # lines before it refused nothing
         lookahead=int(decoding.get("prompt_lookup", 0)),  # lines before it decoded without
         threads=int(decoding.get("threads", 0)),  # lines before it: as the load allows now
     )

@@ -19,14 +19,15 @@ from pygls.workspace import TextDocument
 
 from context.document import ParsedDocument
 from context.languages import for_document
-from context.prompt import Prompt, build_prompt, suggestion_text
+from context.prompt import Prompt, build_prompt, suggestion_text, wants_block
 from context.retrieval import ContextRequest
 from context.text import offset_at, printable
 from context.units import parsing_prefix
 from inference.engine import Engine, Generation, GenerationRequest
 from inference.errors import AirgapError, GenerationCancelled
+from inference.healing import heal, refused_start
 from inference.prompt_format import FORMATS, render
-from inference.stops import StopRule, block_indent, wants_multiline
+from inference.stops import StopRule, block_indent
 from lsp_server.audit import AuditRecord, os_identity
 from lsp_server.features.accept import ACCEPT
 from lsp_server.features.assist import NOT_SENT, model_fields, timing_fields, write_audit
@@ -162,7 +163,7 @@ async def complete(
             stats["generations_failed"] += 1
         raise JsonRpcInternalError(f"airgap-lsp: {exc}") from exc
 
-    text = suggestion_text(gen.text, prompt.trailing_ws)
+    text = suggestion_text(gen.text, request.forced_prefix)
     if not text.strip():
         log.info("no suggestion: the model wrote %r (%s)", gen.text, gen.stop_reason)
         return types.InlineCompletionList(items=[])
@@ -313,24 +314,28 @@ async def serve_typed_on(
 
 
 def completion_request(prompt: Prompt, engine: Engine, settings: Settings) -> GenerationRequest:
-    """The model text and stop rule for a prompt, in the model family's format."""
+    """The model text and stop rule for a prompt, in the model family's format. The prompt ends
+    on a whole token: its last one and the blanks typed before the cursor are cut and forced as
+    the generation's start (inference.healing), in every format, the same for a team server."""
     fmt = FORMATS[engine.info.prompt_format]
     lang = for_document(prompt.path, prompt.language)
     if settings.multiline == "auto":
-        multiline = wants_multiline(prompt.line_before, prompt.line_after)
+        multiline = wants_block(prompt, lang.block_open, lang.line_comment) if lang else False
     else:
         multiline = settings.multiline == "always"
+    prefix, forced = heal(prompt.prefix, prompt.trailing_ws, engine.last_token)
     return GenerationRequest(
         prompt=render(
             fmt,
-            prefix=prompt.prefix,
+            prefix=prefix,
             suffix=prompt.suffix,
             path=prompt.path,
             snippets=[(sn.path, sn.text) for sn in prompt.snippets],
             comment=lang.line_comment if lang else "",
         ),
         max_new_tokens=settings.max_tokens_block if multiline else settings.max_tokens_line,
-        forced_prefix=prompt.trailing_ws,
+        forced_prefix=forced,
+        refuse_start=refused_start(prompt.line_before, prompt.line_after),
         stop=StopRule(multiline=multiline, base_indent=block_indent(prompt.line_before)),
         lookahead=settings.prompt_lookup,
         threads=settings.threads,
@@ -367,7 +372,9 @@ def audit_record(
             "max_new_tokens": request.max_new_tokens,
             "multiline": request.stop.multiline,
             "base_indent": request.stop.base_indent,
+            # Cut from the prompt's end and forced as the generation's start: replay needs both.
             "forced_prefix": request.forced_prefix,
+            "refuse_start": request.refuse_start,
             "prompt_lookup": request.lookahead,
             "threads": gen.threads,  # CPU threads it decoded with; 0: a GPU or a team server
             "steps": gen.steps,  # dynamic cache, static cache, or static cache, compiled (...)

@@ -11,6 +11,9 @@ generation waits until a test opens it, so that a test can act while the server 
 
     GET  /test/sampled                  {"sampled": tokens sampled since start}
     GET  /test/wait_sampled?at_least=K  returns once K tokens were sampled
+    GET  /test/wait_gated?at_least=K    returns once K generations reached the gate (a client's
+                                        one-token requests, as token healing makes, never do),
+                                        with the tokens sampled so far
     POST /test/open                     opens the gate (it closes again for the next generation)
 """
 
@@ -43,7 +46,7 @@ def main() -> int:
     from llama_cpp.server.settings import ModelSettings, ServerSettings
 
     state = threading.Condition()
-    sampled = {"total": 0, "this_generation": 0}
+    sampled = {"total": 0, "this_generation": 0, "gated": 0}
     gate = threading.Event()
     sample = llama_cpp.Llama.sample
     generate = llama_cpp.Llama.generate
@@ -61,6 +64,9 @@ def main() -> int:
             n = sampled["this_generation"]
             state.notify_all()
         if args.gate_after and n == args.gate_after:
+            with state:
+                sampled["gated"] += 1
+                state.notify_all()
             gate.wait()
         return sample(self, *a, **kw)
 
@@ -93,6 +99,12 @@ def main() -> int:
         with state:
             state.wait_for(lambda: sampled["total"] >= at_least, timeout=120)
             return {"sampled": sampled["total"]}
+
+    @app.get("/test/wait_gated")
+    def wait_gated(at_least: int = Query(...)) -> dict[str, int]:
+        with state:
+            state.wait_for(lambda: sampled["gated"] >= at_least, timeout=120)
+            return {"gated": sampled["gated"], "sampled": sampled["total"]}
 
     @app.post("/test/open")
     def open_gate() -> dict[str, bool]:

@@ -93,7 +93,9 @@ async def test_edits_after_a_form_feed_and_past_the_last_lines_end_land_where_th
     assert len(items) == 1, "the babble model always writes something here"
     rec = audit_lines(audit)[-1]
     assert rec["id"] == audit_id(items[0])
-    assert rec["prompt"] == "def f(x):\x0c    return x  # ff\nvalue"
+    # The text before the cursor: the prompt, then its last token healed off and forced.
+    healed = rec["prompt"] + rec["decoding"]["forced_prefix"]
+    assert healed == "def f(x):\x0c    return x  # ff\nvalue"
 
 
 async def test_a_completion_for_a_closed_document_is_no_suggestion(
@@ -172,4 +174,5 @@ async def test_an_edit_the_server_cannot_apply_stops_suggestions_until_the_file_
     open_text(client, uri, "plaintext", "low = 1\nhigh = 22\n")
     result = await client.text_document_inline_completion_async(completion_params(uri, 1, 9))
     assert len(completion_items(result)) == 1
-    assert audit_lines(audit)[-1]["prompt"] == "low = 1\nhigh = 22"
+    rec = audit_lines(audit)[-1]
+    assert rec["prompt"] + rec["decoding"]["forced_prefix"] == "low = 1\nhigh = 22"

@@ -145,9 +145,11 @@ async def test_ada_completion_is_audited_before_the_reply(
     )
     # How the steps ran: on a GPU, a static cache and a compiled step; on the CPU, neither.
     assert rec["decoding"]["steps"].startswith("dynamic" if rec["device"] == "cpu" else "static")
-    # The full prompt is there: the model saw the text up to the cursor.
-    typed = doc.text.split("\n")[doc.line][: doc.character].rstrip()
-    assert rec["prompt"].rstrip().endswith(typed)
+    # The full prompt is there: the model saw the text up to the cursor, but for its last
+    # token, cut and forced as the generation's start (token healing), which the line records.
+    typed = doc.text.split("\n")[doc.line][: doc.character]
+    forced = rec["decoding"]["forced_prefix"]
+    assert forced and (rec["prompt"] + forced).endswith(typed)
     assert "Températures" in rec["prompt"]
     assert rec["timings"]["new_tokens"] >= 1 and rec["timings"]["total_ms"] > 0
     assert rec["prev_sha256"] == "0" * 64
@@ -196,6 +198,38 @@ async def test_same_prompt_gives_the_same_text(client: LanguageClient, tmp_path:
     assert [r["text"] for r in lines] == first + second
     assert lines[0]["prompt"] == lines[1]["prompt"]
     assert lines[0]["id"] != lines[1]["id"]
+
+
+@pytest.mark.parametrize(("fixture", "language"), [("stacks.adb", "ada"), ("counter.vhd", "vhdl")])
+async def test_at_a_line_start_the_suggestion_is_code_and_replays(
+    client: LanguageClient, tmp_path: Path, fixture: str, language: str
+) -> None:
+    audit = tmp_path / "audit.jsonl"
+    await start(client, audit)
+    doc = cursor_file(f"completion/{fixture}")
+    uri = open_doc(client, doc, language)
+
+    texts = await complete(client, uri, doc)
+
+    # A line of code where the cursor stands, not a blank line nor nothing.
+    assert texts and texts[0].strip() and not texts[0][0].isspace(), texts
+    rec = audit_lines(audit)[0]
+    # The prompt ends before the newline, which the generation spelled with the indentation:
+    # the tokenizer merges the two, and a prompt ending on a lone newline misleads the model.
+    indent = doc.text.split("\n")[doc.line][: doc.character]
+    assert rec["decoding"]["forced_prefix"] == "\n" + indent
+    assert not rec["prompt"].endswith("\n")
+    before = doc.text[: doc.text.index("\n" + indent + "\n") + 1 + len(indent)]
+    assert before.endswith(rec["prompt"][-40:] + rec["decoding"]["forced_prefix"])
+    # The block opened by the line above, or whose rest is missing, is asked for.
+    assert rec["decoding"]["multiline"] is True
+    replay = subprocess.run(
+        [sys.executable, "-m", "lsp_server", "audit", "replay", rec["id"], "--log", str(audit)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert replay.returncode == 0 and "SAME text" in replay.stdout, replay.stdout + replay.stderr
 
 
 async def test_block_completion_stays_inside_the_block(client: LanguageClient, tmp_path: Path):
@@ -312,7 +346,8 @@ async def test_a_burst_of_keystrokes_costs_one_generation(client: LanguageClient
     assert stats["debounced"] == len(typed) - 1
     assert stats["generations"] == 1
     lines = audit_lines(audit)
-    assert len(lines) <= 1 and all(r["prompt"].rstrip().endswith(typed) for r in lines)
+    assert len(lines) <= 1
+    assert all((r["prompt"] + r["decoding"]["forced_prefix"]).endswith(typed) for r in lines)
 
 
 def type_at(client: LanguageClient, uri: str, version: int, line: int, character: int, text: str):  # type: ignore[no-untyped-def]

@@ -209,8 +209,9 @@ async def test_suggestions_come_from_the_team_server_and_the_audit_names_it(
                 "repeat_penalty": 1.0,
             },
         )
-        # (less the space before the cursor, which the prompt leaves out and the editor has)
-        assert direct["choices"][0]["text"].lstrip(" ").startswith(record["text"])
+        # (after the prompt's healed end, which the suggestion starts with and the editor has)
+        healed = record["decoding"]["forced_prefix"]
+        assert direct["choices"][0]["text"].startswith(healed + record["text"])
 
 
 async def test_a_cancelled_request_stops_the_team_server_generating(
@@ -227,14 +228,17 @@ async def test_a_cancelled_request_stops_the_team_server_generating(
         ed.open("team/channels.py", "python")
 
         # Uncancelled, the same request makes the server generate many more tokens.
+        # (The gate, not a count of tokens: token healing asks for single tokens first.)
         start = await team.sampled()
         running = asyncio.ensure_future(ed.complete())
-        await team.ask("GET", f"/test/wait_sampled?at_least={start + GATE}")
+        await team.ask("GET", "/test/wait_gated?at_least=1")
         await team.ask("POST", "/test/open")
         await running
-        (record,) = audit_lines(ed.audit)
+        # (Shown and audited, or withheld by the parse check: this tiny model's block may not
+        # parse. What is compared is how much the server generated.)
+        audited = len(audit_lines(ed.audit))
         uncancelled = await team.sampled() - start
-        assert uncancelled >= GATE + 10, record["text"]
+        assert uncancelled >= GATE + 10, uncancelled
 
         # Cancelled at the gate, as a newer keystroke or the editor cancels it.
         start = await team.sampled()
@@ -243,7 +247,7 @@ async def test_a_cancelled_request_stops_the_team_server_generating(
                 types.TEXT_DOCUMENT_INLINE_COMPLETION, ed.params(), msg_id="cancel-me"
             )
         )
-        await team.ask("GET", f"/test/wait_sampled?at_least={start + GATE}")
+        at_gate = (await team.ask("GET", "/test/wait_gated?at_least=2"))["sampled"]
         ed.client.protocol.notify(types.CANCEL_REQUEST, types.CancelParams(id="cancel-me"))
         with pytest.raises(JsonRpcException, match="cancelled"):
             await bounded(future, "the cancelled request's reply")
@@ -251,9 +255,12 @@ async def test_a_cancelled_request_stops_the_team_server_generating(
         # The server serves one generation at a time: once this one-token request is
         # answered, the cancelled generation has ended.
         await team.ask("POST", "/v1/completions", {"prompt": "x", "max_tokens": 1})
-        cancelled = await team.sampled() - start - 1
-        assert cancelled <= GATE + 2, f"{cancelled} tokens, uncancelled {uncancelled}"
-        assert len(audit_lines(ed.audit)) == 1  # nothing shown, nothing audited
+        # Past the gate, the cancelled generation wrote at most the token the gate held and the
+        # one under way when the stream closed.
+        past_gate = await team.sampled() - at_gate - 1
+        assert past_gate <= 2, f"{past_gate} tokens past the gate, uncancelled {uncancelled}"
+        assert at_gate - start < uncancelled - 10
+        assert len(audit_lines(ed.audit)) == audited  # nothing shown, nothing audited
 
 
 async def test_a_team_server_serving_another_model_is_refused(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from context.prompt import build_prompt, strip_typed_whitespace
+from context.prompt import build_prompt, strip_forced
 from context.text import offset_at
 
 ADA = (
@@ -147,7 +147,10 @@ def test_single_long_line_is_cut_inside_the_line() -> None:
         ("   Result", "      ", "Result"),  # a shorter indent is taken off too
         ("  x", "", "  x"),  # nothing typed: keep as is
         ("    return x\n    y", "    ", "return x\n    y"),  # only the first line's indent
+        ("\n      X := 1;", "\n      ", "X := 1;"),  # a healed newline and indentation
+        (" Count + 1", " Cou", "nt + 1"),  # a healed partial name
+        ("\n  ", "\n      ", ""),  # stopped before spelling what was cut: nothing
     ],
 )
-def test_strip_typed_whitespace(generated: str, typed: str, want: str) -> None:
-    assert strip_typed_whitespace(generated, typed) == want
+def test_strip_forced(generated: str, typed: str, want: str) -> None:
+    assert strip_forced(generated, typed) == want

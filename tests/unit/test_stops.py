@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from inference.stops import StopRule, block_indent, cut, wants_multiline
+from context.languages import for_path
+from context.prompt import build_prompt, wants_block
+from inference.stops import StopRule, block_indent, cut, cut_forced
 
 LINE = StopRule(multiline=False)
 
@@ -13,18 +15,64 @@ LINE = StopRule(multiline=False)
 
 
 @pytest.mark.parametrize(
-    ("before", "after", "multi"),
+    ("path", "text", "block"),
     [
-        ("      ", "", True),  # alone on an indented empty line: a block
-        ("", "", True),
-        ("   ", "   ", True),  # only whitespace around the cursor
-        ("      Result := ", "", False),  # rest of a started statement
-        ("", "end loop;", False),  # code after the cursor: finish the line only
-        ("   X := ", ";", False),
+        # Below a line that opens a block, on an empty line: a block.
+        ("p.adb", "procedure P is\nbegin\n   <|>\n   Y := 2;\nend P;\n", True),
+        ("p.adb", "   if Ready then  -- go\n      <|>\n      Y := 2;\n", True),
+        ("p.adb", "   for I in A'Range loop\n      <|>\n      Y := 2;\n", True),
+        (
+            "e.vhd",
+            "architecture rtl of e is\nbegin\n  g: for i in 0 to 3 generate\n    <|>\n"
+            "    x <= y;\n",
+            True,
+        ),
+        ("m.py", "def f(x):\n    <|>\n    return x\n", True),
+        ("m.c", "int f(int x) {\n    <|>\n    return x;\n}\n", True),
+        # Between two statements of a block: one line.
+        ("p.adb", "begin\n   X := 1;\n   <|>\n   Y := 2;\nend P;\n", False),
+        ("m.py", "def f(x):\n    y = x\n    <|>\n    return y\n", False),
+        # The rest of the block is missing: the next line is less indented, or there is none.
+        ("p.adb", "begin\n   X := 1;\n   <|>\nend P;\n", True),
+        ("m.py", "def f(x):\n    y = x\n    <|>", True),
+        # Text before or after the cursor: the rest of the line.
+        ("p.adb", "begin\n   X := <|>\n", False),
+        ("p.adb", "begin\n   <|>end loop;\n", False),
     ],
 )
-def test_wants_multiline(before: str, after: str, multi: bool) -> None:
-    assert wants_multiline(before, after) is multi
+def test_a_block_where_one_opens_or_its_rest_is_missing(path: str, text: str, block: bool) -> None:
+    at = text.index("<|>")
+    text = text.replace("<|>", "")
+    lang = for_path(path)
+    assert lang is not None
+    p = build_prompt(
+        text, at, path=path, language=lang.name, max_prefix_chars=999, max_suffix_chars=999
+    )
+    assert wants_block(p, lang.block_open, lang.line_comment) is block
+
+
+def test_the_rules_judge_what_follows_the_forced_start() -> None:
+    # A forced newline and indentation (healed off the prompt) does not end a one-line
+    # suggestion before it began; the line after it does.
+    assert cut_forced("\n   X := 1;\n   Y", "\n   ", LINE) == ("\n   X := 1;", "end_of_line")
+    assert cut_forced("\n  ", "\n   ", LINE) == ("\n  ", None)  # still spelling it
+    assert cut_forced(" := A + B", " := ", LINE) == (" := A + B", None)
+
+
+def test_a_line_written_three_times_in_a_row_is_cut_to_one() -> None:
+    rule = StopRule(multiline=True, base_indent=3)
+    text = "X := 1;\n   Y := 2;\n   Y := 2;\n   Y := 2;\n   Z"
+    assert cut(text, rule) == ("X := 1;\n   Y := 2;", "repetition")
+    twice = "X := 1;\n   Y := 2;\n   Y := 2;\n   Z"
+    assert cut(twice, rule) == (twice, None)  # twice may be code
+
+
+def test_a_run_of_blanks_is_cut() -> None:
+    assert cut("null;" + " " * 60, LINE) == ("null;", "repetition")
+    rule = StopRule(multiline=True, base_indent=0)
+    assert cut("null;\n" + " " * 200, rule) == ("null;", "repetition")
+    deep = "null;\n" + " " * 60  # a deep indentation, still being written: go on
+    assert cut(deep, rule) == (deep, None)
 
 
 @pytest.mark.parametrize(

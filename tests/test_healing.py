@@ -1,0 +1,94 @@
+"""Token healing on the embedded default model's tokenizer and weights: the prompt ends on a
+whole token, the generation spells what was cut, and a line start gets a line, not a blank."""
+
+from __future__ import annotations
+
+import pytest
+
+from context.prompt import build_prompt, suggestion_text
+from inference.engine import GenerationRequest, LocalEngine
+from inference.healing import heal, refused_start
+from inference.stops import StopRule
+
+
+@pytest.fixture(scope="module")
+def engine(default_model) -> LocalEngine:  # type: ignore[no-untyped-def]
+    return LocalEngine(default_model, device="cpu")
+
+
+def healed(engine: LocalEngine, text: str) -> tuple[str, str]:
+    p = build_prompt(
+        text, len(text), path="a.adb", language="ada", max_prefix_chars=3000, max_suffix_chars=0
+    )
+    return heal(p.prefix, p.trailing_ws, engine.last_token)
+
+
+@pytest.mark.parametrize(
+    ("text", "prompt_end", "forced"),
+    [
+        # The tokenizer merges a newline with the indentation after it: a prompt cut after the
+        # newline would end on a lone "\n", which code almost never holds.
+        ("   begin\n      ", "   begin", "\n      "),
+        ("\tbegin\n\t\t", "\tbegin", "\n\t\t"),  # tabs
+        ("begin\r\n   ", "begin", "\r\n   "),  # CRLF
+        ("   Total_Cou", "   Total_C", "ou"),  # inside a name: its last piece
+        ("   X :=", "   X", " :="),  # after an operator
+        ("   X := ", "   X", " := "),  # and the blank typed after it
+        ("", "", ""),  # the start of the file: nothing to heal
+        ("X", "X", ""),  # one token: nothing would be left to go on
+    ],
+)
+def test_the_prompt_backs_up_over_its_last_token(
+    engine: LocalEngine, text: str, prompt_end: str, forced: str
+) -> None:
+    assert healed(engine, text) == (prompt_end, forced)
+
+
+def test_a_special_token_at_the_end_is_not_backed_up_over(engine: LocalEngine) -> None:
+    # The prefix-only format's file separator is a special token of this tokenizer.
+    assert engine.last_token("x = 1\n<file_sep>") == ""
+    assert heal("x = 1\n<file_sep>", "  ", engine.last_token) == ("x = 1\n<file_sep>", "  ")
+
+
+def test_a_healed_line_start_is_spelled_and_the_suggestion_is_the_line(
+    engine: LocalEngine,
+) -> None:
+    text = "procedure Sub (A, B : Integer; R : out Integer) is\nbegin\n   "
+    prompt, forced = healed(engine, text)
+    request = GenerationRequest(
+        prompt=prompt,
+        max_new_tokens=16,
+        stop=StopRule(multiline=False),
+        forced_prefix=forced,
+        refuse_start=refused_start("   ", ""),
+    )
+    gen = engine.generate(request)
+    assert gen.text.startswith("\n   ")
+    shown = suggestion_text(gen.text, forced)
+    assert shown and not shown[0].isspace() and "\n" not in shown
+
+
+def test_at_a_line_start_the_suggestion_does_not_start_blank(engine: LocalEngine) -> None:
+    text = "procedure P is\nbegin\n   X := 1;\n\n   "
+    prompt, forced = healed(engine, text)
+
+    def first_line(refuse: str) -> str:
+        request = GenerationRequest(
+            prompt=prompt,
+            max_new_tokens=16,
+            stop=StopRule(multiline=False),
+            forced_prefix=forced,
+            refuse_start=refuse,
+        )
+        return suggestion_text(engine.generate(request).text, forced)
+
+    # Left alone, this model indents one space too far here: the suggestion starts blank.
+    assert first_line("")[0] == " "
+    refused = first_line(refused_start("   ", ""))
+    assert refused and not refused[0].isspace()
+
+
+def test_mid_line_only_a_line_break_is_refused_and_with_text_after_nothing() -> None:
+    assert refused_start("   X := ", "") == "\r\n"
+    assert refused_start("   X := ", "Y;") == ""
+    assert refused_start("   ", "") == " \t\r\n"
