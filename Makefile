@@ -92,6 +92,7 @@ bench: model team-server
 	$(BIN)/python bench/team_server.py
 	sh bench/setup-corpus.sh
 	$(BIN)/python bench/context_lift.py
+	$(BIN)/python bench/quality.py --write docs/benchmarks-quality.md
 	$(BIN)/python bench/index_speed.py
 
 lint: setup

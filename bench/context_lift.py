@@ -80,8 +80,20 @@ def score(suggestion: str, target: str) -> tuple[bool, float]:
 class Server:
     """The real server over stdio, with what an editor answers: progress tokens, messages."""
 
-    def __init__(self, workspace: Path, audit: Path, model: str = "") -> None:
+    def __init__(
+        self,
+        workspace: Path,
+        audit: Path,
+        model: str = "",
+        settings: dict[str, Any] | None = None,
+        log: Path | None = None,
+    ) -> None:
+        """`settings`: the initialization options besides the audit path and the model (default:
+        context on); `log`: a file for the server's stderr (default: a pipe nobody reads, which
+        fills and stops the server after some 64 KB of log lines)."""
         self.workspace, self.audit, self.model = workspace, audit, model
+        self.settings = SETTINGS["on"] if settings is None else settings
+        self.log = log
         self.client = LanguageClient("airgap-bench-context", "0")
         self.indexed = asyncio.Event()
         self.index_message = ""
@@ -107,8 +119,22 @@ class Server:
         def _log(_c: LanguageClient, _p: types.LogMessageParams) -> None:
             return None
 
+        @self.client.feature("airgap/status")
+        def _status(_c: LanguageClient, _p: object) -> None:
+            return None
+
     async def start(self, index_timeout_s: float) -> None:
-        await self.client.start_io(sys.executable, "-m", "lsp_server", "serve", cwd=SERVER_ROOT)
+        if self.log is None:
+            await self.client.start_io(sys.executable, "-m", "lsp_server", "serve", cwd=SERVER_ROOT)
+        else:  # the shell points the server's stderr at the log, then becomes the server
+            await self.client.start_io(
+                "/bin/sh",
+                "-c",
+                'exec "$0" -m lsp_server serve 2>>"$1"',
+                sys.executable,
+                str(self.log),
+                cwd=SERVER_ROOT,
+            )
         await self.client.initialize_async(
             types.InitializeParams(
                 capabilities=types.ClientCapabilities(
@@ -120,7 +146,7 @@ class Server:
                 initialization_options={
                     "auditPath": str(self.audit),
                     **({"model": self.model} if self.model else {}),
-                    **SETTINGS["on"],
+                    **self.settings,
                 },
             )
         )

@@ -33,6 +33,11 @@ SOURCE_ROOTS = {
     "ghdl": "usr/lib/ghdl/src",
     "jool": "usr/src/*/src",
     "python": "usr/lib/python3.*",
+    "docutils": "usr/lib/python3/dist-packages/docutils",
+    "jinja2": "usr/lib/python3/dist-packages/jinja2",
+    "apfs": "usr/src/linux-apfs-rw-*",
+    "ovpn-dco": "usr/src/ovpn-dco-*",
+    "xtables-addons": "usr/src/xtables-addons-*",
 }
 
 # SPARK_Mode that is not switched Off: `with SPARK_Mode`, `pragma SPARK_Mode;`, `(On)`, `=> On`.
@@ -190,7 +195,7 @@ def _word(ch: str) -> bool:
     return ch.isalnum() or ch == "_"
 
 
-def _in_prose(root: Node, line: int, character: int) -> bool:
+def in_prose(root: Node, line: int, character: int) -> bool:
     """Whether the cursor is inside a comment or a string (a docstring line): not code."""
     node: Node | None = root.descendant_for_point_range((line, character - 1), (line, character))
     while node is not None:
@@ -218,8 +223,8 @@ def positions(project: Project, files: list[Path], n: int, seed: int) -> list[Po
             if at is not None and (
                 tree is None
                 or not (
-                    _in_prose(tree.root_node, i, at)
-                    or _in_prose(tree.root_node, i, len(line.rstrip()))
+                    in_prose(tree.root_node, i, at)
+                    or in_prose(tree.root_node, i, len(line.rstrip()))
                 )
             ):
                 candidates.append((path, i, at))

@@ -1,5 +1,6 @@
 #!/bin/sh
-# The third-party corpus of the context benchmarks (bench/context_lift.py, bench/index_speed.py),
+# The third-party corpus of the context and quality benchmarks (bench/context_lift.py,
+# bench/index_speed.py, bench/quality.py),
 # from Debian packages, and universal-ctags to compare the index with. Run as root; idempotent.
 #
 # The corpus packages are fetched with `apt-get download` and unpacked with `dpkg-deb -x` under
@@ -22,6 +23,11 @@ templates-parser ^libtemplates-parser[0-9]+-dev$
 ghdl ^ghdl-common$
 jool ^jool-dkms$
 python ^libpython3\.[0-9]+-(minimal|stdlib|testsuite)$
+docutils ^python3-docutils$
+jinja2 ^python3-jinja2$
+apfs ^apfs-dkms$
+ovpn-dco ^openvpn-dco-dkms$
+xtables-addons ^xtables-addons-dkms$
 '
 
 # apt's package lists: needed once on a fresh machine.
