@@ -172,6 +172,7 @@ def _read(value: Any) -> Any:
 def _write(value: Any) -> str:
     """What `{{ ... }}` writes, as Jinja would write it; inside a macro, a `set` block or a
     `call` block too, where it is kept until the block ends."""
+    _check_total(_length(value))  # before str() makes it
     text = str(value)
     if len(text) > _limits().max_chars:
         raise _too_large("an output")
@@ -181,6 +182,7 @@ def _write(value: Any) -> str:
 
 def _concat(parts: list[Any]) -> str:
     """`a ~ b ~ c`, its length known before it is made."""
+    _check_total(sum(map(_length, parts)))
     texts = [str(part) for part in parts]
     _spend(1 + len(texts))
     _check_total(sum(len(t) for t in texts))
@@ -197,7 +199,30 @@ def _is_int(value: Any) -> bool:
 
 
 def _length(value: Any) -> int:
-    return len(value) if isinstance(value, str | bytes | list | tuple | dict) else 0
+    """How much a value writes out, at least: its items, and those of the containers it holds,
+    each time it holds them (`[[x] * 1000] * 1000` is short to make and a million items to
+    write). Past the bound, the bound and one."""
+    cap = _limits().max_chars
+    sizes: dict[int, int] = {}
+
+    def size(v: Any, depth: int) -> int:
+        if isinstance(v, str | bytes):
+            return len(v)
+        if not isinstance(v, list | tuple | dict | set | frozenset):
+            return 0
+        if id(v) in sizes:
+            return sizes[id(v)]
+        if depth > 64:
+            return cap + 1
+        total = len(v)
+        for item in v.items() if isinstance(v, dict) else v:
+            total += size(item, depth + 1)
+            if total > cap:
+                break
+        sizes[id(v)] = min(total, cap + 1)
+        return sizes[id(v)]
+
+    return size(value, 0)
 
 
 def _check_counts(values: Iterable[Any]) -> None:
@@ -234,7 +259,7 @@ def _check_binop(operator: str, left: Any, right: Any) -> None:
             _check_bits(left.bit_length() + right.bit_length())
         for count, seq in ((left, right), (right, left)):
             if _is_int(count) and isinstance(seq, str | bytes | list | tuple):
-                _check_total(count * len(seq))
+                _check_total(count * _length(seq))
     if operator == "+":
         _check_total(_length(left) + _length(right))
     if operator == "%":

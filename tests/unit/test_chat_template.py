@@ -104,6 +104,10 @@ def test_a_value_larger_than_the_bound_is_stopped_inside_the_render() -> None:
         "{{ (range(99999)|list)|tojson(indent=999999) }}",
         "{% set ns = namespace(s='x') %}{% for i in range(40) %}{% set ns.s = ns.s ~ ns.s %}"
         "{% endfor %}",
+        # Lists of lists: a thousand items a level to make, a billion to write out.
+        "{% set x = [0] * 1000 %}{% set y = [x] * 1000 %}{% set z = [y] * 1000 %}{{ z }}",
+        "{% set x = [0] * 100 %}{% set y = [x] * 100 %}{% set z = [y] * 100 %}"
+        "{% set w = [z] * 100 %}{{ w|join }}",
     ],
     ids=[
         "width",
@@ -115,6 +119,8 @@ def test_a_value_larger_than_the_bound_is_stopped_inside_the_render() -> None:
         "concat",
         "tojson",
         "doubling",
+        "nested-lists",
+        "nested-join",
     ],
 )
 def test_one_operation_that_would_make_gigabytes_is_refused_before_it_runs(
