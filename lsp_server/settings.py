@@ -168,7 +168,8 @@ def parse_settings(
         elif name == "backend_url" and value and not value.startswith(("http://", "https://")):
             problems.append(f"backend.url must be an http:// or https:// URL, not {value!r}")
             continue
-        if name in PATH_SETTINGS and not paths_allowed and value != getattr(base, name):
+        # An empty value asks for nothing (the default, or the policy's): editors send them.
+        if name in PATH_SETTINGS and not paths_allowed and value and value != getattr(base, name):
             problems.append(
                 f"{key} is not accepted from an editor connected over TCP (any local program "
                 "can connect to a port): start the server over stdio, or ask the administrator "

@@ -169,3 +169,6 @@ def test_path_settings_from_a_tcp_client_are_refused_naming_each() -> None:
     same = {"auditPath": "/home/me/audit.jsonl", "maxTokensLine": 20}
     assert parse_settings(same, base, paths_allowed=False).max_tokens_line == 20
     assert parse_settings(raw, base).audit_path == "/home/victim/.bashrc"  # over stdio
+    # The empty values an editor sends by default ask for nothing, whatever the policy fixed.
+    empty = {"auditPath": "", "context": {"knowledgeBase": []}}
+    assert parse_settings(empty, base, paths_allowed=False).knowledge_base == ()
