@@ -201,10 +201,16 @@ class Tokenized:
         }
         return render_chat(self._tokenizer.get_chat_template(), variables) + reply_start
 
-    def token_texts(self) -> list[str]:
-        """Each token's text, by id (for token healing)."""
-        vocab = len(self._tokenizer)
-        return list(self._tokenizer.batch_decode([[i] for i in range(vocab)]))
+    def token_texts(self, vocab: int = 0) -> list[str]:
+        """Each token's text, by id (for token healing); "" for a special or added token
+        (`<file_sep>`, `<|endoftext|>`), which spells no code: healing never chooses one to
+        spell a `<`, and none may start a suggestion."""
+        vocab = vocab or len(self._tokenizer)  # the model's rows, where it has more (padding)
+        texts = list(self._tokenizer.batch_decode([[i] for i in range(vocab)]))
+        for i in self._tokenizer.added_tokens_decoder:
+            if i < vocab:
+                texts[i] = ""
+        return texts
 
 
 def spelling(token_texts: list[str], text: str, refuse: str = "") -> list[int]:
@@ -284,7 +290,7 @@ class LocalEngine(Tokenized):
         )
         self._n_ctx = int(getattr(self._model.config, "max_position_embeddings", 2048))
         vocab = int(self._model.get_output_embeddings().weight.shape[0])
-        self._token_text = self._tokenizer.batch_decode([[i] for i in range(vocab)])
+        self._token_text = self.token_texts(vocab)
         self._healing: dict[tuple[str, str], Any] = {}
         self._lock = threading.Lock()  # one generation at a time: the model is not re-entrant
         self._reuse = reuse_cache

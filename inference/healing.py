@@ -33,12 +33,10 @@ def heal(prefix: str, typed_blanks: str, last_token: Callable[[str], str]) -> tu
 
 
 def refused_start(line_before: str, line_after: str) -> str:
-    """What the suggestion may not start with: at the start of a line (nothing but blanks
-    before the cursor and nothing after it) a blank or a line break, elsewhere with nothing after
-    the cursor a line break; with text after the cursor nothing is refused (the line may be
-    complete as it is)."""
-    if line_after.strip():
+    """What the suggestion may not start with, where a line of code is due: on an empty line
+    (nothing after the cursor) a line break, and once its indentation is typed a blank too (the
+    line would be indented further than the user chose). Elsewhere nothing: after code, the
+    line may be complete as it is, and "nothing" is the right answer there."""
+    if line_after.strip() or line_before.strip():
         return ""
-    if not line_before.strip():
-        return " \t\r\n"
-    return "\r\n"
+    return " \t\r\n" if line_before else "\r\n"

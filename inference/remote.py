@@ -58,6 +58,10 @@ def served_name(stored: StoredModel) -> str:
     return f"{stored.ref}+sha256:{stored.manifest_sha256}"
 
 
+# Token healing asks the server for one token at a time until the forced start is spelled; a
+# token spells at least one character, so this many spell any start healing forces.
+MAX_HEALING_REQUESTS = 160
+
 class RemoteEngine(Tokenized):
     """Generation on a team server; tokenizer, prompt format and chat template from the store."""
 
@@ -225,7 +229,9 @@ class RemoteEngine(Tokenized):
         # typed before the cursor (cut from the prompt). The server is asked for them one at a
         # time, its choice restricted to the tokens that spell it (logit_bias), then continues.
         healed, pending, prompt = "", request.forced_prefix, request.prompt
-        while pending and len(healed) < 64:
+        asked = 0
+        while pending and asked < MAX_HEALING_REQUESTS:
+            asked += 1
             allowed = self._spelling(pending, request.refuse_start)
             if not allowed:
                 break

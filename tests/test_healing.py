@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from context.prompt import build_prompt, suggestion_text
-from inference.engine import GenerationRequest, LocalEngine
+from inference.engine import GenerationRequest, LocalEngine, spelling
 from inference.healing import heal, refused_start
 from inference.stops import StopRule
 
@@ -88,7 +88,32 @@ def test_at_a_line_start_the_suggestion_does_not_start_blank(engine: LocalEngine
     assert refused and not refused[0].isspace()
 
 
-def test_mid_line_only_a_line_break_is_refused_and_with_text_after_nothing() -> None:
-    assert refused_start("   X := ", "") == "\r\n"
+def test_only_an_empty_line_refuses_a_blank_start() -> None:
+    assert refused_start("   ", "") == " \t\r\n"  # the indentation typed: a line of code
+    assert refused_start("", "") == "\r\n"  # column 0: the model may indent the line itself
+    assert refused_start("   X := 1;", "") == ""  # after code: the line may be complete
     assert refused_start("   X := ", "Y;") == ""
-    assert refused_start("   ", "") == " \t\r\n"
+    assert refused_start("   ", "end if;") == ""
+
+
+def test_at_the_end_of_a_finished_line_nothing_may_be_the_suggestion(
+    engine: LocalEngine,
+) -> None:
+    text = "procedure P is\nbegin\n   X := 1;"
+    prompt, forced = healed(engine, text)
+    request = GenerationRequest(
+        prompt=prompt,
+        max_new_tokens=8,
+        stop=StopRule(multiline=False),
+        forced_prefix=forced,
+        refuse_start=refused_start("   X := 1;", ""),
+    )
+    assert suggestion_text(engine.generate(request).text, forced) == ""
+
+
+def test_healing_never_spells_with_a_special_token(engine: LocalEngine) -> None:
+    # `vector<` heals back over `<`: `<file_sep>` or `<|endoftext|>` would "spell" it and end the
+    # suggestion before it began.
+    special = set(engine._tokenizer.added_tokens_decoder)  # noqa: SLF001
+    allowed = set(spelling(engine.token_texts(), "<"))
+    assert allowed and not allowed & special
