@@ -204,7 +204,8 @@ def cursor_text(
         before=4 * settings.max_prefix_chars + WINDOW_SLACK_BYTES,
         after=4 * settings.max_suffix_chars + WINDOW_SLACK_BYTES,
     )
-    return printable(window.text), window.at, window.line
+    # printable() may merge two halves of a surrogate pair: the cursor is counted after it.
+    return printable(window.text), len(printable(window.text[: window.at])), window.line
 
 
 async def publish(
