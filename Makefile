@@ -36,12 +36,14 @@ LLAMA_CMAKE_ARGS ?= -DGGML_NATIVE=OFF -DGGML_SSE42=ON -DGGML_AVX=ON -DGGML_AVX2=
 else
 LLAMA_CMAKE_ARGS ?= -DGGML_NATIVE=OFF
 endif
-LLAMA_DIST   := llama-cpp-python==0.3.36
+LLAMA_VERSION := 0.3.36# as pinned in pyproject.toml's team-server extra
+LLAMA_DIST   := llama-cpp-python==$(LLAMA_VERSION)
 LLAMA_FLAGS  := $(VENV)/.team-server-flags
-# Built wheels kept by the flags' hash, outside the clone so that a fresh clone on the same
-# machine reuses them; pip's own cache is never read for it (it ignores CMAKE_ARGS and would hand
-# back a build made with other flags).
-LLAMA_WHEELS := $(HOME)/.cache/airgap-lsp/llama-cpp-python-0.3.36-$(shell echo '$(LLAMA_CMAKE_ARGS)' | sha256sum | cut -c1-16)
+# Built wheels kept by version, Python and the flags' hash, outside the clone so that a fresh
+# clone on the same machine reuses them; pip's own cache is never read for it (it ignores
+# CMAKE_ARGS and would hand back a build made with other flags).
+LLAMA_KEY    := $(shell $(PYTHON) -c 'import sys; print(sys.implementation.cache_tag)')-$(shell echo '$(LLAMA_CMAKE_ARGS)' | sha256sum | cut -c1-16)
+LLAMA_WHEELS := $(HOME)/.cache/airgap-lsp/llama-cpp-python-$(LLAMA_VERSION)-$(LLAMA_KEY)
 
 team-server: $(VENV)/.team-server
 # Rewritten only when the flags differ from the last build's, so a change of flags rebuilds.
