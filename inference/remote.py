@@ -62,6 +62,7 @@ def served_name(stored: StoredModel) -> str:
 # token spells at least one character, so this many spell any start healing forces.
 MAX_HEALING_REQUESTS = 160
 
+
 class RemoteEngine(Tokenized):
     """Generation on a team server; tokenizer, prompt format and chat template from the store."""
 
