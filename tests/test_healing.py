@@ -23,6 +23,20 @@ def healed(engine: LocalEngine, text: str) -> tuple[str, str]:
     return heal(p.prefix, p.trailing_ws, engine.last_token)
 
 
+def one_line(engine: LocalEngine, text: str, refuse: str) -> tuple[str, str]:
+    """(the generation, what the editor shows) for one line after `text`, healed."""
+    prompt, forced = healed(engine, text)
+    request = GenerationRequest(
+        prompt=prompt,
+        max_new_tokens=16,
+        stop=StopRule(multiline=False),
+        forced_prefix=forced,
+        refuse_start=refuse,
+    )
+    generated = engine.generate(request).text
+    return generated, suggestion_text(generated, forced)
+
+
 @pytest.mark.parametrize(
     ("text", "prompt_end", "forced"),
     [
@@ -54,37 +68,16 @@ def test_a_healed_line_start_is_spelled_and_the_suggestion_is_the_line(
     engine: LocalEngine,
 ) -> None:
     text = "procedure Sub (A, B : Integer; R : out Integer) is\nbegin\n   "
-    prompt, forced = healed(engine, text)
-    request = GenerationRequest(
-        prompt=prompt,
-        max_new_tokens=16,
-        stop=StopRule(multiline=False),
-        forced_prefix=forced,
-        refuse_start=refused_start("   ", ""),
-    )
-    gen = engine.generate(request)
-    assert gen.text.startswith("\n   ")
-    shown = suggestion_text(gen.text, forced)
+    generated, shown = one_line(engine, text, refused_start("   ", ""))
+    assert generated.startswith("\n   ")
     assert shown and not shown[0].isspace() and "\n" not in shown
 
 
 def test_at_a_line_start_the_suggestion_does_not_start_blank(engine: LocalEngine) -> None:
     text = "procedure P is\nbegin\n   X := 1;\n\n   "
-    prompt, forced = healed(engine, text)
-
-    def first_line(refuse: str) -> str:
-        request = GenerationRequest(
-            prompt=prompt,
-            max_new_tokens=16,
-            stop=StopRule(multiline=False),
-            forced_prefix=forced,
-            refuse_start=refuse,
-        )
-        return suggestion_text(engine.generate(request).text, forced)
-
     # Left alone, this model indents one space too far here: the suggestion starts blank.
-    assert first_line("")[0] == " "
-    refused = first_line(refused_start("   ", ""))
+    assert one_line(engine, text, "")[1][0] == " "
+    refused = one_line(engine, text, refused_start("   ", ""))[1]
     assert refused and not refused[0].isspace()
 
 
@@ -100,15 +93,7 @@ def test_at_the_end_of_a_finished_line_nothing_may_be_the_suggestion(
     engine: LocalEngine,
 ) -> None:
     text = "procedure P is\nbegin\n   X := 1;"
-    prompt, forced = healed(engine, text)
-    request = GenerationRequest(
-        prompt=prompt,
-        max_new_tokens=8,
-        stop=StopRule(multiline=False),
-        forced_prefix=forced,
-        refuse_start=refused_start("   X := 1;", ""),
-    )
-    assert suggestion_text(engine.generate(request).text, forced) == ""
+    assert one_line(engine, text, refused_start("   X := 1;", ""))[1] == ""
 
 
 def test_healing_never_spells_with_a_special_token(engine: LocalEngine) -> None:
