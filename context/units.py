@@ -207,8 +207,11 @@ def parsing_prefix(
 ) -> tuple[str, str]:
     """The longest head of a completion, in whole lines, that keeps its block parsing.
 
-    Returns (text, verdict): "ok", "trimmed N lines" or "withheld". A block that did not parse
-    before the insertion cannot be judged and keeps the whole completion.
+    Returns (text, verdict): "ok", "trimmed N lines", "opens a block" or "withheld". A block
+    that did not parse before the insertion cannot be judged and keeps the whole completion.
+    Where no head parses but the first line opens a block (the language's `block_open`: `if X
+    then`, `for I in R loop`, `def f(x):`), that line is kept: it cannot parse until the block
+    it opens is written, which is what the user goes on to do.
     """
     lines = text.split("\n")
     for keep in range(len(lines), max(0, len(lines) - MAX_TRIMS), -1):
@@ -219,4 +222,8 @@ def parsing_prefix(
         if check.ok:
             dropped = len(lines) - keep
             return candidate, "ok" if dropped == 0 else f"trimmed {dropped} lines"
+    first = lines[0]
+    code = first.split(language.line_comment, 1)[0] if language.line_comment else first
+    if code.strip() and re.search(language.block_open, code.rstrip(), re.IGNORECASE):
+        return first.rstrip(), "opens a block"
     return "", "withheld"

@@ -126,6 +126,17 @@ def test_completions_are_cut_back_to_the_lines_that_keep_the_block_parsing() -> 
     assert parsing_prefix(language, source, None, at, "y = (") == ("", "withheld")
 
 
+def test_a_first_line_that_opens_a_block_is_kept_though_it_cannot_parse_alone() -> None:
+    text = "procedure P is\nbegin\n   X := 1;\n   \n   Y := 2;\nend P;\n"
+    source = text.encode()
+    at = source.index(b"   \n") + 3
+    ada = lang("p.adb")
+    kept = parsing_prefix(ada, source, None, at, "if X > 0 then  -- positive\n      Z := (")
+    assert kept == ("if X > 0 then  -- positive", "opens a block")
+    assert parsing_prefix(ada, source, None, at, "if X > 0") == ("", "withheld")
+    assert parsing_prefix(ada, source, None, at, "X := X + -- then") == ("", "withheld")
+
+
 def test_a_block_that_did_not_parse_cannot_be_judged() -> None:
     text = "def f(x):\n    y = (x +\n    return y\n"
     source = text.encode()
