@@ -2,16 +2,17 @@
 
 The explanation is cached by the sha256 of the prompt it comes from, so a second hover over the
 same declaration is instant and shows the first one's audit id. The hover never waits for a model
-that is still loading: it says so and shows the index's part. `hover.timeBudgetMs` covers the
-prompt's render from the model's chat template and the generation: a template that runs past it
-or past its own bounds gets the index's part and why the explanation was withheld.
+that is still loading: it says so and shows the index's part. `hover.timeBudgetMs` bounds the
+prompt's render from the model's chat template, and the generation again: a template that runs
+past it or past its own bounds gets the index's part and why the explanation was withheld. The
+generation's budget is the setting itself, not what the render left of it: the audit line, and
+so replay, must not depend on how long a render took.
 """
 
 from __future__ import annotations
 
 import hashlib
 import logging
-import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -100,7 +101,6 @@ async def explanation(
     info = engine.info
     s = ls.settings
     budget = s.hover_time_budget_ms / 1000
-    started = time.perf_counter()
     try:
         rendered = await render(engine, task, budget)
     except ChatTemplateError as exc:
@@ -109,13 +109,12 @@ async def explanation(
     key = hashlib.sha256(f"{info.manifest_sha256}\0{rendered.prompt}".encode()).hexdigest()
     cached = ls.explanations.get(key)
     if cached is None:
-        left = budget - (time.perf_counter() - started)  # the render finished inside the budget
         run = await run_task(
             ls,
             engine,
             task,
             max_new_tokens=s.hover_max_tokens,
-            max_seconds=max(round(left, 3), 0.001),
+            max_seconds=budget,
             rendered=rendered,
         )
         text = run.generation.text.rstrip()
