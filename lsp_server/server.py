@@ -346,14 +346,9 @@ class AirgapServer(LanguageServer):
             return 0
         progress = _Progress(self, "airgap-lsp: indexing the workspace")
         await progress.begin()
-        loop = asyncio.get_running_loop()
-        step = {"last": 0.0}
 
         def report(done: int, total: int) -> None:
-            now = time.monotonic()
-            if now - step["last"] > 0.2 or done == total:
-                step["last"] = now
-                loop.call_soon_threadsafe(progress.report, f"{done}/{total} files", done, total)
+            progress.report_from_thread(f"{done}/{total} files", done, total, last=done == total)
 
         started = time.perf_counter()
         count = await asyncio.to_thread(index.scan, report, cancel)
@@ -368,14 +363,9 @@ class AirgapServer(LanguageServer):
         bound stopped it."""
         progress = _Progress(self, "airgap-lsp: reading the knowledge base")
         await progress.begin()
-        loop = asyncio.get_running_loop()
-        step = {"last": 0.0}
 
         def report(files: int, size: int) -> None:
-            now = time.monotonic()
-            if now - step["last"] > 0.2:
-                step["last"] = now
-                loop.call_soon_threadsafe(progress.report, f"{files} files read ({size:,} bytes)")
+            progress.report_from_thread(f"{files} files read ({size:,} bytes)")
 
         read = await asyncio.to_thread(kb.scan, report, cancel)
         progress.end(read.summary())
@@ -580,11 +570,17 @@ class _Progress:
 
     # Reports may come after the end (from a worker thread): they are dropped then.
 
+    # A worker thread reports at most this often (a scan calls after every file).
+    THROTTLE_S = 0.2
+
     def __init__(self, server: AirgapServer, title: str) -> None:
         self.server, self.title = server, title
         self.token: str | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._last = 0.0
 
     async def begin(self) -> None:
+        self._loop = asyncio.get_running_loop()
         caps = self.server.client_capabilities.window
         if not (caps and caps.work_done_progress):
             return
@@ -600,6 +596,17 @@ class _Progress:
             self.server.work_done_progress.report(
                 self.token, types.WorkDoneProgressReport(message=message, percentage=percentage)
             )
+
+    def report_from_thread(
+        self, message: str, done: int = 0, total: int = 0, *, last: bool = False
+    ) -> None:
+        """`report` from a worker thread, on the event loop, at most every THROTTLE_S seconds
+        (and always for the `last` report)."""
+        now = time.monotonic()
+        if self._loop is None or (now - self._last <= self.THROTTLE_S and not last):
+            return
+        self._last = now
+        self._loop.call_soon_threadsafe(self.report, message, done, total)
 
     def end(self, message: str) -> None:
         if self.token:
