@@ -186,6 +186,16 @@ class Tokenized:
         piece = str(self._tokenizer.decode(ids[-1:], skip_special_tokens=False))
         return piece if piece and text.endswith(piece) else ""
 
+    def ends_inside(self, forced: str) -> bool:
+        """Whether the tokenizer, had a word followed `forced` (a line's indentation), would end
+        no token where `forced` ends but join its last blank to that word: then healing does
+        not stop there either (`spelling`)."""
+        if not forced or forced[-1] not in " \t":
+            return False
+        ids = self._tokenizer(forced[-64:] + "a", add_special_tokens=False).input_ids
+        last = str(self._tokenizer.decode(ids[-1:], skip_special_tokens=False)) if ids else ""
+        return len(last) > 1 and last.endswith("a") and not last[:-1].strip()
+
     def chat_prompt(self, messages: Sequence[tuple[str, str]], reply_start: str = "") -> str | None:
         # The template is a file of the checkpoint (hashed in the manifest), so code the model
         # brings: it renders in a Jinja sandbox that bounds its steps and its output, with the
@@ -213,10 +223,18 @@ class Tokenized:
         return texts
 
 
-def spelling(token_texts: list[str], text: str, refuse: str = "") -> list[int]:
+def spelling(
+    token_texts: list[str], text: str, refuse: str = "", *, ends_inside: bool = False
+) -> list[int]:
     """Ids of the tokens that spell the start of `text`, or all of it and more; where the more
     would start with a character of `refuse` (a blank line where a line of code is due), not
-    those, unless no other token spells it."""
+    those, unless no other token spells it.
+
+    `ends_inside`: the tokenizer never ends a token where `text` ends (its last blank belongs to
+    the word after it: `"\n      X"` is `"\n     "`, `" X"`), so a token that spells exactly the
+    rest of `text` is not taken either, unless no other token spells it: after one, a line of
+    code would have to go on with a word that has no blank before it, which the model has
+    hardly seen (it wrote `1.` or `;` there)."""
     ids = [
         i
         for i, piece in enumerate(token_texts)
@@ -226,6 +244,8 @@ def spelling(token_texts: list[str], text: str, refuse: str = "") -> list[int]:
         n = len(text)
         kept = [i for i in ids if len(p := token_texts[i]) <= n or p[n] not in refuse]
         ids = kept or ids
+    if ends_inside:
+        ids = [i for i in ids if token_texts[i] != text] or ids
     return ids
 
 
@@ -291,7 +311,7 @@ class LocalEngine(Tokenized):
         self._n_ctx = int(getattr(self._model.config, "max_position_embeddings", 2048))
         vocab = int(self._model.get_output_embeddings().weight.shape[0])
         self._token_text = self.token_texts(vocab)
-        self._healing: dict[tuple[str, str], Any] = {}
+        self._healing: dict[tuple[Any, ...], Any] = {}
         self._lock = threading.Lock()  # one generation at a time: the model is not re-entrant
         self._reuse = reuse_cache
         self._cache: tuple[list[int], Any] | None = None  # tokens held, and their key/values
@@ -333,15 +353,14 @@ class LocalEngine(Tokenized):
             dtype=dt,
         )
 
-    def _spelling(self, text: str, refuse: str = "") -> Any:
+    def _spelling(self, text: str, refuse: str = "", ends_inside: bool = False) -> Any:
         """Ids of the tokens that spell the start of `text` or all of it and more, none of whose
         more starts with a character of `refuse` (unless that leaves none); None if none."""
-        if (text, refuse) not in self._healing:
-            ids = spelling(self._token_text, text, refuse)
-            self._healing[text, refuse] = (
-                self._torch.tensor(ids, device=self._model.device) if ids else None
-            )
-        return self._healing[text, refuse]
+        key = (text, refuse, ends_inside)
+        if key not in self._healing:
+            ids = spelling(self._token_text, text, refuse, ends_inside=ends_inside)
+            self._healing[key] = self._torch.tensor(ids, device=self._model.device) if ids else None
+        return self._healing[key]
 
     def _refused(self, refuse: str) -> Any:
         """Ids of the tokens that may not come first after the forced text: the end of text, the
@@ -465,6 +484,9 @@ class LocalEngine(Tokenized):
         step: Any = self._step if static else self._model
         compiled = step is not self._model
         pending = request.forced_prefix
+        # Where a line of code is due after the forced text, its last blank is spelled with the
+        # word after it, as the tokenizer would have split them.
+        inside = bool(request.refuse_start) and self.ends_inside(pending)
         generated: list[int] = []
         text, reason = "", "max_tokens"
         drafted = accepted = 0
@@ -496,7 +518,7 @@ class LocalEngine(Tokenized):
                         reason = "time_budget"
                         break
                     refuse = request.refuse_start
-                    if pending and (allowed := self._spelling(pending, refuse)) is not None:
+                    if pending and (allowed := self._spelling(pending, refuse, inside)) is not None:
                         token = int(allowed[torch.argmax(logits[allowed])])
                         piece = self._token_text[token]
                         pending = pending[len(piece) :] if pending.startswith(piece) else ""

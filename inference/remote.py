@@ -230,10 +230,11 @@ class RemoteEngine(Tokenized):
         # typed before the cursor (cut from the prompt). The server is asked for them one at a
         # time, its choice restricted to the tokens that spell it (logit_bias), then continues.
         healed, pending, prompt = "", request.forced_prefix, request.prompt
+        inside = bool(request.refuse_start) and self.ends_inside(pending)
         asked = 0
         while pending and asked < MAX_HEALING_REQUESTS:
             asked += 1
-            allowed = self._spelling(pending, request.refuse_start)
+            allowed = self._spelling(pending, request.refuse_start, inside)
             if not allowed:
                 break
             piece = self._one_token(prompt, allowed, cancel)
@@ -317,10 +318,10 @@ class RemoteEngine(Tokenized):
             decode_ms=(t2 - t1) * 1000,
         )
 
-    def _spelling(self, text: str, refuse: str = "") -> list[int]:
+    def _spelling(self, text: str, refuse: str = "", ends_inside: bool = False) -> list[int]:
         if self._token_text is None:
             self._token_text = self.token_texts()
-        return spelling(self._token_text, text, refuse)
+        return spelling(self._token_text, text, refuse, ends_inside=ends_inside)
 
     def _refused(self, chars: str) -> list[int]:
         """The end of text, the special tokens (a file separator ends a suggestion as surely),

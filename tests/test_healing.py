@@ -102,3 +102,34 @@ def test_healing_never_spells_with_a_special_token(engine: LocalEngine) -> None:
     special = set(engine._tokenizer.added_tokens_decoder)  # noqa: SLF001
     allowed = set(spelling(engine.token_texts(), "<"))
     assert allowed and not allowed & special
+
+
+def test_a_line_start_spells_its_last_blank_with_the_word_after_it(engine: LocalEngine) -> None:
+    # The tokenizer joins the last blank of an indentation to the word after it: `"\n      X"`
+    # is `"\n     "`, `" X"`. Spelled with a token that ends where the indentation ends, the line
+    # would have to go on with a word without its blank, which the model has hardly seen.
+    assert engine.ends_inside("\n      ") and engine.ends_inside("\r\n   ")
+    assert not engine.ends_inside("\n\t\t")  # a tab stays apart from the word after it
+    assert not engine.ends_inside("\n") and not engine.ends_inside(" :=")
+    texts = engine.token_texts()
+    refuse = refused_start("      ", "")
+    exact = {i for i, t in enumerate(texts) if t == " "}
+    allowed = set(spelling(texts, " ", refuse, ends_inside=True))
+    assert allowed and not allowed & exact  # " X", " begin" ... but not a lone " "
+    assert all(texts[i].startswith(" ") and texts[i][1] not in refuse for i in allowed)
+    assert exact <= set(spelling(texts, " ", refuse))  # without the rule it may stop there
+
+    text = "procedure Sub (A, B : Integer; R : out Integer) is\nbegin\n      "
+    generated, shown = one_line(engine, text, refuse)
+    assert generated.startswith("\n      ") and shown and not shown[0].isspace()
+
+
+def test_spelling_rules_on_a_small_vocabulary() -> None:
+    texts = ["", "\n", "\n ", "\n  ", " ", " X", "  ", "\n\n", "X", " \n"]
+    # All of it or its start, and all of it and more; never a special token ("").
+    assert spelling(texts, "\n  ") == [1, 2, 3]
+    # With a line of code due, the more may not be blank; the token that ends where the text
+    # ends is not taken where the text's end joins the word after it.
+    assert spelling(texts, " ", " \t\r\n") == [4, 5]
+    assert spelling(texts, " ", " \t\r\n", ends_inside=True) == [5]
+    assert spelling(texts, "\n ", " \t\r\n", ends_inside=True) == [1]  # a start: taken
