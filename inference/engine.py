@@ -71,6 +71,10 @@ class GenerationRequest:
     # may not come first either: at a line start blanks and line breaks ("a suggestion, not an
     # empty line"), mid-line line breaks. "": no such rule (hover, code actions).
     refuse_start: str = ""
+    # Suggestions the caller refused (a line that broke the parse): the text after
+    # `forced_prefix` may not start with the first token of one of them, so that asking again
+    # gives another suggestion, not the same one.
+    refuse_first: tuple[str, ...] = ()
     # A time budget in seconds (0: none). Generation stops at the first step past it, with the
     # stop reason "time_budget"; the audit line records how many tokens that was.
     max_seconds: float = 0.0
@@ -247,6 +251,20 @@ def spelling(
     if ends_inside:
         ids = [i for i in ids if token_texts[i] != text] or ids
     return ids
+
+
+def first_refused(token_texts: list[str], pending: str, refused: tuple[str, ...]) -> list[int]:
+    """Ids of the tokens that, spelling what is `pending` of the forced text and more, would
+    start the suggestion like one of the `refused` ones: their text past `pending` starts one
+    of them, or one of them starts it."""
+    out = []
+    n = len(pending)
+    for i, piece in enumerate(token_texts):
+        if len(piece) > n and piece.startswith(pending):
+            more = piece[n:]
+            if any(r.startswith(more) or more.startswith(r) for r in refused if r):
+                out.append(i)
+    return out
 
 
 class LocalEngine(Tokenized):
@@ -517,16 +535,26 @@ class LocalEngine(Tokenized):
                     if deadline is not None and time.perf_counter() > deadline:
                         reason = "time_budget"
                         break
-                    refuse = request.refuse_start
+                    refuse, refused = request.refuse_start, request.refuse_first
                     if pending and (allowed := self._spelling(pending, refuse, inside)) is not None:
-                        token = int(allowed[torch.argmax(logits[allowed])])
+                        scores = logits[allowed]
+                        if refused:  # (one of them always spells the start of `pending`)
+                            banned = set(first_refused(self._token_text, pending, refused))
+                            keep = [k for k, i in enumerate(allowed.tolist()) if i not in banned]
+                            scores = torch.full_like(scores, -float("inf"))
+                            scores[keep] = logits[allowed[keep]]
+                        token = int(allowed[torch.argmax(scores)])
                         piece = self._token_text[token]
                         pending = pending[len(piece) :] if pending.startswith(piece) else ""
-                    elif refuse and len(text) <= len(request.forced_prefix):
-                        # The first token of the suggestion proper: not a blank start, not EOS.
+                    elif (refuse or refused) and len(text) <= len(request.forced_prefix):
+                        # The first token of the suggestion proper: not a blank start, not EOS,
+                        # not the start of a suggestion refused before.
                         pending = ""
                         scores = logits.clone()
-                        scores[self._refused(refuse)] = -float("inf")
+                        if refuse:
+                            scores[self._refused(refuse)] = -float("inf")
+                        if refused:
+                            scores[first_refused(self._token_text, "", refused)] = -float("inf")
                         token = int(torch.argmax(scores))
                     else:
                         pending = ""

@@ -32,6 +32,7 @@ from inference.engine import (
     Generation,
     GenerationRequest,
     Tokenized,
+    first_refused,
     spelling,
 )
 from inference.errors import AirgapError, BackendDown, BackendRefused, GenerationCancelled
@@ -237,19 +238,21 @@ class RemoteEngine(Tokenized):
             allowed = self._spelling(pending, request.refuse_start, inside)
             if not allowed:
                 break
-            piece = self._one_token(prompt, allowed, cancel)
+            banned = self._first_refused(pending, request.refuse_first)
+            piece = self._one_token(prompt, allowed, cancel, banned=banned)
             if not piece:
                 break
             healed, prompt = healed + piece, prompt + piece
             pending = pending[len(piece) :] if pending.startswith(piece) else ""
-        if request.refuse_start and healed == request.forced_prefix:
+        refused = request.refuse_start or request.refuse_first
+        if refused and healed == request.forced_prefix:
             # The suggestion's first token: not the end of text, nor one that starts with a
-            # refused character. Line breaks and the end are biased away; blanks, which half
-            # the vocabulary starts with, are passed over among the server's 20 best.
+            # refused character, nor the start of a suggestion refused before. Line breaks, the
+            # end and those starts are biased away; blanks, which half the vocabulary starts
+            # with, are passed over among the server's 20 best.
             breaks = "".join(c for c in request.refuse_start if c in "\r\n")
-            piece = self._one_token(
-                prompt, [], cancel, banned=self._refused(breaks), refuse=request.refuse_start
-            )
+            banned = [*self._refused(breaks), *self._first_refused("", request.refuse_first)]
+            piece = self._one_token(prompt, [], cancel, banned=banned, refuse=request.refuse_start)
             healed, prompt = healed + piece, prompt + piece
         n_healed = self.count_tokens(healed) if healed else 0
         body = {
@@ -322,6 +325,13 @@ class RemoteEngine(Tokenized):
         if self._token_text is None:
             self._token_text = self.token_texts()
         return spelling(self._token_text, text, refuse, ends_inside=ends_inside)
+
+    def _first_refused(self, pending: str, refused: tuple[str, ...]) -> list[int]:
+        if not refused:
+            return []
+        if self._token_text is None:
+            self._token_text = self.token_texts()
+        return first_refused(self._token_text, pending, refused)
 
     def _refused(self, chars: str) -> list[int]:
         """The end of text, the special tokens (a file separator ends a suggestion as surely),

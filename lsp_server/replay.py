@@ -108,6 +108,7 @@ _DECODING_NEEDS = (
     ("base_indent", int, True),
     ("forced_prefix", str, True),
     ("refuse_start", str, False),
+    ("refuse_first", list, False),
     ("steps", (str, type(None)), False),
     ("stop_texts", list, False),
     ("prompt_lookup", int, False),
@@ -137,9 +138,9 @@ def _unreplayable(doc: dict[str, Any]) -> str:
                     return f"no {where}{key}"
             elif not isinstance(part[key], want):
                 return f"{where}{key} is not {_TYPE_NAMES[want]}"
-    stops = doc["decoding"].get("stop_texts", [])
-    if not all(isinstance(text, str) for text in stops):
-        return "decoding.stop_texts holds something that is not a string"
+    for key in ("stop_texts", "refuse_first"):
+        if not all(isinstance(text, str) for text in doc["decoding"].get(key, [])):
+            return f"decoding.{key} holds something that is not a string"
     if not isinstance(doc.get("timings", {}).get("new_tokens", 0), int | float):
         return "timings.new_tokens is not a number"
     result = doc.get("result", {})
@@ -194,6 +195,8 @@ def replay(record: dict[str, Any], store: ModelStore) -> ReplayResult:
         ),
         forced_prefix=str(decoding["forced_prefix"]),
         refuse_start=str(decoding.get("refuse_start", "")),  # lines before it refused nothing
+        # The suggestions the parse check withheld before this one (lines before it: none)
+        refuse_first=tuple(decoding.get("refuse_first", ())),
         lookahead=int(decoding.get("prompt_lookup", 0)),  # lines before it decoded without
         threads=int(decoding.get("threads", 0)),  # lines before it: as the load allows now
     )

@@ -122,6 +122,9 @@ class AirgapServer(LanguageServer):
                 "generations_finished",
                 "stale",
                 "served_typed_on",
+                "asked_again",
+                "wrote_nothing",
+                "withheld",
             ),
             0,
         )

@@ -3,10 +3,12 @@ whole token, the generation spells what was cut, and a line start gets a line, n
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 
 from context.prompt import build_prompt, suggestion_text
-from inference.engine import GenerationRequest, LocalEngine, spelling
+from inference.engine import GenerationRequest, LocalEngine, first_refused, spelling
 from inference.healing import heal, refused_start
 from inference.stops import StopRule
 
@@ -133,3 +135,88 @@ def test_spelling_rules_on_a_small_vocabulary() -> None:
     assert spelling(texts, " ", " \t\r\n") == [4, 5]
     assert spelling(texts, " ", " \t\r\n", ends_inside=True) == [5]
     assert spelling(texts, "\n ", " \t\r\n", ends_inside=True) == [1]  # a start: taken
+
+
+def test_a_refused_start_is_not_written_again() -> None:
+    texts = ["", " ", " X", " Y", "X", "Xa", "Y", "X :=", "\n"]
+    # Past what is pending of the forced text, a token may not start a refused suggestion.
+    assert first_refused(texts, " ", ("X := 1;",)) == [2]
+    assert first_refused(texts, "", ("X := 1;",)) == [4, 7]
+    assert first_refused(texts, "", ("Xa_b",)) == [4, 5]
+    assert first_refused(texts, "", ("",)) == []
+
+
+def test_asked_again_the_model_starts_otherwise(engine: LocalEngine) -> None:
+    text = "procedure P (X : in out Integer) is\nbegin\n   X := X + 1;\n   "
+    prompt, forced = healed(engine, text)
+    refuse = refused_start("   ", "")
+
+    def ask(refused: tuple[str, ...]) -> str:
+        request = GenerationRequest(
+            prompt=prompt,
+            max_new_tokens=16,
+            stop=StopRule(multiline=False),
+            forced_prefix=forced,
+            refuse_start=refuse,
+            refuse_first=refused,
+        )
+        return suggestion_text(engine.generate(request).text, forced)
+
+    first = ask(())
+    second = ask((first,))
+    third = ask((first, second))
+    assert first and second and third
+    assert len({first.split()[0], second.split()[0], third.split()[0]}) == 3, (
+        first,
+        second,
+        third,
+    )
+
+
+def test_audit_replay_reproduces_a_suggestion_asked_for_again(default_model) -> None:  # type: ignore[no-untyped-def]
+    from inference.store import ModelStore
+    from lsp_server.paths import model_store_root
+    from lsp_server.replay import replay
+
+    # float32 and one thread: one arithmetic order then and now (bfloat16 may round apart).
+    engine = LocalEngine(default_model, device="cpu", dtype="float32")
+    text = "procedure P (X : in out Integer) is\nbegin\n   X := X + 1;\n   "
+    prompt, forced = healed(engine, text)
+    refuse = refused_start("   ", "")
+    first = GenerationRequest(
+        prompt=prompt,
+        max_new_tokens=16,
+        stop=StopRule(multiline=False),
+        forced_prefix=forced,
+        refuse_start=refuse,
+        threads=1,
+    )
+    withheld = suggestion_text(engine.generate(first).text, forced)
+    again = replace(first, refuse_first=(withheld,))
+    shown = suggestion_text(engine.generate(again).text, forced)
+    assert shown and shown != withheld
+    record = {
+        "prompt": prompt,
+        "text": shown,
+        "device": "cpu",
+        "dtype": "float32",
+        "model": {
+            "name": default_model.manifest.name,
+            "version": default_model.manifest.version,
+            "manifest_sha256": default_model.manifest_sha256,
+        },
+        "decoding": {
+            "max_new_tokens": 16,
+            "multiline": False,
+            "base_indent": 0,
+            "forced_prefix": forced,
+            "refuse_start": refuse,
+            "refuse_first": [withheld],
+            "threads": 1,
+        },
+    }
+
+    assert replay(record, ModelStore(model_store_root())).text == shown
+    # Without the refused start, the replay would write the first suggestion: not the same.
+    del record["decoding"]["refuse_first"]
+    assert replay(record, ModelStore(model_store_root())).text == withheld
