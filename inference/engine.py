@@ -71,9 +71,9 @@ class GenerationRequest:
     # may not come first either: at a line start blanks and line breaks ("a suggestion, not an
     # empty line"), mid-line line breaks. "": no such rule (hover, code actions).
     refuse_start: str = ""
-    # Suggestions the caller refused (a line that broke the parse): the text after
-    # `forced_prefix` may not start with the first token of one of them, so that asking again
-    # gives another suggestion, not the same one.
+    # Suggestions the caller refused (a line that broke the parse): the first token past
+    # `forced_prefix` may not start one of them (`first_refused`: after `end if;` was refused,
+    # no `end` either), so that asking again gives another suggestion, not the same one.
     refuse_first: tuple[str, ...] = ()
     # A time budget in seconds (0: none). Generation stops at the first step past it, with the
     # stop reason "time_budget"; the audit line records how many tokens that was.
@@ -192,8 +192,11 @@ class Tokenized:
 
     def ends_inside(self, forced: str) -> bool:
         """Whether the tokenizer, had a word followed `forced` (a line's indentation), would end
-        no token where `forced` ends but join its last blank to that word: then healing does
-        not stop there either (`spelling`)."""
+        no token where `forced` ends but join its last blank to that word (`"\n      X"` is
+        `"\n     "`, `" X"`). Then, where healing spelled `forced` to its very end, the next token
+        may not be one the tokenizer joins to a blank (`joined`): after `"\n      "` the model
+        would go on with a word without its blank, which it has hardly seen (it wrote `1.`,
+        `;` or `@@` there). A digit, never joined, may still start the line."""
         if not forced or forced[-1] not in " \t":
             return False
         ids = self._tokenizer(forced[-64:] + "a", add_special_tokens=False).input_ids
@@ -227,18 +230,10 @@ class Tokenized:
         return texts
 
 
-def spelling(
-    token_texts: list[str], text: str, refuse: str = "", *, ends_inside: bool = False
-) -> list[int]:
+def spelling(token_texts: list[str], text: str, refuse: str = "") -> list[int]:
     """Ids of the tokens that spell the start of `text`, or all of it and more; where the more
     would start with a character of `refuse` (a blank line where a line of code is due), not
-    those, unless no other token spells it.
-
-    `ends_inside`: the tokenizer never ends a token where `text` ends (its last blank belongs to
-    the word after it: `"\n      X"` is `"\n     "`, `" X"`), so a token that spells exactly the
-    rest of `text` is not taken either, unless no other token spells it: after one, a line of
-    code would have to go on with a word that has no blank before it, which the model has
-    hardly seen (it wrote `1.` or `;` there)."""
+    those, unless no other token spells it."""
     ids = [
         i
         for i, piece in enumerate(token_texts)
@@ -248,9 +243,14 @@ def spelling(
         n = len(text)
         kept = [i for i in ids if len(p := token_texts[i]) <= n or p[n] not in refuse]
         ids = kept or ids
-    if ends_inside:
-        ids = [i for i in ids if token_texts[i] != text] or ids
     return ids
+
+
+def joined(token_texts: list[str], blank: str) -> list[int]:
+    """Ids of the tokens the tokenizer joins to a `blank` before them: those whose text, the
+    blank put before it, is a token too (`" X"`, `" begin"`; not `"1"`, where no `" 1"` is)."""
+    texts = set(token_texts)
+    return [i for i, t in enumerate(token_texts) if t and blank + t in texts]
 
 
 def first_refused(token_texts: list[str], pending: str, refused: tuple[str, ...]) -> list[int]:
@@ -371,13 +371,20 @@ class LocalEngine(Tokenized):
             dtype=dt,
         )
 
-    def _spelling(self, text: str, refuse: str = "", ends_inside: bool = False) -> Any:
+    def _spelling(self, text: str, refuse: str = "") -> Any:
         """Ids of the tokens that spell the start of `text` or all of it and more, none of whose
         more starts with a character of `refuse` (unless that leaves none); None if none."""
-        key = (text, refuse, ends_inside)
+        key = (text, refuse)
         if key not in self._healing:
-            ids = spelling(self._token_text, text, refuse, ends_inside=ends_inside)
+            ids = spelling(self._token_text, text, refuse)
             self._healing[key] = self._torch.tensor(ids, device=self._model.device) if ids else None
+        return self._healing[key]
+
+    def _joined(self, blank: str) -> Any:
+        key = ("joined", blank)
+        if key not in self._healing:
+            ids = joined(self._token_text, blank)
+            self._healing[key] = self._torch.tensor(ids, device=self._model.device, dtype=int)
         return self._healing[key]
 
     def _refused(self, refuse: str) -> Any:
@@ -502,8 +509,8 @@ class LocalEngine(Tokenized):
         step: Any = self._step if static else self._model
         compiled = step is not self._model
         pending = request.forced_prefix
-        # Where a line of code is due after the forced text, its last blank is spelled with the
-        # word after it, as the tokenizer would have split them.
+        # Where a line of code is due after the forced text, a word after its last blank is
+        # spelled with that blank, as the tokenizer would have split them (`ends_inside`).
         inside = bool(request.refuse_start) and self.ends_inside(pending)
         generated: list[int] = []
         text, reason = "", "max_tokens"
@@ -536,13 +543,14 @@ class LocalEngine(Tokenized):
                         reason = "time_budget"
                         break
                     refuse, refused = request.refuse_start, request.refuse_first
-                    if pending and (allowed := self._spelling(pending, refuse, inside)) is not None:
+                    if pending and (allowed := self._spelling(pending, refuse)) is not None:
                         scores = logits[allowed]
-                        if refused:  # (one of them always spells the start of `pending`)
+                        if refused:
                             banned = set(first_refused(self._token_text, pending, refused))
                             keep = [k for k, i in enumerate(allowed.tolist()) if i not in banned]
-                            scores = torch.full_like(scores, -float("inf"))
-                            scores[keep] = logits[allowed[keep]]
+                            if keep:  # (else: refused all, which asking again cannot avoid)
+                                scores = torch.full_like(scores, -float("inf"))
+                                scores[keep] = logits[allowed[keep]]
                         token = int(allowed[torch.argmax(scores)])
                         piece = self._token_text[token]
                         pending = pending[len(piece) :] if pending.startswith(piece) else ""
@@ -553,6 +561,8 @@ class LocalEngine(Tokenized):
                         scores = logits.clone()
                         if refuse:
                             scores[self._refused(refuse)] = -float("inf")
+                        if inside and text == request.forced_prefix:
+                            scores[self._joined(text[-1])] = -float("inf")
                         if refused:
                             scores[first_refused(self._token_text, "", refused)] = -float("inf")
                         token = int(torch.argmax(scores))

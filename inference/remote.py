@@ -33,6 +33,7 @@ from inference.engine import (
     GenerationRequest,
     Tokenized,
     first_refused,
+    joined,
     spelling,
 )
 from inference.errors import AirgapError, BackendDown, BackendRefused, GenerationCancelled
@@ -103,6 +104,7 @@ class RemoteEngine(Tokenized):
         )
         self._fmt = FORMATS[stored.manifest.prompt_format]
         self._token_text: list[str] | None = None  # each token's text, for token healing
+        self._joined_ids: dict[str, list[int]] = {}  # blank -> the tokens joined to it
         self._conn: http.client.HTTPConnection | None = None
         self._model_id = ""  # the id the server serves the locked model under, once checked
         self._lock = threading.Lock()
@@ -235,7 +237,7 @@ class RemoteEngine(Tokenized):
         asked = 0
         while pending and asked < MAX_HEALING_REQUESTS:
             asked += 1
-            allowed = self._spelling(pending, request.refuse_start, inside)
+            allowed = self._spelling(pending, request.refuse_start)
             if not allowed:
                 break
             banned = self._first_refused(pending, request.refuse_first)
@@ -250,8 +252,12 @@ class RemoteEngine(Tokenized):
             # refused character, nor the start of a suggestion refused before. Line breaks, the
             # end and those starts are biased away; blanks, which half the vocabulary starts
             # with, are passed over among the server's 20 best.
-            breaks = "".join(c for c in request.refuse_start if c in "\r\n")
-            banned = [*self._refused(breaks), *self._first_refused("", request.refuse_first)]
+            banned = self._first_refused("", request.refuse_first)
+            if request.refuse_start:  # (mid-line, the end may come first)
+                breaks = "".join(c for c in request.refuse_start if c in "\r\n")
+                banned += self._refused(breaks)
+            if inside:  # healing spelled the indentation to its end: no word may follow bare
+                banned += self._joined(healed[-1])
             piece = self._one_token(prompt, [], cancel, banned=banned, refuse=request.refuse_start)
             healed, prompt = healed + piece, prompt + piece
         n_healed = self.count_tokens(healed) if healed else 0
@@ -321,17 +327,21 @@ class RemoteEngine(Tokenized):
             decode_ms=(t2 - t1) * 1000,
         )
 
-    def _spelling(self, text: str, refuse: str = "", ends_inside: bool = False) -> list[int]:
+    def _token_texts(self) -> list[str]:
         if self._token_text is None:
             self._token_text = self.token_texts()
-        return spelling(self._token_text, text, refuse, ends_inside=ends_inside)
+        return self._token_text
+
+    def _spelling(self, text: str, refuse: str = "") -> list[int]:
+        return spelling(self._token_texts(), text, refuse)
 
     def _first_refused(self, pending: str, refused: tuple[str, ...]) -> list[int]:
-        if not refused:
-            return []
-        if self._token_text is None:
-            self._token_text = self.token_texts()
-        return first_refused(self._token_text, pending, refused)
+        return first_refused(self._token_texts(), pending, refused) if refused else []
+
+    def _joined(self, blank: str) -> list[int]:
+        if blank not in self._joined_ids:
+            self._joined_ids[blank] = joined(self._token_texts(), blank)
+        return self._joined_ids[blank]
 
     def _refused(self, chars: str) -> list[int]:
         """The end of text, the special tokens (a file separator ends a suggestion as surely),
@@ -378,8 +388,10 @@ class RemoteEngine(Tokenized):
             if refuse and (not text or text[0] in refuse):
                 top = ((choice.get("logprobs") or {}).get("top_logprobs") or [{}])[0] or {}
                 special = {str(t) for t in self._tokenizer.added_tokens_decoder.values()}
+                # (a server may list them before the bias is applied: banned ones are left out)
+                shunned = special | {self._token_texts()[i] for i in banned}
                 fine = [
-                    (p, t) for t, p in top.items() if t and t[0] not in refuse and t not in special
+                    (p, t) for t, p in top.items() if t and t[0] not in refuse and t not in shunned
                 ]
                 text = max(fine)[1] if fine else text
             return text

@@ -124,6 +124,12 @@ _TYPE_NAMES: dict[object, str] = {
 }
 
 
+# The most suggestions a line can say were refused before it (the server asks again twice), and
+# their text: a line holding more was altered.
+MAX_REFUSED = 8
+MAX_REFUSED_CHARS = 64 * 1024
+
+
 def _unreplayable(doc: dict[str, Any]) -> str:
     """Why a record cannot be replayed as it stands (a key missing or of another type), or ""."""
     for where, part, needs in (
@@ -141,6 +147,10 @@ def _unreplayable(doc: dict[str, Any]) -> str:
     for key in ("stop_texts", "refuse_first"):
         if not all(isinstance(text, str) for text in doc["decoding"].get(key, [])):
             return f"decoding.{key} holds something that is not a string"
+    refused = doc["decoding"].get("refuse_first", [])
+    if len(refused) > MAX_REFUSED or sum(map(len, refused)) > MAX_REFUSED_CHARS:
+        # (each is matched against the whole vocabulary: an altered line could hold millions)
+        return f"decoding.refuse_first holds more than the server ever refuses ({MAX_REFUSED})"
     if not isinstance(doc.get("timings", {}).get("new_tokens", 0), int | float):
         return "timings.new_tokens is not a number"
     result = doc.get("result", {})

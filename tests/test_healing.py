@@ -8,7 +8,13 @@ from dataclasses import replace
 import pytest
 
 from context.prompt import build_prompt, suggestion_text
-from inference.engine import GenerationRequest, LocalEngine, first_refused, spelling
+from inference.engine import (
+    GenerationRequest,
+    LocalEngine,
+    first_refused,
+    joined,
+    spelling,
+)
 from inference.healing import heal, refused_start
 from inference.stops import StopRule
 
@@ -114,27 +120,27 @@ def test_a_line_start_spells_its_last_blank_with_the_word_after_it(engine: Local
     assert not engine.ends_inside("\n\t\t")  # a tab stays apart from the word after it
     assert not engine.ends_inside("\n") and not engine.ends_inside(" :=")
     texts = engine.token_texts()
-    refuse = refused_start("      ", "")
-    exact = {i for i, t in enumerate(texts) if t == " "}
-    allowed = set(spelling(texts, " ", refuse, ends_inside=True))
-    assert allowed and not allowed & exact  # " X", " begin" ... but not a lone " "
-    assert all(texts[i].startswith(" ") and texts[i][1] not in refuse for i in allowed)
-    assert exact <= set(spelling(texts, " ", refuse))  # without the rule it may stop there
+    after_blank = set(joined(texts, " "))
+    # What may not follow a healed indentation: words the tokenizer writes with their blank...
+    assert {texts.index("X"), texts.index("begin"), texts.index("return")} <= after_blank
+    # ...but not a digit, which it writes apart (`" 1"` is no token): `16#FF#,` may start a line.
+    assert " 1" not in texts and texts.index("1") not in after_blank
 
     text = "procedure Sub (A, B : Integer; R : out Integer) is\nbegin\n      "
-    generated, shown = one_line(engine, text, refuse)
+    generated, shown = one_line(engine, text, refused_start("      ", ""))
     assert generated.startswith("\n      ") and shown and not shown[0].isspace()
 
 
 def test_spelling_rules_on_a_small_vocabulary() -> None:
-    texts = ["", "\n", "\n ", "\n  ", " ", " X", "  ", "\n\n", "X", " \n"]
+    texts = ["", "\n", "\n ", "\n  ", " ", " X", "  ", "\n\n", "X", " \n", "1"]
     # All of it or its start, and all of it and more; never a special token ("").
     assert spelling(texts, "\n  ") == [1, 2, 3]
-    # With a line of code due, the more may not be blank; the token that ends where the text
-    # ends is not taken where the text's end joins the word after it.
+    # With a line of code due, the more may not be blank.
     assert spelling(texts, " ", " \t\r\n") == [4, 5]
-    assert spelling(texts, " ", " \t\r\n", ends_inside=True) == [5]
-    assert spelling(texts, "\n ", " \t\r\n", ends_inside=True) == [1]  # a start: taken
+    assert spelling(texts, "\n ", " \t\r\n") == [1, 2]
+    # "X" is written with the blank before it (" X" is a token), and so are "\n" and " "
+    # (" \n", "  "); "1" is not.
+    assert joined(texts, " ") == [1, 4, 8]
 
 
 def test_a_refused_start_is_not_written_again() -> None:

@@ -384,7 +384,9 @@ async def test_typing_the_start_of_a_suggestion_shows_its_rest_without_a_generat
     stats = await client.workspace_execute_command_async(
         types.ExecuteCommandParams(command="airgap.completionStats")
     )
-    assert (stats["generations"], stats["served_typed_on"]) == (1, 1)
+    # (a suggestion the parse check withheld is asked for again: not another request's)
+    asked = stats["generations"] - stats["asked_again"]
+    assert (asked, stats["served_typed_on"]) == (1, 1)
     origin, rest = audit_lines(audit)
     assert rest["id"] != origin["id"] and rest["text"] == first[2:]
     assert rest["position"] == {"line": doc.line, "character": doc.character + len(typed)}
@@ -413,4 +415,5 @@ async def test_typing_the_start_of_a_suggestion_shows_its_rest_without_a_generat
     stats = await client.workspace_execute_command_async(
         types.ExecuteCommandParams(command="airgap.completionStats")
     )
-    assert (stats["generations"], stats["served_typed_on"]) == (2, 1)
+    asked = stats["generations"] - stats["asked_again"]
+    assert (asked, stats["served_typed_on"]) == (2, 1)

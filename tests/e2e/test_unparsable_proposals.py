@@ -76,7 +76,8 @@ async def test_a_suggestion_that_never_parses_is_asked_again_then_not_shown(
     client: LanguageClient, tmp_path: Path, babble_model: str
 ):
     audit = tmp_path / "audit.jsonl"
-    watch = await start(client, audit, model=babble_model)
+    # One short line a suggestion: three asks fit in the time the server allows them.
+    watch = await start(client, audit, model=babble_model, multiline="never", maxTokensLine=16)
     await watch.model_ready()
     doc = cursor_file("completion/stacks.adb")  # an empty line in a body that parses
     uri = open_doc(client, doc, "ada")

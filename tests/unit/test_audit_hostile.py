@@ -159,6 +159,13 @@ def append_chained(path: Path, doc: dict[str, object]) -> None:
         fh.write(line + b"\n")
 
 
+def _decoding(**fields: object) -> dict[str, object]:
+    doc = dataclasses.asdict(record(1))
+    # What a replay reads of the decoding, as the server writes it, and the fields given.
+    server = {"multiline": False, "base_indent": 0, "forced_prefix": "", "refuse_start": ""}
+    return doc | {"decoding": {**doc["decoding"], **server, **fields}}
+
+
 @pytest.mark.parametrize(
     ("line", "problem"),
     [
@@ -234,8 +241,23 @@ def test_report_and_verify_name_a_record_missing_a_field_or_of_another_type(
             json.dumps(dataclasses.asdict(record(1)) | {"model": "tiny@1"}).encode(),
             "line 2 holds suggestion test-1, but not as a replay needs it (model is not an object)",
         ),
+        (
+            json.dumps(_decoding(refuse_first="end if;")).encode(),
+            "line 2 holds suggestion test-1, but not as a replay needs it "
+            "(decoding.refuse_first is not an array)",
+        ),
+        (
+            json.dumps(_decoding(refuse_first=["end if;", 7])).encode(),
+            "line 2 holds suggestion test-1, but not as a replay needs it "
+            "(decoding.refuse_first holds something that is not a string)",
+        ),
+        (
+            json.dumps(_decoding(refuse_first=["x"] * 100_000)).encode(),
+            "line 2 holds suggestion test-1, but not as a replay needs it "
+            "(decoding.refuse_first holds more than the server ever refuses (8))",
+        ),
     ],
-    ids=["nested", "model-a-string"],
+    ids=["nested", "model-a-string", "refused-a-string", "refused-a-number", "refused-too-many"],
 )
 def test_replay_names_a_hostile_line_holding_the_id(
     tmp_path: Path, line: bytes, problem: str
