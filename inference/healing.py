@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+DIGITS = "0123456789"
 # The most text backed up over: one token is rarely longer (a long run of blanks may be).
 MAX_HEALED_CHARS = 64
 
@@ -32,11 +33,17 @@ def heal(prefix: str, typed_blanks: str, last_token: Callable[[str], str]) -> tu
     return prefix[: len(prefix) - len(tail)], tail + typed_blanks
 
 
-def refused_start(line_before: str, line_after: str) -> str:
+def refused_start(line_before: str, line_after: str, line_above: str = "") -> str:
     """What the suggestion may not start with, where a line of code is due: on an empty line
     (nothing after the cursor) a line break, and once its indentation is typed a blank too (the
     line would be indented further than the user chose). Elsewhere nothing: after code, the
-    line may be complete as it is, and "nothing" is the right answer there."""
+    line may be complete as it is, and "nothing" is the right answer there.
+
+    And there a digit, unless `line_above` (the nearest line above with more than blanks)
+    starts with one too: after an indentation a small model is drawn to a numbered list
+    (`1.  This package is ...`, measured on 180 line starts of the quality benchmark: 13 such
+    answers), while code starts a line with a number in a table of numbers, line after line."""
     if line_after.strip() or line_before.strip():
         return ""
-    return " \t\r\n" if line_before else "\r\n"
+    digits = "" if line_above.lstrip()[:1].isdigit() else DIGITS
+    return (" \t\r\n" if line_before else "\r\n") + digits

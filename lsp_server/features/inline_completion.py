@@ -357,7 +357,7 @@ def completion_request(prompt: Prompt, engine: Engine, settings: Settings) -> Ge
         ),
         max_new_tokens=settings.max_tokens_block if multiline else settings.max_tokens_line,
         forced_prefix=forced,
-        refuse_start=refused_start(prompt.line_before, prompt.line_after),
+        refuse_start=refused_start(prompt.line_before, prompt.line_after, prompt.line_above),
         stop=StopRule(multiline=multiline, base_indent=block_indent(prompt.line_before)),
         lookahead=settings.prompt_lookup,
         threads=settings.threads,
