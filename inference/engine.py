@@ -384,7 +384,9 @@ class LocalEngine(Tokenized):
         key = ("joined", blank)
         if key not in self._healing:
             ids = joined(self._token_text, blank)
-            self._healing[key] = self._torch.tensor(ids, device=self._model.device, dtype=int)
+            self._healing[key] = self._torch.tensor(
+                ids, device=self._model.device, dtype=self._torch.long
+            )
         return self._healing[key]
 
     def _refused(self, refuse: str) -> Any:
