@@ -97,6 +97,14 @@ async def _session(workspace: Path, cases: list[DemoCase], model: str | None) ->
     def _log(_ls: LanguageClient, params: types.LogMessageParams) -> None:
         print(f"  [server log] {params.message}", flush=True)
 
+    # The server's own notification of the model's state, which an editor shows in its status
+    # bar: shown here as a line (unhandled, the client logged "Ignoring notification ...").
+    @client.feature("airgap/status")
+    def _status(_ls: LanguageClient, params: Any) -> None:
+        fields = params if isinstance(params, dict) else vars(params)
+        state, message = fields.get("state") or "?", fields.get("message") or ""
+        print(f"  [status] {state}" + (f": {message}" if message else ""), flush=True)
+
     options: dict[str, Any] = {"model": model} if model else {}
     audit_path = default_audit_path()
     print(f"starting: {sys.executable} -m lsp_server serve   (audit log: {audit_path})")
