@@ -101,6 +101,7 @@ lint: setup
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
+	$(BIN)/lint-imports
 
 # Editor clients (editors/): Node, code-server and two Neovims go into $(CACHE)/editors.
 # Needs the Debian packages chromium, libkrb5-dev, pkg-config and lua-check (.ci/run installs them).
