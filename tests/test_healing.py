@@ -4,6 +4,7 @@ whole token, the generation spells what was cut, and a line start gets a line, n
 from __future__ import annotations
 
 from dataclasses import replace
+from typing import Any
 
 import pytest
 
@@ -31,18 +32,24 @@ def healed(engine: LocalEngine, text: str) -> tuple[str, str]:
     return heal(p.prefix, p.trailing_ws, engine.last_token)
 
 
-def one_line(engine: LocalEngine, text: str, refuse: str) -> tuple[str, str]:
-    """(the generation, what the editor shows) for one line after `text`, healed."""
+def line_request(engine: LocalEngine, text: str, refuse: str, **more: Any) -> GenerationRequest:
+    """One line after `text`, healed, as the server asks for it."""
     prompt, forced = healed(engine, text)
-    request = GenerationRequest(
+    return GenerationRequest(
         prompt=prompt,
         max_new_tokens=16,
         stop=StopRule(multiline=False),
         forced_prefix=forced,
         refuse_start=refuse,
+        **more,
     )
+
+
+def one_line(engine: LocalEngine, text: str, refuse: str, **more: Any) -> tuple[str, str]:
+    """(the generation, what the editor shows) for one line after `text`, healed."""
+    request = line_request(engine, text, refuse, **more)
     generated = engine.generate(request).text
-    return generated, suggestion_text(generated, forced)
+    return generated, suggestion_text(generated, request.forced_prefix)
 
 
 @pytest.mark.parametrize(
@@ -158,19 +165,9 @@ def test_a_refused_start_is_not_written_again() -> None:
 
 def test_asked_again_the_model_starts_otherwise(engine: LocalEngine) -> None:
     text = "procedure P (X : in out Integer) is\nbegin\n   X := X + 1;\n   "
-    prompt, forced = healed(engine, text)
-    refuse = refused_start("   ", "")
 
     def ask(refused: tuple[str, ...]) -> str:
-        request = GenerationRequest(
-            prompt=prompt,
-            max_new_tokens=16,
-            stop=StopRule(multiline=False),
-            forced_prefix=forced,
-            refuse_start=refuse,
-            refuse_first=refused,
-        )
-        return suggestion_text(engine.generate(request).text, forced)
+        return one_line(engine, text, refused_start("   ", ""), refuse_first=refused)[1]
 
     first = ask(())
     second = ask((first,))
@@ -191,16 +188,9 @@ def test_audit_replay_reproduces_a_suggestion_asked_for_again(default_model) -> 
     # float32 and one thread: one arithmetic order then and now (bfloat16 may round apart).
     engine = LocalEngine(default_model, device="cpu", dtype="float32")
     text = "procedure P (X : in out Integer) is\nbegin\n   X := X + 1;\n   "
-    prompt, forced = healed(engine, text)
     refuse = refused_start("   ", "")
-    first = GenerationRequest(
-        prompt=prompt,
-        max_new_tokens=16,
-        stop=StopRule(multiline=False),
-        forced_prefix=forced,
-        refuse_start=refuse,
-        threads=1,
-    )
+    first = line_request(engine, text, refuse, threads=1)
+    prompt, forced = first.prompt, first.forced_prefix
     withheld = suggestion_text(engine.generate(first).text, forced)
     again = replace(first, refuse_first=(withheld,))
     shown = suggestion_text(engine.generate(again).text, forced)
