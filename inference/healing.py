@@ -14,6 +14,11 @@ from __future__ import annotations
 from collections.abc import Callable
 
 DIGITS = "0123456789"
+# Blanks: a space, a tab, and the other characters Python counts as white space but line breaks
+# (refused a space, the model wrote no-break spaces: the user saw nothing).
+BLANKS = " \t" + "".join(
+    c for c in map(chr, range(0x80, 0x3001)) if c.isspace() and c not in "\x85\u2028\u2029"
+)
 # The most text backed up over: one token is rarely longer (a long run of blanks may be).
 MAX_HEALED_CHARS = 64
 
@@ -35,7 +40,8 @@ def heal(prefix: str, typed_blanks: str, last_token: Callable[[str], str]) -> tu
 
 def refused_start(line_before: str, line_after: str, line_above: str = "") -> str:
     """What the suggestion may not start with, where a line of code is due: on an empty line
-    (nothing after the cursor) a line break, and once its indentation is typed a blank too (the
+    (nothing after the cursor) a line break, and once its indentation is typed a blank (BLANKS,
+    a no-break space too) as well (the
     line would be indented further than the user chose). Elsewhere nothing: after code, the
     line may be complete as it is, and "nothing" is the right answer there.
 
@@ -46,4 +52,4 @@ def refused_start(line_before: str, line_after: str, line_above: str = "") -> st
     if line_after.strip() or line_before.strip():
         return ""
     digits = "" if line_above.lstrip()[:1].isdigit() else DIGITS
-    return (" \t\r\n" if line_before else "\r\n") + digits
+    return (BLANKS + "\r\n" if line_before else "\r\n") + digits

@@ -98,7 +98,7 @@ def _stuck(text: str) -> int | None:
     """Where a generation that went round in circles should have stopped: before a run of
     WHITESPACE_RUN blanks with nothing else, or after the first of REPEATS identical complete
     lines (blank lines aside). None while it is still writing something."""
-    body = text.rstrip(" \t\r\n")
+    body = text.rstrip()  # (every blank: a model refused spaces may write no-break spaces)
     run = text[len(body) :]
     last = run.rsplit("\n", 1)[-1]
     if ("\n" not in run and len(run) >= WHITESPACE_RUN) or len(last) >= INDENT_RUN:

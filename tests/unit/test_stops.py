@@ -73,6 +73,9 @@ def test_a_run_of_blanks_is_cut() -> None:
     assert cut("null;\n" + " " * 200, rule) == ("null;", "repetition")
     deep = "null;\n" + " " * 60  # a deep indentation, still being written: go on
     assert cut(deep, rule) == (deep, None)
+    # No-break spaces are blanks too (the model wrote 48 tokens of them at a line start).
+    assert cut("null;" + "\xa0" * 60, LINE) == ("null;", "repetition")
+    assert cut("\n      " + "\xa0" * 200, rule)[1] == "repetition"
 
 
 @pytest.mark.parametrize(
