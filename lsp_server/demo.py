@@ -63,6 +63,14 @@ def load_cases(workspace: Path, cases_file: Path) -> list[DemoCase]:
     return cases
 
 
+def status_line(params: Any) -> str:
+    """The demo's line for an `airgap/status` notification (pygls hands an unknown method's
+    params over as a namedtuple)."""
+    fields = params._asdict() if hasattr(params, "_asdict") else dict(params or {})
+    state, message = fields.get("state") or "?", fields.get("message") or ""
+    return f"  [status] {state}" + (f": {message}" if message else "")
+
+
 def _show_audit(line: bytes) -> str:
     doc: dict[str, Any] = json.loads(line)
     prompt = doc["prompt"]
@@ -101,9 +109,7 @@ async def _session(workspace: Path, cases: list[DemoCase], model: str | None) ->
     # bar: shown here as a line (unhandled, the client logged "Ignoring notification ...").
     @client.feature("airgap/status")
     def _status(_ls: LanguageClient, params: Any) -> None:
-        fields = params if isinstance(params, dict) else vars(params)
-        state, message = fields.get("state") or "?", fields.get("message") or ""
-        print(f"  [status] {state}" + (f": {message}" if message else ""), flush=True)
+        print(status_line(params), flush=True)
 
     options: dict[str, Any] = {"model": model} if model else {}
     audit_path = default_audit_path()
