@@ -196,7 +196,8 @@ class Tokenized:
         `"\n     "`, `" X"`). Then, where healing spelled `forced` to its very end, the next token
         may not be one the tokenizer joins to a blank (`joined`): after `"\n      "` the model
         would go on with a word without its blank, which it has hardly seen (it wrote `1.`,
-        `;` or `@@` there). A digit, never joined, may still start the line."""
+        `;` or `@@` there). A digit, never joined, may still start the line where `refuse_start`
+        allows it (below a line that starts with one: inference.healing)."""
         if not forced or forced[-1] not in " \t":
             return False
         ids = self._tokenizer(forced[-64:] + "a", add_special_tokens=False).input_ids

@@ -14,11 +14,10 @@ from __future__ import annotations
 from collections.abc import Callable
 
 DIGITS = "0123456789"
-# Blanks: a space, a tab, and the other characters Python counts as white space but line breaks
-# (refused a space, the model wrote no-break spaces: the user saw nothing).
-BLANKS = " \t" + "".join(
-    c for c in map(chr, range(0x80, 0x3001)) if c.isspace() and c not in "\x85\u2028\u2029"
-)
+# Blanks that tokenizers write as tokens of their own: a space, a tab, a vertical tab, a form
+# feed and a no-break space (refused a space, the model wrote no-break spaces: the user saw
+# nothing). Other white space is written in pieces of UTF-8 no token spells whole.
+BLANKS = " \t\x0b\x0c\xa0"
 # The most text backed up over: one token is rarely longer (a long run of blanks may be).
 MAX_HEALED_CHARS = 64
 

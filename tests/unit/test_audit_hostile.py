@@ -256,8 +256,20 @@ def test_report_and_verify_name_a_record_missing_a_field_or_of_another_type(
             "line 2 holds suggestion test-1, but not as a replay needs it "
             "(decoding.refuse_first holds more than the server ever refuses (8))",
         ),
+        (
+            json.dumps(_decoding(refuse_start=" " * 1_000_000)).encode(),
+            "line 2 holds suggestion test-1, but not as a replay needs it "
+            "(decoding.refuse_start is longer than the server ever writes it)",
+        ),
     ],
-    ids=["nested", "model-a-string", "refused-a-string", "refused-a-number", "refused-too-many"],
+    ids=[
+        "nested",
+        "model-a-string",
+        "refused-a-string",
+        "refused-a-number",
+        "refused-too-many",
+        "refuse-start-too-long",
+    ],
 )
 def test_replay_names_a_hostile_line_holding_the_id(
     tmp_path: Path, line: bytes, problem: str
