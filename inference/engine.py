@@ -515,6 +515,7 @@ class LocalEngine(Tokenized):
         # Where a line of code is due after the forced text, a word after its last blank is
         # spelled with that blank, as the tokenizer would have split them (`ends_inside`).
         inside = bool(request.refuse_start) and self.ends_inside(pending)
+        refuse, refused = request.refuse_start, request.refuse_first
         generated: list[int] = []
         text, reason = "", "max_tokens"
         drafted = accepted = 0
@@ -545,7 +546,6 @@ class LocalEngine(Tokenized):
                     if deadline is not None and time.perf_counter() > deadline:
                         reason = "time_budget"
                         break
-                    refuse, refused = request.refuse_start, request.refuse_first
                     if pending and (allowed := self._spelling(pending, refuse)) is not None:
                         scores = logits[allowed]
                         if refused:

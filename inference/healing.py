@@ -39,10 +39,9 @@ def heal(prefix: str, typed_blanks: str, last_token: Callable[[str], str]) -> tu
 
 def refused_start(line_before: str, line_after: str, line_above: str = "") -> str:
     """What the suggestion may not start with, where a line of code is due: on an empty line
-    (nothing after the cursor) a line break, and once its indentation is typed a blank (BLANKS,
-    a no-break space too) as well (the
-    line would be indented further than the user chose). Elsewhere nothing: after code, the
-    line may be complete as it is, and "nothing" is the right answer there.
+    (nothing after the cursor) a line break, and once its indentation is typed a blank too
+    (BLANKS: the line would be indented further than the user chose). Elsewhere nothing: after
+    code, the line may be complete as it is, and "nothing" is the right answer there.
 
     And there a digit, unless `line_above` (the nearest line above with more than blanks)
     starts with one too: after an indentation a small model is drawn to a numbered list

@@ -127,8 +127,8 @@ _TYPE_NAMES: dict[object, str] = {
 # The most suggestions a line can say were refused before it (the server asks again twice), and
 # their text: a line holding more was altered.
 MAX_REFUSED = 8
-MAX_REFUSED_CHARACTERS = 64  # refuse_start: blanks, line breaks and digits
 MAX_REFUSED_CHARS = 64 * 1024
+MAX_REFUSE_START_CHARS = 64  # refuse_start: a few blanks, line breaks and digits
 
 
 def _unreplayable(doc: dict[str, Any]) -> str:
@@ -148,7 +148,7 @@ def _unreplayable(doc: dict[str, Any]) -> str:
     for key in ("stop_texts", "refuse_first"):
         if not all(isinstance(text, str) for text in doc["decoding"].get(key, [])):
             return f"decoding.{key} holds something that is not a string"
-    if len(doc["decoding"].get("refuse_start", "")) > MAX_REFUSED_CHARACTERS:
+    if len(doc["decoding"].get("refuse_start", "")) > MAX_REFUSE_START_CHARS:
         return "decoding.refuse_start is longer than the server ever writes it"
     refused = doc["decoding"].get("refuse_first", [])
     if len(refused) > MAX_REFUSED or sum(map(len, refused)) > MAX_REFUSED_CHARS:
