@@ -8,8 +8,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from context.index import Hit, WorkspaceIndex
-from context.languages import for_path
-from context.retrieval import _FAMILY, SPEC_SUFFIXES
+from context.languages import family, for_path
+from context.retrieval import SPEC_SUFFIXES
 
 MAX_DECLARATION_LINES = 30
 MAX_DOC_LINES = 12
@@ -28,10 +28,6 @@ class Declaration:
     doc: str  # the comment right above (or, in Ada, right below) the declaration
     text: str  # the whole declaration, at most MAX_DECLARATION_LINES lines
     sha256: str  # of `text`: the audit line's source
-
-
-def _family(language: str) -> str:
-    return _FAMILY.get(language, language)
 
 
 def _rank(hit: Hit, path: Path, line: int) -> tuple[int, int, int, int]:
@@ -66,11 +62,11 @@ def find_declaration(
 ) -> Declaration | None:
     """The best declaration of `name` for a use at `path`:`line`, in the same language family."""
     language = for_path(path)
-    family = _family(language.name) if language else None
+    same = family(language.name) if language else None
     hits = [
         h
         for h in index.lookup(name)
-        if family is None or _family(h.entry.language) == family
+        if same is None or family(h.entry.language) == same
         if h.definition.name.lower() == name.lower()
     ]
     if not hits:

@@ -48,6 +48,21 @@ class Language:
         return _query(self.module, self.function, self.queries or self.name, kind)
 
 
+# Languages whose files define names for each other (a C++ file uses C headers, a TSX file
+# TypeScript's): context is looked for across a family.
+FAMILIES = {
+    "cpp": "c",
+    "typescriptreact": "typescript",
+    "javascript": "typescript",
+    "systemverilog": "verilog",
+}
+
+
+def family(language: str) -> str:
+    """The family a language's files share definitions with (its own name for most)."""
+    return FAMILIES.get(language, language)
+
+
 @cache
 def _grammar(module: str, function: str) -> TSLanguage:
     return TSLanguage(getattr(importlib.import_module(module), function)())

@@ -20,20 +20,13 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
 from context.index import FileEntry, WorkspaceIndex, read_file, walk_files
-from context.languages import for_path
+from context.languages import family, for_path
 from context.prompt import Snippet
 from context.symbols import imports
 
 IDENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]{2,}")
 SPEC_SUFFIXES = frozenset({".ads", ".h", ".hh", ".hpp", ".hxx", ".pyi", ".vh", ".svh"})
 MAX_SNIPPET_LINES = 60
-# Languages whose files define names for each other (a C++ file uses C headers).
-_FAMILY = {
-    "cpp": "c",
-    "typescriptreact": "typescript",
-    "javascript": "typescript",
-    "systemverilog": "verilog",
-}
 MIN_SNIPPET_TOKENS = 8  # below this much budget left, stop looking
 MAX_CHARS_PER_TOKEN = 8  # no tokenizer packs more; a cheap bound before counting
 WINDOW = 20
@@ -120,7 +113,7 @@ class ContextBuilder:
         """Definitions in other files of the same language family of the names used near the
         cursor, nearest use first."""
         language = for_path(req.path)
-        family = _FAMILY.get(language.name, language.name) if language else None
+        same = family(language.name) if language else None
         seen: set[str] = set()
         names = [m.group(0) for m in IDENT.finditer(region)]
         for name in reversed(names):
@@ -131,8 +124,7 @@ class ContextBuilder:
             hits = [
                 h
                 for h in self.index.lookup(name)
-                if h.entry.path != req.path
-                and (family is None or _FAMILY.get(h.entry.language, h.entry.language) == family)
+                if h.entry.path != req.path and (same is None or family(h.entry.language) == same)
             ]
             for hit in hits:
                 d = hit.definition

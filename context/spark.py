@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 from tree_sitter import Node, Tree
 
-from context.symbols import _ada_contracts
+from context.symbols import ada_contracts
 from context.units import lineage
 
 CONTRACT_ASPECTS = ("Global", "Pre", "Post")
@@ -43,7 +43,7 @@ class ContractTarget:
 
 def _spark_mode(source: bytes, node: Node) -> bool | None:
     """What this node says of SPARK_Mode itself: on, off, or nothing."""
-    for aspect in _ada_contracts(source, node):
+    for aspect in ada_contracts(source, node):
         name, _, value = aspect.partition("=>")
         if name.strip().lower() == "spark_mode":
             return value.strip().lower() != "off"
@@ -72,7 +72,7 @@ def contract_target(tree: Tree, source: bytes, offset: int) -> ContractTarget | 
         return None
     aspects = next((c for c in node.named_children if c.type == "aspect_specification"), None)
     present = tuple(
-        a for a in _ada_contracts(source, node) if not a.lower().startswith("spark_mode")
+        a for a in ada_contracts(source, node) if not a.lower().startswith("spark_mode")
     )
     have = {a.partition("=>")[0].strip().lower() for a in present}
     missing = tuple(a for a in CONTRACT_ASPECTS if a.lower() not in have)

@@ -178,7 +178,7 @@ _ADA_DECLARATIVE_PARTS = frozenset({"non_empty_declarative_part", "declarative_p
 _ADA_UNIT_PRELUDE = frozenset({"pragma_g", "with_clause", "use_clause", "comment"})
 
 
-def _ada_contracts(source: bytes, node: Node) -> tuple[str, ...]:
+def ada_contracts(source: bytes, node: Node) -> tuple[str, ...]:
     found: list[str] = []
     for child in _ada_parts(node):
         if child.type == "aspect_specification":
@@ -239,4 +239,4 @@ def _ada_pragma_as_aspect(source: bytes, pragma: Node) -> str:
     return f"{_text(source, name)} => {value}" if value else _text(source, name)
 
 
-_CONTRACTS: dict[str, Callable[[bytes, Node], tuple[str, ...]]] = {"ada": _ada_contracts}
+_CONTRACTS: dict[str, Callable[[bytes, Node], tuple[str, ...]]] = {"ada": ada_contracts}
