@@ -4,7 +4,8 @@ Chosen by what the language says first, then by overlap:
 1. the definitions, in other files, of the identifiers around the cursor (with SPARK contracts);
 2. the specs of the units the file imports (Ada `with` -> the `.ads`, VHDL `use work.pkg` -> the
    package declaration, Python imports, C includes);
-3. windows of recently opened files that share the most identifiers with the cursor's region;
+3. windows of the workspace's files (and of open documents from outside it) most similar to the
+   lines around the cursor, ranked by BM25 (`context.similar`);
 4. passages of the knowledge-base folders the settings or the policy name.
 Each snippet carries its provenance (path, lines, sha256 of its text) into the audit line.
 """
@@ -12,6 +13,7 @@ Each snippet carries its provenance (path, lines, sha256 of its text) into the a
 from __future__ import annotations
 
 import hashlib
+import itertools
 import os
 import re
 import threading
@@ -22,6 +24,7 @@ from pathlib import Path, PurePosixPath
 from context.index import FileEntry, WorkspaceIndex, read_file, walk_files
 from context.languages import family, for_path
 from context.prompt import Snippet
+from context.similar import SimilarCode
 from context.symbols import imports
 
 IDENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]{2,}")
@@ -29,7 +32,10 @@ SPEC_SUFFIXES = frozenset({".ads", ".h", ".hh", ".hpp", ".hxx", ".pyi", ".vh", "
 MAX_SNIPPET_LINES = 60
 MIN_SNIPPET_TOKENS = 8  # below this much budget left, stop looking
 MAX_CHARS_PER_TOKEN = 8  # no tokenizer packs more; a cheap bound before counting
-WINDOW = 20
+SIMILAR_WINDOWS = 4
+# Which context takes the budget first; the first chosen goes last in the prompt, nearest the
+# cursor.
+ORDER = ("definitions", "imported", "similar", "knowledge")
 KB_SUFFIXES = frozenset({".md", ".markdown", ".rst", ".txt", ".adoc"})
 # A scan's bounds: a folder of coding standards and design notes is far below both.
 KB_MAX_FILES = 5_000
@@ -68,6 +74,7 @@ class ContextBuilder:
     def __init__(self, index: WorkspaceIndex, knowledge: KnowledgeBase | None = None) -> None:
         self.index = index
         self.knowledge = knowledge
+        self.similar = SimilarCode(index)
 
     def relative(self, path: Path) -> str:
         for root in self.index.roots:
@@ -84,12 +91,13 @@ class ContextBuilder:
         # Definitions of the names near the cursor first, then the units the file imports, then
         # overlap. Measured (docs/benchmarks-context.md): putting imports first, with two
         # definitions per name, lowered exact match in SPARK, Python and C.
-        candidates = (
-            *self._definitions(req, region),
-            *self._imported(req),
-            *self._similar(req, wanted),
-            *(self.knowledge.passages(wanted) if self.knowledge else ()),
-        )
+        groups: dict[str, Callable[[], Iterable[Snippet]]] = {
+            "definitions": lambda: self._definitions(req, region),
+            "imported": lambda: self._imported(req),
+            "similar": lambda: self._similar(req, region),
+            "knowledge": lambda: self.knowledge.passages(wanted) if self.knowledge else (),
+        }
+        candidates = itertools.chain.from_iterable(groups[g]() for g in ORDER)
         chosen: list[Snippet] = []
         used = 0
         for snip in candidates:
@@ -186,23 +194,27 @@ class ContextBuilder:
             }.values()
         )
 
-    def _similar(self, req: ContextRequest, wanted: set[str]) -> Iterable[Snippet]:
-        """Windows of other open documents ranked by identifier overlap with the cursor region."""
-        scored: list[tuple[float, Snippet]] = []
-        for path, text in req.recent:
-            if path == req.path or self.index.is_excluded(path):
-                continue
-            lines = text.split("\n")
-            for start in range(0, max(1, len(lines)), WINDOW // 2):
-                window = lines[start : start + WINDOW]
-                ids = identifiers("\n".join(window))
-                if not ids or not wanted:
-                    continue
-                score = len(ids & wanted) / len(ids | wanted)
-                if score > 0.05:
-                    scored.append((score, _snippet(path, start, window, self.relative)))
-        scored.sort(key=lambda s: -s[0])
-        return [s for _, s in scored[:3]]
+    def _similar(self, req: ContextRequest, region: str) -> Iterable[Snippet]:
+        """Windows of the workspace's files of the same language family most similar to the
+        cursor's region, then of open documents from outside the workspace."""
+        language = for_path(req.path)
+        if language is None:
+            return []
+        found = self.similar.search(req.path.resolve(), language.name, region, SIMILAR_WINDOWS)
+        outside = [
+            (path, text)
+            for path, text in req.recent
+            if path != req.path
+            and not self.index.inside(path.resolve())
+            and not self.index.is_excluded(path)
+            and (other := for_path(path)) is not None
+            and family(other.name) == family(language.name)
+        ]
+        if outside:
+            # Scores of two indexes do not compare: take the best of each in turn.
+            more = SimilarCode.search_texts(outside, region, SIMILAR_WINDOWS)
+            found = [w for pair in itertools.zip_longest(found, more) for w in pair if w]
+        return [_snippet(w.path, w.start, w.lines, self.relative) for w in found]
 
 
 def _first_code_line(lines: Sequence[str], comment: str) -> int:

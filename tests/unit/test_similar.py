@@ -1,0 +1,157 @@
+"""Similar code from the whole workspace: BM25 over line windows, kept current with the index."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import bm25s
+import pytest
+
+from context.index import WorkspaceIndex
+from context.retrieval import ContextBuilder, ContextRequest
+from context.similar import SimilarCode
+
+
+def words(text: str) -> int:
+    return len(text.split())
+
+
+def unit(name: str, signal: str, lines: int = 30) -> str:
+    """A VHDL architecture of `lines` lines whose processes drive `signal`."""
+    body = [f"architecture rtl of {name} is", "begin"]
+    for n in range(lines - 3):
+        body.append(f"  {signal}_{n % 4} <= {signal}_next and not {signal}_reset;")
+    body.append("end architecture rtl;")
+    return "\n".join(body) + "\n"
+
+
+@pytest.fixture
+def workspace(tmp_path: Path) -> Path:
+    root = tmp_path / "ws"
+    (root / "rtl").mkdir(parents=True)
+    (root / "rtl" / "uart_tx.vhd").write_text(unit("uart_tx", "tx_shift"))
+    (root / "rtl" / "uart_rx.vhd").write_text(unit("uart_rx", "rx_sample"))
+    (root / "rtl" / "fifo.vhd").write_text(unit("fifo", "wr_pointer"))
+    (root / "src").mkdir()
+    # Ada that uses the same words: another language family, never offered to a VHDL file.
+    (root / "src" / "tx.adb").write_text(
+        "procedure Tx is\n   tx_shift_next : Boolean;\nbegin\n   null;\nend Tx;\n" * 4
+    )
+    return root
+
+
+@pytest.fixture
+def index(workspace: Path) -> WorkspaceIndex:
+    idx = WorkspaceIndex([workspace])
+    idx.scan()
+    return idx
+
+
+def test_the_window_that_shares_the_cursors_words_ranks_first(
+    index: WorkspaceIndex, workspace: Path
+) -> None:
+    editing = (workspace / "rtl" / "top.vhd").resolve()
+    found = SimilarCode(index).search(editing, "vhdl", "tx_shift_next <= tx_shift_reset", 3)
+    assert found, "no window found"
+    assert found[0].path.name == "uart_tx.vhd"
+    assert all(w.path.suffix == ".vhd" for w in found)
+    assert [w.score for w in found] == sorted((w.score for w in found), reverse=True)
+    # A window is the file's own lines, and windows of one file do not overlap.
+    lines = (workspace / "rtl" / "uart_tx.vhd").read_text().split("\n")
+    for w in found:
+        assert list(w.lines) == lines[w.start : w.end + 1]
+    same = [w for w in found if w.path == found[0].path]
+    for a in same:
+        for b in same:
+            assert a is b or a.end < b.start or b.end < a.start
+
+
+def test_the_file_being_edited_is_never_its_own_context(
+    index: WorkspaceIndex, workspace: Path
+) -> None:
+    editing = (workspace / "rtl" / "uart_tx.vhd").resolve()
+    found = SimilarCode(index).search(editing, "vhdl", "tx_shift_next rx_sample_next", 4)
+    assert {w.path.name for w in found} == {"uart_rx.vhd"}
+    # Its words alone find nothing: the Ada file that shares them is another family.
+    assert SimilarCode(index).search(editing, "vhdl", "tx_shift_next tx_shift_reset", 4) == []
+
+
+def test_a_changed_a_new_and_a_removed_file_are_seen_by_the_next_search(
+    index: WorkspaceIndex, workspace: Path
+) -> None:
+    similar = SimilarCode(index)
+    editing = (workspace / "rtl" / "top.vhd").resolve()
+    assert similar.search(editing, "vhdl", "baud_divider_next", 2) == []
+    fifo = (workspace / "rtl" / "fifo.vhd").resolve()
+    index.update(fifo, unit("fifo", "baud_divider"))
+    found = similar.search(editing, "vhdl", "baud_divider_next", 1)
+    assert [w.path for w in found] == [fifo]
+    assert "baud_divider_next" in found[0].lines[2]
+    added = workspace / "rtl" / "baud.vhd"
+    added.write_text(unit("baud", "baud_divider"))
+    index.update(added)
+    found = similar.search(editing, "vhdl", "baud_divider_next", 4)
+    assert {w.path for w in found} == {fifo, added.resolve()}
+    index.remove(fifo)
+    found = similar.search(editing, "vhdl", "baud_divider_next", 4)
+    assert {w.path for w in found} == {added.resolve()}
+
+
+def test_typing_in_the_edited_file_does_not_rebuild_the_ranker(
+    index: WorkspaceIndex, workspace: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    builds = []
+    real = bm25s.BM25.index
+    monkeypatch.setattr(
+        bm25s.BM25, "index", lambda self, *a, **k: builds.append(1) or real(self, *a, **k)
+    )
+    similar = SimilarCode(index)
+    editing = (workspace / "rtl" / "uart_tx.vhd").resolve()
+    text = editing.read_text()
+    for typed in ("  rx", "  rx_s", "  rx_sam"):
+        index.update(editing, text + typed)
+        assert similar.search(editing, "vhdl", f"rx_sample_next {typed}", 2)
+    assert len(builds) == 1
+    # Another file's change is a new ranker.
+    index.update((workspace / "rtl" / "fifo.vhd").resolve(), unit("fifo", "rd_pointer"))
+    similar.search(editing, "vhdl", "rd_pointer", 2)
+    assert len(builds) == 2
+
+
+def test_copies_of_the_same_code_are_offered_once(index: WorkspaceIndex, workspace: Path) -> None:
+    copy = workspace / "rtl" / "uart_tx_copy.vhd"
+    copy.write_text((workspace / "rtl" / "uart_tx.vhd").read_text())
+    index.update(copy)
+    editing = (workspace / "rtl" / "top.vhd").resolve()
+    found = SimilarCode(index).search(editing, "vhdl", "tx_shift_next tx_shift_reset", 4)
+    texts = ["\n".join(line.strip() for line in w.lines) for w in found]
+    assert len(texts) == len(set(texts)), found
+
+
+def test_a_file_nobody_opened_gives_context_to_the_one_being_edited(
+    index: WorkspaceIndex, workspace: Path
+) -> None:
+    top = workspace / "rtl" / "top.vhd"
+    text = "architecture rtl of top is\nbegin\n  rx_sample_0 <= rx_sample_next and not "
+    snippets = ContextBuilder(index).build(
+        ContextRequest(path=top, text=text, cursor_line=2, budget_tokens=400), words
+    )
+    assert "rtl/uart_rx.vhd" in {s.path for s in snippets}
+    assert not [s for s in snippets if s.path.endswith(".adb")]
+
+
+def test_an_open_document_from_outside_the_workspace_is_searched_too(
+    index: WorkspaceIndex, workspace: Path, tmp_path: Path
+) -> None:
+    outside = tmp_path / "vendor" / "crc.vhd"
+    outside.parent.mkdir()
+    vendor = unit("crc", "crc_register")
+    top = workspace / "rtl" / "top.vhd"
+    text = "architecture rtl of top is\nbegin\n  crc_register_0 <= crc_register_next and "
+    snippets = ContextBuilder(index).build(
+        ContextRequest(
+            path=top, text=text, cursor_line=2, budget_tokens=400, recent=((outside, vendor),)
+        ),
+        words,
+    )
+    assert "crc.vhd" in {s.path for s in snippets}
