@@ -71,10 +71,17 @@ def identifiers(text: str) -> set[str]:
 class ContextBuilder:
     """Builds the snippets for one prompt from the index, open documents and knowledge base."""
 
-    def __init__(self, index: WorkspaceIndex, knowledge: KnowledgeBase | None = None) -> None:
+    def __init__(
+        self,
+        index: WorkspaceIndex,
+        knowledge: KnowledgeBase | None = None,
+        *,
+        background: bool = False,
+    ) -> None:
+        """`background`: rebuild the similar-code ranker off the completion's path (the server)."""
         self.index = index
         self.knowledge = knowledge
-        self.similar = SimilarCode(index)
+        self.similar = SimilarCode(index, background=background)
 
     def relative(self, path: Path) -> str:
         for root in self.index.roots:

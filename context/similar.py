@@ -12,6 +12,7 @@ typing in it does not make the index stale.
 from __future__ import annotations
 
 import re
+import sys
 import threading
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -25,13 +26,17 @@ from context.languages import family
 
 WINDOW = 20
 STRIDE = 10
+# A ranker this small is rebuilt before the search (in milliseconds), so an edit in another
+# open document is searched at once; a larger one in the background.
+SYNC_WINDOWS = 2_000
 # Identifiers of two characters or more, compared lower-cased: Ada and VHDL ignore case, and in
 # the other languages two names differing only in case are rare enough not to matter for ranking.
 WORD = re.compile(r"[A-Za-z_][A-Za-z0-9_]+")
 
 
 def words(text: str) -> list[str]:
-    return [w.lower() for w in WORD.findall(text)]
+    # Interned: a workspace's windows repeat a few thousand names millions of times.
+    return [sys.intern(w.lower()) for w in WORD.findall(text)]
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,14 +57,41 @@ class _Family:
 
 
 class SimilarCode:
-    """The BM25 search over windows of the indexed files. Safe to use from two threads."""
+    """The BM25 search over windows of the indexed files. Safe to use from several threads.
 
-    def __init__(self, index: WorkspaceIndex) -> None:
+    With `background` (the server), a search does not wait for a large ranker: one of more than
+    `SYNC_WINDOWS` windows whose files changed is rebuilt in a worker thread while searches go
+    on with the one before, and a family with no ranker yet has no similar code until its first
+    is built (`prepare` builds them all after the workspace scan). Without it (tests,
+    benchmarks), and for a small ranker, a search rebuilds first.
+    """
+
+    def __init__(self, index: WorkspaceIndex, *, background: bool = False) -> None:
         self.index = index
+        self.background = background
         self._families: dict[str, _Family] = {}
         # family -> (path, sha256) -> the words of each window
         self._words: dict[str, dict[tuple[Path, str], list[list[str]]]] = {}
-        self._lock = threading.Lock()
+        self._lock = threading.Lock()  # guards the two dicts above
+        self._build_lock = threading.Lock()  # one build at a time
+        self._builder: threading.Thread | None = None
+        self._wanted: dict[str, Path | None] = {}  # families a worker is to rebuild
+
+    def prepare(self, cancel: threading.Event | None = None) -> None:
+        """Build the ranker of every family the index holds (after a scan, off the editor's
+        path), so that no completion waits for one."""
+        for name in sorted({family(e.language) for e in self.index.files()}):
+            if cancel is not None and cancel.is_set():
+                return
+            self._rebuild(name, None)
+
+    def settle(self, timeout: float | None = None) -> bool:
+        """Wait for a background rebuild to finish; False if it was still running."""
+        worker = self._builder
+        if worker is not None:
+            worker.join(timeout)
+            return not worker.is_alive()
+        return True
 
     def search(self, path: Path, language: str, query: str, limit: int) -> list[Window]:
         """The `limit` best windows of other files of `language`'s family for `query`, best
@@ -68,10 +100,10 @@ class SimilarCode:
         tokens = words(query)
         if not tokens or limit <= 0:
             return []
+        fam = self._ranker(family(language), path)
+        if fam is None or fam.ranker is None:
+            return []
         with self._lock:
-            fam = self._current(family(language), path)
-            if fam.ranker is None:
-                return []
             mask = np.ones(len(fam.spans), dtype=np.float32)
             own = fam.of_path.get(path)
             if own is not None:
@@ -85,6 +117,11 @@ class SimilarCode:
         ranked = []
         for n, score in zip(found[0], scores[0], strict=True):
             entry, start = fam.spans[int(n)]
+            # A ranker being rebuilt may hold a file since removed, excluded or changed: only
+            # what the index holds now is offered.
+            now = self.index.file(entry.path)
+            if now is None or now.sha256 != entry.sha256:
+                continue
             ranked.append(((entry.path, start, entry.lines[start : start + WINDOW]), float(score)))
         return _best(ranked, limit)
 
@@ -113,38 +150,75 @@ class SimilarCode:
             ((spans[int(n)], float(sc)) for n, sc in zip(found[0], scores[0], strict=True)), limit
         )
 
-    def _current(self, name: str, editing: Path) -> _Family:
-        """The family's index, rebuilt when a file other than the one being edited changed."""
-        entries = [e for e in self.index.files() if family(e.language) == name]
-        files = {e.path: e.sha256 for e in entries}
-        old = self._families.get(name)
-        if old is not None and _same(old.files, files, editing):
-            return old
-        spans: list[tuple[FileEntry, int]] = []
-        corpus: list[list[str]] = []
-        of_path: dict[Path, np.ndarray] = {}
-        known = self._words.get(name, {})
-        kept: dict[tuple[Path, str], list[list[str]]] = {}
-        for entry in entries:
-            key = (entry.path, entry.sha256)
-            cut = known.get(key)
-            if cut is None:
-                cut = [words("\n".join(entry.lines[s : s + WINDOW])) for s in _starts(entry)]
-            kept[key] = cut
-            first = len(spans)
-            for start, toks in zip(_starts(entry), cut, strict=True):
-                if toks:
-                    spans.append((entry, start))
-                    corpus.append(toks)
-            of_path[entry.path] = np.arange(first, len(spans))
-        self._words[name] = kept  # the words of files gone or changed are dropped with them
-        ranker = None
-        if corpus:
-            ranker = bm25s.BM25()
-            ranker.index(corpus, show_progress=False)
-        fam = _Family(files=files, spans=spans, of_path=of_path, ranker=ranker)
-        self._families[name] = fam
+    def _ranker(self, name: str, editing: Path) -> _Family | None:
+        """The family's ranker, rebuilt (now, or in the background) when a file other than the
+        one being edited changed since it was built."""
+        files = self._files(name)
+        with self._lock:
+            fam = self._families.get(name)
+        if fam is not None and _same(fam.files, files, editing):
+            return fam
+        if not self.background or (fam is not None and len(fam.spans) <= SYNC_WINDOWS):
+            return self._rebuild(name, editing)
+        with self._lock:
+            self._wanted[name] = editing
+            if self._builder is None or not self._builder.is_alive():
+                self._builder = threading.Thread(
+                    target=self._work, name="airgap-similar", daemon=True
+                )
+                self._builder.start()
         return fam
+
+    def _work(self) -> None:
+        while True:
+            with self._lock:
+                if not self._wanted:
+                    return
+                name, editing = self._wanted.popitem()
+            self._rebuild(name, editing)
+
+    def _files(self, name: str) -> dict[Path, str]:
+        return {e.path: e.sha256 for e in self.index.files() if family(e.language) == name}
+
+    def _rebuild(self, name: str, editing: Path | None) -> _Family:
+        """Cut the family's files into windows (reusing the words of unchanged files) and index
+        them. Where the file being edited changed, its old windows are kept: it is never
+        searched from itself, and re-cutting it at every keystroke would be wasted."""
+        with self._build_lock:
+            entries = [e for e in self.index.files() if family(e.language) == name]
+            with self._lock:
+                old = self._families.get(name)
+                known = self._words.get(name, {})
+            if old is not None and editing is not None and editing in old.files:
+                kept_entry = next((e for e, _ in old.spans if e.path == editing), None)
+                if kept_entry is not None:
+                    entries = [kept_entry if e.path == editing else e for e in entries]
+            spans: list[tuple[FileEntry, int]] = []
+            corpus: list[list[str]] = []
+            of_path: dict[Path, np.ndarray] = {}
+            kept: dict[tuple[Path, str], list[list[str]]] = {}
+            for entry in entries:
+                key = (entry.path, entry.sha256)
+                cut = known.get(key)
+                if cut is None:
+                    cut = [words("\n".join(entry.lines[s : s + WINDOW])) for s in _starts(entry)]
+                kept[key] = cut
+                first = len(spans)
+                for start, toks in zip(_starts(entry), cut, strict=True):
+                    if toks:
+                        spans.append((entry, start))
+                        corpus.append(toks)
+                of_path[entry.path] = np.arange(first, len(spans))
+            ranker = None
+            if corpus:
+                ranker = bm25s.BM25()
+                ranker.index(corpus, show_progress=False)
+            files = {e.path: e.sha256 for e in entries}
+            fam = _Family(files=files, spans=spans, of_path=of_path, ranker=ranker)
+            with self._lock:
+                self._families[name] = fam
+                self._words[name] = kept  # the words of files gone or changed go with them
+            return fam
 
 
 def _best(

@@ -133,7 +133,7 @@ class AirgapServer(LanguageServer):
         self.shown: dict[str, str] = {}  # document uri -> id of its suggestion awaiting a verdict
         self.offered: dict[str, str] = {}  # id of a resolved code action's edit -> document uri
         self.index = WorkspaceIndex(())
-        self.context = ContextBuilder(self.index)
+        self.context = ContextBuilder(self.index, background=True)
         self.documents: dict[str, ParsedDocument] = {}  # open documents, most recent last
         self._indexed: dict[str, int] = {}  # uri -> document version the index holds
         self._indexing: asyncio.Future[int] | None = None
@@ -337,12 +337,15 @@ class AirgapServer(LanguageServer):
             self.workspace_roots(), exclude=s.context_exclude, fixed_exclude=s.policy_exclude
         )
         kb = KnowledgeBase([Path(p) for p in s.knowledge_base], self.index)
-        self.context = ContextBuilder(self.index, kb)
+        self.context = ContextBuilder(self.index, kb, background=True)
         self._indexed.clear()
         self._index_cancel = threading.Event()
-        self._indexing = asyncio.ensure_future(self._scan(self.index, kb, self._index_cancel))
+        self._indexing = asyncio.ensure_future(self._scan(self.context, kb, self._index_cancel))
 
-    async def _scan(self, index: WorkspaceIndex, kb: KnowledgeBase, cancel: threading.Event) -> int:
+    async def _scan(
+        self, context: ContextBuilder, kb: KnowledgeBase, cancel: threading.Event
+    ) -> int:
+        index = context.index
         if kb.folders:
             await self._read_knowledge(kb, cancel)
         if cancel.is_set():
@@ -355,6 +358,9 @@ class AirgapServer(LanguageServer):
 
         started = time.perf_counter()
         count = await asyncio.to_thread(index.scan, report, cancel)
+        # The similar-code rankers too, before the end is reported: no completion waits for one.
+        progress.report("ranking similar code")
+        await asyncio.to_thread(context.similar.prepare, cancel)
         message = f"{count} files indexed in {time.perf_counter() - started:.1f} s"
         progress.end(message)
         log.info("index: %s", message)

@@ -7,6 +7,7 @@ from pathlib import Path
 import bm25s
 import pytest
 
+import context.similar as similar_module
 from context.index import WorkspaceIndex
 from context.retrieval import ContextBuilder, ContextRequest
 from context.similar import SimilarCode
@@ -155,3 +156,50 @@ def test_an_open_document_from_outside_the_workspace_is_searched_too(
         words,
     )
     assert "crc.vhd" in {s.path for s in snippets}
+
+
+def test_in_the_server_a_search_never_waits_for_a_large_ranker_to_be_built(
+    index: WorkspaceIndex, workspace: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(similar_module, "SYNC_WINDOWS", 0)  # every ranker counts as large
+    editing = (workspace / "rtl" / "top.vhd").resolve()
+    similar = SimilarCode(index, background=True)
+    # Before the first ranker is built, there is no similar code, and one is built meanwhile.
+    assert similar.search(editing, "vhdl", "rx_sample_next", 2) == []
+    assert similar.settle(timeout=60)
+    assert [w.path.name for w in similar.search(editing, "vhdl", "rx_sample_next", 1)] == [
+        "uart_rx.vhd"
+    ]
+    # A changed file: the search goes on with the ranker before, without that file's windows,
+    # which the index no longer holds; the next, after the rebuild, finds its new text.
+    fifo = (workspace / "rtl" / "fifo.vhd").resolve()
+    index.update(fifo, unit("fifo", "rx_sample"))
+    assert {w.path.name for w in similar.search(editing, "vhdl", "rx_sample_next", 4)} == {
+        "uart_rx.vhd"
+    }
+    assert similar.settle(timeout=60)
+    assert {w.path.name for w in similar.search(editing, "vhdl", "rx_sample_next", 4)} == {
+        "uart_rx.vhd",
+        "fifo.vhd",
+    }
+
+
+def test_in_the_server_a_small_ranker_is_rebuilt_before_the_search(
+    index: WorkspaceIndex, workspace: Path
+) -> None:
+    similar = SimilarCode(index, background=True)
+    similar.prepare()
+    editing = (workspace / "rtl" / "top.vhd").resolve()
+    fifo = (workspace / "rtl" / "fifo.vhd").resolve()
+    index.update(fifo, unit("fifo", "baud_divider"))
+    assert [w.path for w in similar.search(editing, "vhdl", "baud_divider_next", 1)] == [fifo]
+
+
+def test_prepared_after_the_scan_the_first_search_finds_code(
+    index: WorkspaceIndex, workspace: Path
+) -> None:
+    similar = SimilarCode(index, background=True)
+    similar.prepare()
+    editing = (workspace / "src" / "new.adb").resolve()
+    assert similar.search(editing, "ada", "tx_shift_next", 1)
+    assert similar.search(editing, "vhdl", "rx_sample_next", 1)
