@@ -39,6 +39,7 @@ if TYPE_CHECKING:
 log = logging.getLogger("airgap_lsp.completion")
 STATS = "airgap.completionStats"  # workspace/executeCommand: what the typing path cost so far
 CANCELLED = "cancelled: superseded by a newer request, or cancelled by the editor"
+OPEN_DOCUMENTS = 8  # the most recent other open documents the context reads
 WINDOW_SLACK_BYTES = 4096  # beyond the prompt's cut: the lines around the cursor the context reads
 # Where the parse check withholds a suggestion, the model is asked again this many times, each
 # time refused the starts it wrote before (300 positions of the quality benchmark, context off:
@@ -134,12 +135,19 @@ async def complete(
                 raise GenerationCancelled("replaced by a newer request while debouncing")
         engine = await ls.engine()
         if s.context_cross_file and s.context_max_tokens > 0:
-            await ls.refresh_index(uri)
+            others = [u for u in reversed(ls.documents) if u != uri][:OPEN_DOCUMENTS]
+            # The index holds the editor's text of the open documents, unsaved edits too: the
+            # context is chosen from it (a document changed since the last request is parsed
+            # again; the others cost a look-up).
+            for u in (uri, *others):
+                await ls.refresh_index(u)
             recent = tuple(
                 (Path(p), printable(d.text))
-                for u, d in reversed(ls.documents.items())
-                if u != uri and not d.oversized and (p := to_fs_path(u))
-            )[:8]
+                for u in others
+                if (d := ls.documents.get(u)) is not None
+                and not d.oversized
+                and (p := to_fs_path(u))
+            )
             request_ctx = ContextRequest(
                 path=path,
                 text=text,
