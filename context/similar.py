@@ -26,6 +26,7 @@ from context.languages import family
 
 WINDOW = 20
 STRIDE = 10
+CONTINUATION = 0  # lines after a window that come with it: what follows the similar code
 # A ranker this small is rebuilt before the search (in milliseconds), so an edit in another
 # open document is searched at once; a larger one in the background.
 SYNC_WINDOWS = 2_000
@@ -122,7 +123,8 @@ class SimilarCode:
             now = self.index.file(entry.path)
             if now is None or now.sha256 != entry.sha256:
                 continue
-            ranked.append(((entry.path, start, entry.lines[start : start + WINDOW]), float(score)))
+            lines = entry.lines[start : start + WINDOW + CONTINUATION]
+            ranked.append(((entry.path, start, lines), float(score)))
         return _best(ranked, limit)
 
     @staticmethod

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from context import retrieval
 from context.index import Exclusions, WorkspaceIndex
 from context.retrieval import ContextBuilder, ContextRequest, KnowledgeBase
 from tests.conftest import FIXTURES
@@ -237,3 +238,92 @@ def test_an_open_document_reached_through_a_link_to_an_excluded_folder_gives_no_
     )
     snippets = ContextBuilder(idx, KnowledgeBase([], idx)).build(request, words)
     assert not [s for s in snippets if "util_pkg" in s.path], snippets
+
+
+def test_a_short_declaration_is_in_the_context_whole_a_long_one_by_its_signature(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(retrieval, "ORDER", ("definitions",))  # that kind of context alone
+    (tmp_path / "pump.ads").write_text(
+        "package Pump is\n"
+        "   type Rate is record\n"
+        "      Litres  : Natural;\n"
+        "      Seconds : Positive;\n"
+        "   end record;\n"
+        "   procedure Start (R : Rate)\n"
+        "     with Pre => R.Litres > 0;\n"
+        + "".join(f"   procedure Step_{n} (R : Rate);\n" for n in range(30))
+        + "end Pump;\n"
+    )
+    steps = "".join(f"      Step_{n} (R);\n" for n in range(30))
+    (tmp_path / "pump.adb").write_text(
+        "package body Pump is\n   procedure Drain (R : Rate) is\n   begin\n"
+        f"{steps}   end Drain;\nend Pump;\n"
+    )
+    text = "with Pump;\nprocedure Main is\n   R : Pump.Rate;\nbegin\n   Pump.Drain (R);\n\n"
+    idx = WorkspaceIndex([tmp_path])
+    idx.scan()
+    snippets = ContextBuilder(idx).build(
+        ContextRequest(path=tmp_path / "main.adb", text=text, cursor_line=5, budget_tokens=400),
+        words,
+    )
+    texts = [s.text.strip() for s in snippets]
+    rate = [t for t in texts if t.startswith("type Rate is record")]
+    assert rate == [
+        "type Rate is record\n      Litres  : Natural;\n      Seconds : Positive;\n   end record;"
+    ], texts
+    drain = [t for t in texts if t.startswith("procedure Drain")]
+    assert drain == ["procedure Drain (R : Rate) is"], texts
+
+
+def test_the_knowledge_base_goes_in_first_and_reads_above_the_code(
+    index: WorkspaceIndex, tree: Path
+) -> None:
+    """The administrator named the knowledge base: similar code never crowds it out, and the
+    model reads it before the code, which stays nearest the cursor."""
+    kb = KnowledgeBase([tree / "docs"], index)
+    kb.scan()
+    body = tree / "src" / "autopilot.adb"
+    text = body.read_text()
+    line = next(i for i, ln in enumerate(text.split("\n")) if "Target := " in ln)
+    for budget in (120, 400):
+        snippets = ContextBuilder(index, kb).build(
+            ContextRequest(path=body, text=text, cursor_line=line, budget_tokens=budget), words
+        )
+        prose = [s.path.endswith(".md") for s in snippets]
+        assert prose[0] and prose == sorted(prose, reverse=True), (budget, snippets)
+        assert any(s.path.endswith(".ads") for s in snippets), (budget, snippets)
+
+
+def test_a_body_gets_its_spec_and_an_architecture_its_entity(tmp_path: Path) -> None:
+    """The unit's other half is in the context though nothing names it (GNAT finds a body's
+    spec by its file name; the architecture names its entity), beside more similar code."""
+    (tmp_path / "spec").mkdir()
+    (tmp_path / "spec" / "pump.ads").write_text(
+        "--  Copyright header\npackage Pump is\n   procedure Start (Litres : Natural)\n"
+        "     with Pre => Litres > 0;\nend Pump;\n"
+    )
+    # Another unit that looks more like the body than its own spec does.
+    (tmp_path / "valve.adb").write_text(
+        "package body Valve is\n   procedure Open is\n   begin\n      Flow := Flow + 1;\n"
+        "      Flow := Flow + 1;\n   end Open;\nend Valve;\n"
+    )
+    (tmp_path / "counter_ent.vhd").write_text(
+        "library ieee;\nuse ieee.std_logic_1164.all;\n"
+        "entity counter is\n  port (\n    clk   : in  std_logic;\n"
+        "    count : out natural\n  );\nend entity counter;\n"
+    )
+    idx = WorkspaceIndex([tmp_path])
+    idx.scan()
+    builder = ContextBuilder(idx)
+    body = "package body Pump is\n   procedure Drain is\n   begin\n      Flow := Flow + 1;\n   \n"
+    arch = "architecture rtl of counter is\nbegin\n  process (clk)\n  begin\n    \n"
+    for path, text, line, half, shown in (
+        (tmp_path / "pump.adb", body, 4, "spec/pump.ads", "with Pre => Litres > 0;"),
+        (tmp_path / "counter_rtl.vhd", arch, 4, "counter_ent.vhd", "count : out natural"),
+    ):
+        snippets = builder.build(
+            ContextRequest(path=path, text=text, cursor_line=line, budget_tokens=400), words
+        )
+        found = [s for s in snippets if s.path == half]
+        assert found and shown in found[0].text, snippets

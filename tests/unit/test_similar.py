@@ -203,3 +203,95 @@ def test_prepared_after_the_scan_the_first_search_finds_code(
     editing = (workspace / "src" / "new.adb").resolve()
     assert similar.search(editing, "ada", "tx_shift_next", 1)
     assert similar.search(editing, "vhdl", "rx_sample_next", 1)
+
+
+# One unit per language that a new file repeats the shape of, and one unrelated file beside it.
+SIMILAR_UNITS = {
+    "ada": (
+        "motor.adb",
+        "package body Motor is\n   procedure Set_Speed (Rpm : Natural) is\n   begin\n"
+        "      Speed_Register := Rpm;\n      Log_Speed_Change (Rpm);\n"
+        "   end Set_Speed;\nend Motor;\n",
+        "fan.adb",
+        "package body Fan is\n   procedure Set_Speed (Rpm : Natural) is\n   begin\n"
+        "      Speed_Register := ",
+    ),
+    "spark": (
+        "stack.adb",
+        "package body Stack with SPARK_Mode is\n   procedure Push (S : in out T; V : Item)\n"
+        "     with Pre => not Is_Full (S), Post => Size (S) = Size (S'Old) + 1\n   is\n"
+        "   begin\n      S.Top := S.Top + 1;\n   end Push;\nend Stack;\n",
+        "queue.adb",
+        "package body Queue with SPARK_Mode is\n   procedure Push (S : in out T; V : Item)\n"
+        "     with Pre => not Is_Full (S), ",
+    ),
+    "vhdl": (
+        "uart_tx.vhd",
+        "architecture rtl of uart_tx is\nbegin\n  shift : process (clk)\n  begin\n"
+        "    if rising_edge(clk) then\n      shift_reg <= din & shift_reg(7 downto 1);\n"
+        "    end if;\n  end process;\nend architecture;\n",
+        "spi_tx.vhd",
+        "architecture rtl of spi_tx is\nbegin\n  shift : process (clk)\n  begin\n"
+        "    if rising_edge(clk) then\n      shift_reg <= ",
+    ),
+    "python": (
+        "loader.py",
+        "def load_config(path):\n    with open(path, encoding='utf-8') as handle:\n"
+        "        config = json.load(handle)\n    validate_config(config)\n    return config\n",
+        "reader.py",
+        "def read_config(path):\n    with open(path, encoding='utf-8') as handle:\n        ",
+    ),
+    "c": (
+        "ring.c",
+        "int ring_push(struct ring *r, int value)\n{\n    if (ring_full(r))\n"
+        "        return -EAGAIN;\n"
+        "    r->buf[r->head] = value;\n    r->head = (r->head + 1) % r->size;\n    return 0;\n}\n",
+        "fifo.c",
+        "int fifo_push(struct ring *r, int value)\n{\n    if (ring_full(r))\n"
+        "        return -EAGAIN;\n"
+        "    ",
+    ),
+}
+
+
+@pytest.mark.parametrize("language", sorted(SIMILAR_UNITS))
+def test_the_similar_unit_in_another_file_is_in_the_context(tmp_path: Path, language: str) -> None:
+    known, known_text, new, typed = SIMILAR_UNITS[language]
+    (tmp_path / known).write_text(known_text)
+    suffix = Path(known).suffix
+    (tmp_path / f"unrelated{suffix}").write_text(
+        {
+            ".adb": "procedure Blink is\nbegin\n   null;\nend Blink;\n",
+            ".vhd": "entity blink is\nend entity;\n",
+            ".py": "def blink():\n    pass\n",
+            ".c": "void blink(void)\n{\n}\n",
+        }[suffix]
+    )
+    idx = WorkspaceIndex([tmp_path])
+    idx.scan()
+    snippets = ContextBuilder(idx).build(
+        ContextRequest(
+            path=tmp_path / new, text=typed, cursor_line=typed.count("\n"), budget_tokens=400
+        ),
+        words,
+    )
+    assert known in {s.path for s in snippets}, snippets
+    assert known_text.rstrip() in "\n".join(s.text for s in snippets)
+
+
+def test_the_context_stays_the_same_while_a_line_is_typed(
+    index: WorkspaceIndex, workspace: Path
+) -> None:
+    """The prompt's start is the context: unchanged, its keys and values are reused."""
+    top = workspace / "rtl" / "top.vhd"
+    above = "architecture rtl of top is\nbegin\n  rx_sample_0 <= rx_sample_next;\n"
+    builder = ContextBuilder(index)
+    seen = set()
+    for typed in ("", "  t", "  tx_sh", "  tx_shift_0 <= ", "  tx_shift_0 <= wr_pointer_next"):
+        text = above + typed + "\nend architecture rtl;\n"
+        snippets = builder.build(
+            ContextRequest(path=top, text=text, cursor_line=3, budget_tokens=400), words
+        )
+        assert snippets
+        seen.add(snippets)
+    assert len(seen) == 1, seen
