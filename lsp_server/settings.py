@@ -35,7 +35,7 @@ class Settings:
     # Context from other files (`context` section). Off, the model sees the current file only:
     # the switch that measures what cross-file context is worth.
     context_cross_file: bool = True
-    context_max_tokens: int = 512  # measured with the model's own tokenizer
+    context_max_tokens: int = 1024  # measured with the model's own tokenizer
     context_exclude: tuple[str, ...] = ()  # gitignore-style patterns never read nor sent
     # The policy's patterns (no setting names them): the user's only add to them and to the
     # built-in secret list, never take a path back from either (context.index.Exclusions).

@@ -75,7 +75,7 @@ M.server_defaults = {
   maxPrefixChars = 3000,
   maxSuffixChars = 1000,
   auditPath = "",
-  context = { crossFile = true, maxTokens = 512, exclude = {}, knowledgeBase = {} },
+  context = { crossFile = true, maxTokens = 1024, exclude = {}, knowledgeBase = {} },
   hover = { explain = true, maxTokens = 64, timeBudgetMs = 8000 },
   codeActions = { maxTokens = 400 },
 }
