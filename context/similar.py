@@ -26,7 +26,6 @@ from context.languages import family
 
 WINDOW = 20
 STRIDE = 10
-CONTINUATION = 0  # lines after a window that come with it: what follows the similar code
 # A ranker this small is rebuilt before the search (in milliseconds), so an edit in another
 # open document is searched at once; a larger one in the background.
 SYNC_WINDOWS = 2_000
@@ -123,7 +122,7 @@ class SimilarCode:
             now = self.index.file(entry.path)
             if now is None or now.sha256 != entry.sha256:
                 continue
-            lines = entry.lines[start : start + WINDOW + CONTINUATION]
+            lines = entry.lines[start : start + WINDOW]
             ranked.append(((entry.path, start, lines), float(score)))
         return _best(ranked, limit)
 
