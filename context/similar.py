@@ -61,9 +61,9 @@ class SimilarCode:
 
     With `background` (the server), a search does not wait for a large ranker: one of more than
     `SYNC_WINDOWS` windows whose files changed is rebuilt in a worker thread while searches go
-    on with the one before, and a family with no ranker yet has no similar code until its first
-    is built (`prepare` builds them all after the workspace scan). Without it (tests,
-    benchmarks), and for a small ranker, a search rebuilds first.
+    on with the one before (without the windows of files changed since), and nothing is built
+    before `prepare` has built every family's first ranker after the workspace scan. Without it
+    (tests, benchmarks), and for a small ranker, a search rebuilds first.
     """
 
     def __init__(self, index: WorkspaceIndex, *, background: bool = False) -> None:
@@ -72,22 +72,30 @@ class SimilarCode:
         self._families: dict[str, _Family] = {}
         # family -> (path, sha256) -> the words of each window
         self._words: dict[str, dict[tuple[Path, str], list[list[str]]]] = {}
-        self._lock = threading.Lock()  # guards the two dicts above
-        self._build_lock = threading.Lock()  # one build at a time
+        self._lock = threading.Lock()  # guards the dicts and the worker below
+        self._build_locks: dict[str, threading.Lock] = {}  # one build of a family at a time
         self._builder: threading.Thread | None = None
-        self._wanted: dict[str, Path | None] = {}  # families a worker is to rebuild
+        self._wanted: dict[str, Path | None] = {}  # families the worker is to rebuild
+        self._ready = not background
+        self._closed = threading.Event()
 
     def prepare(self, cancel: threading.Event | None = None) -> None:
         """Build the ranker of every family the index holds (after a scan, off the editor's
         path), so that no completion waits for one."""
         for name in sorted({family(e.language) for e in self.index.files()}):
-            if cancel is not None and cancel.is_set():
+            if self._closed.is_set() or (cancel is not None and cancel.is_set()):
                 return
-            self._rebuild(name, None)
+            self._rebuild(name, None, wait=True)
+        self._ready = True
+
+    def close(self) -> None:
+        """No more builds: the index this searches was replaced (settings changed, a rescan)."""
+        self._closed.set()
 
     def settle(self, timeout: float | None = None) -> bool:
         """Wait for a background rebuild to finish; False if it was still running."""
-        worker = self._builder
+        with self._lock:
+            worker = self._builder
         if worker is not None:
             worker.join(timeout)
             return not worker.is_alive()
@@ -100,25 +108,25 @@ class SimilarCode:
         tokens = words(query)
         if not tokens or limit <= 0:
             return []
-        fam = self._ranker(family(language), path)
+        fam, files = self._ranker(family(language), path)
         if fam is None or fam.ranker is None:
             return []
-        with self._lock:
-            mask = np.ones(len(fam.spans), dtype=np.float32)
-            own = fam.of_path.get(path)
-            if own is not None:
-                mask[own] = 0.0
-            if not mask.any():
-                return []
-            k = min(len(fam.spans), limit * 8)
-            found, scores = fam.ranker.retrieve(
-                [tokens], k=k, show_progress=False, weight_mask=mask, n_threads=1
-            )
+        mask = np.ones(len(fam.spans), dtype=np.float32)
+        # The file being edited, and files changed since the ranker was built (it is being
+        # rebuilt): their windows are not the text the index holds now.
+        for p, sha in fam.files.items():
+            if (p == path or files.get(p) != sha) and (n := fam.of_path.get(p)) is not None:
+                mask[n] = 0.0
+        if not mask.any():
+            return []
+        k = min(len(fam.spans), limit * 8)
+        found, scores = fam.ranker.retrieve(
+            [tokens], k=k, show_progress=False, weight_mask=mask, n_threads=0
+        )
         ranked = []
         for n, score in zip(found[0], scores[0], strict=True):
             entry, start = fam.spans[int(n)]
-            # A ranker being rebuilt may hold a file since removed, excluded or changed: only
-            # what the index holds now is offered.
+            # The index may have changed since `files` was read: only what it holds now.
             now = self.index.file(entry.path)
             if now is None or now.sha256 != entry.sha256:
                 continue
@@ -131,6 +139,8 @@ class SimilarCode:
         """The same search over texts that are not in the index (documents open from outside
         the workspace), in a throwaway index."""
         tokens = words(query)
+        if not tokens or limit <= 0:
+            return []
         spans: list[tuple[Path, int, tuple[str, ...]]] = []
         corpus: list[list[str]] = []
         for path, text in texts:
@@ -140,86 +150,109 @@ class SimilarCode:
                 if toks := words("\n".join(window)):
                     spans.append((path, start, window))
                     corpus.append(toks)
-        if not tokens or not corpus or limit <= 0:
+        if not corpus:
             return []
         ranker = bm25s.BM25()
         ranker.index(corpus, show_progress=False)
         found, scores = ranker.retrieve(
-            [tokens], k=min(len(corpus), limit * 8), show_progress=False, n_threads=1
+            [tokens], k=min(len(corpus), limit * 8), show_progress=False, n_threads=0
         )
         return _best(
             ((spans[int(n)], float(sc)) for n, sc in zip(found[0], scores[0], strict=True)), limit
         )
 
-    def _ranker(self, name: str, editing: Path) -> _Family | None:
+    def _ranker(self, name: str, editing: Path) -> tuple[_Family | None, dict[Path, str]]:
         """The family's ranker, rebuilt (now, or in the background) when a file other than the
-        one being edited changed since it was built."""
+        one being edited changed since it was built; and the family's files as the index holds
+        them now."""
         files = self._files(name)
         with self._lock:
             fam = self._families.get(name)
         if fam is not None and _same(fam.files, files, editing):
-            return fam
-        if not self.background or (fam is not None and len(fam.spans) <= SYNC_WINDOWS):
-            return self._rebuild(name, editing)
+            return fam, files
+        if not self.background:
+            return self._rebuild(name, editing, wait=True) or fam, files
+        if not self._ready or self._closed.is_set():
+            return fam, files
+        if fam is not None and len(fam.spans) <= SYNC_WINDOWS:
+            # Milliseconds, unless another thread is building it: then the one before.
+            return self._rebuild(name, editing, wait=False) or fam, files
         with self._lock:
             self._wanted[name] = editing
-            if self._builder is None or not self._builder.is_alive():
+            if self._builder is None:
                 self._builder = threading.Thread(
                     target=self._work, name="airgap-similar", daemon=True
                 )
                 self._builder.start()
-        return fam
+        return fam, files
 
     def _work(self) -> None:
-        while True:
+        try:
+            while not self._closed.is_set():
+                with self._lock:
+                    if not self._wanted:
+                        return
+                    name, editing = self._wanted.popitem()
+                self._rebuild(name, editing, wait=True)
+        finally:
             with self._lock:
-                if not self._wanted:
-                    return
-                name, editing = self._wanted.popitem()
-            self._rebuild(name, editing)
+                self._builder = None
 
     def _files(self, name: str) -> dict[Path, str]:
         return {e.path: e.sha256 for e in self.index.files() if family(e.language) == name}
 
-    def _rebuild(self, name: str, editing: Path | None) -> _Family:
+    def _rebuild(self, name: str, editing: Path | None, *, wait: bool) -> _Family | None:
         """Cut the family's files into windows (reusing the words of unchanged files) and index
         them. Where the file being edited changed, its old windows are kept: it is never
-        searched from itself, and re-cutting it at every keystroke would be wasted."""
-        with self._build_lock:
-            entries = [e for e in self.index.files() if family(e.language) == name]
-            with self._lock:
-                old = self._families.get(name)
-                known = self._words.get(name, {})
-            if old is not None and editing is not None and editing in old.files:
-                kept_entry = next((e for e, _ in old.spans if e.path == editing), None)
-                if kept_entry is not None:
-                    entries = [kept_entry if e.path == editing else e for e in entries]
-            spans: list[tuple[FileEntry, int]] = []
-            corpus: list[list[str]] = []
-            of_path: dict[Path, np.ndarray] = {}
-            kept: dict[tuple[Path, str], list[list[str]]] = {}
-            for entry in entries:
-                key = (entry.path, entry.sha256)
-                cut = known.get(key)
-                if cut is None:
-                    cut = [words("\n".join(entry.lines[s : s + WINDOW])) for s in _starts(entry)]
-                kept[key] = cut
-                first = len(spans)
-                for start, toks in zip(_starts(entry), cut, strict=True):
-                    if toks:
-                        spans.append((entry, start))
-                        corpus.append(toks)
-                of_path[entry.path] = np.arange(first, len(spans))
-            ranker = None
-            if corpus:
-                ranker = bm25s.BM25()
-                ranker.index(corpus, show_progress=False)
-            files = {e.path: e.sha256 for e in entries}
-            fam = _Family(files=files, spans=spans, of_path=of_path, ranker=ranker)
-            with self._lock:
-                self._families[name] = fam
-                self._words[name] = kept  # the words of files gone or changed go with them
-            return fam
+        searched from itself, and re-cutting it at every keystroke would be wasted. None when
+        not `wait` and another thread is building this family."""
+        with self._lock:
+            lock = self._build_locks.setdefault(name, threading.Lock())
+        if not lock.acquire(blocking=wait):
+            return None
+        try:
+            return self._build(name, editing)
+        finally:
+            lock.release()
+
+    def _build(self, name: str, editing: Path | None) -> _Family:
+        entries = [e for e in self.index.files() if family(e.language) == name]
+        with self._lock:
+            old = self._families.get(name)
+            known = self._words.get(name, {})
+        now = {e.path: e.sha256 for e in entries}
+        if old is not None and _same(old.files, now, editing):
+            return old  # built by another thread meanwhile
+        if old is not None and editing is not None and editing in old.files:
+            kept_entry = next((e for e, _ in old.spans if e.path == editing), None)
+            if kept_entry is not None:
+                entries = [kept_entry if e.path == editing else e for e in entries]
+        spans: list[tuple[FileEntry, int]] = []
+        corpus: list[list[str]] = []
+        of_path: dict[Path, np.ndarray] = {}
+        kept: dict[tuple[Path, str], list[list[str]]] = {}
+        for entry in entries:
+            key = (entry.path, entry.sha256)
+            cut = known.get(key)
+            if cut is None:
+                cut = [words("\n".join(entry.lines[s : s + WINDOW])) for s in _starts(entry)]
+            kept[key] = cut
+            first = len(spans)
+            for start, toks in zip(_starts(entry), cut, strict=True):
+                if toks:
+                    spans.append((entry, start))
+                    corpus.append(toks)
+            of_path[entry.path] = np.arange(first, len(spans))
+        ranker = None
+        if corpus:
+            ranker = bm25s.BM25()
+            ranker.index(corpus, show_progress=False)
+        files = {e.path: e.sha256 for e in entries}
+        fam = _Family(files=files, spans=spans, of_path=of_path, ranker=ranker)
+        with self._lock:
+            self._families[name] = fam
+            self._words[name] = kept  # the words of files gone or changed go with them
+        return fam
 
 
 def _best(
@@ -248,7 +281,7 @@ def _starts(entry: FileEntry) -> Iterable[int]:
     return range(0, max(len(entry.lines) - STRIDE, 1), STRIDE)
 
 
-def _same(built: dict[Path, str], now: dict[Path, str], editing: Path) -> bool:
+def _same(built: dict[Path, str], now: dict[Path, str], editing: Path | None) -> bool:
     """The same files with the same texts, but for the one being edited (never searched)."""
     if built.keys() != now.keys():
         return False

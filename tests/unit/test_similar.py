@@ -133,12 +133,13 @@ def test_a_file_nobody_opened_gives_context_to_the_one_being_edited(
     index: WorkspaceIndex, workspace: Path
 ) -> None:
     top = workspace / "rtl" / "top.vhd"
-    text = "architecture rtl of top is\nbegin\n  rx_sample_0 <= rx_sample_next and not "
+    text = "architecture rtl of top is\nbegin\n  rx_sample_0 <= rx_sample_next;\n  "
+    # A budget for a window or two: of the file that shares the words above the cursor.
     snippets = ContextBuilder(index).build(
-        ContextRequest(path=top, text=text, cursor_line=2, budget_tokens=400), words
+        ContextRequest(path=top, text=text, cursor_line=3, budget_tokens=200), words
     )
-    assert "rtl/uart_rx.vhd" in {s.path for s in snippets}
-    assert not [s for s in snippets if s.path.endswith(".adb")]
+    windows = [s.path for s in snippets if s.end_line - s.start_line > 1]  # not a signature
+    assert set(windows) == {"rtl/uart_rx.vhd"}, snippets
 
 
 def test_an_open_document_from_outside_the_workspace_is_searched_too(
@@ -148,14 +149,19 @@ def test_an_open_document_from_outside_the_workspace_is_searched_too(
     outside.parent.mkdir()
     vendor = unit("crc", "crc_register")
     top = workspace / "rtl" / "top.vhd"
-    text = "architecture rtl of top is\nbegin\n  crc_register_0 <= crc_register_next and "
+    text = "architecture rtl of top is\nbegin\n  crc_register_0 <= crc_register_next;\n  "
     snippets = ContextBuilder(index).build(
         ContextRequest(
-            path=top, text=text, cursor_line=2, budget_tokens=400, recent=((outside, vendor),)
+            path=top, text=text, cursor_line=3, budget_tokens=400, recent=((outside, vendor),)
         ),
         words,
     )
     assert "crc.vhd" in {s.path for s in snippets}
+    # Without the open document, its words are found nowhere.
+    alone = ContextBuilder(index).build(
+        ContextRequest(path=top, text=text, cursor_line=3, budget_tokens=400), words
+    )
+    assert not [s for s in alone if "crc_register" in s.text]
 
 
 def test_in_the_server_a_search_never_waits_for_a_large_ranker_to_be_built(
@@ -164,9 +170,12 @@ def test_in_the_server_a_search_never_waits_for_a_large_ranker_to_be_built(
     monkeypatch.setattr(similar_module, "SYNC_WINDOWS", 0)  # every ranker counts as large
     editing = (workspace / "rtl" / "top.vhd").resolve()
     similar = SimilarCode(index, background=True)
-    # Before the first ranker is built, there is no similar code, and one is built meanwhile.
+    # Before the scan's end prepares the rankers, there is no similar code and nothing is
+    # built from a half-scanned index.
     assert similar.search(editing, "vhdl", "rx_sample_next", 2) == []
     assert similar.settle(timeout=60)
+    assert similar.search(editing, "vhdl", "rx_sample_next", 2) == []
+    similar.prepare()
     assert [w.path.name for w in similar.search(editing, "vhdl", "rx_sample_next", 1)] == [
         "uart_rx.vhd"
     ]
@@ -295,3 +304,15 @@ def test_the_context_stays_the_same_while_a_line_is_typed(
         assert snippets
         seen.add(snippets)
     assert len(seen) == 1, seen
+
+
+def test_a_closed_search_builds_nothing_more(index: WorkspaceIndex, workspace: Path) -> None:
+    """When the index is replaced (settings changed), the old rankers stop being rebuilt."""
+    similar = SimilarCode(index, background=True)
+    similar.prepare()
+    editing = (workspace / "rtl" / "top.vhd").resolve()
+    similar.close()
+    index.update((workspace / "rtl" / "fifo.vhd").resolve(), unit("fifo", "baud_divider"))
+    assert similar.search(editing, "vhdl", "baud_divider_next", 2) == []
+    assert similar.settle(timeout=60)
+    assert similar.search(editing, "vhdl", "baud_divider_next", 2) == []
