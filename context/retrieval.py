@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import hashlib
 import itertools
+import logging
 import os
 import re
 import threading
@@ -28,6 +29,8 @@ from context.languages import family, for_path
 from context.prompt import Snippet
 from context.similar import SimilarCode
 from context.symbols import imports
+
+log = logging.getLogger("airgap_lsp.context")
 
 IDENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]{2,}")
 SPEC_SUFFIXES = frozenset({".ads", ".h", ".hh", ".hpp", ".hxx", ".pyi", ".vh", ".svh"})
@@ -49,8 +52,8 @@ OTHER_HALF = {
 ARCHITECTURE_OF = re.compile(r"^\s*architecture\s+\w+\s+of\s+(\w+)", re.IGNORECASE | re.MULTILINE)
 # Which context takes the budget first. Code: the first chosen goes last in the prompt, nearest
 # the cursor; the knowledge base's prose (the administrator named it: it always goes in) above
-# it all. Measured (docs/benchmarks-quality.md): similar code before definitions beat
-# definitions first by 32 of 180 positions in Ada, SPARK and VHDL; the unit's other half before
+# it all. Measured (docs/benchmarks-quality.md, 180 positions in Ada, SPARK and VHDL): similar
+# code before definitions was right at 62 against 37 after them; the unit's other half before
 # similar code did no better than after it (64 and 63 of 180 at 512 tokens, 68 and 70 at 1,024)
 # and made the prompts longer: it takes what budget similar code leaves.
 ORDER = ("knowledge", "similar", "own", "definitions", "imported")
@@ -220,16 +223,21 @@ class ContextBuilder:
         if not halves:
             return
         stem = req.path.stem.lower()
-        here = req.path.resolve().parent
-        found = [
-            f
-            for f in self.index.files()
-            if f.path.stem.lower() == stem and f.path.suffix.lower() in halves
-        ]
-        found.sort(key=lambda f: f.path.parent != here)  # the same folder first
-        for entry in found[:1]:
-            start = _first_code_line(entry.lines, language.line_comment)
-            yield _snippet(entry.path, start, entry.lines[start:], self.relative)
+        here = req.path.resolve().parent.parts
+        # The nearest by folder: the most leading folders shared with the file being edited.
+        ranked = sorted(
+            (
+                (_shared(here, f.path.parent.parts), f)
+                for f in self.index.files()
+                if f.path.stem.lower() == stem and f.path.suffix.lower() in halves
+            ),
+            key=lambda sf: -sf[0],
+        )
+        if not ranked or (len(ranked) > 1 and ranked[0][0] == ranked[1][0]):
+            return  # none, or two as near (a `utils.h` in each of two libraries): no guess
+        entry = ranked[0][1]
+        start = _first_code_line(entry.lines, language.line_comment)
+        yield _snippet(entry.path, start, entry.lines[start:], self.relative)
 
     def resolve(self, unit: str, language: str, importer: Path) -> list[FileEntry]:
         """The indexed files that define an imported unit."""
@@ -266,7 +274,11 @@ class ContextBuilder:
         language = for_path(req.path)
         if language is None:
             return []
-        found = self.similar.search(req.path.resolve(), language.name, region, SIMILAR_WINDOWS)
+        try:
+            found = self.similar.search(req.path.resolve(), language.name, region, SIMILAR_WINDOWS)
+        except Exception:  # a ranker's failure costs this context, not the completion
+            log.exception("similar code left out of this prompt: the search failed")
+            found = []
         outside = [
             (path, text)
             for path, text in req.recent
@@ -278,9 +290,23 @@ class ContextBuilder:
         ]
         if outside:
             # Scores of two indexes do not compare: take the best of each in turn.
-            more = SimilarCode.search_texts(outside, region, SIMILAR_WINDOWS)
+            try:
+                more = SimilarCode.search_texts(outside, region, SIMILAR_WINDOWS)
+            except Exception:
+                log.exception("open documents from outside the workspace left out: search failed")
+                more = []
             found = [w for pair in itertools.zip_longest(found, more) for w in pair if w]
         return [_snippet(w.path, w.start, w.lines, self.relative) for w in found]
+
+
+def _shared(a: tuple[str, ...], b: tuple[str, ...]) -> int:
+    """How many leading path parts two folders share."""
+    n = 0
+    for x, y in zip(a, b, strict=False):
+        if x != y:
+            break
+        n += 1
+    return n
 
 
 def _first_code_line(lines: Sequence[str], comment: str) -> int:

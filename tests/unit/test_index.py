@@ -295,7 +295,9 @@ def test_the_knowledge_base_goes_in_first_and_reads_above_the_code(
         assert any(s.path.endswith(".ads") for s in snippets), (budget, snippets)
 
 
-def test_a_body_gets_its_spec_and_an_architecture_its_entity(tmp_path: Path) -> None:
+def test_a_body_gets_its_spec_and_an_architecture_its_entity(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """The unit's other half is in the context though nothing names it (GNAT finds a body's
     spec by its file name; the architecture names its entity), beside more similar code."""
     (tmp_path / "spec").mkdir()
@@ -313,17 +315,53 @@ def test_a_body_gets_its_spec_and_an_architecture_its_entity(tmp_path: Path) -> 
         "entity counter is\n  port (\n    clk   : in  std_logic;\n"
         "    count : out natural\n  );\nend entity counter;\n"
     )
+    (tmp_path / "lib").mkdir()  # a spec of the same name farther away: not the body's
+    (tmp_path / "lib" / "pump.ads").write_text("package Lib_Pump is\nend Lib_Pump;\n")
+    (tmp_path / "src").mkdir()
     idx = WorkspaceIndex([tmp_path])
     idx.scan()
+    monkeypatch.setattr(retrieval, "ORDER", ("own",))  # that kind of context alone
     builder = ContextBuilder(idx)
     body = "package body Pump is\n   procedure Drain is\n   begin\n      Flow := Flow + 1;\n   \n"
     arch = "architecture rtl of counter is\nbegin\n  process (clk)\n  begin\n    \n"
     for path, text, line, half, shown in (
-        (tmp_path / "pump.adb", body, 4, "spec/pump.ads", "with Pre => Litres > 0;"),
+        (tmp_path / "spec" / "body" / "pump.adb", body, 4, "spec/pump.ads", "Litres > 0;"),
         (tmp_path / "counter_rtl.vhd", arch, 4, "counter_ent.vhd", "count : out natural"),
     ):
         snippets = builder.build(
             ContextRequest(path=path, text=text, cursor_line=line, budget_tokens=400), words
         )
-        found = [s for s in snippets if s.path == half]
-        assert found and shown in found[0].text, snippets
+        assert [s.path for s in snippets] == [half]
+        assert shown in snippets[0].text
+        lines = (tmp_path / half).read_text().split("\n")
+        assert (
+            snippets[0].text
+            == "\n".join(lines[snippets[0].start_line : snippets[0].end_line + 1]).rstrip()
+        )
+
+
+def test_two_halves_as_near_as_each_other_are_no_guess(tmp_path: Path) -> None:
+    for lib in ("net", "disk"):
+        (tmp_path / lib).mkdir()
+        (tmp_path / lib / "utils.h").write_text(f"int {lib}_utils(void);\n")
+    (tmp_path / "app").mkdir()
+    text = "#include <stdio.h>\nint main(void)\n{\n    \n"
+    idx = WorkspaceIndex([tmp_path])
+    idx.scan()
+    builder = ContextBuilder(idx)
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(retrieval, "ORDER", ("own",))
+        got = builder.build(
+            ContextRequest(
+                path=tmp_path / "app" / "utils.c", text=text, cursor_line=3, budget_tokens=400
+            ),
+            words,
+        )
+        assert got == ()
+        got = builder.build(
+            ContextRequest(
+                path=tmp_path / "net" / "utils.c", text=text, cursor_line=3, budget_tokens=400
+            ),
+            words,
+        )
+        assert [s.path for s in got] == ["net/utils.h"]
