@@ -229,6 +229,33 @@ class WorkspaceIndex:
     def is_excluded(self, path: Path) -> bool:
         return self.exclusions.excluded(path, self.roots)
 
+    def admits(self, path: Path) -> bool:
+        """Whether the scan would index `path`: a source file inside a root, not excluded, not
+        under a skipped folder, a link or a `.gitignore` rule (the editor's open documents go
+        into the index by this, not by being open)."""
+        path = path.resolve()
+        root = next((r for r in self.roots if path.is_relative_to(r)), None)
+        if root is None or for_path(path) is None or self.is_excluded(path):
+            return False
+        folder, ignores = root, []
+        for part in path.relative_to(root).parts:
+            gitignore = folder / ".gitignore"
+            if gitignore.is_file():
+                try:
+                    lines = gitignore.read_text(encoding="utf-8", errors="replace").splitlines()
+                    ignores.append((folder, pathspec.GitIgnoreSpec.from_lines(lines)))
+                except OSError:
+                    pass
+            here = folder / part
+            is_dir = here != path
+            if (is_dir and part in SKIPPED_DIRS) or any(
+                spec.match_file(here.relative_to(base).as_posix() + ("/" if is_dir else ""))
+                for base, spec in ignores
+            ):
+                return False
+            folder = here
+        return True
+
     def inside(self, path: Path) -> bool:
         return any(path.is_relative_to(root) for root in self.roots)
 

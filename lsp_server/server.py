@@ -333,6 +333,7 @@ class AirgapServer(LanguageServer):
         s = self.settings
         if self._indexing is not None and not self._indexing.done():
             self._index_cancel.set()
+        self.context.similar.close()  # the old index's rankers: no more builds
         self.index = WorkspaceIndex(
             self.workspace_roots(), exclude=s.context_exclude, fixed_exclude=s.policy_exclude
         )
@@ -358,6 +359,10 @@ class AirgapServer(LanguageServer):
 
         started = time.perf_counter()
         count = await asyncio.to_thread(index.scan, report, cancel)
+        if self.index is index:
+            # The scan read from disk what completions meanwhile put in from the editor:
+            # the open documents go in again at the next request.
+            self._indexed.clear()
         # The similar-code rankers too, before the end is reported: no completion waits for one.
         progress.report("ranking similar code")
         await asyncio.to_thread(context.similar.prepare, cancel)
@@ -395,7 +400,7 @@ class AirgapServer(LanguageServer):
         if (cancel := self.inflight.pop(uri, None)) is not None:
             cancel.set()
         self._indexed.pop(uri, None)
-        if (path := to_fs_path(uri)) and self.index.inside(Path(path)):
+        if (path := to_fs_path(uri)) and self.index.admits(Path(path)):
             self.index.update(Path(path))  # back to what is on disk
 
     async def refresh_index(self, uri: str) -> None:
@@ -410,9 +415,12 @@ class AirgapServer(LanguageServer):
         if doc is None or path is None or self._indexed.get(uri) == doc.version:
             return
         version, index = doc.version, self.index
-        if index.inside(Path(path)) and len(doc.source) > index.max_file_bytes:
+        # As the scan would: a file `.gitignore` or a skipped folder leaves out is not indexed
+        # because it is open (it would become context for every other file).
+        admitted = await asyncio.to_thread(index.admits, Path(path))
+        if admitted and len(doc.source) > index.max_file_bytes:
             index.remove(Path(path).resolve())  # as `update` would, without decoding the text
-        elif index.inside(Path(path)):
+        elif admitted:
             # The incremental parse, if it is in the grammar the index would use for the path.
             tree = doc.tree if doc.language == for_path(path) else None
             await asyncio.to_thread(index.update, Path(path), doc.text, tree)

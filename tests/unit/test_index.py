@@ -365,3 +365,19 @@ def test_two_halves_as_near_as_each_other_are_no_guess(tmp_path: Path) -> None:
             words,
         )
         assert [s.path for s in got] == ["net/utils.h"]
+
+
+def test_an_open_document_goes_into_the_index_only_where_the_scan_would_take_it(
+    tmp_path: Path,
+) -> None:
+    (tmp_path / ".gitignore").write_text("build/\n*.gen.adb\n")
+    for rel in ("src/a.adb", "build/b.adb", "src/c.gen.adb", "node_modules/d.js", "src/e.txt"):
+        (tmp_path / rel).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / rel).write_text("x\n")
+    idx = WorkspaceIndex([tmp_path])
+    idx.scan()
+    assert idx.admits(tmp_path / "src" / "a.adb")
+    for rel in ("build/b.adb", "src/c.gen.adb", "node_modules/d.js", "src/e.txt", ".env"):
+        assert not idx.admits(tmp_path / rel), rel
+    assert not idx.admits(tmp_path.parent / "elsewhere.adb")
+    assert {p.relative_to(tmp_path).as_posix() for p in idx.walk()} == {"src/a.adb"}
