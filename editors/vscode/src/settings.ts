@@ -47,7 +47,7 @@ export function serverSettings(): ServerSettings {
     auditPath: get("auditPath", ""),
     context: {
       crossFile: get("context.crossFile", true),
-      maxTokens: get("context.maxTokens", 512),
+      maxTokens: get("context.maxTokens", 1024),
       exclude: get<string[]>("context.exclude", []),
       knowledgeBase: get<string[]>("context.knowledgeBase", []),
     },
