@@ -11,6 +11,7 @@ typing in it does not make the index stale.
 
 from __future__ import annotations
 
+import logging
 import re
 import sys
 import threading
@@ -23,6 +24,8 @@ import numpy as np
 
 from context.index import FileEntry, WorkspaceIndex
 from context.languages import family
+
+log = logging.getLogger("airgap_lsp.context")
 
 WINDOW = 20
 STRIDE = 10
@@ -187,16 +190,18 @@ class SimilarCode:
         return fam, files
 
     def _work(self) -> None:
-        try:
-            while not self._closed.is_set():
-                with self._lock:
-                    if not self._wanted:
-                        return
-                    name, editing = self._wanted.popitem()
-                self._rebuild(name, editing, wait=True)
-        finally:
+        while True:
             with self._lock:
-                self._builder = None
+                # Cleared under the lock that `_ranker` reads it under: work added after this
+                # starts a new worker.
+                if not self._wanted or self._closed.is_set():
+                    self._builder = None
+                    return
+                name, editing = self._wanted.popitem()
+            try:
+                self._rebuild(name, editing, wait=True)
+            except Exception:  # the worker goes on; the search keeps the ranker before
+                log.exception("similar code: rebuilding the %s ranker failed", name)
 
     def _files(self, name: str) -> dict[Path, str]:
         return {e.path: e.sha256 for e in self.index.files() if family(e.language) == name}
