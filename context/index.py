@@ -145,13 +145,7 @@ def _children(
     wanted: Callable[[Path], bool],
 ) -> Iterator[tuple[Path, bool, Ignores]]:
     """A folder's entries that the rules let in: (path, is a folder, the rules below it)."""
-    gitignore = folder / ".gitignore"
-    if gitignore.is_file():
-        try:
-            lines = gitignore.read_text(encoding="utf-8", errors="replace").splitlines()
-            ignores = [*ignores, (folder, pathspec.GitIgnoreSpec.from_lines(lines))]
-        except OSError:
-            pass
+    ignores = _with_gitignore(folder, ignores)
     try:
         entries = sorted(os.scandir(folder), key=lambda e: e.name)
     except OSError:
@@ -166,15 +160,31 @@ def _children(
         rel = path.relative_to(root).as_posix() + ("/" if is_dir else "")
         if exclusions.matches(rel):
             continue
-        if any(
-            spec.match_file(path.relative_to(base).as_posix() + ("/" if is_dir else ""))
-            for base, spec in ignores
-        ):
+        if _ignored(path, is_dir, ignores):
             continue
         if is_dir:
             yield path, True, ignores
         elif entry.is_file(follow_symlinks=False) and wanted(path):
             yield path, False, ignores
+
+
+def _with_gitignore(folder: Path, ignores: Ignores) -> Ignores:
+    """The rules below `folder`: those above it and its own `.gitignore`'s."""
+    gitignore = folder / ".gitignore"
+    if gitignore.is_file():
+        try:
+            lines = gitignore.read_text(encoding="utf-8", errors="replace").splitlines()
+            return [*ignores, (folder, pathspec.GitIgnoreSpec.from_lines(lines))]
+        except OSError:
+            pass
+    return ignores
+
+
+def _ignored(path: Path, is_dir: bool, ignores: Ignores) -> bool:
+    return any(
+        spec.match_file(path.relative_to(base).as_posix() + ("/" if is_dir else ""))
+        for base, spec in ignores
+    )
 
 
 class WorkspaceIndex:
@@ -237,21 +247,13 @@ class WorkspaceIndex:
         root = next((r for r in self.roots if path.is_relative_to(r)), None)
         if root is None or for_path(path) is None or self.is_excluded(path):
             return False
-        folder, ignores = root, []
+        folder = root
+        ignores: Ignores = []
         for part in path.relative_to(root).parts:
-            gitignore = folder / ".gitignore"
-            if gitignore.is_file():
-                try:
-                    lines = gitignore.read_text(encoding="utf-8", errors="replace").splitlines()
-                    ignores.append((folder, pathspec.GitIgnoreSpec.from_lines(lines)))
-                except OSError:
-                    pass
+            ignores = _with_gitignore(folder, ignores)
             here = folder / part
             is_dir = here != path
-            if (is_dir and part in SKIPPED_DIRS) or any(
-                spec.match_file(here.relative_to(base).as_posix() + ("/" if is_dir else ""))
-                for base, spec in ignores
-            ):
+            if (is_dir and part in SKIPPED_DIRS) or _ignored(here, is_dir, ignores):
                 return False
             folder = here
         return True
