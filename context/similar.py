@@ -15,7 +15,7 @@ import logging
 import re
 import sys
 import threading
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -147,9 +147,7 @@ class SimilarCode:
         spans: list[tuple[Path, int, tuple[str, ...]]] = []
         corpus: list[list[str]] = []
         for path, text in texts:
-            lines = tuple(text.split("\n"))
-            for start in range(0, max(len(lines) - STRIDE, 1), STRIDE):
-                window = lines[start : start + WINDOW]
+            for start, window in _windows(tuple(text.split("\n"))):
                 if toks := words("\n".join(window)):
                     spans.append((path, start, window))
                     corpus.append(toks)
@@ -208,9 +206,7 @@ class SimilarCode:
 
     def _rebuild(self, name: str, editing: Path | None, *, wait: bool) -> _Family | None:
         """Cut the family's files into windows (reusing the words of unchanged files) and index
-        them. Where the file being edited changed, its old windows are kept: it is never
-        searched from itself, and re-cutting it at every keystroke would be wasted. None when
-        not `wait` and another thread is building this family."""
+        them. None when not `wait` and another thread is building this family."""
         with self._lock:
             lock = self._build_locks.setdefault(name, threading.Lock())
         if not lock.acquire(blocking=wait):
@@ -228,10 +224,6 @@ class SimilarCode:
         now = {e.path: e.sha256 for e in entries}
         if old is not None and _same(old.files, now, editing):
             return old  # built by another thread meanwhile
-        if old is not None and editing is not None and editing in old.files:
-            kept_entry = next((e for e, _ in old.spans if e.path == editing), None)
-            if kept_entry is not None:
-                entries = [kept_entry if e.path == editing else e for e in entries]
         spans: list[tuple[FileEntry, int]] = []
         corpus: list[list[str]] = []
         of_path: dict[Path, np.ndarray] = {}
@@ -240,10 +232,10 @@ class SimilarCode:
             key = (entry.path, entry.sha256)
             cut = known.get(key)
             if cut is None:
-                cut = [words("\n".join(entry.lines[s : s + WINDOW])) for s in _starts(entry)]
+                cut = [words("\n".join(w)) for _, w in _windows(entry.lines)]
             kept[key] = cut
             first = len(spans)
-            for start, toks in zip(_starts(entry), cut, strict=True):
+            for (start, _), toks in zip(_windows(entry.lines), cut, strict=True):
                 if toks:
                     spans.append((entry, start))
                     corpus.append(toks)
@@ -282,8 +274,10 @@ def _best(
     return chosen
 
 
-def _starts(entry: FileEntry) -> Iterable[int]:
-    return range(0, max(len(entry.lines) - STRIDE, 1), STRIDE)
+def _windows(lines: tuple[str, ...]) -> Iterator[tuple[int, tuple[str, ...]]]:
+    """(first line, lines) of each window of a text: one every STRIDE lines, to its end."""
+    for start in range(0, max(len(lines) - STRIDE, 1), STRIDE):
+        yield start, lines[start : start + WINDOW]
 
 
 def _same(built: dict[Path, str], now: dict[Path, str], editing: Path | None) -> bool:
