@@ -34,7 +34,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import corpus  # noqa: E402  (bench/corpus.py: run as a script, not as a package)
 
 from context.index import WorkspaceIndex  # noqa: E402
-from context.retrieval import ContextBuilder, ContextRequest  # noqa: E402
+from context.retrieval import ContextBuilder, ContextRequest, cursor_region  # noqa: E402
 
 ROLES = tuple(corpus.SOURCE_ROOTS)
 
@@ -168,8 +168,7 @@ def time_context(index: WorkspaceIndex, n: int, seed: int, count: Callable[[str]
                 token_ms=tokenizing["ms"],
             )
         # The parts of build() (8 open documents), each candidate generator run to its end.
-        lines = text.split("\n")
-        region = "\n".join(lines[max(0, line - 15) : line + 3])
+        region = cursor_region(text, line)  # as build() chooses for
         for step, produce in (
             ("part: _definitions", lambda: builder._definitions(req, region)),  # noqa: B023
             ("part: _imported", lambda: builder._imported(req)),  # noqa: B023

@@ -89,6 +89,18 @@ def identifiers(text: str) -> set[str]:
     return {m.group(0).lower() for m in IDENT.finditer(text)}
 
 
+def cursor_region(text: str, cursor_line: int) -> str:
+    """The lines around the cursor that context is chosen for, without the cursor's own: while
+    the user types on one line the context, and so the prompt's start and its cached keys and
+    values, stays the same (measured for similar code: the same exact match as with the line,
+    62 of 180)."""
+    lines = text.split("\n")
+    return "\n".join(
+        lines[max(0, cursor_line - REGION_BEFORE) : cursor_line]
+        + lines[cursor_line + 1 : cursor_line + REGION_AFTER]
+    )
+
+
 class ContextBuilder:
     """Builds the snippets for one prompt from the index, open documents and knowledge base."""
 
@@ -113,14 +125,7 @@ class ContextBuilder:
     def build(self, req: ContextRequest, count_tokens: Callable[[str], int]) -> tuple[Snippet, ...]:
         if req.budget_tokens <= 0 or self.index.is_excluded(req.path):
             return ()
-        # The lines around the cursor, without the cursor's own: while the user types on one
-        # line the context, and so the prompt's start and its cached keys and values, stays the
-        # same (measured for similar code: the same exact match as with the line, 62 of 180).
-        lines = req.text.split("\n")
-        region = "\n".join(
-            lines[max(0, req.cursor_line - REGION_BEFORE) : req.cursor_line]
-            + lines[req.cursor_line + 1 : req.cursor_line + REGION_AFTER]
-        )
+        region = cursor_region(req.text, req.cursor_line)
         wanted = identifiers(region)
         groups: dict[str, Callable[[], Iterable[Snippet]]] = {
             "definitions": lambda: self._definitions(req, region),
