@@ -417,7 +417,10 @@ class AirgapServer(LanguageServer):
         version, index = doc.version, self.index
         # As the scan would: a file `.gitignore` or a skipped folder leaves out is not indexed
         # because it is open (it would become context for every other file).
-        admitted = await asyncio.to_thread(index.admits, Path(path))
+        # One the index holds was let in already: the rules are read again only for the others.
+        admitted = index.file(Path(path).resolve()) is not None or await asyncio.to_thread(
+            index.admits, Path(path)
+        )
         if admitted and len(doc.source) > index.max_file_bytes:
             index.remove(Path(path).resolve())  # as `update` would, without decoding the text
         elif admitted:
