@@ -63,7 +63,7 @@ def pct(values: list[float], q: float) -> float:
 async def run(per_kind: int) -> dict:
     audit = Path(tempfile.mkdtemp(prefix="airgap-bench-")) / "audit.jsonl"
     client = LanguageClient("airgap-bench", "0")
-    await client.start_io(sys.executable, "-m", "lsp_server", "serve")
+    await client.start_io(sys.executable, "-m", "airgap_lsp", "serve")
     await client.initialize_async(
         types.InitializeParams(
             capabilities=types.ClientCapabilities(),

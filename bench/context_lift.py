@@ -125,12 +125,12 @@ class Server:
 
     async def start(self, index_timeout_s: float) -> None:
         if self.log is None:
-            await self.client.start_io(sys.executable, "-m", "lsp_server", "serve", cwd=SERVER_ROOT)
+            await self.client.start_io(sys.executable, "-m", "airgap_lsp", "serve", cwd=SERVER_ROOT)
         else:  # the shell points the server's stderr at the log, then becomes the server
             await self.client.start_io(
                 "/bin/sh",
                 "-c",
-                'exec "$0" -m lsp_server serve 2>>"$1"',
+                'exec "$0" -m airgap_lsp serve 2>>"$1"',
                 sys.executable,
                 str(self.log),
                 cwd=SERVER_ROOT,

@@ -83,7 +83,7 @@ async def run(limit: int) -> dict[str, Any]:
         if "indexed" in (message or "") or "indexed" in str(getattr(value, "message", "")):
             indexed.set()
 
-    await client.start_io(sys.executable, "-m", "lsp_server", "serve")
+    await client.start_io(sys.executable, "-m", "airgap_lsp", "serve")
     await client.initialize_async(
         types.InitializeParams(
             capabilities=types.ClientCapabilities(

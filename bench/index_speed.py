@@ -106,8 +106,8 @@ def tokenizer_counter() -> tuple[Callable[[str], int], str]:
     set_offline_env()
     from transformers import AutoTokenizer
 
+    from airgap_lsp.paths import DEFAULT_MODEL, model_store_root
     from inference.store import ModelStore
-    from lsp_server.paths import DEFAULT_MODEL, model_store_root
 
     stored = ModelStore(model_store_root()).verify(DEFAULT_MODEL)
     tok = AutoTokenizer.from_pretrained(str(stored.path), local_files_only=True)

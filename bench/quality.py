@@ -11,7 +11,7 @@ Four answers per position, asked in turn (the order rotates from one position to
 - a: the server with its default settings (cross-file context on);
 - b: the server with `{"context": {"crossFile": false}}`;
 - c1, c2: the plain reference of bench/quality_reference.py, as written and healed.
-The servers are real (`python -m lsp_server serve` over stdio), two per project: one per
+The servers are real (`python -m airgap_lsp serve` over stdio), two per project: one per
 setting, each with the project folder as its workspace folder, each with its own key/value
 cache, both done indexing before the first request. Each position is a fresh didOpen of the
 cut document, one inlineCompletion (trigger kind Invoked), then didClose.
@@ -62,10 +62,10 @@ from quality_stats import (  # noqa: E402
     sign_test,
 )
 
+from airgap_lsp.paths import DEFAULT_MODEL, model_store_root  # noqa: E402
+from airgap_lsp.settings import Settings  # noqa: E402
 from inference.errors import AirgapError  # noqa: E402
 from inference.store import ModelStore  # noqa: E402
-from lsp_server.paths import DEFAULT_MODEL, model_store_root  # noqa: E402
-from lsp_server.settings import Settings  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_CORPUS = ROOT.parent / "shared" / "corpus"

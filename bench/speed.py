@@ -77,7 +77,7 @@ class Server:
         self.client = LanguageClient("airgap-bench", "0")
 
     async def start(self, **options: object) -> None:
-        await self.client.start_io(sys.executable, "-m", "lsp_server", "serve")
+        await self.client.start_io(sys.executable, "-m", "airgap_lsp", "serve")
         await self.client.initialize_async(
             types.InitializeParams(
                 capabilities=types.ClientCapabilities(),

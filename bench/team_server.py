@@ -66,7 +66,7 @@ class Session:
         self.latencies: dict[str, list[float]] = {"single-line": [], "multi-line": []}
 
     async def start(self) -> None:
-        await self.client.start_io(sys.executable, "-m", "lsp_server", "serve", env=self.env)
+        await self.client.start_io(sys.executable, "-m", "airgap_lsp", "serve", env=self.env)
         await self.client.initialize_async(
             types.InitializeParams(
                 capabilities=types.ClientCapabilities(),
@@ -143,11 +143,11 @@ def concurrent(
     url: str, records: list[dict[str, Any]], clients: int, ca_file: str
 ) -> dict[str, float]:
     """`clients` threads, each with its own remote engine, sending every prompt back to back."""
+    from airgap_lsp.paths import DEFAULT_MODEL, model_store_root
     from inference.engine import GenerationRequest
     from inference.remote import RemoteEngine
     from inference.stops import StopRule
     from inference.store import ModelStore
-    from lsp_server.paths import DEFAULT_MODEL, model_store_root
 
     with ModelStore(model_store_root()).held(DEFAULT_MODEL, weights=False) as stored:
         engines = [RemoteEngine(stored, url, ca_file=ca_file) for _ in range(clients)]
@@ -240,9 +240,9 @@ def report(
 
 
 def main() -> int:
+    from airgap_lsp.paths import DEFAULT_MODEL, model_store_root
     from inference.remote import served_name
     from inference.store import ModelStore
-    from lsp_server.paths import DEFAULT_MODEL, model_store_root
 
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("per_kind", nargs="?", type=int, default=10, help="completions of each kind")

@@ -55,9 +55,9 @@ def main() -> int:
 
     import torch
 
+    from airgap_lsp.paths import DEFAULT_MODEL, model_store_root
     from inference.engine import LocalEngine
     from inference.store import ModelStore
-    from lsp_server.paths import DEFAULT_MODEL, model_store_root
 
     with ModelStore(model_store_root()).held(DEFAULT_MODEL) as stored:
         # A fresh prompt each time: the reuse of the last prompt's key/values is not measured.

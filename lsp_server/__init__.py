@@ -1,3 +1,1 @@
-"""airgap-lsp: a code assistant language server that never leaves the machine."""
-
-__version__ = "0.1.0"
+"""The LSP side: the server, its wiring and the features. The only package that knows pygls."""

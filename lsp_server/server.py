@@ -24,18 +24,19 @@ from pygls.lsp.server import LanguageServer
 from pygls.protocol import LanguageServerProtocol, lsp_method
 from pygls.uris import to_fs_path
 
+from airgap_lsp import __version__
+from airgap_lsp.paths import default_audit_path, model_store_root
+from airgap_lsp.policy import Policy
+from airgap_lsp.settings import Settings, SettingsError, parse_settings
+from audit.record import AuditEvent, AuditRecord, AuditSink, os_identity
+from audit.writer import JsonlAudit
 from context.document import ParsedDocument
 from context.index import WorkspaceIndex
 from context.languages import for_path
 from context.retrieval import ContextBuilder, KnowledgeBase
 from inference.engine import Engine
 from inference.errors import AirgapError
-from lsp_server import __version__
-from lsp_server.audit import AuditEvent, AuditRecord, AuditSink, JsonlAudit, os_identity
-from lsp_server.paths import default_audit_path, model_store_root
 from lsp_server.peer import peer_uid
-from lsp_server.policy import Policy
-from lsp_server.settings import Settings, SettingsError, parse_settings
 from lsp_server.wire import read_messages
 
 if TYPE_CHECKING:

@@ -64,9 +64,9 @@ def save_tiny_checkpoint(folder: Path) -> Path:
 @pytest.fixture(scope="session")
 def default_model():  # type: ignore[no-untyped-def]
     """The embedded default model, verified; `make model` puts it in the store."""
+    from airgap_lsp.paths import DEFAULT_MODEL, model_store_root
     from inference.errors import ModelNotFound
     from inference.store import ModelStore
-    from lsp_server.paths import DEFAULT_MODEL, model_store_root
 
     try:
         return ModelStore(model_store_root()).verify(DEFAULT_MODEL)

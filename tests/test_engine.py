@@ -60,9 +60,9 @@ def test_greedy_output_is_the_same_in_another_process(engine: LocalEngine, defau
     here = engine.generate(block()).text
     code = (
         "import sys, json; sys.path.insert(0, '.')\n"
-        "from lsp_server import egress; egress.install()\n"
+        "from airgap_lsp import egress; egress.install()\n"
         "from inference.store import ModelStore\n"
-        "from lsp_server.paths import model_store_root\n"
+        "from airgap_lsp.paths import model_store_root\n"
         "from tests.test_engine import block, LocalEngine\n"
         f"e = LocalEngine(ModelStore(model_store_root()).verify({default_model.ref!r}), "
         f"device='cpu', dtype={engine.info.dtype!r})\n"

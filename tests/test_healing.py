@@ -184,9 +184,9 @@ def test_asked_again_the_model_starts_otherwise(engine: LocalEngine) -> None:
 
 
 def test_audit_replay_reproduces_a_suggestion_asked_for_again(default_model) -> None:  # type: ignore[no-untyped-def]
+    from airgap_lsp.paths import model_store_root
+    from audit.replay import replay
     from inference.store import ModelStore
-    from lsp_server.paths import model_store_root
-    from lsp_server.replay import replay
 
     # float32 and one thread: one arithmetic order then and now (bfloat16 may round apart).
     engine = LocalEngine(default_model, device="cpu", dtype="float32")

@@ -19,11 +19,11 @@ from typing import TYPE_CHECKING, Any
 
 from pygls.exceptions import JsonRpcInternalError, JsonRpcRequestCancelled
 
+from audit.record import AuditRecord, os_identity
 from inference.engine import Engine, EngineInfo, Generation, GenerationRequest
 from inference.errors import AirgapError, ChatTemplateError, GenerationCancelled
 from inference.stops import StopRule
 from inference.tasks import RenderedTask, Task, render_task
-from lsp_server.audit import AuditRecord, os_identity
 
 NOT_SENT = "cancelled before the reply: the editor never showed it"
 RENDER_SECONDS = 2.0  # the longest a code action waits for its model text (a sane one: ms)

@@ -17,6 +17,8 @@ from pygls.exceptions import JsonRpcInternalError, JsonRpcRequestCancelled
 from pygls.uris import to_fs_path
 from pygls.workspace import TextDocument
 
+from airgap_lsp.settings import Settings
+from audit.record import AuditRecord, os_identity
 from context.document import ParsedDocument
 from context.languages import for_document
 from context.prompt import Prompt, build_prompt, strip_forced, suggestion_text, wants_block
@@ -28,10 +30,8 @@ from inference.errors import AirgapError, GenerationCancelled
 from inference.healing import heal, refused_start
 from inference.prompt_format import FORMATS, render
 from inference.stops import StopRule, block_indent
-from lsp_server.audit import AuditRecord, os_identity
 from lsp_server.features.accept import ACCEPT
 from lsp_server.features.assist import NOT_SENT, model_fields, timing_fields, write_audit
-from lsp_server.settings import Settings
 
 if TYPE_CHECKING:
     from lsp_server.server import AirgapServer

@@ -15,7 +15,7 @@ Each accept / not-accepted line, once written, is told to the client with `airga
 ({"id", "kind", "reason"}).
 
 Nothing of the server's own code changes: the first gate stands in for the `os` module that
-lsp_server/audit.py calls, and passes every other call through; the second wraps the server's
+audit/writer.py calls, and passes every other call through; the second wraps the server's
 `audit` method.
 """
 
@@ -27,7 +27,7 @@ import sys
 import threading
 from typing import Any
 
-import lsp_server.audit as audit
+import audit.writer as audit_writer
 import lsp_server.server as server_module
 
 HOLD = "airgap.test.holdNextAuditWrite"
@@ -56,7 +56,7 @@ class _GatedOs:
         raise OSError(f"the test gate held this audit write for {HOLD_AT_MOST_S} s")
 
 
-audit.os = _GatedOs()  # type: ignore[assignment]
+audit_writer.os = _GatedOs()  # type: ignore[assignment]
 
 build = server_module.build_server
 
@@ -106,6 +106,6 @@ def build_with_gate(policy=None):  # type: ignore[no-untyped-def]
 
 server_module.build_server = build_with_gate
 
-from lsp_server.cli import main  # noqa: E402
+from airgap_lsp.cli import main  # noqa: E402
 
 sys.exit(main(["serve"]))

@@ -22,7 +22,7 @@ from tests.conftest import BABBLE_STORE
 from tests.e2e.test_context import start_indexed
 from tests.e2e.test_hover_actions import Watch
 
-SERVER = [sys.executable, "-m", "lsp_server", "serve"]
+SERVER = [sys.executable, "-m", "airgap_lsp", "serve"]
 BOUND_S = 60.0  # the longest one request may take on a shared 2-core machine before it is a hang
 START_BOUND_S = 180.0  # start-up: import torch, index the workspace, load and hash the model
 T = TypeVar("T")

@@ -46,7 +46,7 @@ def watcher(event: str, args: tuple[object, ...]) -> None:
 
 sys.addaudithook(watcher)
 
-from lsp_server import egress  # noqa: E402
+from airgap_lsp import egress  # noqa: E402
 
 egress.install()
 
@@ -97,6 +97,6 @@ if PLANT:
 
     server_module.build_server = build_with_plant
 
-from lsp_server.cli import main  # noqa: E402
+from airgap_lsp.cli import main  # noqa: E402
 
 sys.exit(main(["serve"]))

@@ -20,7 +20,7 @@ pytestmark = pytest.mark.e2e
 
 
 @pytest_lsp.fixture(
-    config=ClientServerConfig(server_command=[sys.executable, "-m", "lsp_server", "serve"])
+    config=ClientServerConfig(server_command=[sys.executable, "-m", "airgap_lsp", "serve"])
 )
 async def client(lsp_client: LanguageClient):  # type: ignore[no-untyped-def]
     yield
@@ -64,7 +64,7 @@ async def test_accept_then_replay(client: LanguageClient, tmp_path: Path):
     assert not_accepted["reason"] == "replaced" and not_accepted["file"] == uri
 
     replay = subprocess.run(
-        [sys.executable, "-m", "lsp_server", "audit", "replay", second_id, "--log", str(audit)],
+        [sys.executable, "-m", "airgap_lsp", "audit", "replay", second_id, "--log", str(audit)],
         capture_output=True,
         text=True,
         timeout=300,
@@ -74,7 +74,7 @@ async def test_accept_then_replay(client: LanguageClient, tmp_path: Path):
     assert repr(shown[1]["text"]) in replay.stdout
 
     # The report counts the acceptance; provenance marks the accepted text in a real diff.
-    cli = [sys.executable, "-m", "lsp_server"]
+    cli = [sys.executable, "-m", "airgap_lsp"]
     report = subprocess.run(
         [*cli, "audit", "report", "--json", "--log", str(audit)],
         capture_output=True,
@@ -99,7 +99,7 @@ async def test_accept_then_replay(client: LanguageClient, tmp_path: Path):
     assert second_id in prov.stdout and "(accepted)" in prov.stdout
 
     # The log the session wrote verifies; an edited line is found and named.
-    verify = [sys.executable, "-m", "lsp_server", "audit", "verify", "--log", str(audit)]
+    verify = [sys.executable, "-m", "airgap_lsp", "audit", "verify", "--log", str(audit)]
     ok = subprocess.run(verify, capture_output=True, text=True, timeout=120)
     assert ok.returncode == 0 and f"{len(lines)} lines" in ok.stdout, ok.stdout + ok.stderr
     raw = audit.read_text(encoding="utf-8").split("\n")
@@ -149,7 +149,7 @@ async def test_replay_refuses_a_different_model(tmp_path: Path, default_model):
     log = tmp_path / "audit.jsonl"
     log.write_text(json.dumps(record) + "\n")
     replay = subprocess.run(
-        [sys.executable, "-m", "lsp_server", "audit", "replay", "x", "--log", str(log)],
+        [sys.executable, "-m", "airgap_lsp", "audit", "replay", "x", "--log", str(log)],
         capture_output=True,
         text=True,
         timeout=300,

@@ -13,7 +13,7 @@ import pytest_lsp
 from lsprotocol import types
 from pytest_lsp import ClientServerConfig, LanguageClient
 
-from lsp_server.paths import model_store_root
+from airgap_lsp.paths import model_store_root
 from tests.conftest import cursor_file
 from tests.e2e.test_hover_actions import Watch
 from tests.e2e.test_inline_completion import audit_lines, client, complete, open_doc, start
@@ -28,7 +28,7 @@ HOME = Path(tempfile.mkdtemp(prefix="airgap-home-"))
 
 @pytest_lsp.fixture(
     config=ClientServerConfig(
-        server_command=[sys.executable, "-m", "lsp_server", "serve"],
+        server_command=[sys.executable, "-m", "airgap_lsp", "serve"],
         server_env={
             **os.environ,
             "AIRGAP_LSP_HOME": str(HOME),

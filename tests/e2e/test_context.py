@@ -26,7 +26,7 @@ pytestmark = pytest.mark.e2e
 
 
 @pytest_lsp.fixture(
-    config=ClientServerConfig(server_command=[sys.executable, "-m", "lsp_server", "serve"])
+    config=ClientServerConfig(server_command=[sys.executable, "-m", "airgap_lsp", "serve"])
 )
 async def client(lsp_client: LanguageClient):  # type: ignore[no-untyped-def]
     yield

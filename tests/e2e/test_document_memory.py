@@ -34,7 +34,7 @@ MAX_CYCLES_GROWTH_KIB = 10 * 1024  # what the notifications kept: 35 MB
 
 
 @pytest_lsp.fixture(
-    config=ClientServerConfig(server_command=[sys.executable, "-m", "lsp_server", "serve"])
+    config=ClientServerConfig(server_command=[sys.executable, "-m", "airgap_lsp", "serve"])
 )
 async def client(lsp_client: LanguageClient):  # type: ignore[no-untyped-def]
     yield

@@ -25,7 +25,7 @@ pytestmark = pytest.mark.e2e
 
 @pytest_lsp.fixture(
     config=ClientServerConfig(
-        server_command=[sys.executable, "-m", "lsp_server", "serve"],
+        server_command=[sys.executable, "-m", "airgap_lsp", "serve"],
         server_env={**os.environ, "AIRGAP_LSP_MODEL_STORE": str(BABBLE_STORE)},
     )
 )

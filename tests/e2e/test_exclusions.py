@@ -62,7 +62,7 @@ async def session(tmp_path: Path) -> AsyncIterator[tuple[LanguageClient, Path, P
     root = workspace(tmp_path / "ws")
     client = make_test_lsp_client()
     env = {**os.environ, "AIRGAP_LSP_POLICY": str(policy)}
-    await client.start_io(sys.executable, "-m", "lsp_server", "serve", env=env)
+    await client.start_io(sys.executable, "-m", "airgap_lsp", "serve", env=env)
     try:
         yield client, root, tmp_path / "audit.jsonl"
     finally:

@@ -94,7 +94,7 @@ async def test_a_full_disk_withholds_the_suggestion_until_space_is_freed(tmp_pat
     disk.mkdir()
     need_namespaces(disk)
     audit = disk / "audit" / "audit.jsonl"  # the server's path, on its tmpfs
-    command = in_own_namespaces(disk, sys.executable, "-m", "lsp_server", "serve")
+    command = in_own_namespaces(disk, sys.executable, "-m", "airgap_lsp", "serve")
 
     async with served(command) as client:
         watch = Watch(client)

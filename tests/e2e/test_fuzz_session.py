@@ -48,7 +48,7 @@ from pygls.exceptions import (
     JsonRpcRequestCancelled,
 )
 
-from lsp_server.audit import verify_chain
+from audit.verify import verify_chain
 from lsp_server.features.accept import ACCEPT
 from lsp_server.features.code_actions import SHOW_EXPLANATION
 from tests.e2e.harness import (

@@ -20,7 +20,7 @@ from tests.e2e.test_context import start_indexed
 from tests.e2e.test_inline_completion import audit_lines
 
 WORKSPACE = FIXTURES / "actions"
-SERVER = [sys.executable, "-m", "lsp_server", "serve"]
+SERVER = [sys.executable, "-m", "airgap_lsp", "serve"]
 
 pytestmark = pytest.mark.e2e
 

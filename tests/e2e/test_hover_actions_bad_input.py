@@ -21,7 +21,7 @@ EMOJI_ADA = "--  Höhe 😀 limits\nprocedure P is begin X := 1; end P;\n"
 
 
 @pytest_lsp.fixture(
-    config=ClientServerConfig(server_command=[sys.executable, "-m", "lsp_server", "serve"])
+    config=ClientServerConfig(server_command=[sys.executable, "-m", "airgap_lsp", "serve"])
 )
 async def client(lsp_client: LanguageClient):  # type: ignore[no-untyped-def]
     yield

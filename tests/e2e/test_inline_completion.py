@@ -16,7 +16,7 @@ from pytest_lsp import ClientServerConfig, LanguageClient, client_capabilities
 
 from tests.conftest import CursorFile, cursor_file
 
-SERVER = [sys.executable, "-m", "lsp_server", "serve"]
+SERVER = [sys.executable, "-m", "airgap_lsp", "serve"]
 AUDIT_FIELDS = {
     "id",
     "time",
@@ -224,7 +224,7 @@ async def test_at_a_line_start_the_suggestion_is_code_and_replays(
     # The block opened by the line above, or whose rest is missing, is asked for.
     assert rec["decoding"]["multiline"] is True
     replay = subprocess.run(
-        [sys.executable, "-m", "lsp_server", "audit", "replay", rec["id"], "--log", str(audit)],
+        [sys.executable, "-m", "airgap_lsp", "audit", "replay", rec["id"], "--log", str(audit)],
         capture_output=True,
         text=True,
         timeout=300,
@@ -400,7 +400,7 @@ async def test_typing_the_start_of_a_suggestion_shows_its_rest_without_a_generat
 
     # A replay of the line runs the generation it came from, and gets the same text.
     replayed = subprocess.run(
-        [sys.executable, "-m", "lsp_server", "audit", "replay", rest["id"], "--log", str(audit)],
+        [sys.executable, "-m", "airgap_lsp", "audit", "replay", rest["id"], "--log", str(audit)],
         capture_output=True,
         text=True,
         check=False,

@@ -29,7 +29,7 @@ from tests.conftest import FIXTURES, CursorFile, cursor_file
 from tests.e2e.test_context import start_indexed
 from tests.e2e.test_inline_completion import complete, open_doc
 
-SERVER = [sys.executable, "-m", "lsp_server", "serve"]
+SERVER = [sys.executable, "-m", "airgap_lsp", "serve"]
 GATED = [sys.executable, "-m", "tests.e2e.faultgate"]
 HELD = "airgap/test/auditWriteHeld"  # faultgate.py: half a line is in the file, the writer held
 WORKSPACE = FIXTURES / "context"

@@ -45,7 +45,7 @@ async def client(tmp_path: Path) -> AsyncIterator[LanguageClient]:
         "AIRGAP_LSP_MODEL_STORE": str(BABBLE_STORE),
         "AIRGAP_E2E_API_TOKEN": TOKEN,
     }
-    await client.start_io(sys.executable, "-m", "lsp_server", "serve", env=env, cwd=tmp_path)
+    await client.start_io(sys.executable, "-m", "airgap_lsp", "serve", env=env, cwd=tmp_path)
     try:
         yield client
     finally:

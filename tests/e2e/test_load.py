@@ -317,7 +317,7 @@ async def test_two_editors_a_thousand_completions_no_deadlock_no_leak_all_audite
     accepted = {e["id"] for e in log.events if e["kind"] == "accept"}
     assert accepted == {i for t in typists for i in t.accepted} and accepted
     verify = subprocess.run(
-        [sys.executable, "-m", "lsp_server", "audit", "verify", "--log", str(audit)],
+        [sys.executable, "-m", "airgap_lsp", "audit", "verify", "--log", str(audit)],
         capture_output=True,
         text=True,
         timeout=120,

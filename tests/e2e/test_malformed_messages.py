@@ -16,7 +16,7 @@ import pytest
 
 pytestmark = pytest.mark.e2e
 
-SERVER = [sys.executable, "-m", "lsp_server", "serve"]
+SERVER = [sys.executable, "-m", "airgap_lsp", "serve"]
 WAIT = 60.0  # seconds: a bound on every read, so a missing answer fails instead of hanging
 
 

@@ -27,7 +27,7 @@ from tests.e2e.test_hover_actions import Watch, actions_at, position_of
 from tests.e2e.test_inline_completion import audit_lines, complete, open_doc
 
 WORKSPACE = FIXTURES / "context"
-SERVER = [sys.executable, "-m", "lsp_server", "serve"]
+SERVER = [sys.executable, "-m", "airgap_lsp", "serve"]
 NO_NETWORK = ["unshare", "--user", "--map-root-user", "--net"]
 # Deterministic on a shared machine: no time budget cuts the hover short, few tokens each.
 OPTIONS: dict[str, Any] = {

@@ -12,8 +12,8 @@ import pytest_lsp
 from lsprotocol import types
 from pytest_lsp import ClientServerConfig, LanguageClient
 
+from airgap_lsp.paths import DEFAULT_MODEL, model_store_root
 from inference.store import ModelStore
-from lsp_server.paths import DEFAULT_MODEL, model_store_root
 from tests.conftest import cursor_file
 from tests.e2e.test_inline_completion import audit_lines, complete, open_doc, start
 
@@ -46,7 +46,7 @@ ALLOWING = _policy("allowing.toml", _SHA)
 
 def _config(policy: Path) -> ClientServerConfig:
     return ClientServerConfig(
-        server_command=[sys.executable, "-m", "lsp_server", "serve"],
+        server_command=[sys.executable, "-m", "airgap_lsp", "serve"],
         server_env={**os.environ, "AIRGAP_LSP_POLICY": str(policy)},
     )
 

@@ -19,8 +19,8 @@ from lsprotocol import types
 from pygls.exceptions import JsonRpcException
 from pytest_lsp import ClientServerConfig, LanguageClient
 
+from audit.verify import verify_chain
 from inference.store import ModelStore
-from lsp_server.audit import verify_chain
 from tests.conftest import cursor_file, save_random_checkpoint, save_tiny_checkpoint
 from tests.e2e.test_hover_actions import actions_at, open_file, position_of
 from tests.e2e.test_hover_actions import start as start_actions
@@ -47,7 +47,7 @@ def tampered_store() -> Path:
 
 
 CONFIG = ClientServerConfig(
-    server_command=[sys.executable, "-m", "lsp_server", "serve"],
+    server_command=[sys.executable, "-m", "airgap_lsp", "serve"],
     server_env={**os.environ, "AIRGAP_LSP_MODEL_STORE": str(TAMPERED_STORE)},
 )
 

@@ -10,7 +10,7 @@ import pytest
 from lsprotocol import types
 from pygls.lsp.client import LanguageClient
 
-from lsp_server.audit import verify_chain
+from audit.verify import verify_chain
 from tests.conftest import cursor_file
 from tests.e2e.test_inline_completion import audit_lines
 
@@ -20,7 +20,7 @@ pytestmark = pytest.mark.e2e
 async def session(name: str, audit: Path, rounds: int) -> list[str]:
     """One editor: start a server, ask for `rounds` completions, shut down; the texts shown."""
     client = LanguageClient(name, "1")
-    await client.start_io(sys.executable, "-m", "lsp_server", "serve")
+    await client.start_io(sys.executable, "-m", "airgap_lsp", "serve")
     shown: list[str] = []
     try:
         await client.initialize_async(

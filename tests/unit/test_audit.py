@@ -11,7 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from lsp_server.audit import AuditError, AuditRecord, JsonlAudit
+from audit.record import AuditError, AuditRecord
+from audit.writer import JsonlAudit
 
 GENESIS = "0" * 64
 FIELDS = {f.name for f in dataclasses.fields(AuditRecord)}
@@ -160,7 +161,7 @@ def test_two_processes_appending_keep_the_chain_whole(tmp_path: Path) -> None:
 
 
 def test_a_lone_surrogate_in_a_prompt_is_written_as_a_json_escape(tmp_path: Path) -> None:
-    from lsp_server.audit import verify
+    from audit.verify import verify
 
     log = tmp_path / "audit.jsonl"
     JsonlAudit(log).write(record(1, prompt="x\ud800y é"))

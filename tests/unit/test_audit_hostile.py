@@ -16,7 +16,9 @@ from pathlib import Path
 
 import pytest
 
-from lsp_server.audit import AuditError, JsonlAudit, verify
+from audit.record import AuditError
+from audit.verify import verify
+from audit.writer import JsonlAudit
 from tests.unit.test_audit import record
 
 THESIS = b"Chapter 1\n\nWhat the thesis says.\nThe last sentence, not yet ended"
@@ -28,7 +30,7 @@ def airgap(tmp_path: Path, *args: str, stdin: str = "") -> subprocess.CompletedP
     """`airgap-lsp ARGS` as a user runs it, with an empty model store of its own."""
     env = os.environ | {"AIRGAP_LSP_MODEL_STORE": str(tmp_path / "models")}
     return subprocess.run(
-        [sys.executable, "-m", "lsp_server", *args],
+        [sys.executable, "-m", "airgap_lsp", *args],
         input=stdin,
         capture_output=True,
         text=True,

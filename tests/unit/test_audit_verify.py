@@ -17,15 +17,9 @@ from pathlib import Path
 
 import pytest
 
-from lsp_server.audit import (
-    GENESIS,
-    AuditError,
-    AuditEvent,
-    JsonlAudit,
-    VerifyResult,
-    verify,
-    verify_chain,
-)
+from audit.record import GENESIS, AuditError, AuditEvent
+from audit.verify import VerifyResult, verify, verify_chain
+from audit.writer import JsonlAudit
 from tests.unit.test_audit import record
 from tests.unit.test_report import cli as audit_cli
 
@@ -251,7 +245,8 @@ def test_a_torn_first_line_is_dropped_and_the_log_starts_at_the_genesis(tmp_path
 WRITER = """
 import json, sys
 from pathlib import Path
-from lsp_server.audit import AuditRecord, JsonlAudit
+from audit.record import AuditRecord
+from audit.writer import JsonlAudit
 doc = json.loads(sys.argv[2])
 sink = JsonlAudit(Path(sys.argv[1]))
 for i in range(1000):

@@ -9,7 +9,7 @@ from pathlib import Path
 
 SCRIPT = """
 import sys
-from lsp_server.cli import main
+from airgap_lsp.cli import main
 main(["model", "list"])  # starts like any command: guard first, then the policy's hosts
 def attempt(host):
     try:
@@ -52,7 +52,7 @@ def test_a_host_the_policy_allow_lists_gets_through(tmp_path: Path) -> None:
 
 REVERSE = """
 import sys
-from lsp_server.cli import main
+from airgap_lsp.cli import main
 main(["model", "list"])
 def attempt(event, arg):
     try:

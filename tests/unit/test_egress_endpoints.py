@@ -9,12 +9,12 @@ from pathlib import Path
 
 import pytest
 
-from lsp_server.egress import Endpoint, parse_endpoint
+from airgap_lsp.egress import Endpoint, parse_endpoint
 from tests.unit.test_egress import run
 
 SCRIPT = """
 import json, socket, sys
-from lsp_server.cli import main
+from airgap_lsp.cli import main
 main(["model", "list"])  # starts like any command: guard first, then the policy's addresses
 sock = socket.socket()
 def attempt(event, host, port=443):

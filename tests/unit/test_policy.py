@@ -9,12 +9,12 @@ from pathlib import Path
 
 import pytest
 
-import lsp_server.policy as policy_module
+import airgap_lsp.policy as policy_module
+from airgap_lsp.policy import POLICY_ENV, Policy, PolicyError, load_policy, parse_policy
+from airgap_lsp.settings import Settings
+from audit.record import os_identity
 from inference.errors import ModelRefused
 from inference.store import Manifest, StoredModel
-from lsp_server.audit import os_identity
-from lsp_server.policy import POLICY_ENV, Policy, PolicyError, load_policy, parse_policy
-from lsp_server.settings import Settings
 
 POLICY = """\
 # Site policy for the flight software team

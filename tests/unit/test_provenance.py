@@ -10,8 +10,7 @@ from typing import Any
 
 import pytest
 
-from lsp_server.audit import AuditEvent, AuditRecord, JsonlAudit
-from lsp_server.provenance import (
+from audit.provenance import (
     AddedLine,
     Mark,
     added_lines,
@@ -20,6 +19,8 @@ from lsp_server.provenance import (
     provenance,
     read_audit,
 )
+from audit.record import AuditEvent, AuditRecord
+from audit.writer import JsonlAudit
 
 ORIGINAL = """\
 package body Autopilot is

@@ -8,7 +8,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-from lsp_server.audit import AuditEvent, AuditRecord, JsonlAudit
+from audit.record import AuditEvent, AuditRecord
+from audit.writer import JsonlAudit
 
 
 def record(sid: str, time: str, language: str, user: str = "ada") -> AuditRecord:
@@ -68,7 +69,7 @@ def test_report_counts_by_dimension_and_acceptance_within_the_period(tmp_path: P
         [
             sys.executable,
             "-m",
-            "lsp_server",
+            "airgap_lsp",
             "audit",
             "report",
             "--log",
@@ -95,7 +96,7 @@ def test_report_counts_by_dimension_and_acceptance_within_the_period(tmp_path: P
     assert summary["by"]["model"] == {"m@1": {"suggested": 3, "accepted": 2}}
 
     text = subprocess.run(
-        [sys.executable, "-m", "lsp_server", "audit", "report", "--log", str(log)],
+        [sys.executable, "-m", "airgap_lsp", "audit", "report", "--log", str(log)],
         capture_output=True,
         text=True,
         check=True,
@@ -107,7 +108,7 @@ def test_report_counts_by_dimension_and_acceptance_within_the_period(tmp_path: P
 
 def cli(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "lsp_server", "audit", *args],
+        [sys.executable, "-m", "airgap_lsp", "audit", *args],
         capture_output=True,
         text=True,
         timeout=120,
@@ -117,8 +118,8 @@ def cli(*args: str) -> subprocess.CompletedProcess[str]:
 def test_report_replay_and_provenance_read_the_rotated_files_through_a_linked_log(
     tmp_path: Path,
 ) -> None:
-    from lsp_server.provenance import read_audit
-    from lsp_server.replay import find_record
+    from audit.provenance import read_audit
+    from audit.replay import find_record
 
     real = tmp_path / "var" / "audit.jsonl"
     real.parent.mkdir()
@@ -153,7 +154,7 @@ def test_report_says_what_is_wrong_with_a_damaged_log_or_a_bad_date(tmp_path: Pa
 
 
 def test_the_rest_shown_again_as_it_was_typed_is_the_same_suggestion(tmp_path: Path) -> None:
-    from lsp_server.report import summarise
+    from audit.report import summarise
 
     def again(sid: str, origin: str) -> AuditRecord:
         shown = record(sid, "2026-11-02T10:00:05+00:00", "ada")
@@ -182,8 +183,8 @@ def test_the_rest_shown_again_as_it_was_typed_is_the_same_suggestion(tmp_path: P
 def test_replay_takes_an_unfinished_last_line_for_no_record(tmp_path: Path) -> None:
     import pytest
 
+    from audit.replay import find_record
     from inference.errors import AirgapError
-    from lsp_server.replay import find_record
 
     log = tmp_path / "audit.jsonl"
     JsonlAudit(log).write(record("a", "2026-11-20T10:00:00+00:00", "ada"))

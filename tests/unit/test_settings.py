@@ -6,7 +6,7 @@ import dataclasses
 
 import pytest
 
-from lsp_server.settings import Settings, SettingsError, parse_settings
+from airgap_lsp.settings import Settings, SettingsError, parse_settings
 
 
 def test_defaults_when_the_editor_sends_nothing() -> None:

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+from airgap_lsp.settings import Settings
 from lsp_server.features.inline_completion import Shown
-from lsp_server.settings import Settings
 from tests.unit.test_audit import record
 
 BEFORE = "procedure Reset is\nbegin\n   "

@@ -8,7 +8,7 @@ root=$(cd "$(dirname "$0")/../../.." && pwd)
 server="$root/.venv/bin/airgap-lsp"
 # The model store as the developer's airgap-lsp finds it, before XDG folders move.
 store=${AIRGAP_LSP_MODEL_STORE:-$("$root/.venv/bin/python" -c \
-  'from lsp_server.paths import model_store_root; print(model_store_root())')}
+  'from airgap_lsp.paths import model_store_root; print(model_store_root())')}
 passed=0 failed=0
 for spec in "$@"; do
   name=${spec%%=*} rest=${spec#*=} nvim=${rest%%:*} native=1

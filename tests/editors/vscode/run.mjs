@@ -25,7 +25,7 @@ fs.cpSync(path.join(root, "tests/fixtures/editors"), dirs.workspace, { recursive
 
 // The model store is where the developer's airgap-lsp finds it, before HOME and XDG move.
 const store = spawnSync(path.join(root, ".venv/bin/python"), ["-c",
-  "from lsp_server.paths import model_store_root; print(model_store_root())"], { encoding: "utf8" });
+  "from airgap_lsp.paths import model_store_root; print(model_store_root())"], { encoding: "utf8" });
 if (store.status !== 0) throw new Error(`cannot find the model store: ${store.stderr}`);
 
 const env = {

@@ -17,10 +17,10 @@ from typing import Any
 from lsprotocol import types
 from pygls.lsp.client import LanguageClient
 
+from airgap_lsp import __version__
+from airgap_lsp.paths import default_audit_path
+from audit.files import last_line
 from context.languages import for_path
-from lsp_server import __version__
-from lsp_server.audit import last_line
-from lsp_server.paths import default_audit_path
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -113,8 +113,8 @@ async def _session(workspace: Path, cases: list[DemoCase], model: str | None) ->
 
     options: dict[str, Any] = {"model": model} if model else {}
     audit_path = default_audit_path()
-    print(f"starting: {sys.executable} -m lsp_server serve   (audit log: {audit_path})")
-    await client.start_io(sys.executable, "-m", "lsp_server", "serve")
+    print(f"starting: {sys.executable} -m airgap_lsp serve   (audit log: {audit_path})")
+    await client.start_io(sys.executable, "-m", "airgap_lsp", "serve")
     failures = 0
     try:
         reply = await client.initialize_async(

@@ -9,7 +9,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from lsp_server import __version__, egress
+from airgap_lsp import __version__, egress
 
 
 def _progress_bar():  # type: ignore[no-untyped-def]
@@ -66,8 +66,8 @@ def _cmd_serve(args: argparse.Namespace) -> int:
 
 
 def _store():  # type: ignore[no-untyped-def]
+    from airgap_lsp.paths import model_store_root
     from inference.store import ModelStore
-    from lsp_server.paths import model_store_root
 
     return ModelStore(model_store_root())
 
@@ -120,13 +120,13 @@ def _cmd_model_verify(args: argparse.Namespace) -> int:
 
 
 def _audit_log(args: argparse.Namespace) -> Path:
-    from lsp_server.paths import default_audit_path
+    from airgap_lsp.paths import default_audit_path
 
     return Path(args.log).expanduser() if args.log else default_audit_path()
 
 
 def _cmd_audit_verify(args: argparse.Namespace) -> int:
-    from lsp_server.audit import verify_chain
+    from audit.verify import verify_chain
 
     log = _audit_log(args)
     start = (args.from_sha256 or "").lower().removeprefix("sha256:")
@@ -149,9 +149,9 @@ def _cmd_audit_verify(args: argparse.Namespace) -> int:
 def _cmd_audit_report(args: argparse.Namespace) -> int:
     from datetime import datetime
 
+    from audit.provenance import read_audit
+    from audit.report import as_json, as_text, summarise
     from inference.errors import AirgapError
-    from lsp_server.provenance import read_audit
-    from lsp_server.report import as_json, as_text, summarise
 
     def when(text: str | None, flag: str) -> datetime | None:
         if not text:
@@ -173,7 +173,7 @@ def _cmd_audit_report(args: argparse.Namespace) -> int:
 
 
 def _cmd_audit_replay(args: argparse.Namespace) -> int:
-    from lsp_server.replay import find_replayable, replay
+    from audit.replay import find_replayable, replay
 
     record = find_replayable(_audit_log(args), args.id)
     result = replay(record, _store())
@@ -201,7 +201,7 @@ def _cmd_audit_replay(args: argparse.Namespace) -> int:
 
 
 def _cmd_provenance(args: argparse.Namespace) -> int:
-    from lsp_server.provenance import format_json, format_text, provenance, read_audit
+    from audit.provenance import format_json, format_text, provenance, read_audit
 
     if args.diff == "-":
         raw = sys.stdin.buffer.read()
@@ -218,7 +218,7 @@ def _cmd_provenance(args: argparse.Namespace) -> int:
 
 
 def _cmd_demo(args: argparse.Namespace) -> int:
-    from lsp_server.demo import run_demo
+    from airgap_lsp.demo import run_demo
 
     return run_demo(Path(args.workspace), model=args.model)
 
@@ -303,8 +303,8 @@ def _parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     egress.install()
     args = _parser().parse_args(argv)
+    from airgap_lsp.policy import load_policy
     from inference.errors import AirgapError
-    from lsp_server.policy import load_policy
 
     try:
         policy = load_policy()

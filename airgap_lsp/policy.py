@@ -41,11 +41,11 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+from airgap_lsp.egress import parse_endpoint
+from airgap_lsp.settings import Settings
+from audit.record import login_name
 from inference.errors import AirgapError, ModelRefused
 from inference.store import StoredModel
-from lsp_server.audit import login_name
-from lsp_server.egress import parse_endpoint
-from lsp_server.settings import Settings
 
 POLICY_ENV = "AIRGAP_LSP_POLICY"
 SYSTEM_POLICY = Path("/etc/airgap-lsp/policy.toml")

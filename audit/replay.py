@@ -11,11 +11,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from audit.files import log_files
 from context.prompt import suggestion_text
 from inference.errors import AirgapError, ModelRefused
 from inference.stops import StopRule
 from inference.store import ModelStore
-from lsp_server.audit import log_files
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -53,8 +53,9 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 from urllib.parse import unquote, urlparse
 
+from audit.files import log_files
+from audit.record import record_problem
 from inference.errors import AirgapError
-from lsp_server.audit import log_files, record_problem
 
 SUGGESTION_KINDS = frozenset({"inline_completion"})  # records whose text is inserted into code
 MIN_CHARS = 3
