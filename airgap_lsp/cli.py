@@ -149,9 +149,9 @@ def _cmd_audit_verify(args: argparse.Namespace) -> int:
 def _cmd_audit_report(args: argparse.Namespace) -> int:
     from datetime import datetime
 
+    from airgap_lsp.errors import AirgapError
     from audit.provenance import read_audit
     from audit.report import as_json, as_text, summarise
-    from inference.errors import AirgapError
 
     def when(text: str | None, flag: str) -> datetime | None:
         if not text:
@@ -303,8 +303,8 @@ def _parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     egress.install()
     args = _parser().parse_args(argv)
+    from airgap_lsp.errors import AirgapError
     from airgap_lsp.policy import load_policy
-    from inference.errors import AirgapError
 
     try:
         policy = load_policy()

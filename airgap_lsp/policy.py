@@ -42,9 +42,10 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from airgap_lsp.egress import parse_endpoint
+from airgap_lsp.errors import AirgapError
 from airgap_lsp.settings import Settings
 from audit.record import login_name
-from inference.errors import AirgapError, ModelRefused
+from inference.errors import ModelRefused
 from inference.store import StoredModel
 
 POLICY_ENV = "AIRGAP_LSP_POLICY"

@@ -7,9 +7,9 @@ import os
 from dataclasses import dataclass, fields, replace
 from typing import Any
 
+from airgap_lsp.errors import AirgapError
 from airgap_lsp.paths import DEFAULT_MODEL
 from inference.engine import DEVICES, DTYPES
-from inference.errors import AirgapError
 
 MULTILINE = ("auto", "always", "never")
 

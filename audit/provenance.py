@@ -53,9 +53,9 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 from urllib.parse import unquote, urlparse
 
+from airgap_lsp.errors import AirgapError
 from audit.files import log_files
 from audit.record import record_problem
-from inference.errors import AirgapError
 
 SUGGESTION_KINDS = frozenset({"inline_completion"})  # records whose text is inserted into code
 MIN_CHARS = 3

@@ -12,7 +12,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, Protocol
 
-from inference.errors import AirgapError
+from airgap_lsp.errors import AirgapError
 
 GENESIS = "0" * 64
 

@@ -11,9 +11,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from airgap_lsp.errors import AirgapError
 from audit.files import log_files
 from context.prompt import suggestion_text
-from inference.errors import AirgapError, ModelRefused
+from inference.errors import ModelRefused
 from inference.stops import StopRule
 from inference.store import ModelStore
 

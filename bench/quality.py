@@ -62,9 +62,9 @@ from quality_stats import (  # noqa: E402
     sign_test,
 )
 
+from airgap_lsp.errors import AirgapError  # noqa: E402
 from airgap_lsp.paths import DEFAULT_MODEL, model_store_root  # noqa: E402
 from airgap_lsp.settings import Settings  # noqa: E402
-from inference.errors import AirgapError  # noqa: E402
 from inference.store import ModelStore  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -9,9 +9,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from airgap_lsp.errors import AirgapError
 from inference.chat_template import render_chat
 from inference.cpu_load import others_busy, threads_for
-from inference.errors import AirgapError, GenerationCancelled
+from inference.errors import GenerationCancelled
 from inference.offline import set_offline_env
 from inference.prompt_format import FORMATS
 from inference.stops import StopRule, cut_forced

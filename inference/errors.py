@@ -1,10 +1,8 @@
-"""One exception hierarchy; every message says what to do next."""
+"""The errors of the model store and the engines, under the project's `AirgapError`."""
 
 from __future__ import annotations
 
-
-class AirgapError(Exception):
-    """An error a user can act on. Its message is shown as is."""
+from airgap_lsp.errors import AirgapError
 
 
 class ModelStoreError(AirgapError):

@@ -26,6 +26,7 @@ from dataclasses import replace
 from typing import Any
 from urllib.parse import urlsplit
 
+from airgap_lsp.errors import AirgapError
 from inference.engine import (
     Engine,
     EngineInfo,
@@ -36,7 +37,7 @@ from inference.engine import (
     joined,
     spelling,
 )
-from inference.errors import AirgapError, BackendDown, BackendRefused, GenerationCancelled
+from inference.errors import BackendDown, BackendRefused, GenerationCancelled
 from inference.offline import set_offline_env
 from inference.prompt_format import FORMATS
 from inference.stops import StopRule, cut_forced

@@ -25,6 +25,7 @@ from pygls.protocol import LanguageServerProtocol, lsp_method
 from pygls.uris import to_fs_path
 
 from airgap_lsp import __version__
+from airgap_lsp.errors import AirgapError
 from airgap_lsp.paths import default_audit_path, model_store_root
 from airgap_lsp.policy import Policy
 from airgap_lsp.settings import Settings, SettingsError, parse_settings
@@ -35,7 +36,6 @@ from context.index import WorkspaceIndex
 from context.languages import for_path
 from context.retrieval import ContextBuilder, KnowledgeBase
 from inference.engine import Engine
-from inference.errors import AirgapError
 from lsp_server.peer import peer_uid
 from lsp_server.wire import read_messages
 

@@ -10,8 +10,9 @@ from dataclasses import replace
 import pytest
 
 import inference.engine as engine_module
+from airgap_lsp.errors import AirgapError
 from inference.engine import GenerationRequest, LocalEngine
-from inference.errors import AirgapError, GenerationCancelled
+from inference.errors import GenerationCancelled
 from inference.stops import StopRule
 
 ADA = "package body Counters is\n\n   procedure Increment (C : in out Natural) is\n   begin\n"

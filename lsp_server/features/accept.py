@@ -13,7 +13,7 @@ from typing import Any
 
 from pygls.exceptions import JsonRpcInvalidParams
 
-from inference.errors import AirgapError
+from airgap_lsp.errors import AirgapError
 from lsp_server.server import AirgapServer  # at run time: pygls reads the handler's type hints
 
 ACCEPT = "airgap.accept"

@@ -19,9 +19,10 @@ from typing import TYPE_CHECKING, Any
 
 from pygls.exceptions import JsonRpcInternalError, JsonRpcRequestCancelled
 
+from airgap_lsp.errors import AirgapError
 from audit.record import AuditRecord, os_identity
 from inference.engine import Engine, EngineInfo, Generation, GenerationRequest
-from inference.errors import AirgapError, ChatTemplateError, GenerationCancelled
+from inference.errors import ChatTemplateError, GenerationCancelled
 from inference.stops import StopRule
 from inference.tasks import RenderedTask, Task, render_task
 

@@ -17,6 +17,7 @@ from pygls.exceptions import JsonRpcInternalError, JsonRpcRequestCancelled
 from pygls.uris import to_fs_path
 from pygls.workspace import TextDocument
 
+from airgap_lsp.errors import AirgapError
 from airgap_lsp.settings import Settings
 from audit.record import AuditRecord, os_identity
 from context.document import ParsedDocument
@@ -26,7 +27,7 @@ from context.retrieval import ContextRequest
 from context.text import offset_at, printable
 from context.units import parsing_prefix
 from inference.engine import Engine, Generation, GenerationRequest
-from inference.errors import AirgapError, GenerationCancelled
+from inference.errors import GenerationCancelled
 from inference.healing import heal, refused_start
 from inference.prompt_format import FORMATS, render
 from inference.stops import StopRule, block_indent

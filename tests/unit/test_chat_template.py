@@ -8,8 +8,8 @@ from typing import Any
 
 import pytest
 
+from airgap_lsp.errors import AirgapError
 from inference.engine import Tokenized
-from inference.errors import AirgapError
 
 CHATML = (
     "{% for message in messages %}{{ '<|im_start|>' + message['role'] + '\n' + "

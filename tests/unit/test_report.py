@@ -183,8 +183,8 @@ def test_the_rest_shown_again_as_it_was_typed_is_the_same_suggestion(tmp_path: P
 def test_replay_takes_an_unfinished_last_line_for_no_record(tmp_path: Path) -> None:
     import pytest
 
+    from airgap_lsp.errors import AirgapError
     from audit.replay import find_record
-    from inference.errors import AirgapError
 
     log = tmp_path / "audit.jsonl"
     JsonlAudit(log).write(record("a", "2026-11-20T10:00:00+00:00", "ada"))
