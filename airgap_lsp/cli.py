@@ -41,7 +41,7 @@ def _not_a_cancel(record: Any) -> bool:
 def _cmd_serve(args: argparse.Namespace) -> int:
     import logging
 
-    from lsp_server.server import build_server
+    from lsp_server.wiring import build_server
 
     # stdout is the protocol channel: logs go to stderr, which editors keep as the server's log.
     logging.basicConfig(

@@ -14,14 +14,12 @@ from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from datetime import UTC, datetime
-from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO
 
 from lsprotocol import types
 from pygls.io_ import StdinAsyncReader, StdoutWriter
 from pygls.lsp.server import LanguageServer
-from pygls.protocol import LanguageServerProtocol, lsp_method
 from pygls.uris import to_fs_path
 
 from airgap_lsp import __version__
@@ -36,7 +34,9 @@ from context.index import WorkspaceIndex
 from context.languages import for_path
 from context.retrieval import ContextBuilder, KnowledgeBase
 from inference.engine import Engine
+from lsp_server.client import Progress
 from lsp_server.peer import peer_uid
+from lsp_server.protocol import AirgapProtocol
 from lsp_server.wire import read_messages
 
 if TYPE_CHECKING:
@@ -47,63 +47,9 @@ STATUS = "airgap/status"  # server -> client: the model's state, for a status ba
 RECENT_RECORDS = 64  # audit records kept in memory for `airgap.auditRecord`
 
 
-class _Protocol(LanguageServerProtocol):
-    """pygls's protocol, except that pygls keeps no text of the open documents, and forgets the
-    futures of notifications once they are handled.
-
-    The features read the server's own copy of a document (`features/documents.py`). pygls's was
-    a second copy, never read, that cost more than the first: it splits the whole text into
-    lines at each edit (for a moment 12 times the size of a file of `x = 1` lines), and it
-    clamped an edit's positions in place as it applied them, so the server's copy got positions
-    the editor never sent. pygls keeps each open document's URI, language id and version, with
-    an empty text: what `workspace.get_text_document` is read for.
-    """
-
-    @lsp_method(types.TEXT_DOCUMENT_DID_OPEN)
-    def lsp_text_document__did_open(self, params: types.DidOpenTextDocumentParams) -> Any:
-        item = params.text_document
-        self.workspace.put_text_document(
-            types.TextDocumentItem(
-                uri=item.uri, language_id=item.language_id, version=item.version, text=""
-            )
-        )
-        if (handler := self.fm.features.get(types.TEXT_DOCUMENT_DID_OPEN)) is not None:
-            yield handler, (params,), None
-
-    @lsp_method(types.TEXT_DOCUMENT_DID_CHANGE)
-    def lsp_text_document__did_change(self, params: types.DidChangeTextDocumentParams) -> Any:
-        if (kept := self.workspace.text_documents.get(params.text_document.uri)) is not None:
-            kept.version = params.text_document.version
-        if (handler := self.fm.features.get(types.TEXT_DOCUMENT_DID_CHANGE)) is not None:
-            yield handler, (params,), None
-
-    def _execute_handler(
-        self,
-        msg_id: Any,
-        handler: Any,
-        callback: Any,
-        args: tuple[Any, ...] | None = None,
-        kwargs: dict[str, Any] | None = None,
-    ) -> None:
-        """pygls's, except that the future of a handler that answers no request is forgotten
-        once it is done. pygls keeps it by a fresh id that nothing removes: for each didOpen,
-        didChange, didClose and didSave, about 1.8 KB that stayed (10,000 documents opened and
-        closed: +35 MB)."""
-        super()._execute_handler(msg_id, handler, callback, args, kwargs)
-        if isinstance(callback, partial) and callback.func == self._send_handler_result:
-            return  # a request's: removed when it is answered, or by `$/cancelRequest`
-        if (future := self._request_futures.get(msg_id)) is not None:
-            future.add_done_callback(partial(self._forget, msg_id))
-
-    def _forget(self, msg_id: Any, done: Any) -> None:
-        # A cancelled one is left: only `shutdown` cancels these, while it iterates over them.
-        if not done.cancelled() and self._request_futures.get(msg_id) is done:
-            del self._request_futures[msg_id]
-
-
 class AirgapServer(LanguageServer):
     def __init__(self, policy: Policy | None = None) -> None:
-        super().__init__("airgap-lsp", __version__, protocol_cls=_Protocol)
+        super().__init__("airgap-lsp", __version__, protocol_cls=AirgapProtocol)
         self.policy = policy or Policy()
         self.over_tcp = False  # serve --tcp: settings that name paths need the policy's leave
         self.settings = self.policy.apply(Settings())[0]
@@ -352,7 +298,7 @@ class AirgapServer(LanguageServer):
             await self._read_knowledge(kb, cancel)
         if cancel.is_set():
             return 0
-        progress = _Progress(self, "airgap-lsp: indexing the workspace")
+        progress = Progress(self, "airgap-lsp: indexing the workspace")
         await progress.begin()
 
         def report(done: int, total: int) -> None:
@@ -376,7 +322,7 @@ class AirgapServer(LanguageServer):
         """The knowledge-base folders, read in a worker thread (a folder as large as `/usr`
         takes seconds) under the knowledge base's bounds; the progress and the log say which
         bound stopped it."""
-        progress = _Progress(self, "airgap-lsp: reading the knowledge base")
+        progress = Progress(self, "airgap-lsp: reading the knowledge base")
         await progress.begin()
 
         def report(files: int, size: int) -> None:
@@ -470,7 +416,7 @@ class AirgapServer(LanguageServer):
 
     async def _load(self, ref: str, device: str, dtype: str, backend_url: str = "") -> Engine:
         where = f" on the team server {backend_url}" if backend_url else ""
-        progress = _Progress(self, f"airgap-lsp: loading {ref}{where}")
+        progress = Progress(self, f"airgap-lsp: loading {ref}{where}")
         self.send_status("loading", f"loading {ref}{where}")
         await progress.begin()
         loop = asyncio.get_running_loop()
@@ -533,7 +479,7 @@ class AirgapServer(LanguageServer):
         url: str,
         hashing: Callable[[str, int, int], None],
         load_local: Callable[[], Engine],
-        progress: _Progress,
+        progress: Progress,
         loop: asyncio.AbstractEventLoop,
     ) -> Engine:
         """The team server, checked against the locked model's manifest in the local store.
@@ -635,25 +581,3 @@ class _Progress:
                 self.token, types.WorkDoneProgressEnd(message=message)
             )
             self.token = None
-
-
-def build_server(policy: Policy | None = None) -> AirgapServer:
-    from lsp_server.features import (
-        accept,
-        code_actions,
-        configuration,
-        documents,
-        hover,
-        inline_completion,
-        symbols,
-    )
-
-    server = AirgapServer(policy)
-    accept.register(server)
-    code_actions.register(server)
-    configuration.register(server)
-    documents.register(server)
-    hover.register(server)
-    inline_completion.register(server)
-    symbols.register(server)
-    return server

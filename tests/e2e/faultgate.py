@@ -28,7 +28,7 @@ import threading
 from typing import Any
 
 import audit.writer as audit_writer
-import lsp_server.server as server_module
+import lsp_server.wiring as server_module
 
 HOLD = "airgap.test.holdNextAuditWrite"
 HELD = "airgap/test/auditWriteHeld"

@@ -68,7 +68,7 @@ def backstop(event: str, args: tuple[object, ...]) -> None:
 sys.addaudithook(backstop)
 
 if PLANT:
-    import lsp_server.server as server_module
+    import lsp_server.wiring as server_module
 
     build = server_module.build_server
 

@@ -1,0 +1,61 @@
+"""What the server shows in the editor while it works: work-done progress."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+
+from lsprotocol import types
+from pygls.lsp.server import LanguageServer
+
+
+class Progress:
+    """LSP work-done progress, if the editor supports it; a no-op otherwise."""
+
+    # Reports may come after the end (from a worker thread): they are dropped then.
+
+    # A worker thread reports at most this often (a scan calls after every file).
+    THROTTLE_S = 0.2
+
+    def __init__(self, server: LanguageServer, title: str) -> None:
+        self.server, self.title = server, title
+        self.token: str | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._last = 0.0
+
+    async def begin(self) -> None:
+        self._loop = asyncio.get_running_loop()
+        caps = self.server.client_capabilities.window
+        if not (caps and caps.work_done_progress):
+            return
+        self.token = f"airgap-{uuid.uuid4()}"
+        await self.server.work_done_progress.create_async(self.token)
+        self.server.work_done_progress.begin(
+            self.token, types.WorkDoneProgressBegin(title=self.title, cancellable=False)
+        )
+
+    def report(self, message: str, done: int = 0, total: int = 0) -> None:
+        if self.token:
+            percentage = int(100 * done / total) if total else None
+            self.server.work_done_progress.report(
+                self.token, types.WorkDoneProgressReport(message=message, percentage=percentage)
+            )
+
+    def report_from_thread(
+        self, message: str, done: int = 0, total: int = 0, *, last: bool = False
+    ) -> None:
+        """`report` from a worker thread, on the event loop, at most every THROTTLE_S seconds
+        (and always for the `last` report)."""
+        now = time.monotonic()
+        if self._loop is None or (now - self._last <= self.THROTTLE_S and not last):
+            return
+        self._last = now
+        self._loop.call_soon_threadsafe(self.report, message, done, total)
+
+    def end(self, message: str) -> None:
+        if self.token:
+            self.server.work_done_progress.end(
+                self.token, types.WorkDoneProgressEnd(message=message)
+            )
+            self.token = None
