@@ -1,13 +1,18 @@
-"""What the server shows in the editor while it works: work-done progress."""
+"""What the server shows in the editor: work-done progress while it works, and errors."""
 
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 from lsprotocol import types
 from pygls.lsp.server import LanguageServer
+
+log = logging.getLogger("airgap_lsp")
 
 
 class Progress:
@@ -59,3 +64,25 @@ class Progress:
                 self.token, types.WorkDoneProgressEnd(message=message)
             )
             self.token = None
+
+
+@contextmanager
+def following(ls: LanguageServer, token: types.ProgressToken | None, title: str) -> Iterator[None]:
+    """Work-done progress on the token an editor sent with its request: `begin` when the
+    work starts, `end` when it stops, however it stops. Without a token, nothing is sent."""
+    if token is None:
+        yield
+        return
+    progress = ls.work_done_progress
+    progress.begin(token, types.WorkDoneProgressBegin(title=title, cancellable=False))
+    try:
+        yield
+    finally:
+        progress.end(token, types.WorkDoneProgressEnd())
+        progress.tokens.pop(token, None)  # pygls keeps each token it began: one per request
+
+
+def show_error(ls: LanguageServer, message: str) -> None:
+    """An error the user can act on: logged, and shown in the editor."""
+    log.error(message)
+    ls.window_show_message(types.ShowMessageParams(type=types.MessageType.Error, message=message))

@@ -24,17 +24,13 @@ log = logging.getLogger("airgap_lsp.accept")
 def register(server: AirgapServer) -> None:
     @server.command(ACCEPT)
     def accept(ls: AirgapServer, suggestion_id: str) -> dict[str, Any]:
-        uri = next((u for u, sid in ls.shown.items() if sid == suggestion_id), None)
-        if uri is None and suggestion_id in ls.offered:  # a code action's edit, applied
-            uri = ls.offered.pop(suggestion_id)
-        elif uri is None:
+        uri = ls.ledger.accept(suggestion_id)
+        if uri is None:
             # Not pending: unknown, or accepted/replaced already. Logged all the same, so the
             # log shows what the editor claimed.
             log.warning("accept for a suggestion that is not pending: %s", suggestion_id)
-        else:
-            del ls.shown[uri]
         try:
-            ls.audit_event("accept", suggestion_id, uri or "")
+            ls.ledger.audit_event("accept", suggestion_id, uri or "")
         except AirgapError as exc:
             ls.show_error(str(exc))
             raise
@@ -46,14 +42,14 @@ def register(server: AirgapServer) -> None:
         if args and not isinstance(args[0], str):
             raise JsonRpcInvalidParams(f"{AUDIT_RECORD} takes a suggestion id, or nothing")
         if args:
-            record = ls.recent.get(args[0])
+            record = ls.ledger.recent.get(args[0])
             if record is None:
                 raise JsonRpcInvalidParams(
                     f"No suggestion {args[0]} in this session; for older ones run "
                     f"`airgap-lsp audit replay {args[0]}`."
                 )
-        elif ls.recent:
-            record = next(reversed(ls.recent.values()))
+        elif ls.ledger.recent:
+            record = next(reversed(ls.ledger.recent.values()))
         else:
             raise JsonRpcInvalidParams("No suggestion has been made in this session yet.")
         return asdict(record)

@@ -71,7 +71,7 @@ async def run_task(
     started = time.perf_counter()
     loop = asyncio.get_running_loop()
     try:
-        gen = await loop.run_in_executor(ls.model_worker, engine.generate, request, cancel)
+        gen = await loop.run_in_executor(ls.model.worker, engine.generate, request, cancel)
     except (asyncio.CancelledError, GenerationCancelled) as exc:
         cancel.set()
         raise JsonRpcRequestCancelled("cancelled by the editor") from exc
@@ -186,7 +186,7 @@ async def write_audit(ls: AirgapServer, record: AuditRecord, engine: Engine) -> 
     An editor that cancels while the line is being written never sees the reply, but the write
     goes on: once it ends, the line gets a not-accepted event that says so.
     """
-    writing = asyncio.ensure_future(asyncio.to_thread(ls.audit, record))
+    writing = asyncio.ensure_future(asyncio.to_thread(ls.ledger.audit, record))
     try:
         await asyncio.shield(writing)
     except asyncio.CancelledError:
@@ -210,10 +210,10 @@ def written(
     if writing.cancelled():  # the loop is closing: the write's end is not known here
         return None
     if (exc := writing.exception()) is not None:
-        ls.send_status("error", str(exc))
+        ls.model.send_status("error", str(exc))
         ls.show_error(str(exc))
         return exc
-    ls.audited(engine)
+    ls.model.audited(engine)
     if cancelled:
-        ls.withdraw(record.id, record.file, NOT_SENT)
+        ls.ledger.withdraw(record.id, record.file, NOT_SENT)
     return None

@@ -62,11 +62,11 @@ def register(server: AirgapServer) -> None:
         ls: AirgapServer, params: types.CodeActionParams
     ) -> list[types.CodeAction] | None:
         uri = params.text_document.uri
-        doc = ls.documents.get(uri)
+        doc = ls.files.documents.get(uri)
         path = to_fs_path(uri)
         if doc is None or doc.tree is None or doc.language is None or path is None:
             return None
-        if ls.index.is_excluded(Path(path).resolve()):
+        if ls.files.index.is_excluded(Path(path).resolve()):
             return None
         actions = [
             _listed(key, uri, doc, params.range, title)
@@ -84,11 +84,11 @@ def register(server: AirgapServer) -> None:
         rng: list[int] = data.get("range") or []
         if key not in TITLES or not isinstance(uri, str) or not _is_range(rng):
             raise JsonRpcInvalidParams("not an airgap-lsp code action (its data is missing)")
-        doc = ls.documents.get(uri)
+        doc = ls.files.documents.get(uri)
         if doc is None or doc.version != data.get("version"):
             ls.show_error("The document changed since the action was listed: ask again.")
             return action
-        engine = await ls.engine()
+        engine = await ls.model.engine()
         try:
             if key == "spark_contracts":
                 return await _contracts(ls, engine, action, uri, doc, rng)
@@ -213,7 +213,7 @@ def _offer(
     action.edit = types.WorkspaceEdit(changes={uri: [edit]})
     # The editor runs the command after applying the edit: the accept reaches the audit log.
     action.command = types.Command(title="Accepted", command=ACCEPT, arguments=[audit_id])
-    ls.offered[audit_id] = uri
+    ls.ledger.offer(audit_id, uri)
     return action
 
 

@@ -27,16 +27,15 @@ def register(server: AirgapServer) -> None:
     @server.feature(types.INITIALIZED)
     async def initialized(ls: AirgapServer, _params: types.InitializedParams) -> None:
         # Both in the background: the editor is usable at once.
-        ls.start_indexing()
-        ls.ensure_model()
+        ls.files.start_indexing()
+        ls.model.ensure()
         await watch_files(ls)
 
     @server.feature(types.SHUTDOWN)
     def shutdown(ls: AirgapServer, _params: None) -> None:
-        for cancel in ls.inflight.values():  # stop generations between two steps, then exit
-            cancel.set()
-        for uri in list(ls.shown):
-            ls.replace_shown(uri, None, "session ended")
+        for stop in ls.stopping:  # generations stop between two steps, then the server exits
+            stop()
+        ls.ledger.end_session()
 
     @server.feature(types.WORKSPACE_DID_CHANGE_CONFIGURATION)
     def did_change_configuration(

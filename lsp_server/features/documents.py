@@ -47,12 +47,12 @@ def register(server: AirgapServer) -> None:
         item = params.text_document
         language = for_document(to_fs_path(item.uri) or item.uri, item.language_id)
         doc = ParsedDocument(item.text, language, version=item.version)
-        ls.touch(item.uri, doc)
+        ls.files.touch(item.uri, doc)
         tell_if_oversized(ls, item.uri, doc)
 
     @server.feature(types.TEXT_DOCUMENT_DID_CHANGE)
     def did_change(ls: AirgapServer, params: types.DidChangeTextDocumentParams) -> None:
-        doc = ls.documents.get(params.text_document.uri)
+        doc = ls.files.documents.get(params.text_document.uri)
         if doc is None:
             return
         changes = []
@@ -70,7 +70,7 @@ def register(server: AirgapServer) -> None:
             # Nothing was applied, so the server's copy is no longer the editor's text. Offering
             # suggestions on stale text would insert them in the wrong place: the document is
             # dropped until the editor opens it again.
-            ls.close_document(uri)
+            ls.files.close_document(uri)
             log.warning("lost track of %s: %s", uri, exc)
             ls.window_show_message(
                 types.ShowMessageParams(
@@ -83,17 +83,17 @@ def register(server: AirgapServer) -> None:
                 )
             )
             return
-        ls.touch(uri, doc)
+        ls.files.touch(uri, doc)
         tell_if_oversized(ls, uri, doc)
 
     @server.feature(types.TEXT_DOCUMENT_DID_SAVE)
     async def did_save(ls: AirgapServer, params: types.DidSaveTextDocumentParams) -> None:
-        await ls.refresh_index(params.text_document.uri)
+        await ls.files.refresh_index(params.text_document.uri)
 
     @server.feature(types.TEXT_DOCUMENT_DID_CLOSE)
     def did_close(ls: AirgapServer, params: types.DidCloseTextDocumentParams) -> None:
         uri = params.text_document.uri
-        ls.close_document(uri)
+        ls.files.close_document(uri)
 
     @server.feature(types.WORKSPACE_DID_CHANGE_WATCHED_FILES)
     def did_change_watched_files(
@@ -101,12 +101,12 @@ def register(server: AirgapServer) -> None:
     ) -> None:
         for event in params.changes:
             path = to_fs_path(event.uri)
-            if path is None or event.uri in ls.documents:
+            if path is None or event.uri in ls.files.documents:
                 continue  # the editor's buffer is newer than the disk
             if event.type == types.FileChangeType.Deleted:
-                ls.index.remove(Path(path))
-            elif ls.index.inside(Path(path)):
-                ls.index.update(Path(path))
+                ls.files.index.remove(Path(path))
+            elif ls.files.index.inside(Path(path)):
+                ls.files.index.update(Path(path))
 
 
 async def watch_files(ls: AirgapServer) -> None:

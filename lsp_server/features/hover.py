@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+from collections import OrderedDict
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -33,31 +34,35 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("airgap_lsp.hover")
 CACHE_ENTRIES = 256
+# The explanations of this server, newest last: prompt sha256 -> (text, audit id).
+Explanations = OrderedDict[str, tuple[str, str]]
 
 
 def register(server: AirgapServer) -> None:
+    explanations: Explanations = OrderedDict()
+
     @server.feature(types.TEXT_DOCUMENT_HOVER)
     async def hover(ls: AirgapServer, params: types.HoverParams) -> types.Hover | None:
         uri = params.text_document.uri
-        doc = ls.documents.get(uri)
+        doc = ls.files.documents.get(uri)
         fs_path = to_fs_path(uri)
         if doc is None or fs_path is None:
             return None
         path = Path(fs_path).resolve()
-        if ls.index.is_excluded(path):
+        if ls.files.index.is_excluded(path):
             return None
         pos = params.position
         found = identifier_at(doc.tree, doc.source, doc.byte_offset(pos.line, pos.character))
         if found is None:
             return None
         name, start, end = found
-        await ls.refresh_index(uri)
-        decl = find_declaration(ls.index, name, path, pos.line, ls.context.relative)
+        await ls.files.refresh_index(uri)
+        decl = find_declaration(ls.files.index, name, path, pos.line, ls.files.context.relative)
         if decl is None:
             return None
         parts = [known(decl)]
         if ls.settings.hover_explain:
-            parts.append(await explanation(ls, uri, doc, decl, pos))
+            parts.append(await explanation(ls, explanations, uri, doc, decl, pos))
         return types.Hover(
             contents=types.MarkupContent(
                 kind=types.MarkupKind.Markdown, value="\n\n---\n\n".join(parts)
@@ -82,12 +87,13 @@ def known(decl: Declaration) -> str:
 
 async def explanation(
     ls: AirgapServer,
+    explanations: Explanations,
     uri: str,
     doc: ParsedDocument,
     decl: Declaration,
     pos: types.Position,
 ) -> str:
-    engine = ls.engine_now()
+    engine = ls.model.now()
     if isinstance(engine, str):
         return f"*No explanation: {engine}.*"
     lang = for_document(decl.absolute)
@@ -107,7 +113,7 @@ async def explanation(
         log.warning("hover over %s: explanation withheld: %s", decl.name, exc)
         return f"*Explanation withheld: {exc}*"
     key = hashlib.sha256(f"{info.manifest_sha256}\0{rendered.prompt}".encode()).hexdigest()
-    cached = ls.explanations.get(key)
+    cached = explanations.get(key)
     if cached is None:
         run = await run_task(
             ls,
@@ -144,9 +150,9 @@ async def explanation(
             run.generation.stop_reason,
         )
         cached = (text, record.id)
-        ls.explanations[key] = cached
-        while len(ls.explanations) > CACHE_ENTRIES:
-            ls.explanations.popitem(last=False)
+        explanations[key] = cached
+        while len(explanations) > CACHE_ENTRIES:
+            explanations.popitem(last=False)
     text, audit_id = cached
     body = text.strip() or "*The model wrote no explanation.*"
     return f"{body}\n\n*Explained by {info.name}@{info.version} · audit id `{audit_id}`*"

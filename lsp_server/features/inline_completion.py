@@ -31,6 +31,7 @@ from inference.errors import GenerationCancelled
 from inference.healing import heal, refused_start
 from inference.prompt_format import FORMATS, render
 from inference.stops import StopRule, block_indent
+from lsp_server.client import following
 from lsp_server.features.accept import ACCEPT
 from lsp_server.features.assist import NOT_SENT, model_fields, timing_fields, write_audit
 
@@ -50,7 +51,49 @@ ASK_AGAIN = 2
 ASK_AGAIN_WITHIN_S = 3.0
 
 
+class Completions:
+    """This feature's state in one server: the generation in flight for each document (its
+    cancel flag), each document's last suggestion (whose rest is served while it is typed), and
+    what the typing path cost so far."""
+
+    def __init__(self) -> None:
+        self.inflight: dict[str, threading.Event] = {}  # document uri -> cancel flag
+        self.last_shown: dict[str, Shown] = {}
+        self.stats = dict.fromkeys(
+            (
+                "requested",
+                "debounced",
+                "generations",
+                "generations_cancelled",
+                "generations_failed",
+                "generations_finished",
+                "stale",
+                "served_typed_on",
+                "asked_again",
+                "wrote_nothing",
+                "withheld",
+            ),
+            0,
+        )
+
+    def closed(self, uri: str) -> None:
+        """The document closed: its suggestion is over, and a generation for it stops."""
+        self.last_shown.pop(uri, None)
+        if (cancel := self.inflight.pop(uri, None)) is not None:
+            cancel.set()
+
+    def stop(self) -> None:
+        """The session ends: generations stop between two steps."""
+        for cancel in self.inflight.values():
+            cancel.set()
+
+
 def register(server: AirgapServer) -> None:
+    state = Completions()
+    server.files.closed.append(state.closed)
+    server.model.reloaded.append(state.last_shown.clear)
+    server.stopping.append(state.stop)
+
     @server.command(STATS)
     def completion_stats(ls: AirgapServer, *_args: object) -> dict[str, int]:
         """Requests, those a newer keystroke replaced while they waited (no model work),
@@ -60,7 +103,7 @@ def register(server: AirgapServer) -> None:
         came: generations made again because the parse check withheld the one before
         (`asked_again`), requests where the model wrote only blanks (`wrote_nothing`), and
         requests whose every suggestion the parse check withheld (`withheld`)."""
-        return dict(ls.completion_stats)
+        return dict(state.stats)
 
     @server.feature(types.TEXT_DOCUMENT_INLINE_COMPLETION, types.InlineCompletionOptions())
     async def inline_completion(
@@ -70,31 +113,32 @@ def register(server: AirgapServer) -> None:
         # The server's copy of the editor's text, the one hover and code actions read too.
         # pygls would read an unopened document from disk, wherever its URI points: only what
         # the editor opened is completed.
-        parsed = ls.documents.get(uri)
+        parsed = ls.files.documents.get(uri)
         if parsed is None:  # not open, or closed while the request was on its way
             log.info("no completion in %s: the editor has not opened it", uri)
             return types.InlineCompletionList(items=[])
         doc = ls.workspace.get_text_document(uri)  # its path and language id
         path = Path(to_fs_path(uri) or doc.path).resolve()
-        if ls.index.is_excluded(path):
+        if ls.files.index.is_excluded(path):
             log.info("no completion in %s: the path is excluded from every prompt", path)
             return types.InlineCompletionList(items=[])
         # A newer request for the same document, or closing it, makes this one stale: the flag
         # stops its generation, and a suggestion it still makes is not shown.
         cancel = threading.Event()
-        if (previous := ls.inflight.get(uri)) is not None:
+        if (previous := state.inflight.get(uri)) is not None:
             previous.set()
-        ls.inflight[uri] = cancel
-        ls.completion_stats["requested"] += 1
+        state.inflight[uri] = cancel
+        state.stats["requested"] += 1
         try:
-            return await complete(ls, params, parsed, doc, path, cancel)
+            return await complete(ls, state, params, parsed, doc, path, cancel)
         finally:
-            if ls.inflight.get(uri) is cancel:
-                del ls.inflight[uri]
+            if state.inflight.get(uri) is cancel:
+                del state.inflight[uri]
 
 
 async def complete(
     ls: AirgapServer,
+    state: Completions,
     params: types.InlineCompletionParams,
     parsed: ParsedDocument,
     doc: TextDocument,
@@ -104,10 +148,10 @@ async def complete(
     """The rest of the last suggestion if the user typed its start, else a new generation."""
     uri = params.text_document.uri
     text, at, cursor_line = cursor_text(parsed, params.position, ls.settings)
-    stats = ls.completion_stats
+    stats = state.stats
     before, after = text[:at], text[at:]
-    if (last := ls.last_shown.get(uri)) is not None and (
-        served := await serve_typed_on(ls, params, last, before, after, cancel)
+    if (last := state.last_shown.get(uri)) is not None and (
+        served := await serve_typed_on(ls, state, params, last, before, after, cancel)
     ):
         return served
     lang = for_document(doc.path, doc.language_id)
@@ -115,7 +159,7 @@ async def complete(
     prompt = build_prompt(
         text,
         at,
-        path=ls.context.relative(path),
+        path=ls.files.context.relative(path),
         language=lang.name if lang else (doc.language_id or "plaintext"),
         max_prefix_chars=s.max_prefix_chars,
         max_suffix_chars=s.max_suffix_chars,
@@ -134,18 +178,18 @@ async def complete(
             if cancel.is_set():
                 stats["debounced"] += 1
                 raise GenerationCancelled("replaced by a newer request while debouncing")
-        engine = await ls.engine()
+        engine = await ls.model.engine()
         if s.context_cross_file and s.context_max_tokens > 0:
-            others = [u for u in reversed(ls.documents) if u != uri][:OPEN_DOCUMENTS]
+            others = [u for u in reversed(ls.files.documents) if u != uri][:OPEN_DOCUMENTS]
             # The index holds the editor's text of the open documents, unsaved edits too: the
             # context is chosen from it (a document changed since the last request is parsed
             # again; the others cost a look-up).
             for u in (uri, *others):
-                await ls.refresh_index(u)
+                await ls.files.refresh_index(u)
             recent = tuple(
                 (Path(p), printable(d.text))
                 for u in others
-                if (d := ls.documents.get(u)) is not None
+                if (d := ls.files.documents.get(u)) is not None
                 and not d.oversized
                 and (p := to_fs_path(u))
             )
@@ -156,7 +200,9 @@ async def complete(
                 budget_tokens=s.context_max_tokens,
                 recent=recent,
             )
-            snippets = await asyncio.to_thread(ls.context.build, request_ctx, engine.count_tokens)
+            snippets = await asyncio.to_thread(
+                ls.files.context.build, request_ctx, engine.count_tokens
+            )
             prompt = replace(prompt, snippets=snippets)
         request = completion_request(prompt, engine, s)
         if not request.prompt:  # a prefix-only model at the very start: nothing to go on
@@ -164,13 +210,13 @@ async def complete(
         started = time.perf_counter()
         loop = asyncio.get_running_loop()
         # An editor that sent a work-done token sees the model start on its request.
-        with ls.following(params.work_done_token, "airgap-lsp: generating"):
+        with following(ls, params.work_done_token, "airgap-lsp: generating"):
             for asked in range(1 + ASK_AGAIN):
                 stats["generations"] += 1
                 if asked:
                     stats["asked_again"] += 1
                 started_generating = True
-                gen = await loop.run_in_executor(ls.model_worker, engine.generate, request, cancel)
+                gen = await loop.run_in_executor(ls.model.worker, engine.generate, request, cancel)
                 started_generating = False
                 stats["generations_finished"] += 1
                 text = suggestion_text(gen.text, request.forced_prefix)
@@ -212,9 +258,9 @@ async def complete(
     if shown != text:
         result["model_text"] = text  # what replay reproduces; the line's text was shown
     record = replace(record, result=result)
-    await publish(ls, record, engine, cancel)
+    await publish(ls, state, record, engine, cancel)
     log.info("suggestion %s: %d tokens, %s", record.id, gen.new_tokens, gen.stop_reason)
-    ls.last_shown[uri] = Shown(before=before, after=after, text=shown, record=record, settings=s)
+    state.last_shown[uri] = Shown(before=before, after=after, text=shown, record=record, settings=s)
     return shown_item(params.position, shown, record.id)
 
 
@@ -240,6 +286,7 @@ def cursor_text(
 
 async def publish(
     ls: AirgapServer,
+    state: Completions,
     record: AuditRecord,
     engine: Engine,
     cancel: threading.Event,
@@ -252,16 +299,16 @@ async def publish(
     is not answered: the editor would show a suggestion for text that is gone. A line written
     by then gets a not-accepted event saying so.
     """
-    stats = ls.completion_stats
+    stats = state.stats
     if cancel.is_set():
         stats["stale"] += 1
         raise JsonRpcRequestCancelled(CANCELLED)
     await write_audit(ls, record, engine)
     if cancel.is_set():
         stats["stale"] += 1
-        ls.withdraw(record.id, record.file, NOT_SENT)
+        ls.ledger.withdraw(record.id, record.file, NOT_SENT)
         raise JsonRpcRequestCancelled(CANCELLED)
-    ls.replace_shown(record.file, record.id, reason)
+    ls.ledger.replace_shown(record.file, record.id, reason)
 
 
 def shown_item(pos: types.Position, text: str, suggestion_id: str) -> types.InlineCompletionList:
@@ -302,6 +349,7 @@ class Shown:
 
 async def serve_typed_on(
     ls: AirgapServer,
+    state: Completions,
     params: types.InlineCompletionParams,
     last: Shown,
     before: str,
@@ -315,7 +363,7 @@ async def serve_typed_on(
     generation it came from, and names it (`result.served_from`); replay reproduces that
     generation. A change of settings or model, or any other edit, asks the model again.
     """
-    engine = ls.engine_now()
+    engine = ls.model.now()
     if last.settings is not ls.settings or isinstance(engine, str):
         return None
     if (found := last.remainder(before, after)) is None:
@@ -338,8 +386,8 @@ async def serve_typed_on(
             "model_text": origin.result.get("model_text", origin.text),
         },
     )
-    await publish(ls, record, engine, cancel, "typed on: the rest was shown again")
-    ls.completion_stats["served_typed_on"] += 1
+    await publish(ls, state, record, engine, cancel, "typed on: the rest was shown again")
+    state.stats["served_typed_on"] += 1
     log.info("suggestion %s: the rest of %s, whose start was typed", record.id, origin.id)
     return shown_item(pos, rest, record.id)
 

@@ -77,7 +77,7 @@ def register(server: AirgapServer) -> None:
     def document_symbol(
         ls: AirgapServer, params: types.DocumentSymbolParams
     ) -> list[types.DocumentSymbol]:
-        doc = ls.documents.get(params.text_document.uri)
+        doc = ls.files.documents.get(params.text_document.uri)
         if doc is None or doc.language is None or doc.tree is None:  # no grammar, or oversized
             return []
         return _tree(definitions(doc.source, doc.language, doc.tree))
@@ -93,7 +93,7 @@ def register(server: AirgapServer) -> None:
                 location=types.Location(
                     uri=Path(hit.entry.path).as_uri(), range=_range(hit.definition)
                 ),
-                container_name=ls.context.relative(hit.entry.path),
+                container_name=ls.files.context.relative(hit.entry.path),
             )
-            for hit in ls.index.search(params.query)
+            for hit in ls.files.index.search(params.query)
         ]

@@ -66,12 +66,12 @@ def build_with_gate(policy=None):  # type: ignore[no-untyped-def]
 
     @server.command(HOLD)
     def hold_next_audit_write(*_args):  # type: ignore[no-untyped-def]
-        path = str(server.audit_sink().path)
+        path = str(server.ledger.sink().path)
         _armed.update(server=server, loop=asyncio.get_running_loop(), path=path)
         return {"armed": True}
 
     paused: dict[str, Any] = {}  # "loop" and "gate" while armed; "gate" while a line waits
-    write_line = server.audit
+    write_line = server.ledger.audit
 
     def audit_after_pause(record):  # type: ignore[no-untyped-def]
         if (loop := paused.pop("loop", None)) is not None:
@@ -81,15 +81,15 @@ def build_with_gate(policy=None):  # type: ignore[no-untyped-def]
                 raise OSError(f"the test gate paused this audit line for {HOLD_AT_MOST_S} s")
         write_line(record)
 
-    server.audit = audit_after_pause  # type: ignore[method-assign]
-    write_event = server.audit_event
+    server.ledger.audit = audit_after_pause  # type: ignore[method-assign]
+    write_event = server.ledger.audit_event
 
     def audit_event_told(event, suggestion_id, uri, reason=""):  # type: ignore[no-untyped-def]
         write_event(event, suggestion_id, uri, reason)
         told = {"id": suggestion_id, "kind": event, "reason": reason}
         server.protocol.notify(EVENT, told)
 
-    server.audit_event = audit_event_told  # type: ignore[method-assign]
+    server.ledger.audit_event = audit_event_told  # type: ignore[method-assign]
 
     @server.command(PAUSE)
     def pause_next_audit_line(*_args):  # type: ignore[no-untyped-def]
