@@ -113,7 +113,7 @@ def reset_compiler() -> None:
 
 def graph_skips() -> int:
     """How often inductor ran a graph without CUDA graphs (each skip is logged with its cause)."""
-    from torch._dynamo.utils import counters
+    from torch._dynamo.utils import counters  # noqa: PLC2701 (no public counter of skips)
 
     return int(counters["inductor"]["cudagraph_skips"])
 
