@@ -7,8 +7,9 @@ from __future__ import annotations
 import os
 import pwd
 import socket
-from dataclasses import dataclass, field, fields
-from datetime import datetime
+import uuid
+from dataclasses import dataclass, field, fields, replace
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -78,6 +79,50 @@ def login_name() -> str:
 def os_identity() -> tuple[dict[str, Any], str]:
     """The OS user (never the editor's claim) and the host name, read locally."""
     return {"name": login_name(), "uid": os.getuid()}, socket.gethostname()
+
+
+def now() -> str:
+    """An audit line's time: UTC, ISO 8601, to the millisecond."""
+    return datetime.now(UTC).isoformat(timespec="milliseconds")
+
+
+def new_record(*, kind: str, client: dict[str, Any], file: str, **made: Any) -> AuditRecord:
+    """A suggestion's record, the one way one is made: a new id, the time, the OS user and host
+    (never the editor's claim) filled here; `made` is what was asked and answered."""
+    user, host = os_identity()
+    return AuditRecord(
+        id=str(uuid.uuid4()),
+        time=now(),
+        kind=kind,
+        user=user,
+        host=host,
+        client=dict(client),
+        file=file,
+        **made,
+    )
+
+
+def renewed(origin: AuditRecord, **changes: Any) -> AuditRecord:
+    """A record made from another one (the rest of a suggestion, shown again): its own id and
+    time, the rest as `origin` had it but for `changes`."""
+    return replace(origin, id=str(uuid.uuid4()), time=now(), **changes)
+
+
+def new_event(
+    kind: str, suggestion_id: str, *, client: dict[str, Any], file: str, reason: str = ""
+) -> AuditEvent:
+    """What became of a suggestion (one of EVENT_KINDS), under the suggestion's id."""
+    user, host = os_identity()
+    return AuditEvent(
+        id=suggestion_id,
+        time=now(),
+        kind=kind,
+        user=user,
+        host=host,
+        client=dict(client),
+        file=file,
+        reason=reason,
+    )
 
 
 class AuditSink(Protocol):

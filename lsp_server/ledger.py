@@ -7,14 +7,13 @@ from __future__ import annotations
 
 from collections import OrderedDict
 from collections.abc import Callable
-from datetime import UTC, datetime
 from pathlib import Path
 
 from airgap_lsp.errors import AirgapError
 from airgap_lsp.paths import default_audit_path
 from airgap_lsp.policy import Policy
 from airgap_lsp.settings import Settings
-from audit.record import AuditEvent, AuditRecord, AuditSink, os_identity
+from audit.record import AuditRecord, AuditSink, new_event
 from audit.writer import JsonlAudit
 
 RECENT_RECORDS = 64  # audit records kept in memory for `airgap.auditRecord`
@@ -60,18 +59,8 @@ class Ledger:
 
     def audit_event(self, event: str, suggestion_id: str, uri: str, reason: str = "") -> None:
         """An accept / not-accepted line, with the same id as the suggestion it is about."""
-        user, host = os_identity()
         self.sink().write(
-            AuditEvent(
-                id=suggestion_id,
-                time=datetime.now(UTC).isoformat(timespec="milliseconds"),
-                kind=event,
-                user=user,
-                host=host,
-                client=dict(self.client()),
-                file=uri,
-                reason=reason,
-            )
+            new_event(event, suggestion_id, client=self.client(), file=uri, reason=reason)
         )
 
     def withdraw(self, suggestion_id: str, uri: str, reason: str) -> None:

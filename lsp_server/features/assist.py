@@ -11,16 +11,14 @@ from __future__ import annotations
 import asyncio
 import threading
 import time
-import uuid
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from pygls.exceptions import JsonRpcInternalError, JsonRpcRequestCancelled
 
 from airgap_lsp.errors import AirgapError
-from audit.record import AuditRecord, os_identity
+from audit.record import AuditRecord, new_record
 from inference.engine import Engine, EngineInfo, Generation, GenerationRequest
 from inference.errors import ChatTemplateError, GenerationCancelled
 from inference.stops import StopRule
@@ -116,14 +114,9 @@ def task_record(
 ) -> AuditRecord:
     gen, request = run.generation, run.request
     info = gen.answered_by or engine.info
-    user, host = os_identity()
-    return AuditRecord(
-        id=str(uuid.uuid4()),
-        time=datetime.now(UTC).isoformat(timespec="milliseconds"),
+    return new_record(
         kind=kind,
-        user=user,
-        host=host,
-        client=dict(ls.client),
+        client=ls.client,
         file=uri,
         position=position,
         language=language,

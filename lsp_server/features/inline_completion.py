@@ -6,9 +6,7 @@ import asyncio
 import logging
 import threading
 import time
-import uuid
 from dataclasses import dataclass, replace
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -19,7 +17,7 @@ from pygls.workspace import TextDocument
 
 from airgap_lsp.errors import AirgapError
 from airgap_lsp.settings import Settings
-from audit.record import AuditRecord, os_identity
+from audit.record import AuditRecord, new_record, renewed
 from context.document import ParsedDocument
 from context.languages import for_document
 from context.prompt import Prompt, build_prompt, strip_forced, suggestion_text, wants_block
@@ -36,6 +34,9 @@ from lsp_server.features.accept import ACCEPT
 from lsp_server.features.assist import NOT_SENT, model_fields, timing_fields, write_audit
 
 if TYPE_CHECKING:
+    from tree_sitter import Tree
+
+    from context.languages import Language
     from lsp_server.server import AirgapServer
 
 log = logging.getLogger("airgap_lsp.completion")
@@ -145,7 +146,9 @@ async def complete(
     path: Path,
     cancel: threading.Event,
 ) -> types.InlineCompletionList:
-    """The rest of the last suggestion if the user typed its start, else a new generation."""
+    """The rest of the last suggestion if the user typed its start. Else, in this order: the
+    prompt at the cursor, the context (`with_context`), the generation and its parse check
+    (`generate_checked`), the audit line (`publish`: on disk before the reply), the reply."""
     uri = params.text_document.uri
     text, at, cursor_line = cursor_text(parsed, params.position, ls.settings)
     stats = state.stats
@@ -169,7 +172,6 @@ async def complete(
     if parsed.tree is not None and parsed.language is not None:
         at_byte = parsed.byte_offset(params.position.line, params.position.character)
         parse_base = (parsed.language, parsed.source, parsed.tree, at_byte)
-    started_generating = False
     try:
         if s.debounce_ms:
             # The user may still be typing: a newer keystroke's request cancels this one
@@ -180,77 +182,22 @@ async def complete(
                 raise GenerationCancelled("replaced by a newer request while debouncing")
         engine = await ls.model.engine()
         if s.context_cross_file and s.context_max_tokens > 0:
-            others = [u for u in reversed(ls.files.documents) if u != uri][:OPEN_DOCUMENTS]
-            # The index holds the editor's text of the open documents, unsaved edits too: the
-            # context is chosen from it (a document changed since the last request is parsed
-            # again; the others cost a look-up).
-            for u in (uri, *others):
-                await ls.files.refresh_index(u)
-            recent = tuple(
-                (Path(p), printable(d.text))
-                for u in others
-                if (d := ls.files.documents.get(u)) is not None
-                and not d.oversized
-                and (p := to_fs_path(u))
-            )
-            request_ctx = ContextRequest(
-                path=path,
-                text=text,
-                cursor_line=cursor_line,
-                budget_tokens=s.context_max_tokens,
-                recent=recent,
-            )
-            snippets = await asyncio.to_thread(
-                ls.files.context.build, request_ctx, engine.count_tokens
-            )
-            prompt = replace(prompt, snippets=snippets)
+            prompt = await with_context(ls, prompt, engine, uri, path, text, cursor_line)
         request = completion_request(prompt, engine, s)
         if not request.prompt:  # a prefix-only model at the very start: nothing to go on
             return types.InlineCompletionList(items=[])
         started = time.perf_counter()
-        loop = asyncio.get_running_loop()
         # An editor that sent a work-done token sees the model start on its request.
         with following(ls, params.work_done_token, "airgap-lsp: generating"):
-            for asked in range(1 + ASK_AGAIN):
-                stats["generations"] += 1
-                if asked:
-                    stats["asked_again"] += 1
-                started_generating = True
-                gen = await loop.run_in_executor(ls.model.worker, engine.generate, request, cancel)
-                started_generating = False
-                stats["generations_finished"] += 1
-                text = suggestion_text(gen.text, request.forced_prefix)
-                if not text.strip():
-                    stats["wrote_nothing"] += 1
-                    log.info("no suggestion: the model wrote %r (%s)", gen.text, gen.stop_reason)
-                    return types.InlineCompletionList(items=[])
-                shown, verdict = text, "not checked"
-                if parse_base is None:
-                    break
-                # A suggestion that would break the parse of a block that parsed is cut back to
-                # the lines that keep it parsing, or not shown at all.
-                shown, verdict = await asyncio.to_thread(parsing_prefix, *parse_base, text)
-                if verdict != "withheld":
-                    break
-                log.info("suggestion withheld: it breaks the parse of its block: %r", text)
-                if cancel.is_set():
-                    raise GenerationCancelled("replaced by a newer request")
-                if asked == ASK_AGAIN or time.perf_counter() - started > ASK_AGAIN_WITHIN_S:
-                    stats["withheld"] += 1
-                    return types.InlineCompletionList(items=[])
-                # Asked again, the model may not start as it did: another suggestion, not the
-                # same one (greedy decoding would write it again).
-                refused = strip_forced(gen.text, request.forced_prefix)
-                request = replace(request, refuse_first=(*request.refuse_first, refused))
+            checked = await generate_checked(ls, state, engine, request, parse_base, cancel)
+        if checked is None:
+            return types.InlineCompletionList(items=[])
+        gen, request, text, shown, verdict = checked
         total_ms = (time.perf_counter() - started) * 1000
     except (asyncio.CancelledError, GenerationCancelled) as exc:
         cancel.set()
-        if started_generating:
-            stats["generations_cancelled"] += 1
         raise JsonRpcRequestCancelled(CANCELLED) from exc
     except AirgapError as exc:
-        if started_generating:
-            stats["generations_failed"] += 1
         raise JsonRpcInternalError(f"airgap-lsp: {exc}") from exc
 
     record = audit_record(ls, params, prompt, request, engine, gen, shown, total_ms)
@@ -262,6 +209,92 @@ async def complete(
     log.info("suggestion %s: %d tokens, %s", record.id, gen.new_tokens, gen.stop_reason)
     state.last_shown[uri] = Shown(before=before, after=after, text=shown, record=record, settings=s)
     return shown_item(params.position, shown, record.id)
+
+
+async def with_context(
+    ls: AirgapServer,
+    prompt: Prompt,
+    engine: Engine,
+    uri: str,
+    path: Path,
+    text: str,
+    cursor_line: int,
+) -> Prompt:
+    """The prompt with the workspace's code that helps, under the token budget.
+
+    The index holds the editor's text of the open documents, unsaved edits too: the context is
+    chosen from it (a document changed since the last request is parsed again; the others cost
+    a look-up)."""
+    s = ls.settings
+    others = [u for u in reversed(ls.files.documents) if u != uri][:OPEN_DOCUMENTS]
+    for u in (uri, *others):
+        await ls.files.refresh_index(u)
+    recent = tuple(
+        (Path(p), printable(d.text))
+        for u in others
+        if (d := ls.files.documents.get(u)) is not None and not d.oversized and (p := to_fs_path(u))
+    )
+    request = ContextRequest(
+        path=path,
+        text=text,
+        cursor_line=cursor_line,
+        budget_tokens=s.context_max_tokens,
+        recent=recent,
+    )
+    snippets = await asyncio.to_thread(ls.files.context.build, request, engine.count_tokens)
+    return replace(prompt, snippets=snippets)
+
+
+async def generate_checked(
+    ls: AirgapServer,
+    state: Completions,
+    engine: Engine,
+    request: GenerationRequest,
+    parse_base: tuple[Language, bytes, Tree, int] | None,
+    cancel: threading.Event,
+) -> tuple[Generation, GenerationRequest, str, str, str] | None:
+    """Generate, then check the suggestion against the parse: (the generation, the request it
+    answered, the model's text, the text to show, the check's verdict), or None when there is
+    nothing to show (the model wrote only blanks, or every suggestion broke the parse)."""
+    stats = state.stats
+    started = time.perf_counter()
+    loop = asyncio.get_running_loop()
+    for asked in range(1 + ASK_AGAIN):
+        stats["generations"] += 1
+        if asked:
+            stats["asked_again"] += 1
+        try:
+            gen = await loop.run_in_executor(ls.model.worker, engine.generate, request, cancel)
+        except (asyncio.CancelledError, GenerationCancelled):
+            stats["generations_cancelled"] += 1
+            raise
+        except AirgapError:
+            stats["generations_failed"] += 1
+            raise
+        stats["generations_finished"] += 1
+        text = suggestion_text(gen.text, request.forced_prefix)
+        if not text.strip():
+            stats["wrote_nothing"] += 1
+            log.info("no suggestion: the model wrote %r (%s)", gen.text, gen.stop_reason)
+            return None
+        if parse_base is None:
+            return gen, request, text, text, "not checked"
+        # A suggestion that would break the parse of a block that parsed is cut back to the
+        # lines that keep it parsing, or not shown at all.
+        shown, verdict = await asyncio.to_thread(parsing_prefix, *parse_base, text)
+        if verdict != "withheld":
+            return gen, request, text, shown, verdict
+        log.info("suggestion withheld: it breaks the parse of its block: %r", text)
+        if cancel.is_set():
+            raise GenerationCancelled("replaced by a newer request")
+        if asked == ASK_AGAIN or time.perf_counter() - started > ASK_AGAIN_WITHIN_S:
+            stats["withheld"] += 1
+            return None
+        # Asked again, the model may not start as it did: another suggestion, not the same one
+        # (greedy decoding would write it again).
+        refused = strip_forced(gen.text, request.forced_prefix)
+        request = replace(request, refuse_first=(*request.refuse_first, refused))
+    raise AssertionError("unreachable: the last ask returns")
 
 
 def cursor_text(
@@ -372,10 +405,8 @@ async def serve_typed_on(
     rest, typed = found
     origin = last.record
     pos = params.position
-    record = replace(
+    record = renewed(
         origin,
-        id=str(uuid.uuid4()),
-        time=datetime.now(UTC).isoformat(timespec="milliseconds"),
         position={"line": pos.line, "character": pos.character},
         text=rest,
         timings={"total_ms": round((time.perf_counter() - started) * 1000, 1), "new_tokens": 0},
@@ -432,14 +463,9 @@ def audit_record(
     total_ms: float,
 ) -> AuditRecord:
     info = gen.answered_by or engine.info
-    user, host = os_identity()
-    return AuditRecord(
-        id=str(uuid.uuid4()),
-        time=datetime.now(UTC).isoformat(timespec="milliseconds"),
+    return new_record(
         kind="inline_completion",
-        user=user,
-        host=host,
-        client=dict(ls.client),
+        client=ls.client,
         file=params.text_document.uri,
         position={"line": params.position.line, "character": params.position.character},
         language=prompt.language,
