@@ -150,7 +150,7 @@ def _cmd_audit_report(args: argparse.Namespace) -> int:
     from datetime import datetime
 
     from airgap_lsp.errors import AirgapError
-    from audit.provenance import read_audit
+    from audit.files import read_records
     from audit.report import as_json, as_text, summarise
 
     def when(text: str | None, flag: str) -> datetime | None:
@@ -167,7 +167,7 @@ def _cmd_audit_report(args: argparse.Namespace) -> int:
 
     since, until = when(args.since, "--since"), when(args.until, "--until")
     # The log and its rotated files, whole lines only: a writer may be mid-line.
-    summary = summarise(read_audit(_audit_log(args)), since, until)
+    summary = summarise(read_records(_audit_log(args)), since, until)
     print(as_json(summary) if args.json else as_text(summary))
     return 0
 
@@ -201,7 +201,8 @@ def _cmd_audit_replay(args: argparse.Namespace) -> int:
 
 
 def _cmd_provenance(args: argparse.Namespace) -> int:
-    from audit.provenance import format_json, format_text, provenance, read_audit
+    from audit.files import read_records
+    from audit.provenance import format_json, format_text, provenance
 
     if args.diff == "-":
         raw = sys.stdin.buffer.read()
@@ -212,7 +213,7 @@ def _cmd_provenance(args: argparse.Namespace) -> int:
             print(f"airgap-lsp: cannot read the diff {args.diff} ({exc.strerror})", file=sys.stderr)
             return 1
     # Ada sources are sometimes Latin-1: a stray byte must not stop a CI job.
-    result = provenance(raw.decode("utf-8", "replace"), read_audit(_audit_log(args)))
+    result = provenance(raw.decode("utf-8", "replace"), read_records(_audit_log(args)))
     print(format_json(result) if args.json else format_text(result))
     return 3 if args.require_accepted and result.unaccounted else 0
 

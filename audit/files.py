@@ -7,10 +7,11 @@ import hashlib
 import json
 import os
 import re
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from audit.record import record_problem
+from audit.record import AuditReadError, record_problem
 
 READ_STEP = 1 << 16
 
@@ -117,3 +118,56 @@ def parse_line(line: bytes) -> tuple[dict[str, Any] | None, str]:
     if problem:
         return None, f"is not an audit record ({problem})"
     return doc, ""
+
+
+def log_lines(path: Path, *, newest_first: bool = False) -> Iterator[tuple[Path, int, bytes]]:
+    """Each complete line of an audit log (without its newline), with its file and 1-based line
+    number: the rotated files oldest first, then the current one; with `newest_first`, the files
+    the other way round (a file's lines stay in order). An unfinished last line (a writer
+    stopped mid-write; it was never shown) is not a line. No log at `path`, or a file that cannot
+    be read, raises AuditReadError saying so."""
+    files = log_files(path)
+    if newest_first:
+        files.reverse()
+    if not any(f.exists() for f in files):
+        raise AuditReadError(
+            f"There is no audit log at {path}: pass the log the suggestions were written to "
+            "(--log, or the auditPath setting)."
+        )
+    for file in files:
+        try:
+            with file.open("rb") as fh:
+                for number, raw in enumerate(fh, start=1):
+                    if not raw.endswith(b"\n"):
+                        break
+                    yield file, number, raw[:-1]
+        except FileNotFoundError:
+            continue  # only rotated files so far, or rotated away meanwhile
+        except OSError as exc:
+            raise AuditReadError(f"Cannot read the audit log {file} ({exc.strerror}).") from exc
+
+
+def read_records(path: Path) -> Iterator[dict[str, Any]]:
+    """The records of an audit log, in chain order (`log_lines`). A line that is not an audit
+    record (`record_problem`) raises AuditReadError, naming its file and line. This only reads:
+    `airgap-lsp audit verify` checks the chain."""
+    for file, number, raw in log_lines(path):
+        try:
+            doc = json.loads(raw)
+        except ValueError as exc:
+            raise AuditReadError(
+                f"{file} line {number} is not a JSON audit record ({exc}); run "
+                "`airgap-lsp audit verify` on it."
+            ) from exc
+        except RecursionError:
+            raise _not_a_record(file, number, "JSON nested too deeply to read") from None
+        if problem := record_problem(doc):
+            raise _not_a_record(file, number, problem)
+        yield doc
+
+
+def _not_a_record(file: Path, number: int, problem: str) -> AuditReadError:
+    return AuditReadError(
+        f"{file} line {number} is not an audit record ({problem}); run `airgap-lsp audit "
+        "verify` on it."
+    )

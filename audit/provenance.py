@@ -46,16 +46,14 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
-from pathlib import Path, PurePosixPath
+from pathlib import PurePosixPath
 from typing import Any
 from urllib.parse import unquote, urlparse
 
 from airgap_lsp.errors import AirgapError
-from audit.files import log_files
-from audit.record import record_problem
 
 SUGGESTION_KINDS = frozenset({"inline_completion"})  # records whose text is inserted into code
 MIN_CHARS = 3
@@ -295,51 +293,6 @@ def provenance(
         )
     return Provenance(
         marks=marks, added=len(added), unaccounted=[m for m in marks if not m.accepted]
-    )
-
-
-def read_audit(path: Path) -> Iterator[dict[str, Any]]:
-    """The lines of an audit log, its rotated files (oldest first) before the current one.
-
-    An unfinished last line (a writer stopped mid-write; never shown) is skipped. A line that is
-    not an audit record (`audit.record_problem`) raises, naming its file and line. Use
-    `airgap-lsp audit verify` to check the chain; this only reads.
-    """
-    files = log_files(path)
-    if not any(f.exists() for f in files):
-        raise ProvenanceError(
-            f"There is no audit log at {path}: pass the log the suggestions were written to "
-            "(--log, or the auditPath setting)."
-        )
-    for file in files:
-        try:
-            fh = file.open("rb")
-        except FileNotFoundError:
-            continue  # only rotated files so far
-        except OSError as exc:
-            raise ProvenanceError(f"Cannot read the audit log {file} ({exc.strerror}).") from exc
-        with fh:
-            for number, raw in enumerate(fh, start=1):
-                if not raw.endswith(b"\n"):
-                    break
-                try:
-                    doc = json.loads(raw)
-                except ValueError as exc:
-                    raise ProvenanceError(
-                        f"{file} line {number} is not a JSON audit record ({exc}); run "
-                        "`airgap-lsp audit verify` on it."
-                    ) from exc
-                except RecursionError:
-                    raise _not_a_record(file, number, "JSON nested too deeply to read") from None
-                if problem := record_problem(doc):
-                    raise _not_a_record(file, number, problem)
-                yield doc
-
-
-def _not_a_record(file: Path, number: int, problem: str) -> ProvenanceError:
-    return ProvenanceError(
-        f"{file} line {number} is not an audit record ({problem}); run `airgap-lsp audit "
-        "verify` on it."
     )
 
 

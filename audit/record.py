@@ -22,6 +22,10 @@ class AuditError(AirgapError):
     """The audit line could not be written, so the suggestion must not be shown."""
 
 
+class AuditReadError(AirgapError):
+    """An audit log cannot be read, or holds a line that is not an audit record."""
+
+
 class AuditRefused(AuditError):
     """The audit path holds something that is not this user's audit log; it was left as it was."""
 

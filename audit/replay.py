@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from airgap_lsp.errors import AirgapError
-from audit.files import log_files
+from audit.files import log_lines
 from context.prompt import suggestion_text
 from inference.errors import ModelRefused
 from inference.stops import StopRule
@@ -57,23 +57,13 @@ def find_replayable(log: Path, suggestion_id: str) -> dict[str, Any]:
 def _find(log: Path, suggestion_id: str) -> tuple[dict[str, Any], str]:
     """The record and where it is: "FILE line N"."""
     wanted = suggestion_id.encode()
-    files = [f for f in reversed(log_files(log)) if f.exists()]
-    if not files:
-        raise AirgapError(
-            f"There is no audit log at {log}: pass the log the suggestion was written to (--log)."
-        )
-    for file in files:
-        try:
-            with file.open("rb") as fh:
-                for number, line in enumerate(fh, start=1):
-                    if wanted not in line or not line.endswith(b"\n"):
-                        continue  # (an unfinished last line was never shown: not a record)
-                    where = f"{file} line {number}"
-                    doc = _decoded(line, where)
-                    if doc.get("id") == suggestion_id and "prompt" in doc:
-                        return dict(doc), where
-        except OSError as exc:
-            raise AirgapError(f"Cannot read the audit log {file} ({exc.strerror}).") from exc
+    for file, number, line in log_lines(log, newest_first=True):
+        if wanted not in line:
+            continue
+        where = f"{file} line {number}"
+        doc = _decoded(line, where)
+        if doc.get("id") == suggestion_id and "prompt" in doc:
+            return dict(doc), where
     raise AirgapError(f"No suggestion with id {suggestion_id} in {log} or its rotated files.")
 
 

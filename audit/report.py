@@ -19,8 +19,8 @@ def summarise(
     its start (its line names it in `result.served_from`) is that same suggestion: accepted if
     any of its showings was.
 
-    Each line must be an audit record (`audit.record_problem`; `provenance.read_audit` checks it
-    and names the line that is not). A time without an offset is taken as local.
+    Each line must be an audit record (`audit.record.record_problem`; `audit.files.read_records`
+    checks it and names the line that is not). A time without an offset is taken as local.
     """
     suggestions: dict[str, dict[str, Any]] = {}
     verdicts: dict[str, str] = {}

@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 
+from audit.files import read_records
 from audit.provenance import (
     AddedLine,
     Mark,
@@ -17,7 +18,6 @@ from audit.provenance import (
     format_json,
     format_text,
     provenance,
-    read_audit,
 )
 from audit.record import AuditEvent, AuditRecord
 from audit.writer import JsonlAudit
@@ -141,7 +141,7 @@ def audit_log(path: Path, items: list[AuditRecord | AuditEvent]) -> list[dict[st
     audit = JsonlAudit(path)
     for item in items:
         audit.write(item)
-    return list(read_audit(path))
+    return list(read_records(path))
 
 
 @pytest.fixture
@@ -381,11 +381,11 @@ def test_diff_u_output(tmp_path: Path) -> None:
     assert added_lines(done.stdout) == [AddedLine(path="src/a.adb", line=2, text="B := 2;")]
 
 
-def test_read_audit_reads_rotated_files_in_order(tmp_path: Path) -> None:
+def test_read_records_reads_rotated_files_in_order(tmp_path: Path) -> None:
     log = tmp_path / "audit.jsonl"
     audit = JsonlAudit(log, max_bytes=200)
     src = tmp_path / "src/a.adb"
     for n in range(4):
         audit.write(suggestion(f"s{n}", f"2026-11-02T10:0{n}:00+00:00", src, "X := 1;"))
     assert len(list(tmp_path.glob("audit-*.jsonl"))) == 3
-    assert [r["id"] for r in read_audit(log)] == ["s0", "s1", "s2", "s3"]
+    assert [r["id"] for r in read_records(log)] == ["s0", "s1", "s2", "s3"]

@@ -118,7 +118,7 @@ def cli(*args: str) -> subprocess.CompletedProcess[str]:
 def test_report_replay_and_provenance_read_the_rotated_files_through_a_linked_log(
     tmp_path: Path,
 ) -> None:
-    from audit.provenance import read_audit
+    from audit.files import read_records
     from audit.replay import find_record
 
     real = tmp_path / "var" / "audit.jsonl"
@@ -136,7 +136,7 @@ def test_report_replay_and_provenance_read_the_rotated_files_through_a_linked_lo
     assert out.returncode == 0, out.stderr
     assert json.loads(out.stdout)["suggestions"] == len(ids)
     assert find_record(linked, ids[0])["id"] == ids[0]  # in the oldest file
-    assert [r["id"] for r in read_audit(linked)] == ids
+    assert [r["id"] for r in read_records(linked)] == ids
 
 
 def test_report_says_what_is_wrong_with_a_damaged_log_or_a_bad_date(tmp_path: Path) -> None:
