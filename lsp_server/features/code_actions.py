@@ -30,8 +30,8 @@ from inference.tasks import (
     refactor_task,
     reply_code,
 )
+from lsp_server.assist import TaskRun, run_task, task_record, write_audit
 from lsp_server.features.accept import ACCEPT
-from lsp_server.features.assist import TaskRun, run_task, task_record, write_audit
 from lsp_server.server import AirgapServer  # at run time: pygls reads the command's type hints
 
 log = logging.getLogger("airgap_lsp.code_actions")

@@ -27,7 +27,7 @@ from context.text import position_at
 from context.units import identifier_at
 from inference.errors import ChatTemplateError
 from inference.tasks import explain_task
-from lsp_server.features.assist import render, run_task, task_record, write_audit
+from lsp_server.assist import render, run_task, task_record, write_audit
 
 if TYPE_CHECKING:
     from lsp_server.server import AirgapServer

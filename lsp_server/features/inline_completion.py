@@ -29,9 +29,9 @@ from inference.errors import GenerationCancelled
 from inference.healing import heal, refused_start
 from inference.prompt_format import FORMATS, render
 from inference.stops import StopRule, block_indent
+from lsp_server.assist import NOT_SENT, model_fields, timing_fields, write_audit
 from lsp_server.client import following
 from lsp_server.features.accept import ACCEPT
-from lsp_server.features.assist import NOT_SENT, model_fields, timing_fields, write_audit
 
 if TYPE_CHECKING:
     from tree_sitter import Tree

@@ -19,7 +19,7 @@ from lsprotocol import types
 from pygls.exceptions import JsonRpcException
 from pytest_lsp import LanguageClient
 
-from lsp_server.features.assist import NOT_SENT
+from lsp_server.assist import NOT_SENT
 from tests.conftest import CursorFile, cursor_file
 from tests.e2e.test_inline_completion import audit_lines, open_doc, start
 from tests.e2e.test_killed_server import GATED, WAIT_S, inline_params, served
