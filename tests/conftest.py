@@ -15,7 +15,12 @@ from inference.offline import set_offline_env
 
 set_offline_env()  # before anything imports transformers
 
-FIXTURES = Path(__file__).parent / "fixtures"
+TESTS = Path(__file__).parent
+FIXTURES = TESTS / "fixtures"
+# The tiers, by folder: tests/unit (no server, no model weights: `make check`), tests/model (the
+# default model's weights in this process), tests/e2e (the real server over stdio). Each test is
+# marked with its folder's tier, so `pytest -m "not e2e"` and the like pick a tier.
+TIERS = ("unit", "model", "e2e")
 CURSOR = "<|>"
 # The store that holds the `babble_model`: known before the fixture runs, because a server's
 # environment (AIRGAP_LSP_MODEL_STORE) is fixed when a test module is imported.
@@ -117,3 +122,10 @@ def babble_model(default_model) -> Iterator[str]:  # type: ignore[no-untyped-def
     finally:
         for folder in (BABBLE_STORE, source):
             shutil.rmtree(folder, ignore_errors=True)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        folder = item.path.relative_to(TESTS).parts[0]
+        if folder in TIERS:
+            item.add_marker(folder)
