@@ -64,7 +64,7 @@ def test_greedy_output_is_the_same_in_another_process(engine: LocalEngine, defau
         "from airgap_lsp import egress; egress.install()\n"
         "from inference.store import ModelStore\n"
         "from airgap_lsp.paths import model_store_root\n"
-        "from tests.test_engine import block, LocalEngine\n"
+        "from tests.model.test_engine import block, LocalEngine\n"
         f"e = LocalEngine(ModelStore(model_store_root()).verify({default_model.ref!r}), "
         f"device='cpu', dtype={engine.info.dtype!r})\n"
         "print(json.dumps(e.generate(block()).text))\n"
