@@ -219,7 +219,7 @@ def _cmd_provenance(args: argparse.Namespace) -> int:
 
 
 def _cmd_demo(args: argparse.Namespace) -> int:
-    from airgap_lsp.demo import run_demo
+    from lsp_server.demo import run_demo
 
     return run_demo(Path(args.workspace), model=args.model)
 

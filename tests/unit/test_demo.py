@@ -5,7 +5,7 @@ from __future__ import annotations
 from pygls.protocol import default_converter
 from pygls.protocol.json_rpc import JsonRPCProtocol
 
-from airgap_lsp.demo import status_line
+from lsp_server.demo import status_line
 
 
 def test_the_status_notification_is_shown_as_a_line() -> None:
