@@ -7,7 +7,6 @@ import re
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
 
 from airgap_lsp import __version__, egress
 
@@ -32,28 +31,10 @@ def _progress_bar():  # type: ignore[no-untyped-def]
     return update
 
 
-def _not_a_cancel(record: Any) -> bool:
-    from pygls.exceptions import JsonRpcRequestCancelled
-
-    return not (record.exc_info and isinstance(record.exc_info[1], JsonRpcRequestCancelled))
-
-
 def _cmd_serve(args: argparse.Namespace) -> int:
-    import logging
+    from lsp_server.wiring import build_server, log_to_stderr
 
-    from lsp_server.wiring import build_server
-
-    # stdout is the protocol channel: logs go to stderr, which editors keep as the server's log.
-    logging.basicConfig(
-        stream=sys.stderr,
-        level=logging.INFO,
-        format="%(asctime)s %(name)s %(levelname)s %(message)s",
-    )
-    # pygls's protocol layer would log every message, prompts included.
-    logging.getLogger("pygls.protocol").setLevel(logging.WARNING)
-    # A request the editor cancelled (most completions, as the user types on) is routine: pygls
-    # would log each with a traceback at ERROR level.
-    logging.getLogger("pygls.protocol.json_rpc").addFilter(_not_a_cancel)
+    log_to_stderr()
     server = build_server(args.policy)
     if args.tcp:
         if args.host not in ("127.0.0.1", "::1", "localhost"):
