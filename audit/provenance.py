@@ -53,8 +53,6 @@ from pathlib import PurePosixPath
 from typing import Any
 from urllib.parse import unquote, urlparse
 
-from airgap_lsp.errors import AirgapError
-
 SUGGESTION_KINDS = frozenset({"inline_completion"})  # records whose text is inserted into code
 MIN_CHARS = 3
 
@@ -65,10 +63,6 @@ _OLD_PREFIXES = frozenset({"a", "i", "c", "o", "1"})
 _NEW_PREFIXES = frozenset({"b", "w", "i", "2"})
 _DEV_NULL = "/dev/null"
 _ESCAPES = {"a": 7, "b": 8, "t": 9, "n": 10, "v": 11, "f": 12, "r": 13, '"': 34, "\\": 92}
-
-
-class ProvenanceError(AirgapError):
-    """The diff or the audit log cannot be read."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -44,6 +44,8 @@ import corpus  # noqa: E402  (bench/corpus.py: run as a script, not as a package
 # The server runs from the tree this script imports `lsp_server` from (PYTHONPATH can point at
 # another checkout, e.g. a clean `git archive` of a commit).
 SERVER_ROOT = Path(lsp_server.__file__).resolve().parents[1]
+# The command's module in that tree: `airgap_lsp`, or `lsp_server` in a checkout from before it.
+SERVER_MODULE = "airgap_lsp" if (SERVER_ROOT / "airgap_lsp").is_dir() else "lsp_server"
 CONDITIONS = ("off", "on")
 SETTINGS = {"off": {"context": {"crossFile": False}}, "on": {"context": {"crossFile": True}}}
 
@@ -125,14 +127,17 @@ class Server:
 
     async def start(self, index_timeout_s: float) -> None:
         if self.log is None:
-            await self.client.start_io(sys.executable, "-m", "airgap_lsp", "serve", cwd=SERVER_ROOT)
+            await self.client.start_io(
+                sys.executable, "-m", SERVER_MODULE, "serve", cwd=SERVER_ROOT
+            )
         else:  # the shell points the server's stderr at the log, then becomes the server
             await self.client.start_io(
                 "/bin/sh",
                 "-c",
-                'exec "$0" -m airgap_lsp serve 2>>"$1"',
+                'exec "$0" -m "$2" serve 2>>"$1"',
                 sys.executable,
                 str(self.log),
+                SERVER_MODULE,
                 cwd=SERVER_ROOT,
             )
         await self.client.initialize_async(

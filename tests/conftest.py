@@ -126,6 +126,8 @@ def babble_model(default_model) -> Iterator[str]:  # type: ignore[no-untyped-def
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
+        if not item.path.is_relative_to(TESTS):
+            continue
         folder = item.path.relative_to(TESTS).parts[0]
         if folder in TIERS:
             item.add_marker(folder)

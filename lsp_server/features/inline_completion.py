@@ -182,7 +182,7 @@ async def complete(
                 raise GenerationCancelled("replaced by a newer request while debouncing")
         engine = await ls.model.engine()
         if s.context_cross_file and s.context_max_tokens > 0:
-            prompt = await with_context(ls, prompt, engine, uri, path, text, cursor_line)
+            prompt = await with_context(ls, s, prompt, engine, uri, path, text, cursor_line)
         request = completion_request(prompt, engine, s)
         if not request.prompt:  # a prefix-only model at the very start: nothing to go on
             return types.InlineCompletionList(items=[])
@@ -213,6 +213,7 @@ async def complete(
 
 async def with_context(
     ls: AirgapServer,
+    s: Settings,
     prompt: Prompt,
     engine: Engine,
     uri: str,
@@ -224,8 +225,7 @@ async def with_context(
 
     The index holds the editor's text of the open documents, unsaved edits too: the context is
     chosen from it (a document changed since the last request is parsed again; the others cost
-    a look-up)."""
-    s = ls.settings
+    a look-up). `s`: the settings the request started with, the same for all its steps."""
     others = [u for u in reversed(ls.files.documents) if u != uri][:OPEN_DOCUMENTS]
     for u in (uri, *others):
         await ls.files.refresh_index(u)

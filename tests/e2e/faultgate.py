@@ -16,7 +16,7 @@ Each accept / not-accepted line, once written, is told to the client with `airga
 
 Nothing of the server's own code changes: the first gate stands in for the `os` module that
 audit/writer.py calls, and passes every other call through; the second wraps the server's
-`audit` method.
+ledger's `audit` method.
 """
 
 from __future__ import annotations

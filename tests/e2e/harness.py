@@ -1,5 +1,5 @@
 """What the fuzz and load tests share: an editor's session with the real server (`python -m
-lsp_server serve` over stdio, on the `babble_model`, driven by a pytest-lsp client), every wait
+airgap_lsp serve` over stdio, on the `babble_model`, driven by a pytest-lsp client), every wait
 bounded, the audit log read back by id, and the server's memory.
 
 A wait that runs past its bound is a hang: it fails with what was awaited, never retries.
