@@ -1,4 +1,4 @@
-"""The suggestion ledger: what is pending in each document, and the audit lines of each one's fate."""
+"""The suggestion ledger: what is pending in each document, and the audit line of each fate."""
 
 from __future__ import annotations
 
