@@ -1,4 +1,5 @@
-"""What the index knows of a name, for a hover: its declaration, contract, doc comment and place."""
+"""What is known of a name, for a hover: its declaration, contract, doc comment and place, from
+the workspace index or, where the index does not hold it, from the open document itself."""
 
 from __future__ import annotations
 
@@ -7,9 +8,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from context.index import Hit, WorkspaceIndex
+from context.document import ParsedDocument
+from context.index import WorkspaceIndex
 from context.languages import family, for_path
 from context.retrieval import SPEC_SUFFIXES
+from context.symbols import Definition, definitions
 
 MAX_DECLARATION_LINES = 30
 MAX_DOC_LINES = 12
@@ -30,11 +33,10 @@ class Declaration:
     sha256: str  # of `text`: the audit line's source
 
 
-def _rank(hit: Hit, path: Path, line: int) -> tuple[int, int, int, int]:
-    d = hit.definition
-    here = hit.entry.path == path and d.start_line <= line <= d.end_line
+def _rank(where: Path, d: Definition, path: Path, line: int) -> tuple[int, int, int, int]:
+    here = where == path and d.start_line <= line <= d.end_line
     return (
-        0 if hit.entry.path.suffix.lower() in SPEC_SUFFIXES else 1,  # a spec over a body
+        0 if where.suffix.lower() in SPEC_SUFFIXES else 1,  # a spec over a body
         0 if d.contracts else 1,  # the declaration that carries the contract
         0 if here else 1,  # then the one the cursor is in
         d.end_line - d.start_line,  # a declaration over a long body
@@ -71,21 +73,58 @@ def find_declaration(
     ]
     if not hits:
         return None
-    hit = min(hits, key=lambda h: _rank(h, path, line))
-    d, entry = hit.definition, hit.entry
+    hit = min(hits, key=lambda h: _rank(h.entry.path, h.definition, path, line))
+    entry = hit.entry
     lang = for_path(entry.path)
     marker = lang.line_comment if lang else "#"
-    doc = _comment_block(entry.lines, d.start_line - 1, -1, marker)
-    if not doc and entry.language == "ada":  # GNAT style: the comment follows the spec
-        doc = _comment_block(entry.lines, d.end_line + 1, 1, marker)
-    text = "\n".join(entry.lines[d.start_line : d.end_line + 1][:MAX_DECLARATION_LINES]).rstrip()
+    return _declaration(hit.definition, entry.path, entry.language, marker, entry.lines, relative)
+
+
+def declaration_in_document(
+    doc: ParsedDocument,
+    name: str,
+    path: Path,
+    line: int,
+    relative: Callable[[Path], str],
+) -> Declaration | None:
+    """The best declaration of `name` in an open document's own text, for a use at `line`.
+
+    What a hover can still show when the index does not hold the document: while the workspace
+    is being indexed (the scan may have replaced the editor's text with the disk's), or a file
+    it does not take (outside the workspace, or one `.gitignore` leaves out). Read from the tree
+    the document already keeps; None without one (no grammar, or too large to parse).
+    """
+    if doc.tree is None or doc.language is None:
+        return None
+    wanted = name.lower()
+    found = [d for d in definitions(doc.source, doc.language, doc.tree) if d.name.lower() == wanted]
+    if not found:
+        return None
+    best = min(found, key=lambda d: _rank(path, d, path, line))
+    lang, lines = doc.language, tuple(doc.text.split("\n"))
+    return _declaration(best, path, lang.name, lang.line_comment, lines, relative)
+
+
+def _declaration(
+    d: Definition,
+    where: Path,
+    language: str,
+    marker: str,
+    lines: tuple[str, ...],
+    relative: Callable[[Path], str],
+) -> Declaration:
+    """`d` as a hover shows it, cut from `lines`, the text of the file `where`."""
+    doc = _comment_block(lines, d.start_line - 1, -1, marker)
+    if not doc and language == "ada":  # GNAT style: the comment follows the spec
+        doc = _comment_block(lines, d.end_line + 1, 1, marker)
+    text = "\n".join(lines[d.start_line : d.end_line + 1][:MAX_DECLARATION_LINES]).rstrip()
     return Declaration(
         name=d.name,
         kind=d.kind,
-        path=relative(entry.path),
-        absolute=entry.path,
+        path=relative(where),
+        absolute=where,
         line=d.start_line,
-        language=entry.language,
+        language=language,
         signature=d.signature,
         contracts=d.contracts,
         doc="\n".join(doc),
