@@ -41,6 +41,12 @@ class Workspace:
         """Whether indexing was started (the editor said `initialized`)."""
         return self._indexing is not None
 
+    @property
+    def index_building(self) -> bool:
+        """Whether the workspace index is still being built (or not begun): what it answers
+        now may lack the files it has not read yet."""
+        return self._indexing is None or not self._indexing.done()
+
     def roots(self) -> list[Path]:
         folders = self.ls.workspace.folders.values()
         roots = [Path(p) for f in folders if (p := to_fs_path(f.uri))]

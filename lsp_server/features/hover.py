@@ -1,5 +1,9 @@
 """`textDocument/hover`: what the index knows of a name at once, then the model's explanation.
 
+A name the index does not hold is looked up in the open document itself: the index may not have
+read it yet, or may never (a file outside the workspace). While the index is still being built
+the hover says so, since a declaration elsewhere may be missing.
+
 The explanation is cached by the sha256 of the prompt it comes from, so a second hover over the
 same declaration is instant and shows the first one's audit id. The hover never waits for a model
 that is still loading: it says so and shows the index's part. `hover.timeBudgetMs` bounds the
@@ -20,7 +24,7 @@ from typing import TYPE_CHECKING
 from lsprotocol import types
 from pygls.uris import to_fs_path
 
-from context.declarations import Declaration, find_declaration
+from context.declarations import Declaration, declaration_in_document, find_declaration
 from context.document import ParsedDocument
 from context.languages import for_document
 from context.text import position_at
@@ -36,6 +40,10 @@ log = logging.getLogger("airgap_lsp.hover")
 CACHE_ENTRIES = 256
 # The explanations of this server, newest last: prompt sha256 -> (text, audit id).
 Explanations = OrderedDict[str, tuple[str, str]]
+STILL_INDEXING = (
+    "*The workspace index is still being built: a declaration in a file it has not read yet "
+    "is not shown.*"
+)
 
 
 def register(server: AirgapServer) -> None:
@@ -57,10 +65,10 @@ def register(server: AirgapServer) -> None:
             return None
         name, start, end = found
         await ls.files.refresh_index(uri)
-        decl = find_declaration(ls.files.index, name, path, pos.line, ls.files.context.relative)
+        decl = declared(ls, doc, name, path, pos.line)
         if decl is None:
             return None
-        parts = [known(decl)]
+        parts = [known(decl) + (f"\n\n{STILL_INDEXING}" if ls.files.index_building else "")]
         if ls.settings.hover_explain:
             parts.append(await explanation(ls, explanations, uri, doc, decl, pos))
         return types.Hover(
@@ -72,6 +80,16 @@ def register(server: AirgapServer) -> None:
                 end=types.Position(*position_at(doc.source, end)),
             ),
         )
+
+
+def declared(
+    ls: AirgapServer, doc: ParsedDocument, name: str, path: Path, line: int
+) -> Declaration | None:
+    """The index's declaration of `name`, else the open document's own: the index may not hold
+    the document yet (it is still being built) or at all (a file the scan does not take)."""
+    relative = ls.files.context.relative
+    found = find_declaration(ls.files.index, name, path, line, relative)
+    return found or declaration_in_document(doc, name, path, line, relative)
 
 
 def known(decl: Declaration) -> str:
