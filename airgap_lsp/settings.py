@@ -1,5 +1,14 @@
 """Settings: one typed dataclass, filled from `initializationOptions` and re-applied on
-`workspace/didChangeConfiguration`. Invalid settings are refused whole, naming every problem."""
+`workspace/didChangeConfiguration`. Invalid settings are refused whole, naming every problem.
+
+A setting the editor removed goes back to where it came from. The settings in force are three
+layers: the defaults; over them what `initializationOptions` gave (an editor never sends those
+again, so no later message can take them back); over both, the last valid change, which says
+everything it sets. A key that a change leaves out therefore takes the value
+`initializationOptions` gave it, or else its default, never the value an earlier change gave
+it. A change of `null` (what a client that expects the server to pull sends) says nothing, and
+the settings in force stay. The administrator's policy is applied over all of it each time
+(`Policy.apply`)."""
 
 from __future__ import annotations
 
@@ -104,11 +113,19 @@ PATH_SETTINGS = ("audit_path", "knowledge_base")
 
 
 def parse_settings(
-    raw: Any, base: Settings | None = None, *, paths_allowed: bool = True
+    raw: Any,
+    base: Settings | None = None,
+    *,
+    in_force: Settings | None = None,
+    paths_allowed: bool = True,
 ) -> Settings:
-    """Settings from the editor's JSON (camelCase keys, optionally under an `airgap` section).
-    `paths_allowed` False: a change of a path setting is refused (the client came over TCP)."""
+    """Settings from the editor's JSON (camelCase keys, optionally under an `airgap` section),
+    over `base`: a key that `raw` leaves out takes `base`'s value (for a change, `base` is the
+    defaults with what `initializationOptions` gave; see the module's docstring).
+    `paths_allowed` False: a path setting other than the one `in_force` (default: `base`) is
+    refused (the client came over TCP)."""
     base = base or Settings()
+    in_force = in_force or base
     if raw is None:
         return base
     if isinstance(raw, dict) and isinstance(raw.get("airgap"), dict):
@@ -169,7 +186,12 @@ def parse_settings(
             problems.append(f"backend.url must be an http:// or https:// URL, not {value!r}")
             continue
         # An empty value asks for nothing (the default, or the policy's): editors send them.
-        if name in PATH_SETTINGS and not paths_allowed and value and value != getattr(base, name):
+        if (
+            name in PATH_SETTINGS
+            and not paths_allowed
+            and value
+            and value != getattr(in_force, name)
+        ):
             problems.append(
                 f"{key} is not accepted from an editor connected over TCP (any local program "
                 "can connect to a port): start the server over stdio, or ask the administrator "

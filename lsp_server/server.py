@@ -115,16 +115,18 @@ class AirgapServer(LanguageServer):
             log.info("TCP server stopped")
 
     # -- settings -------------------------------------------------------------------------------
-    def apply_settings(self, raw: Any) -> None:
-        """Take new settings, or keep the last good ones and tell the user why."""
+    def apply_settings(self, raw: Any, base: Settings) -> Settings | None:
+        """Take new settings over `base` (what a key `raw` leaves out takes: see
+        airgap_lsp.settings), or keep the last good ones and tell the user why. Returns the
+        editor's settings before the policy's, None when they were refused."""
         before = self.settings
         try:
             paths = not self.over_tcp or self.policy.tcp_path_settings
-            parsed = parse_settings(raw, self.settings, paths_allowed=paths)
+            parsed = parse_settings(raw, base, in_force=self.settings, paths_allowed=paths)
             self.settings, overridden = self.policy.apply(parsed)
         except SettingsError as exc:
             self.show_error(str(exc))
-            return
+            return None
         for message in overridden:
             self.window_show_message(
                 types.ShowMessageParams(type=types.MessageType.Warning, message=message)
@@ -136,6 +138,7 @@ class AirgapServer(LanguageServer):
         was = (before.context_exclude, before.policy_exclude, before.knowledge_base)
         if self.files.started and rules != was:
             self.files.start_indexing()  # what may be read changed: index again under the new rules
+        return parsed
 
     def show_error(self, message: str) -> None:
         show_error(self, message)

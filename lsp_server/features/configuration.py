@@ -1,6 +1,7 @@
 """The life cycle: settings from `initializationOptions`, re-applied on
-`workspace/didChangeConfiguration`; the model loads once the editor is ready; shutdown stops
-generations in flight."""
+`workspace/didChangeConfiguration` (a key a change leaves out goes back to what
+`initializationOptions` gave it, else to its default: airgap_lsp.settings); the model loads once
+the editor is ready; shutdown stops generations in flight."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from typing import TYPE_CHECKING
 
 from lsprotocol import types
 
+from airgap_lsp.settings import Settings
 from lsp_server.features.documents import watch_files
 
 if TYPE_CHECKING:
@@ -15,14 +17,19 @@ if TYPE_CHECKING:
 
 
 def register(server: AirgapServer) -> None:
+    # The base of every change: the defaults, with what `initializationOptions` gave over them
+    # (before the policy's, which is applied over each result).
+    given = Settings()
+
     @server.feature(types.INITIALIZE)
     def initialize(ls: AirgapServer, params: types.InitializeParams) -> None:
+        nonlocal given
         if params.client_info:
             ls.client = {
                 "name": params.client_info.name,
                 "version": params.client_info.version or "",
             }
-        ls.apply_settings(params.initialization_options)
+        given = ls.apply_settings(params.initialization_options, Settings()) or Settings()
 
     @server.feature(types.INITIALIZED)
     async def initialized(ls: AirgapServer, _params: types.InitializedParams) -> None:
@@ -41,4 +48,5 @@ def register(server: AirgapServer) -> None:
     def did_change_configuration(
         ls: AirgapServer, params: types.DidChangeConfigurationParams
     ) -> None:
-        ls.apply_settings(params.settings)
+        if params.settings is not None:  # null: nothing said (a client that expects a pull)
+            ls.apply_settings(params.settings, given)

@@ -172,3 +172,36 @@ def test_path_settings_from_a_tcp_client_are_refused_naming_each() -> None:
     # The empty values an editor sends by default ask for nothing, whatever the policy fixed.
     empty = {"auditPath": "", "context": {"knowledgeBase": []}}
     assert parse_settings(empty, base, paths_allowed=False).knowledge_base == ()
+
+
+def test_a_key_a_change_leaves_out_takes_the_base_not_the_value_in_force() -> None:
+    """The server parses each change over the defaults with what initializationOptions gave:
+    a setting an earlier change gave and this one leaves out was removed by the editor."""
+    given = parse_settings({"auditPath": "/srv/audit.jsonl", "maxTokensLine": 20})
+    first = parse_settings({"device": "cpu", "maxPrefixChars": 10}, given, in_force=given)
+    assert (first.device, first.max_prefix_chars, first.max_tokens_line) == ("cpu", 10, 20)
+
+    second = parse_settings({"multiline": "never"}, given, in_force=first)
+
+    assert second.device == "auto" and second.max_prefix_chars == 3000  # back to the defaults
+    assert second.audit_path == "/srv/audit.jsonl" and second.max_tokens_line == 20  # as given
+    assert second.multiline == "never"
+    assert parse_settings({}, given, in_force=second) == given  # an empty change: all removed
+
+
+def test_a_tcp_clients_path_settings_are_judged_against_those_in_force() -> None:
+    """Over TCP the base of a change (the defaults) need not hold the paths in force (the
+    policy's, or those initializationOptions gave): those may be sent again, no other."""
+    in_force = Settings(audit_path="/var/log/airgap/audit.jsonl", knowledge_base=("/srv/kb",))
+    again = {"auditPath": "/var/log/airgap/audit.jsonl", "context": {"knowledgeBase": ["/srv/kb"]}}
+    s = parse_settings(again, Settings(), in_force=in_force, paths_allowed=False)
+    assert (s.audit_path, s.knowledge_base) == (in_force.audit_path, in_force.knowledge_base)
+    with pytest.raises(SettingsError, match="auditPath is not accepted"):
+        parse_settings(
+            {"auditPath": "/home/victim/.bashrc"},
+            Settings(),
+            in_force=in_force,
+            paths_allowed=False,
+        )
+    # Left out: the base's value, whatever is in force (not a path the client chose).
+    assert parse_settings({}, Settings(), in_force=in_force, paths_allowed=False).audit_path == ""
