@@ -154,4 +154,5 @@ class Workspace:
             if self.documents.get(uri) is not doc:  # closed meanwhile: back to what is on disk
                 await asyncio.to_thread(index.update, Path(path))
                 return
-        self._indexed[uri] = version
+        if self.index is index:  # not re-indexed meanwhile: the new index does not hold it
+            self._indexed[uri] = version
