@@ -61,48 +61,46 @@ def find_declaration(
     path: Path,
     line: int,
     relative: Callable[[Path], str],
+    doc: ParsedDocument | None = None,
 ) -> Declaration | None:
-    """The best declaration of `name` for a use at `path`:`line`, in the same language family."""
-    language = for_path(path)
-    same = family(language.name) if language else None
-    hits = [
-        h
-        for h in index.lookup(name)
-        if same is None or family(h.entry.language) == same
-        if h.definition.name.lower() == name.lower()
-    ]
-    if not hits:
-        return None
-    hit = min(hits, key=lambda h: _rank(h.entry.path, h.definition, path, line))
-    entry = hit.entry
-    lang = for_path(entry.path)
-    marker = lang.line_comment if lang else "#"
-    return _declaration(hit.definition, entry.path, entry.language, marker, entry.lines, relative)
+    """The best declaration of `name` for a use at `path`:`line`, in the same language family.
 
-
-def declaration_in_document(
-    doc: ParsedDocument,
-    name: str,
-    path: Path,
-    line: int,
-    relative: Callable[[Path], str],
-) -> Declaration | None:
-    """The best declaration of `name` in an open document's own text, for a use at `line`.
-
-    What a hover can still show when the index does not hold the document: while the workspace
-    is being indexed (the scan may have replaced the editor's text with the disk's), or a file
-    it does not take (outside the workspace, or one `.gitignore` leaves out). Read from the tree
-    the document already keeps; None without one (no grammar, or too large to parse).
+    With `doc`, the open document at `path`: its own declarations are read from the tree it
+    keeps, not from the index's entry for `path`, and compete with the index's from the other
+    files. That is what a hover needs while the index does not hold the editor's text: during
+    the scan (which reads the disk's), or for a file the index does not take (outside the
+    workspace, or one `.gitignore` leaves out). It costs a definitions query over the document:
+    a caller on an event loop runs it in a thread.
     """
-    if doc.tree is None or doc.language is None:
-        return None
+    language = doc.language if doc is not None and doc.language is not None else for_path(path)
+    same = family(language.name) if language else None
     wanted = name.lower()
-    found = [d for d in definitions(doc.source, doc.language, doc.tree) if d.name.lower() == wanted]
-    if not found:
+    own = doc is not None and doc.tree is not None and doc.language is not None
+    here = path.resolve()
+    # (rank, the definition, its file, language, comment marker and lines)
+    Candidate = tuple[tuple[int, int, int, int], Definition, Path, str, str, tuple[str, ...]]
+    candidates: list[Candidate] = []
+    for h in index.lookup(name):
+        if same is not None and family(h.entry.language) != same:
+            continue
+        if h.definition.name.lower() != wanted or (own and h.entry.path == here):
+            continue
+        entry, d = h.entry, h.definition
+        lang = for_path(entry.path)
+        marker = lang.line_comment if lang else "#"
+        rank = _rank(entry.path, d, here, line)
+        candidates.append((rank, d, entry.path, entry.language, marker, entry.lines))
+    if own:
+        assert doc is not None and doc.tree is not None and doc.language is not None
+        ours, lines = doc.language, tuple(doc.text.split("\n"))
+        for d in definitions(doc.source, ours, doc.tree):
+            if d.name.lower() == wanted:
+                rank = _rank(here, d, here, line)
+                candidates.append((rank, d, here, ours.name, ours.line_comment, lines))
+    if not candidates:
         return None
-    best = min(found, key=lambda d: _rank(path, d, path, line))
-    lang, lines = doc.language, tuple(doc.text.split("\n"))
-    return _declaration(best, path, lang.name, lang.line_comment, lines, relative)
+    _, d, where, language_name, marker, lines = min(candidates, key=lambda c: c[0])
+    return _declaration(d, where, language_name, marker, lines, relative)
 
 
 def _declaration(

@@ -47,6 +47,16 @@ class Workspace:
         now may lack the files it has not read yet."""
         return self._indexing is None or not self._indexing.done()
 
+    def holds(self, uri: str, version: int, path: Path) -> bool:
+        """Whether the index holds this version of the open document `uri` (at `path`, resolved),
+        the editor's text: not while the scan runs, which reads every file from disk, nor for a
+        file the index does not take."""
+        return (
+            not self.index_building
+            and self._indexed.get(uri) == version
+            and self.index.file(path) is not None
+        )
+
     def roots(self) -> list[Path]:
         folders = self.ls.workspace.folders.values()
         roots = [Path(p) for f in folders if (p := to_fs_path(f.uri))]

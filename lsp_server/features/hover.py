@@ -15,6 +15,7 @@ so replay, must not depend on how long a render took.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import logging
 from collections import OrderedDict
@@ -24,7 +25,7 @@ from typing import TYPE_CHECKING
 from lsprotocol import types
 from pygls.uris import to_fs_path
 
-from context.declarations import Declaration, declaration_in_document, find_declaration
+from context.declarations import Declaration, find_declaration
 from context.document import ParsedDocument
 from context.languages import for_document
 from context.text import position_at
@@ -65,7 +66,7 @@ def register(server: AirgapServer) -> None:
             return None
         name, start, end = found
         await ls.files.refresh_index(uri)
-        decl = declared(ls, doc, name, path, pos.line)
+        decl = await declared(ls, uri, doc, name, path, pos.line)
         if decl is None:
             return None
         parts = [known(decl) + (f"\n\n{STILL_INDEXING}" if ls.files.index_building else "")]
@@ -82,18 +83,23 @@ def register(server: AirgapServer) -> None:
         )
 
 
-def declared(
-    ls: AirgapServer, doc: ParsedDocument, name: str, path: Path, line: int
+async def declared(
+    ls: AirgapServer, uri: str, doc: ParsedDocument, name: str, path: Path, line: int
 ) -> Declaration | None:
-    """The index's declaration of `name`, else the open document's own: the index may not hold
-    the document yet (it is still being built) or at all (a file the scan does not take)."""
+    """The declaration of `name` for a use at `line`. The index's, where it holds the editor's
+    text of the document; else the document's own declarations compete with the index's from
+    the other files (the index is still being built, or does not take the file), read off the
+    event loop."""
     relative = ls.files.context.relative
-    found = find_declaration(ls.files.index, name, path, line, relative)
-    return found or declaration_in_document(doc, name, path, line, relative)
+    if ls.files.holds(uri, doc.version, path):
+        return find_declaration(ls.files.index, name, path, line, relative)
+    return await asyncio.to_thread(
+        find_declaration, ls.files.index, name, path, line, relative, doc
+    )
 
 
 def known(decl: Declaration) -> str:
-    """The declaration as the index has it: signature, contract, doc comment, place."""
+    """The declaration as it is known: signature, contract, doc comment, place."""
     lines = [f"```{decl.language}\n{decl.signature.rstrip()}\n```"]
     if decl.contracts:
         lines.append("**Contract:** " + "; ".join(f"`{c}`" for c in decl.contracts))

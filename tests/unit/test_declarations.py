@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from context.declarations import declaration_in_document, find_declaration
+from context.declarations import Declaration, find_declaration
 from context.document import ParsedDocument
 from context.index import WorkspaceIndex
 from context.languages import for_document, for_path
@@ -21,6 +21,18 @@ def opened(doc: CursorFile, text: str | None = None, **kwargs: int) -> ParsedDoc
 
 def relative(path: Path) -> str:
     return f"ws/{path.name}"
+
+
+def declaration_in_document(
+    doc: ParsedDocument,
+    name: str,
+    path: Path,
+    line: int,
+    relative: object,
+    index: WorkspaceIndex | None = None,
+) -> Declaration | None:
+    """What a hover finds for the open document `doc` at `path` (an empty index by default)."""
+    return find_declaration(index or WorkspaceIndex(()), name, path, line, relative, doc)  # type: ignore[arg-type]
 
 
 def test_a_name_declared_in_the_open_document_is_found_with_its_contract_and_comment() -> None:
@@ -68,10 +80,42 @@ def test_the_editors_text_is_read_not_the_disks(tmp_path: Path) -> None:
     unsaved = opened(doc, doc.text[:at] + typed + doc.text[at:])
 
     assert find_declaration(index, "Gain", path, doc.line, relative) is None
-    decl = declaration_in_document(unsaved, "Gain", path, doc.line + 3, relative)
+    decl = declaration_in_document(unsaved, "Gain", path, doc.line + 3, relative, index)
     assert decl is not None
     assert decl.text == "   Gain : constant Integer := 3;"
     assert decl.doc == "Typed since the last save."
+    # A name the disk's text declares too: the document's lines, not the disk's.
+    on_disk = find_declaration(index, "Rate", path, doc.line, relative)
+    assert on_disk is not None and on_disk.line == 5
+    shifted = opened(doc, "--  A line typed at the top.\n" + doc.text)
+    moved = declaration_in_document(shifted, "Rate", path, doc.line + 1, relative, index)
+    assert moved is not None and moved.line == 6
+
+
+def test_the_documents_own_declaration_competes_with_the_other_files(tmp_path: Path) -> None:
+    """A file the index does not hold, and another file of the workspace that declares the same
+    name without a contract: the document's declaration, which carries one, is shown."""
+    doc = cursor_file(GUIDANCE)
+    (tmp_path / "other.adb").write_text(
+        "package body Other is\n   function Rate return Integer is (1);\nend Other;\n",
+        encoding="utf-8",
+    )
+    index = WorkspaceIndex([tmp_path])
+    index.scan()
+    elsewhere = doc.path  # the fixture, outside the indexed folder
+
+    decl = declaration_in_document(opened(doc), "Rate", elsewhere, doc.line, relative, index)
+
+    assert decl is not None and decl.absolute == elsewhere
+    assert decl.contracts == ("Pre => Step in -100 .. 100",)
+    # A name only the other file declares is still found there.
+    (tmp_path / "other.adb").write_text(
+        "package body Other is\n   procedure Hold (X : Integer) is null;\nend Other;\n",
+        encoding="utf-8",
+    )
+    index.update((tmp_path / "other.adb").resolve())
+    held = declaration_in_document(opened(doc), "Hold", elsewhere, doc.line, relative, index)
+    assert held is not None and held.path == "ws/other.adb"
 
 
 def test_the_comment_marker_is_the_documents_language_not_its_files_suffix() -> None:
