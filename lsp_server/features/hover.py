@@ -120,7 +120,7 @@ async def explanation(
     engine = ls.model.now()
     if isinstance(engine, str):
         return f"*No explanation: {engine}.*"
-    lang = for_document(decl.absolute)
+    lang = for_document(decl.absolute, decl.language)  # a file's suffix may not say it
     task = explain_task(
         decl.language,
         decl.text,
