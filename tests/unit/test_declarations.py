@@ -23,6 +23,16 @@ def relative(path: Path) -> str:
     return f"ws/{path.name}"
 
 
+def on_disk(folder: Path, doc: CursorFile) -> tuple[Path, WorkspaceIndex]:
+    """The fixture saved in `folder`, and the index of it: the path as the index and the hover
+    name it (resolved)."""
+    path = folder / "guidance.adb"
+    path.write_text(doc.text, encoding="utf-8")
+    index = WorkspaceIndex([folder])
+    index.scan()
+    return path.resolve(), index
+
+
 def declaration_in_document(
     doc: ParsedDocument,
     name: str,
@@ -53,11 +63,7 @@ def test_the_document_and_the_index_show_the_same_declaration_of_the_same_text(
     tmp_path: Path,
 ) -> None:
     doc = cursor_file(GUIDANCE)
-    path = tmp_path / "guidance.adb"
-    path.write_text(doc.text, encoding="utf-8")
-    path = path.resolve()  # as the index and the hover name it
-    index = WorkspaceIndex([tmp_path])
-    index.scan()
+    path, index = on_disk(tmp_path, doc)
 
     for name in ("Rate", "rate", "UPDATE", "Guidance"):  # Ada does not care about case
         from_index = find_declaration(index, name, path, doc.line, relative)
@@ -70,11 +76,7 @@ def test_the_editors_text_is_read_not_the_disks(tmp_path: Path) -> None:
     """The scan may have put the disk's text over the editor's: a declaration typed since the
     last save is in the document only."""
     doc = cursor_file(GUIDANCE)
-    path = tmp_path / "guidance.adb"
-    path.write_text(doc.text, encoding="utf-8")
-    path = path.resolve()  # as the index and the hover name it
-    index = WorkspaceIndex([tmp_path])
-    index.scan()
+    path, index = on_disk(tmp_path, doc)
     typed = "   --  Typed since the last save.\n   Gain : constant Integer := 3;\n\n"
     at = doc.text.index("   procedure Update")
     unsaved = opened(doc, doc.text[:at] + typed + doc.text[at:])
@@ -85,8 +87,8 @@ def test_the_editors_text_is_read_not_the_disks(tmp_path: Path) -> None:
     assert decl.text == "   Gain : constant Integer := 3;"
     assert decl.doc == "Typed since the last save."
     # A name the disk's text declares too: the document's lines, not the disk's.
-    on_disk = find_declaration(index, "Rate", path, doc.line, relative)
-    assert on_disk is not None and on_disk.line == 5
+    saved = find_declaration(index, "Rate", path, doc.line, relative)
+    assert saved is not None and saved.line == 5
     shifted = opened(doc, "--  A line typed at the top.\n" + doc.text)
     moved = declaration_in_document(shifted, "Rate", path, doc.line + 1, relative, index)
     assert moved is not None and moved.line == 6
