@@ -6,9 +6,9 @@ layers: the defaults; over them what `initializationOptions` gave (an editor nev
 again, so no later message can take them back); over both, the last valid change, which says
 everything it sets. A key that a change leaves out therefore takes the value
 `initializationOptions` gave it, or else its default, never the value an earlier change gave
-it. A change of `null` (what a client that expects the server to pull sends) says nothing, and
-the settings in force stay. The administrator's policy is applied over all of it each time
-(`Policy.apply`)."""
+it. A change of `null`, or of `{"airgap": null}` (what a client that expects the server to pull
+sends), says nothing, and the settings in force stay.
+The administrator's policy is applied over all of it each time (`Policy.apply`)."""
 
 from __future__ import annotations
 
@@ -110,6 +110,13 @@ _RANGES = {
 # Settings that name paths the server writes or reads: from a TCP client, refused unless the
 # policy allows them (`[network] tcp_path_settings`), since any local process can connect.
 PATH_SETTINGS = ("audit_path", "knowledge_base")
+
+
+def says_nothing(raw: Any) -> bool:
+    """Whether a settings change is empty of settings: `null`, or `{"airgap": null}`."""
+    return raw is None or (
+        isinstance(raw, dict) and raw.keys() == {"airgap"} and raw["airgap"] is None
+    )
 
 
 def parse_settings(

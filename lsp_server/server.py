@@ -40,6 +40,7 @@ class AirgapServer(LanguageServer):
         self.over_tcp = False  # serve --tcp: settings that name paths need the policy's leave
         self.settings = self.policy.apply(Settings())[0]
         self.client: dict[str, str] = {"name": "", "version": ""}  # what the editor says it is
+        self.warned: set[str] = set()  # the policy's overrides the user was last told of
         self.model = ModelHost(self, self.policy, lambda: self.settings)
         self.files = Workspace(self, lambda: self.settings)
         self.ledger = Ledger(
@@ -128,9 +129,11 @@ class AirgapServer(LanguageServer):
             self.show_error(str(exc))
             return None
         for message in overridden:
-            self.window_show_message(
-                types.ShowMessageParams(type=types.MessageType.Warning, message=message)
-            )
+            if message not in self.warned:  # each change is applied over the editor's values
+                self.window_show_message(
+                    types.ShowMessageParams(type=types.MessageType.Warning, message=message)
+                )
+        self.warned = set(overridden)
         if self.model.started:  # after start-up: a new model, device or dtype reloads
             self.model.ensure()
         s = self.settings

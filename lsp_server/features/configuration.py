@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 
 from lsprotocol import types
 
-from airgap_lsp.settings import Settings
+from airgap_lsp.settings import Settings, says_nothing
 from lsp_server.features.documents import watch_files
 
 if TYPE_CHECKING:
@@ -48,5 +48,5 @@ def register(server: AirgapServer) -> None:
     def did_change_configuration(
         ls: AirgapServer, params: types.DidChangeConfigurationParams
     ) -> None:
-        if params.settings is not None:  # null: nothing said (a client that expects a pull)
+        if not says_nothing(params.settings):  # null: a client that expects a pull
             ls.apply_settings(params.settings, given)

@@ -88,3 +88,11 @@ async def test_the_policy_fixes_where_the_audit_goes(allowing: LanguageClient, t
     assert len(audit_lines(POLICY_AUDIT)) == before + 1  # ... by the site's log
     warnings = [m.message for m in allowing.messages if m.type == types.MessageType.Warning]
     assert any("auditPath is fixed" in w and str(ALLOWING) in w for w in warnings), warnings
+
+    # A later change that does not touch it is not told of it again: it was told once.
+    allowing.workspace_did_change_configuration(
+        types.DidChangeConfigurationParams(settings={"maxTokensLine": 20})
+    )
+    assert await complete(allowing, uri, doc)  # answered after the change (messages in order)
+    warnings = [m.message for m in allowing.messages if m.type == types.MessageType.Warning]
+    assert sum("auditPath is fixed" in w for w in warnings) == 1, warnings

@@ -6,7 +6,13 @@ import dataclasses
 
 import pytest
 
-from airgap_lsp.settings import Settings, SettingsError, parse_settings
+from airgap_lsp.settings import Settings, SettingsError, parse_settings, says_nothing
+
+
+def test_a_change_without_settings_says_nothing() -> None:
+    assert says_nothing(None) and says_nothing({"airgap": None})
+    assert not says_nothing({}) and not says_nothing({"airgap": {}})
+    assert not says_nothing({"airgap": None, "model": "m"})
 
 
 def test_defaults_when_the_editor_sends_nothing() -> None:
