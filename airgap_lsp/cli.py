@@ -54,12 +54,21 @@ def _store():  # type: ignore[no-untyped-def]
 
 
 def _cmd_model_import(args: argparse.Namespace) -> int:
+    from airgap_lsp.errors import AirgapError
+
+    reviewed = None
+    if args.manifest:
+        try:
+            reviewed = Path(args.manifest).read_bytes()
+        except OSError as exc:
+            raise AirgapError(f"cannot read the manifest {args.manifest} ({exc.strerror})") from exc
     stored = _store().import_model(
         Path(args.path),
         name=args.name,
         version=args.version,
         prompt_format=args.prompt_format,
         progress=_progress_bar(),
+        reviewed=reviewed,
     )
     m = stored.manifest
     print(f"imported {stored.ref} into {stored.path}")
@@ -227,6 +236,11 @@ def _parser() -> argparse.ArgumentParser:
         "--prompt-format",
         help="override the detected format (starcoder, qwen2.5-coder, deepseek-coder, "
         "codellama, prefix-only)",
+    )
+    imp.add_argument(
+        "--manifest",
+        help="a manifest written by an earlier import of the same files (a bundle's): the files "
+        "must match it, and it is kept as it is; the same import again changes nothing",
     )
     imp.set_defaults(func=_cmd_model_import)
     lst = model.add_parser("list", help="list the stored models")

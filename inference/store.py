@@ -410,19 +410,36 @@ class ModelStore:
         version: str,
         prompt_format: str | None = None,
         progress: Progress = _no_progress,
+        reviewed: bytes | None = None,
     ) -> StoredModel:
-        """Copy a Hugging Face folder or convert a GGUF file into the store, then verify it."""
+        """Copy a Hugging Face folder or convert a GGUF file into the store, then verify it.
+
+        `reviewed` is a manifest written by an earlier import of the same files (a bundle's):
+        the files made here must match its hashes, and it is stored as it is, so the manifest
+        sha256 in every audit line is the one that the bundle's SBOM names. Importing the same
+        reviewed manifest again finds it stored and changes nothing."""
         _check_name("name", name)
         _check_name("version", version)
         if prompt_format is not None and prompt_format not in FORMATS:
             raise ModelStoreError(
                 f"Unknown prompt format {prompt_format!r}; choose one of {', '.join(FORMATS)}."
             )
+        given = Manifest.from_json(reviewed, Path("(the given manifest)")) if reviewed else None
+        if given is not None and (given.name, given.version) != (name, version):
+            raise ModelRefused(
+                f"The given manifest is for {given.name}@{given.version}, not {name}@{version}: "
+                "import it under the name and version it names."
+            )
         source = source.expanduser()
         if not source.exists():
             raise ModelStoreError(f"{source} does not exist.")
         ref = f"{name}@{version}"
         if ref in self._registry():
+            if (
+                reviewed is not None
+                and self._registry()[ref] == hashlib.sha256(reviewed).hexdigest()
+            ):
+                return self.verify(ref, progress)
             raise _already(ref)
         self.root.mkdir(parents=True, exist_ok=True)
         staging = Path(tempfile.mkdtemp(prefix=f".import-{name}-", dir=self.root))
@@ -453,18 +470,21 @@ class ModelStore:
             }
             config = json.loads((staging / "config.json").read_text(encoding="utf-8"))
             fmt = FORMATS[prompt_format] if prompt_format else detect_format(_vocabulary(staging))
-            manifest = Manifest(
-                name=name,
-                version=version,
-                family=str(config.get("model_type", "unknown")),
-                prompt_format=fmt.name,
-                files=files,
-                source=src_info,
-                imported_at=datetime.now(UTC).isoformat(timespec="seconds"),
-                imported_by=_who(),
-                license=license_,
-            )
-            data = manifest.to_json()
+            if given is not None and reviewed is not None:
+                _check_same_files(given, files, source)
+                data = reviewed
+            else:
+                data = Manifest(
+                    name=name,
+                    version=version,
+                    family=str(config.get("model_type", "unknown")),
+                    prompt_format=fmt.name,
+                    files=files,
+                    source=src_info,
+                    imported_at=datetime.now(UTC).isoformat(timespec="seconds"),
+                    imported_by=_who(),
+                    license=license_,
+                ).to_json()
             (staging / MANIFEST).write_bytes(data)
             _read_only(staging)
             # Moving the files in and registering them is one step for every other import:
@@ -518,6 +538,19 @@ class ModelStore:
         except BaseException:
             Path(tmp).unlink(missing_ok=True)
             raise
+
+
+def _check_same_files(given: Manifest, files: dict[str, str], source: Path) -> None:
+    """The files made from `source` are, hash for hash, those the reviewed manifest lists."""
+    differ = sorted(
+        k for k in given.files.keys() | files.keys() if given.files.get(k) != files.get(k)
+    )
+    if differ:
+        raise ModelRefused(
+            f"The files made from {source} differ from the given manifest's: "
+            f"{', '.join(differ)}. This is not the model that was reviewed: import nothing, and "
+            "ask for the bundle again."
+        )
 
 
 def _already(ref: str) -> ModelStoreError:

@@ -395,3 +395,41 @@ def test_an_import_stopped_before_it_registered_is_done_again(
         store.verify("tiny@1")
     stored = store.import_model(source, name="tiny", version="1")
     assert stored.ref == "tiny@1" and store.verify("tiny@1").manifest == stored.manifest
+
+
+# -- a bundle's reviewed manifest (bundle/install.sh imports against it) -----------------------
+
+
+def test_an_import_against_a_reviewed_manifest_keeps_its_hash(source: Path, tmp_path: Path) -> None:
+    built = ModelStore(tmp_path / "built").import_model(source, name="tiny", version="1")
+    reviewed = (built.path / "manifest.json").read_bytes()
+    far = ModelStore(tmp_path / "far")
+    stored = far.import_model(source, name="tiny", version="1", reviewed=reviewed)
+    # The far side's store holds the reviewed manifest itself: the same sha256 in every audit line.
+    assert stored.manifest_sha256 == built.manifest_sha256 == hashlib.sha256(reviewed).hexdigest()
+    # Again with the same manifest: found in place, nothing changes.
+    before = (far.root / "registry.json").read_bytes()
+    assert far.import_model(
+        source, name="tiny", version="1", reviewed=reviewed
+    ).manifest_sha256 == (built.manifest_sha256)
+    assert (far.root / "registry.json").read_bytes() == before
+    # Another manifest for a version in place is refused, as any second import is.
+    other = reviewed.replace(b'"license"', b'"license" ', 1)
+    with pytest.raises(ModelStoreError, match="already in the store"):
+        far.import_model(source, name="tiny", version="1", reviewed=other)
+
+
+def test_files_that_differ_from_the_reviewed_manifest_are_refused_by_name(
+    source: Path, tmp_path: Path
+) -> None:
+    built = ModelStore(tmp_path / "built").import_model(source, name="tiny", version="1")
+    reviewed = (built.path / "manifest.json").read_bytes()
+    config = json.loads((source / "config.json").read_text())
+    config["rms_norm_eps"] = 1e-3
+    (source / "config.json").write_text(json.dumps(config))
+    far = ModelStore(tmp_path / "far")
+    with pytest.raises(ModelRefused, match=r"differ from the given manifest's: config\.json\."):
+        far.import_model(source, name="tiny", version="1", reviewed=reviewed)
+    assert far.models() == []
+    with pytest.raises(ModelRefused, match="is for tiny@1, not tiny@2"):
+        far.import_model(source, name="tiny", version="2", reviewed=reviewed)
