@@ -8,7 +8,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from airgap_lsp import __version__, egress
+from airgap_lsp import egress
 
 
 def _progress_bar():  # type: ignore[no-untyped-def]
@@ -208,6 +208,30 @@ def _cmd_provenance(args: argparse.Namespace) -> int:
     return 3 if args.require_accepted and result.unaccounted else 0
 
 
+def _cmd_doctor(args: argparse.Namespace) -> int:
+    from tqdm import tqdm
+
+    from airgap_lsp.doctor import diagnose, render
+
+    policy_log = args.policy.audit_path
+    log = Path(policy_log).expanduser() if policy_log and not args.log else _audit_log(args)
+    bar = tqdm(desc="checking installed files", unit=" packages", file=sys.stderr, leave=False)
+
+    def progress(done: int, total: int) -> None:
+        bar.total = total
+        bar.update(done - bar.n)
+
+    try:
+        findings = diagnose(log, progress=progress)
+    finally:
+        bar.close()
+    print(render(findings))
+    failed = [f.what for f in findings if f.ok is False]
+    if failed:
+        print(f"\n{len(failed)} check(s) failed: {', '.join(failed)}")
+    return 1 if failed else 0
+
+
 def _cmd_demo(args: argparse.Namespace) -> int:
     from lsp_server.demo import run_demo
 
@@ -215,8 +239,10 @@ def _cmd_demo(args: argparse.Namespace) -> int:
 
 
 def _parser() -> argparse.ArgumentParser:
+    from airgap_lsp.doctor import version_line
+
     p = argparse.ArgumentParser(prog="airgap-lsp", description=__doc__)
-    p.add_argument("--version", action="version", version=f"airgap-lsp {__version__}")
+    p.add_argument("--version", action="version", version=version_line())
     sub = p.add_subparsers(dest="command", required=True)
 
     serve = sub.add_parser("serve", help="run the language server (stdio unless --tcp)")
@@ -288,6 +314,16 @@ def _parser() -> argparse.ArgumentParser:
         help="exit 3 when a line matches a suggestion with no accept on record (for CI)",
     )
     prov.set_defaults(func=_cmd_provenance)
+
+    doc = sub.add_parser(
+        "doctor",
+        help="what is installed (version, bundle, SBOM, models, audit log) and whether anything "
+        "fails its hash; exit 1 if so",
+    )
+    doc.add_argument(
+        "--log", help="the audit log (default: the policy's, else the data directory's)"
+    )
+    doc.set_defaults(func=_cmd_doctor)
 
     demo = sub.add_parser("demo", help="a session with the real server on a sample workspace")
     demo.add_argument("workspace", nargs="?", default="examples/workspace")
