@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import hashlib
 import re
 import sys
 from collections.abc import Sequence
@@ -71,6 +72,12 @@ def _cmd_model_import(args: argparse.Namespace) -> int:
         reviewed=reviewed,
     )
     m = stored.manifest
+    if reviewed is not None and stored.manifest_sha256 != hashlib.sha256(reviewed).hexdigest():
+        print(
+            f"{stored.ref} was in the store already with the same files, under the manifest of "
+            f"an earlier import (sha256 {stored.manifest_sha256}): kept as it is"
+        )
+        return 0
     print(f"imported {stored.ref} into {stored.path}")
     print(f"  family {m.family}, prompt format {m.prompt_format}, {len(m.files)} files")
     print(f"  manifest sha256 {stored.manifest_sha256}")

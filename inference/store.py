@@ -417,14 +417,17 @@ class ModelStore:
         `reviewed` is a manifest written by an earlier import of the same files (a bundle's):
         the files made here must match its hashes, and it is stored as it is, so the manifest
         sha256 in every audit line is the one that the bundle's SBOM names. Importing the same
-        reviewed manifest again finds it stored and changes nothing."""
+        reviewed manifest again, or another manifest of the same files, finds the model stored and
+        changes nothing."""
         _check_name("name", name)
         _check_name("version", version)
         if prompt_format is not None and prompt_format not in FORMATS:
             raise ModelStoreError(
                 f"Unknown prompt format {prompt_format!r}; choose one of {', '.join(FORMATS)}."
             )
-        given = Manifest.from_json(reviewed, Path("(the given manifest)")) if reviewed else None
+        given = None
+        if reviewed is not None:
+            given = Manifest.from_json(reviewed, Path("(the given manifest)"))
         if given is not None and (given.name, given.version) != (name, version):
             raise ModelRefused(
                 f"The given manifest is for {given.name}@{given.version}, not {name}@{version}: "
@@ -435,11 +438,12 @@ class ModelStore:
             raise ModelStoreError(f"{source} does not exist.")
         ref = f"{name}@{version}"
         if ref in self._registry():
-            if (
-                reviewed is not None
-                and self._registry()[ref] == hashlib.sha256(reviewed).hexdigest()
-            ):
-                return self.verify(ref, progress)
+            if given is not None:
+                # The same files under another manifest (imported by hand, or by an older
+                # bundle) are the same model: kept as they are, with the manifest they have.
+                held = self.verify(ref, progress)
+                if held.manifest.files == given.files:
+                    return held
             raise _already(ref)
         self.root.mkdir(parents=True, exist_ok=True)
         staging = Path(tempfile.mkdtemp(prefix=f".import-{name}-", dir=self.root))

@@ -413,10 +413,17 @@ def test_an_import_against_a_reviewed_manifest_keeps_its_hash(source: Path, tmp_
         source, name="tiny", version="1", reviewed=reviewed
     ).manifest_sha256 == (built.manifest_sha256)
     assert (far.root / "registry.json").read_bytes() == before
-    # Another manifest for a version in place is refused, as any second import is.
+    # Another manifest of the same files (an import by hand, an older bundle's): the stored
+    # model is kept as it is, under its own manifest.
     other = reviewed.replace(b'"license"', b'"license" ', 1)
+    kept = far.import_model(source, name="tiny", version="1", reviewed=other)
+    assert kept.manifest_sha256 == built.manifest_sha256
+    assert (far.root / "registry.json").read_bytes() == before
+    # A manifest of other files for a version in place is refused, as any second import is.
+    doc = json.loads(reviewed)
+    doc["files"]["config.json"] = "0" * 64
     with pytest.raises(ModelStoreError, match="already in the store"):
-        far.import_model(source, name="tiny", version="1", reviewed=other)
+        far.import_model(source, name="tiny", version="1", reviewed=json.dumps(doc).encode())
 
 
 def test_files_that_differ_from_the_reviewed_manifest_are_refused_by_name(
