@@ -13,19 +13,23 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+import os
 import re
 import sys
+import sysconfig
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
+from urllib.parse import unquote
 
 from airgap_lsp import __version__
 from airgap_lsp.paths import model_store_root
 
 BUNDLE_FILE = "airgap-bundle.json"
 SBOM_FILE = "sbom.cdx.json"
-# What `python -m venv` puts into every environment: the Python that made it ships them.
+# What `python -m venv` puts into every environment: the target's Python ships them (its
+# ensurepip), not the bundle.
 FROM_THE_INTERPRETER = frozenset({"pip", "setuptools", "wheel"})
 CHUNK = 1024 * 1024
 
@@ -84,7 +88,7 @@ def sbom_packages(sbom: dict[str, object]) -> dict[str, str]:
 
 def metadata_version(text: str) -> str:
     """A purl's version as the distribution's metadata writes it (`+` is escaped in a purl)."""
-    return text.replace("%2B", "+").replace("%2b", "+")
+    return unquote(text)
 
 
 def installed_packages(dists: Iterable[metadata.Distribution]) -> dict[str, str]:
@@ -138,26 +142,47 @@ def check_sbom(
         yield Finding(True, "packages", f"all {len(listed)} of the SBOM installed, nothing else")
 
 
+def _record_hex(value: str) -> str:
+    """A RECORD hash (urlsafe base64, unpadded) as hex."""
+    return base64.urlsafe_b64decode(value + "=" * (-len(value) % 4)).hex()
+
+
 def check_files(
-    dists: Iterable[metadata.Distribution], progress: Callable[[int], None] | None = None
+    dists: Iterable[metadata.Distribution],
+    progress: Callable[[int], None] | None = None,
+    site: Iterable[Path] = (),
 ) -> Iterator[Finding]:
-    """Every installed file against the sha256 its distribution's RECORD holds."""
-    checked, failed = 0, []
+    """Every installed file against the sha256 its distribution's RECORD holds, and every file of
+    `site` (site-packages) that no RECORD names: a `.pth` or `sitecustomize.py` put there runs at
+    every start. RECORD has no hash of its own, so this finds a corrupted or swapped file, not one
+    whose RECORD line was rewritten with it."""
+    checked, unhashed, failed, named = 0, 0, [], set()
     for dist in dists:
         for file in dist.files or []:
-            if file.hash is None or file.hash.mode != "sha256":
-                continue
             path = Path(str(file.locate()))
+            named.add(os.path.realpath(path))
+            if file.hash is None or file.hash.mode != "sha256":
+                unhashed += 1
+                continue
             checked += 1
             try:
-                digest = hashlib.sha256(path.read_bytes()).digest()
+                digest = _sha256(path)
             except OSError:
                 failed.append(f"{path} (missing)")
                 continue
-            if base64.urlsafe_b64encode(digest).rstrip(b"=").decode() != file.hash.value:
+            if digest != _record_hex(file.hash.value):
                 failed.append(f"{path} ({dist.metadata['Name']})")
         if progress is not None:
             progress(1)
+    stray = []
+    for root in site:
+        for path in sorted(root.rglob("*")):
+            if not path.is_file() or os.path.realpath(path) in named:
+                continue
+            if path.suffix == ".pyc" and path.parent.name == "__pycache__":
+                unhashed += 1  # written by Python itself
+            else:
+                stray.append(str(path))
     if failed:
         more = f" and {len(failed) - 10} more" if len(failed) > 10 else ""
         yield Finding(
@@ -168,6 +193,20 @@ def check_files(
         )
     else:
         yield Finding(True, "installed files", f"all {checked} match their RECORD hash")
+    if stray:
+        more = f" and {len(stray) - 10} more" if len(stray) > 10 else ""
+        yield Finding(
+            False,
+            "unknown files",
+            f"{len(stray)} file(s) in site-packages belong to no installed package: "
+            f"{', '.join(stray[:10])}{more}. Find out who put them there, then install again.",
+        )
+    if unhashed:
+        yield Finding(
+            None,
+            "not checked",
+            f"{unhashed} files have no hash to check against (compiled .pyc files, each RECORD)",
+        )
 
 
 def check_models() -> Iterator[Finding]:
@@ -230,7 +269,8 @@ def diagnose(
         if progress is not None:
             progress(done, len(dists))
 
-    findings += check_files(dists, step)
+    site = {Path(p) for key in ("purelib", "platlib") if (p := sysconfig.get_paths().get(key))}
+    findings += check_files(dists, step, sorted(site))
     findings += check_models()
     findings += check_audit(audit_log)
     return findings

@@ -95,3 +95,18 @@ def test_an_environment_not_installed_from_a_bundle_says_so(tmp_path: Path) -> N
     assert version_line(tmp_path).startswith("airgap-lsp ") and "bundle" not in version_line(
         tmp_path
     )
+
+
+def test_a_file_no_package_installed_is_reported(tmp_path: Path) -> None:
+    dist = installed(tmp_path, "demo", "1.0")
+    (tmp_path / "__pycache__").mkdir()
+    (tmp_path / "__pycache__" / "demo.cpython-311.pyc").write_bytes(b"compiled by Python")
+    findings = list(check_files([dist], site=[tmp_path]))
+    assert failures(findings) == []
+    (told,) = [f for f in findings if f.what == "not checked"]
+    assert told.detail.startswith("3 files")  # the .pyc, METADATA and RECORD
+    (tmp_path / "zz_hook.pth").write_text("import os; os.system('true')\n")
+    (problem,) = failures(list(check_files([dist], site=[tmp_path])))
+    assert (
+        problem.startswith("unknown files: 1 file(s)") and str(tmp_path / "zz_hook.pth") in problem
+    )
