@@ -417,8 +417,9 @@ class ModelStore:
         `reviewed` is a manifest written by an earlier import of the same files (a bundle's):
         the files made here must match its hashes, and it is stored as it is, so the manifest
         sha256 in every audit line is the one that the bundle's SBOM names. Importing the same
-        reviewed manifest again, or another manifest of the same files, finds the model stored and
-        changes nothing."""
+        reviewed manifest again, or another manifest of the same model (same files, or the same
+        GGUF file; same family, prompt format and licence), finds the model stored and changes
+        nothing: it keeps the manifest it has."""
         _check_name("name", name)
         _check_name("version", version)
         if prompt_format is not None and prompt_format not in FORMATS:
@@ -439,10 +440,10 @@ class ModelStore:
         ref = f"{name}@{version}"
         if ref in self._registry():
             if given is not None:
-                # The same files under another manifest (imported by hand, or by an older
-                # bundle) are the same model: kept as they are, with the manifest they have.
+                # The same model under another manifest (imported by hand, or by an older
+                # bundle): kept as it is, with the manifest it has.
                 held = self.verify(ref, progress)
-                if held.manifest.files == given.files:
+                if _same_model(held.manifest, given):
                     return held
             raise _already(ref)
         self.root.mkdir(parents=True, exist_ok=True)
@@ -542,6 +543,22 @@ class ModelStore:
         except BaseException:
             Path(tmp).unlink(missing_ok=True)
             raise
+
+
+def _same_model(held: Manifest, given: Manifest) -> bool:
+    """The same files, or the same GGUF file converted by another version of the converter
+    (transformers writes its version into the configs), read the same way."""
+    same_reading = (held.family, held.prompt_format, held.license) == (
+        given.family,
+        given.prompt_format,
+        given.license,
+    )
+    same_gguf = (
+        held.source.get("kind") == given.source.get("kind") == "gguf"
+        and bool(held.source.get("sha256"))
+        and held.source.get("sha256") == given.source.get("sha256")
+    )
+    return same_reading and (held.files == given.files or same_gguf)
 
 
 def _check_same_files(given: Manifest, files: dict[str, str], source: Path) -> None:

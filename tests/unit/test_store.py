@@ -424,6 +424,11 @@ def test_an_import_against_a_reviewed_manifest_keeps_its_hash(source: Path, tmp_
     doc["files"]["config.json"] = "0" * 64
     with pytest.raises(ModelStoreError, match="already in the store"):
         far.import_model(source, name="tiny", version="1", reviewed=json.dumps(doc).encode())
+    # So is one that reads the same files another way (another prompt format).
+    doc = json.loads(reviewed)
+    doc["prompt_format"] = "starcoder"
+    with pytest.raises(ModelStoreError, match="already in the store"):
+        far.import_model(source, name="tiny", version="1", reviewed=json.dumps(doc).encode())
 
 
 def test_files_that_differ_from_the_reviewed_manifest_are_refused_by_name(
