@@ -229,7 +229,7 @@ def _cmd_doctor(args: argparse.Namespace) -> int:
         bar.update(done - bar.n)
 
     try:
-        findings = diagnose(log, progress=progress)
+        findings = diagnose(log, progress=progress, installation_only=args.installation)
     finally:
         bar.close()
     print(render(findings))
@@ -340,6 +340,11 @@ def _parser() -> argparse.ArgumentParser:
     )
     doc.add_argument(
         "--log", help="the audit log (default: the policy's, else the data directory's)"
+    )
+    doc.add_argument(
+        "--installation",
+        action="store_true",
+        help="only the installation itself: not the model store nor the audit log",
     )
     doc.set_defaults(func=_cmd_doctor)
 

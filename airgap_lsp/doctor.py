@@ -142,25 +142,63 @@ def check_sbom(
         yield Finding(True, "packages", f"all {len(listed)} of the SBOM installed, nothing else")
 
 
+def _some(items: list[str], most: int = 10) -> str:
+    more = f" and {len(items) - most} more" if len(items) > most else ""
+    return ", ".join(items[:most]) + more
+
+
 def _record_hex(value: str) -> str:
     """A RECORD hash (urlsafe base64, unpadded) as hex."""
     return base64.urlsafe_b64decode(value + "=" * (-len(value) % 4)).hex()
+
+
+def check_bundle_files(prefix: Path) -> Iterator[Finding]:
+    """The editor clients install.sh copied beside the environment (Neovim runs the plugin's Lua
+    files), against the bundle's SHA256SUMS kept with them."""
+    sums = prefix / "SHA256SUMS"
+    try:
+        lines = sums.read_text(encoding="utf-8").splitlines()
+    except OSError:
+        yield Finding(False, "editor clients", f"{sums} is missing: install the bundle again")
+        return
+    listed = {
+        path: digest
+        for digest, _, path in (line.partition("  ") for line in lines)
+        if path.startswith("editors/")
+    }
+    found = {
+        p.relative_to(prefix).as_posix()
+        for p in (prefix / "editors").rglob("*")
+        if p.is_file() or p.is_symlink()
+    }
+    wrong = sorted(
+        f"{path} ({'missing' if path not in found else 'changed'})"
+        for path, digest in listed.items()
+        if path not in found or (prefix / path).is_symlink() or _sha256(prefix / path) != digest
+    )
+    wrong += sorted(f"{path} (not in the bundle)" for path in found - listed.keys())
+    if wrong:
+        yield Finding(False, "editor clients", f"{', '.join(wrong)}. Install the bundle again.")
+    else:
+        yield Finding(True, "editor clients", f"all {len(listed)} files match SHA256SUMS")
 
 
 def check_files(
     dists: Iterable[metadata.Distribution],
     progress: Callable[[int], None] | None = None,
     site: Iterable[Path] = (),
+    allowed: frozenset[str] = frozenset(),
 ) -> Iterator[Finding]:
     """Every installed file against the sha256 its distribution's RECORD holds, and every file of
     `site` (site-packages) that no RECORD names: a `.pth` or `sitecustomize.py` put there runs at
-    every start. RECORD has no hash of its own, so this finds a corrupted or swapped file, not one
-    whose RECORD line was rewritten with it."""
+    every start; a link there is reported whatever it points at. `allowed`: file names the tool
+    that made the environment puts there. RECORD has no hash of its own, so this finds a corrupted
+    or swapped file, not one whose RECORD line was rewritten with it."""
     checked, unhashed, failed, named = 0, 0, [], set()
     for dist in dists:
         for file in dist.files or []:
             path = Path(str(file.locate()))
-            named.add(os.path.realpath(path))
+            named.add(os.path.normpath(path))
             if file.hash is None or file.hash.mode != "sha256":
                 unhashed += 1
                 continue
@@ -176,30 +214,32 @@ def check_files(
             progress(1)
     stray = []
     for root in site:
-        for path in sorted(root.rglob("*")):
-            if not path.is_file() or os.path.realpath(path) in named:
-                continue
-            if path.suffix == ".pyc" and path.parent.name == "__pycache__":
-                unhashed += 1  # written by Python itself
-            else:
-                stray.append(str(path))
+        for top, dirs, files in os.walk(root):  # links are listed, never followed
+            here = Path(top)
+            stray += [str(here / d) for d in dirs if (here / d).is_symlink()]
+            for name in files:
+                path = here / name
+                if os.path.normpath(path) in named or name in allowed:
+                    continue
+                if path.suffix == ".pyc" and here.name == "__pycache__" and not path.is_symlink():
+                    unhashed += 1  # written by Python itself
+                else:
+                    stray.append(str(path))
     if failed:
-        more = f" and {len(failed) - 10} more" if len(failed) > 10 else ""
         yield Finding(
             False,
             "installed files",
-            f"{len(failed)} of {checked} fail their RECORD hash: "
-            f"{', '.join(failed[:10])}{more}. Install the bundle again.",
+            f"{len(failed)} of {checked} fail their RECORD hash: {_some(failed)}. "
+            "Install the bundle again.",
         )
     else:
         yield Finding(True, "installed files", f"all {checked} match their RECORD hash")
     if stray:
-        more = f" and {len(stray) - 10} more" if len(stray) > 10 else ""
         yield Finding(
             False,
             "unknown files",
             f"{len(stray)} file(s) in site-packages belong to no installed package: "
-            f"{', '.join(stray[:10])}{more}. Find out who put them there, then install again.",
+            f"{_some(stray)}. Find out who put them there, then install again.",
         )
     if unhashed:
         yield Finding(
@@ -253,7 +293,11 @@ def diagnose(
     audit_log: Path,
     prefix: Path | None = None,
     progress: Callable[[int, int], None] | None = None,
+    *,
+    installation_only: bool = False,
 ) -> list[Finding]:
+    """The report; `installation_only` leaves out the model store and the audit log (install.sh
+    decides with it whether a new version may be put in use)."""
     prefix = prefix or Path(sys.prefix)
     findings = [
         Finding(None, "version", version_line(prefix)),
@@ -269,11 +313,29 @@ def diagnose(
         if progress is not None:
             progress(done, len(dists))
 
+    info = bundle_info(prefix)
+    if info is not None:
+        findings += check_bundle_files(prefix)
     site = {Path(p) for key in ("purelib", "platlib") if (p := sysconfig.get_paths().get(key))}
-    findings += check_files(dists, step, sorted(site))
+    findings += check_files(dists, step, sorted(site), made_by(prefix))
+    if installation_only:
+        return findings
     findings += check_models()
     findings += check_audit(audit_log)
     return findings
+
+
+def made_by(prefix: Path) -> frozenset[str]:
+    """What the tool that made the environment put into site-packages: virtualenv and uv add a
+    `.pth` hook of their own; `python -m venv` adds nothing."""
+    try:
+        cfg = (prefix / "pyvenv.cfg").read_text(encoding="utf-8")
+    except OSError:
+        return frozenset()
+    keys = {line.partition("=")[0].strip() for line in cfg.splitlines()}
+    if keys & {"virtualenv", "uv"}:
+        return frozenset({"_virtualenv.pth", "_virtualenv.py"})
+    return frozenset()
 
 
 def render(findings: Iterable[Finding]) -> str:

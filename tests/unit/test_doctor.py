@@ -13,6 +13,7 @@ from airgap_lsp.doctor import (
     BUNDLE_FILE,
     SBOM_FILE,
     Finding,
+    check_bundle_files,
     check_files,
     check_sbom,
     version_line,
@@ -110,3 +111,19 @@ def test_a_file_no_package_installed_is_reported(tmp_path: Path) -> None:
     assert (
         problem.startswith("unknown files: 1 file(s)") and str(tmp_path / "zz_hook.pth") in problem
     )
+
+
+def test_the_editor_clients_are_checked_against_the_bundles_sums(tmp_path: Path) -> None:
+    plugin = tmp_path / "editors" / "nvim" / "plugin"
+    plugin.mkdir(parents=True)
+    (plugin / "airgap.lua").write_text("require('airgap')\n")
+    digest = hashlib.sha256((plugin / "airgap.lua").read_bytes()).hexdigest()
+    (tmp_path / "SHA256SUMS").write_text(
+        f"{digest}  editors/nvim/plugin/airgap.lua\n{'0' * 64}  wheelhouse/x.whl\n"
+    )
+    assert failures(list(check_bundle_files(tmp_path))) == []
+    (plugin / "extra.lua").write_text("os.execute('true')\n")
+    (plugin / "airgap.lua").write_text("changed\n")
+    (problem,) = failures(list(check_bundle_files(tmp_path)))
+    assert "editors/nvim/plugin/airgap.lua (changed)" in problem
+    assert "editors/nvim/plugin/extra.lua (not in the bundle)" in problem
