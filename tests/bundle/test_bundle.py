@@ -202,7 +202,7 @@ def sign_again(folder: Path) -> None:
     )
 
 
-def test_an_upgrade_installs_beside_the_older_version_and_the_older_bundle_rolls_back(
+def test_an_upgrade_goes_in_use_only_when_it_passed_and_the_older_bundle_rolls_back(
     installed: tuple[Path, Path, Path, str], tmp_path: Path
 ) -> None:
     folder, prefix, home, _out = installed
@@ -215,6 +215,26 @@ def test_an_upgrade_installs_beside_the_older_version_and_the_older_bundle_rolls
     registry = home / "airgap" / "models" / "registry.json"
     kept = audit.read_bytes(), registry.read_bytes()
     older = os.readlink(prefix / "current")
+
+    # A newer bundle that fails after its packages are installed (its tiny-llama@1 reads the
+    # stored model's files another way): the version in use stays in use.
+    broken = tampered_copy(newer, tmp_path / "broken")
+    manifest = broken / "models" / "tiny-llama@1.manifest.json"
+    doc = json.loads(manifest.read_text())
+    doc["prompt_format"] = "starcoder"
+    replace(manifest, json.dumps(doc).encode())
+    bad = json.loads((broken / "BUNDLE.json").read_text())
+    for model in bad["models"]:
+        if model["ref"] == "tiny-llama@1":
+            model["manifest_sha256"] = hashlib.sha256(manifest.read_bytes()).hexdigest()
+    replace(broken / "BUNDLE.json", json.dumps(bad).encode())
+    sign_again(broken)
+    done = install(broken, prefix, home, "--pubkey", PUBKEY)
+    assert done.returncode != 0, done.stdout
+    assert "tiny-llama@1 is already in the store" in done.stderr
+    assert f"{prefix}/current was not changed" in done.stderr
+    assert os.readlink(prefix / "current") == older
+    assert (audit.read_bytes(), registry.read_bytes()) == kept
 
     done = install(newer, prefix, home, "--pubkey", PUBKEY)
     assert done.returncode == 0, done.stdout + done.stderr
