@@ -90,6 +90,9 @@ _WIRE = {
     "decoding.promptLookup": "prompt_lookup",
     "decoding.threads": "threads",
 }
+# Every setting an editor may send, by its wire name (`context.maxTokens` is sent nested). A
+# client that sends its settings on every change must send each of them (editors/README.md).
+SETTING_NAMES = tuple(_WIRE)
 _SECTIONS = ("context", "hover", "codeActions", "backend", "decoding")
 _CHOICES = {"device": DEVICES, "dtype": DTYPES, "multiline": MULTILINE}
 _RANGES = {

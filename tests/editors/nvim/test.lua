@@ -41,7 +41,36 @@ local function position(buf, row, text)
   return { line = row, character = assert(line:find(text, 1, true), text .. " not on line " .. row) }
 end
 
+--- The dotted names of a nested settings table: { context = { maxTokens = 1 } } -> context.maxTokens.
+local function names(tbl, prefix, out)
+  out = out or {}
+  for key, value in pairs(tbl) do
+    local name = (prefix and prefix .. "." or "") .. key
+    if type(value) == "table" and not vim.islist(value) then
+      names(value, name, out)
+    else
+      table.insert(out, name)
+    end
+  end
+  return out
+end
+
 h.run(label, {
+  {
+    "the settings sent hold every setting the server knows, so a removed one goes back to default",
+    function()
+      local python = os.getenv("AIRGAP_ROOT") .. "/.venv/bin/python"
+      local known = vim.json.decode(vim.fn.system({
+        python,
+        "-c",
+        "import json; from airgap_lsp.settings import SETTING_NAMES; print(json.dumps(SETTING_NAMES))",
+      }))
+      local sent = names(require("airgap.config").wire({}))
+      table.sort(known)
+      table.sort(sent)
+      h.eq(known, sent, "the settings sent on every change")
+    end,
+  },
   {
     "setup() twice: one autocommand group, one server config",
     function()

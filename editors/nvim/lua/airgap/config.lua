@@ -15,6 +15,9 @@ local M = {}
 ---@field context? { crossFile?: boolean, maxTokens?: integer, exclude?: string[], knowledgeBase?: string[] }
 ---@field hover? { explain?: boolean, maxTokens?: integer, timeBudgetMs?: integer }
 ---@field codeActions? { maxTokens?: integer }
+---@field debounceMs? integer
+---@field decoding? { promptLookup?: integer, threads?: integer }
+---@field backend? { url?: string } a team's inference server (usually the policy's)
 
 ---@class airgap.Keymaps
 --- Insert-mode keys; `false` leaves a key unmapped.
@@ -62,8 +65,9 @@ M.defaults = {
   keymaps = { accept = "<Tab>", dismiss = "<C-]>", next = "<M-]>", prev = "<M-[>" },
 }
 
---- The server's defaults (editors/README.md). The whole table is sent each time, so that a
---- setting removed from `setup()` goes back to its default in a running server too.
+--- The server's defaults (editors/README.md), one for each of its settings. The whole table is
+--- sent each time, so that a setting removed from `setup()` goes back to its default in a
+--- running server too (a setting missing here would keep what `initializationOptions` gave it).
 ---@type airgap.ServerSettings
 M.server_defaults = {
   model = "smollm2-135m-instruct",
@@ -78,6 +82,9 @@ M.server_defaults = {
   context = { crossFile = true, maxTokens = 1024, exclude = {}, knowledgeBase = {} },
   hover = { explain = true, maxTokens = 64, timeBudgetMs = 8000 },
   codeActions = { maxTokens = 400 },
+  debounceMs = 60,
+  decoding = { promptLookup = 8, threads = 0 },
+  backend = { url = "" },
 }
 
 ---@type airgap.Config
