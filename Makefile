@@ -109,6 +109,7 @@ bench: model team-server
 	$(BIN)/python bench/completion_latency.py
 	$(BIN)/python bench/speed.py
 	$(BIN)/python bench/threads.py
+	$(BIN)/python bench/model_size.py
 	$(BIN)/python bench/hover_latency.py
 	$(BIN)/python bench/team_server.py
 	sh bench/setup-corpus.sh

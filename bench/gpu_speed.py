@@ -40,6 +40,15 @@ from typing import Any
 
 # The configs of the real models (their published config.json), as the architecture to build.
 QWEN_CODER = {
+    "0.5b": {
+        "hidden_size": 896,
+        "intermediate_size": 4864,
+        "num_hidden_layers": 24,
+        "num_attention_heads": 14,
+        "num_key_value_heads": 2,
+        "vocab_size": 151936,
+        "tie_word_embeddings": True,
+    },
     "1.5b": {
         "hidden_size": 1536,
         "intermediate_size": 8960,

@@ -1,0 +1,210 @@
+"""What a user should expect on this CPU from a model the size users import (`make bench`).
+
+The default model is 135M; users import 0.5B to 1.5B coder models. No such weights can be brought
+here, so the 0.5B and 1.5B models are built from Qwen2.5-Coder's published configs with random
+weights (bench/gpu_speed.py's `build`), which take exactly the time real ones do, with the default
+model's vocabulary (its tokenizer; the embedding table is then smaller than Qwen's 151,936 rows, so
+decoding reads slightly fewer bytes than the real model). Each is saved as a checkpoint and loaded
+by the server's engine (inference.engine.LocalEngine) as the server loads a model, in bf16, with
+the default model itself beside them. For each, on a prompt of real code:
+
+- a cold request: reading a prompt of --prompt tokens (the median real-repository prompt of issue
+  21 is 1,215), its time to the first token;
+- decoding speed over --new tokens (prompt lookup off: the rate of the model itself);
+- a keystroke: the same prompt and one more character, the key/value cache of the first kept;
+- a single-line suggestion's estimated end-to-end time: the cold prefill plus --line tokens.
+
+Threads: --threads (default: every core). Rounds are interleaved across the models, and the
+median is reported. Writes a Markdown table to stdout (and --write FILE appends it).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from gpu_speed import build  # noqa: E402  (bench/gpu_speed.py: run as a script, not a package)
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def cpu_flags() -> str:
+    wanted = ("avx2", "avx512f", "avx512_bf16", "amx_bf16", "amx_tile")
+    try:
+        text = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return "?"
+    flags = next(
+        (line.split(":", 1)[1].split() for line in text.splitlines() if line.startswith("flags")),
+        [],
+    )
+    return " ".join(f for f in wanted if f in flags) or "none of " + ", ".join(wanted)
+
+
+def random_checkpoint(name: str, tokenizer_dir: Path, folder: Path) -> Any:
+    """A StoredModel of the architecture `name` with random weights and the default tokenizer."""
+    import torch
+    from transformers import AutoTokenizer
+
+    from inference.store import Manifest, StoredModel
+
+    tokenizer = AutoTokenizer.from_pretrained(str(tokenizer_dir), local_files_only=True)
+    model = build(name, "cpu", torch.bfloat16, vocab=len(tokenizer))
+    params = sum(p.numel() for p in model.parameters())
+    model.save_pretrained(folder)
+    del model
+    for f in tokenizer_dir.iterdir():
+        if f.name.startswith(("tokenizer", "special_tokens")):
+            shutil.copy(f, folder / f.name)
+    stored = StoredModel(
+        path=folder,
+        manifest=Manifest(
+            name=f"bench-{name}",
+            version="random",
+            family="qwen2",
+            prompt_format="prefix-only",
+            files={},
+            source={},
+            imported_at="",
+        ),
+        manifest_sha256="0" * 64,
+    )
+    return stored, params
+
+
+def stored_parameters(folder: Path) -> int:
+    """Parameters of a stored checkpoint, from its safetensors headers (no weights read)."""
+    import math
+
+    from safetensors import safe_open
+
+    total = 0
+    for path in folder.glob("*.safetensors"):
+        with safe_open(str(path), "pt") as f:
+            total += sum(math.prod(f.get_slice(k).get_shape()) for k in f.keys())  # noqa: SIM118
+    return total
+
+
+def main() -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    p.add_argument("--models", default="default,0.5b,1.5b")
+    p.add_argument("--prompt", type=int, default=1215, help="prompt tokens of a cold request")
+    p.add_argument("--new", type=int, default=32, help="tokens decoded to measure the rate")
+    p.add_argument("--line", type=int, default=16, help="tokens of a single-line suggestion")
+    p.add_argument("--rounds", type=int, default=3)
+    p.add_argument("--threads", type=int, default=os.cpu_count() or 1)
+    p.add_argument("--write", help="append the table to this Markdown file")
+    args = p.parse_args()
+
+    from inference.offline import set_offline_env
+
+    set_offline_env()
+    from transformers import AutoTokenizer
+
+    from airgap_lsp.paths import DEFAULT_MODEL, model_store_root
+    from inference.engine import GenerationRequest, LocalEngine
+    from inference.stops import StopRule
+    from inference.store import ModelStore
+
+    store = ModelStore(model_store_root())
+    scratch = Path(tempfile.mkdtemp(prefix="airgap-model-size-"))
+    engines: dict[str, tuple[Any, int]] = {}
+    try:
+        with store.held(DEFAULT_MODEL) as default:
+            tokenizer_dir = scratch / "tokenizer"
+            tokenizer_dir.mkdir()
+            for f in default.path.iterdir():
+                if f.name.startswith(("tokenizer", "special_tokens")):
+                    shutil.copy(f, tokenizer_dir / f.name)
+            for name in args.models.split(","):
+                print(f"loading {name} ...", file=sys.stderr, flush=True)
+                if name == "default":
+                    stored, params = default, 0
+                else:
+                    stored, params = random_checkpoint(name, tokenizer_dir, scratch / name)
+                engine = LocalEngine(stored, device="cpu", dtype="bfloat16")
+                if not params:
+                    params = stored_parameters(stored.path)
+                engine.warm_up(lookahead=0)
+                engines[name] = (engine, params)
+
+            tokenizer = AutoTokenizer.from_pretrained(str(tokenizer_dir), local_files_only=True)
+            code = "".join(
+                path.read_text(encoding="utf-8") for path in sorted(ROOT.glob("inference/*.py"))
+            )
+            ids = tokenizer(code, add_special_tokens=False).input_ids
+            results: dict[str, dict[str, list[float]]] = {
+                n: {"prefill": [], "tps": [], "keystroke": []} for n in engines
+            }
+            for r in range(args.rounds):
+                # Another stretch of the code each round: no round reuses the last one's cache.
+                start = r * 997 % max(1, len(ids) - args.prompt)
+                prompt = tokenizer.decode(ids[start : start + args.prompt])
+                for name, (engine, _params) in engines.items():
+                    print(f"round {r + 1}/{args.rounds}: {name}", file=sys.stderr, flush=True)
+
+                    def run(text: str, new: int, engine: Any = engine) -> Any:
+                        return engine.generate(
+                            GenerationRequest(
+                                prompt=text,
+                                max_new_tokens=new,
+                                stop=StopRule(multiline=True, prose=True),
+                                lookahead=0,
+                                threads=args.threads,
+                            )
+                        )
+
+                    cold = run(prompt, args.new)
+                    results[name]["prefill"].append(cold.prefill_ms)
+                    results[name]["tps"].append(cold.tokens_per_second)
+                    typed = run(prompt + "x", 1)
+                    results[name]["keystroke"].append(typed.prefill_ms)
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+
+    commit = subprocess.run(
+        ["git", "-C", str(ROOT), "describe", "--always", "--dirty"], capture_output=True, text=True
+    ).stdout.strip()
+    lines = [
+        f"## Models the size users run, on the CPU: {datetime.now(UTC):%Y-%m-%d}",
+        "",
+        f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores "
+        f"({cpu_flags()}), torch {__import__('torch').__version__}, {args.threads} threads, bf16, "
+        f"commit {commit}. `bench/model_size.py`: a {args.prompt}-token prompt of real code, "
+        f"{args.new} new tokens, median of {args.rounds} rounds; 0.5B and 1.5B are Qwen2.5-Coder's "
+        "architectures with random weights and the default model's vocabulary.",
+        "",
+        f"| model | parameters | cold: first token after {args.prompt} prompt tokens (ms) | "
+        f"decoding (tokens/s) | a keystroke: 1 more character (ms) | a {args.line}-token line, "
+        "cold (ms, estimated) |",
+        "|---|---|---|---|---|---|",
+    ]
+    for name, (_engine, params) in engines.items():
+        res = results[name]
+        prefill, tps = statistics.median(res["prefill"]), statistics.median(res["tps"])
+        keystroke = statistics.median(res["keystroke"])
+        label = "default (SmolLM2-135M, real weights)" if name == "default" else f"{name} (random)"
+        lines.append(
+            f"| {label} | {params / 1e6:.0f}M | {prefill:.0f} | {tps:.1f} | {keystroke:.0f} | "
+            f"{prefill + args.line / tps * 1000:.0f} |"
+        )
+    table = "\n".join(lines) + "\n"
+    print(table)
+    if args.write:
+        with open(args.write, "a", encoding="utf-8") as fh:
+            fh.write("\n" + table)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
