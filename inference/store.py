@@ -418,8 +418,8 @@ class ModelStore:
         the files made here must match its hashes, and it is stored as it is, so the manifest
         sha256 in every audit line is the one that the bundle's SBOM names. Importing the same
         reviewed manifest again, or another manifest of the same model (same files, or the same
-        GGUF file; same family, prompt format and licence), finds the model stored and changes
-        nothing: it keeps the manifest it has."""
+        GGUF file with only the converter's configs different; same family, prompt format and
+        licence), finds the model stored and changes nothing: it keeps the manifest it has."""
         _check_name("name", name)
         _check_name("version", version)
         if prompt_format is not None and prompt_format not in FORMATS:
@@ -545,20 +545,28 @@ class ModelStore:
             raise
 
 
+# What a GGUF conversion by another version of transformers may write differently: the
+# configs, into which transformers writes its own version.
+CONVERTER_STAMPED = frozenset({"config.json", "generation_config.json"})
+
+
 def _same_model(held: Manifest, given: Manifest) -> bool:
-    """The same files, or the same GGUF file converted by another version of the converter
-    (transformers writes its version into the configs), read the same way."""
+    """The same files, read the same way; or the same GGUF file converted by another version of
+    the converter, where only the configs it stamps may differ."""
     same_reading = (held.family, held.prompt_format, held.license) == (
         given.family,
         given.prompt_format,
         given.license,
     )
+    if not same_reading or held.files.keys() != given.files.keys():
+        return False
+    differ = {k for k in held.files if held.files[k] != given.files[k]}
     same_gguf = (
         held.source.get("kind") == given.source.get("kind") == "gguf"
         and bool(held.source.get("sha256"))
         and held.source.get("sha256") == given.source.get("sha256")
     )
-    return same_reading and (held.files == given.files or same_gguf)
+    return not differ or (same_gguf and differ <= CONVERTER_STAMPED)
 
 
 def _check_same_files(given: Manifest, files: dict[str, str], source: Path) -> None:

@@ -445,3 +445,28 @@ def test_files_that_differ_from_the_reviewed_manifest_are_refused_by_name(
     assert far.models() == []
     with pytest.raises(ModelRefused, match="is for tiny@1, not tiny@2"):
         far.import_model(source, name="tiny", version="2", reviewed=reviewed)
+
+
+def test_a_gguf_converted_by_another_transformers_is_the_same_model_its_weights_are_not(
+    source: Path, tmp_path: Path
+) -> None:
+    # A stored model whose manifest says it was converted from a GGUF file (as a bundle's says).
+    built = ModelStore(tmp_path / "built").import_model(source, name="tiny", version="1")
+    doc = json.loads((built.path / "manifest.json").read_bytes())
+    doc["source"] = {"kind": "gguf", "path": "models/x.whl!/x.gguf", "sha256": "ab" * 32}
+    far = ModelStore(tmp_path / "far")
+    stored = far.import_model(source, name="tiny", version="1", reviewed=json.dumps(doc).encode())
+
+    # The same GGUF converted by a newer transformers: its configs differ, and it is kept.
+    newer = json.loads(json.dumps(doc))
+    newer["files"]["config.json"] = "1" * 64
+    kept = far.import_model(source, name="tiny", version="1", reviewed=json.dumps(newer).encode())
+    assert kept.manifest_sha256 == stored.manifest_sha256
+    # Other weights from "the same" GGUF, or another GGUF: refused.
+    for change in (
+        {"files": {**doc["files"], "model.safetensors": "2" * 64}},
+        {"source": {**doc["source"], "sha256": "cd" * 32}, "files": newer["files"]},
+    ):
+        other = doc | change
+        with pytest.raises(ModelStoreError, match="already in the store"):
+            far.import_model(source, name="tiny", version="1", reviewed=json.dumps(other).encode())
