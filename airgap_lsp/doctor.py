@@ -108,7 +108,10 @@ def check_sbom(
     if not sbom_path.is_file():
         yield Finding(False, "SBOM", f"{sbom_path} is missing: install the bundle again")
         return
-    actual, recorded = _sha256(sbom_path), str(info.get("sbom_sha256", ""))
+    actual, recorded = _readable_sha256(sbom_path), str(info.get("sbom_sha256", ""))
+    if actual is None:
+        yield Finding(False, "SBOM", f"{sbom_path} cannot be read: install the bundle again")
+        return
     if actual != recorded:
         yield Finding(
             False,
@@ -158,29 +161,43 @@ def check_bundle_files(prefix: Path) -> Iterator[Finding]:
     sums = prefix / "SHA256SUMS"
     try:
         lines = sums.read_text(encoding="utf-8").splitlines()
-    except OSError:
-        yield Finding(False, "editor clients", f"{sums} is missing: install the bundle again")
+    except OSError as exc:
+        yield Finding(False, "editor clients", f"cannot read {sums} ({exc.strerror})")
         return
     listed = {
         path: digest
         for digest, _, path in (line.partition("  ") for line in lines)
         if path.startswith("editors/")
     }
+    editors = prefix / "editors"
+    if editors.is_symlink():
+        yield Finding(False, "editor clients", f"{editors} is a link: install the bundle again")
+        return
     found = {
         p.relative_to(prefix).as_posix()
-        for p in (prefix / "editors").rglob("*")
+        for p in editors.rglob("*")
         if p.is_file() or p.is_symlink()
     }
-    wrong = sorted(
-        f"{path} ({'missing' if path not in found else 'changed'})"
-        for path, digest in listed.items()
-        if path not in found or (prefix / path).is_symlink() or _sha256(prefix / path) != digest
-    )
+    wrong = [f"{path} (missing)" for path in sorted(listed.keys() - found)]
+    for path in sorted(listed.keys() & found):
+        if (prefix / path).is_symlink():
+            wrong.append(f"{path} (a link)")
+        elif (digest := _readable_sha256(prefix / path)) is None:
+            wrong.append(f"{path} (unreadable)")
+        elif digest != listed[path]:
+            wrong.append(f"{path} (changed)")
     wrong += sorted(f"{path} (not in the bundle)" for path in found - listed.keys())
     if wrong:
         yield Finding(False, "editor clients", f"{', '.join(wrong)}. Install the bundle again.")
     else:
         yield Finding(True, "editor clients", f"all {len(listed)} files match SHA256SUMS")
+
+
+def _readable_sha256(path: Path) -> str | None:
+    try:
+        return _sha256(path)
+    except OSError:
+        return None
 
 
 def check_files(
@@ -192,8 +209,8 @@ def check_files(
     """Every installed file against the sha256 its distribution's RECORD holds, and every file of
     `site` (site-packages) that no RECORD names: a `.pth` or `sitecustomize.py` put there runs at
     every start; a link there is reported whatever it points at. `allowed`: file names the tool
-    that made the environment puts there. RECORD has no hash of its own, so this finds a corrupted
-    or swapped file, not one whose RECORD line was rewritten with it."""
+    that made the environment puts at the top of site-packages. RECORD has no hash of its own, so
+    this finds a corrupted or swapped file, not one whose RECORD line was rewritten with it."""
     checked, unhashed, failed, named = 0, 0, [], set()
     for dist in dists:
         for file in dist.files or []:
@@ -219,7 +236,7 @@ def check_files(
             stray += [str(here / d) for d in dirs if (here / d).is_symlink()]
             for name in files:
                 path = here / name
-                if os.path.normpath(path) in named or name in allowed:
+                if os.path.normpath(path) in named or (name in allowed and here == root):
                     continue
                 if path.suffix == ".pyc" and here.name == "__pycache__" and not path.is_symlink():
                     unhashed += 1  # written by Python itself

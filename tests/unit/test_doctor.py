@@ -127,3 +127,36 @@ def test_the_editor_clients_are_checked_against_the_bundles_sums(tmp_path: Path)
     (problem,) = failures(list(check_bundle_files(tmp_path)))
     assert "editors/nvim/plugin/airgap.lua (changed)" in problem
     assert "editors/nvim/plugin/extra.lua (not in the bundle)" in problem
+
+
+def test_missing_unreadable_and_linked_editor_files_are_named(tmp_path: Path) -> None:
+    plugin = tmp_path / "editors" / "nvim" / "plugin"
+    plugin.mkdir(parents=True)
+    lines = []
+    for name in ("a.lua", "b.lua", "c.lua"):
+        (plugin / name).write_text(f"-- {name}\n")
+        digest = hashlib.sha256((plugin / name).read_bytes()).hexdigest()
+        lines.append(f"{digest}  editors/nvim/plugin/{name}")
+    (tmp_path / "SHA256SUMS").write_text("\n".join(lines) + "\n")
+    (plugin / "a.lua").unlink()
+    (plugin / "b.lua").unlink()
+    (plugin / "b.lua").symlink_to(tmp_path / "SHA256SUMS")
+    (problem,) = failures(list(check_bundle_files(tmp_path)))
+    assert "editors/nvim/plugin/a.lua (missing)" in problem
+    assert "editors/nvim/plugin/b.lua (a link)" in problem
+    assert "c.lua" not in problem
+
+
+def test_a_link_in_site_packages_is_reported_and_a_virtualenv_hook_only_at_the_top(
+    tmp_path: Path,
+) -> None:
+    dist = installed(tmp_path, "demo", "1.0")
+    (tmp_path / "sitecustomize").symlink_to(tmp_path / "elsewhere", target_is_directory=True)
+    (tmp_path / "sub").mkdir()
+    (tmp_path / "_virtualenv.pth").write_text("import _virtualenv\n")
+    (tmp_path / "sub" / "_virtualenv.pth").write_text("import os\n")
+    allowed = frozenset({"_virtualenv.pth"})
+    (problem,) = failures(list(check_files([dist], site=[tmp_path], allowed=allowed)))
+    assert str(tmp_path / "sitecustomize") in problem
+    assert str(tmp_path / "sub" / "_virtualenv.pth") in problem
+    assert f"{tmp_path / '_virtualenv.pth'}," not in problem + ","
