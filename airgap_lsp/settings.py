@@ -90,9 +90,19 @@ _WIRE = {
     "decoding.promptLookup": "prompt_lookup",
     "decoding.threads": "threads",
 }
-# Every setting an editor may send, by its wire name (`context.maxTokens` is sent nested). A
-# client that sends its settings on every change must send each of them (editors/README.md).
-SETTING_NAMES = tuple(_WIRE)
+
+
+def setting_defaults() -> dict[str, object]:
+    """Every setting an editor may send, by its wire name (`context.maxTokens` is sent nested),
+    with its default as JSON carries it. A client that sends its settings on every change must
+    send each of them (editors/README.md)."""
+    given = Settings()
+    return {
+        wire: list(value) if isinstance(value := getattr(given, attr), tuple) else value
+        for wire, attr in _WIRE.items()
+    }
+
+
 _SECTIONS = ("context", "hover", "codeActions", "backend", "decoding")
 _CHOICES = {"device": DEVICES, "dtype": DTYPES, "multiline": MULTILINE}
 _RANGES = {
