@@ -83,7 +83,8 @@ work=$(mktemp -d)
 # Removed however the script ends; a copy of read-only media keeps its modes, so write bits first.
 trap 'chmod -R u+w "$work" 2> /dev/null; rm -rf "$work"' EXIT
 trap 'exit 130' INT
-trap 'exit 143' TERM HUP
+trap 'exit 143' TERM
+trap 'exit 129' HUP
 cp -R "$here/." "$work/bundle" || die "cannot copy the bundle into $work (is ${TMPDIR:-/tmp} full?); nothing was installed"
 cd "$work/bundle"
 strange=$(find . ! -type f ! -type d | sed 's|^\./||')
@@ -163,8 +164,12 @@ else
   cp sbom.cdx.json SHA256SUMS "$dest/"
   cp -R editors "$dest/editors"
   cp BUNDLE.json "$dest/airgap-bundle.json"
+  # Readable by every user, whatever umask unpacked the bundle (cp keeps the modes it finds).
+  chmod -R u=rwX,go=rX "$dest/editors" "$dest/sbom.cdx.json" "$dest/SHA256SUMS" \
+    "$dest/airgap-bundle.json"
 fi
-new=$dest/bin/airgap-lsp
+# Isolated (-I): no PYTHONPATH or user site of whoever runs this reaches the new version's checks.
+new() { "$dest/bin/python" -I -m airgap_lsp "$@" < /dev/null; }
 
 # -- 3. the models ----------------------------------------------------------------------------
 "$py" -c '
@@ -174,7 +179,7 @@ for m in json.load(open("BUNDLE.json"))["models"]:
 ' > "$work/models"
 while read -r mname mversion mpath mmember mmanifest mdigest; do
   ref=$mname@$mversion
-  if "$new" model list < /dev/null | grep -qx "  manifest sha256 $mdigest"; then
+  if new model list | grep -qx "  manifest sha256 $mdigest"; then
     echo "model $ref: in the store already"
   else
     source=$mpath
@@ -182,16 +187,15 @@ while read -r mname mversion mpath mmember mmanifest mdigest; do
       "$py" -m zipfile -e "$mpath" "$work/unpacked" < /dev/null
       source=$work/unpacked/$mmember
     fi
-    "$new" model import "$source" --name "$mname" --version "$mversion" --manifest "$mmanifest" \
-      < /dev/null ||
+    new model import "$source" --name "$mname" --version "$mversion" --manifest "$mmanifest" ||
       die "the model $ref could not be imported (above); $prefix/current was not changed"
     rm -rf "$work/unpacked"
   fi
-  "$new" model verify "$ref" < /dev/null || die "the model $ref fails its check (above); $prefix/current was not changed"
+  new model verify "$ref" || die "the model $ref fails its check (above); $prefix/current was not changed"
 done < "$work/models"
 
 # -- 4. the installation checked, then put in use ----------------------------------------------
-if ! "$new" doctor --installation < /dev/null > "$work/gate" 2>&1; then
+if ! new doctor --installation > "$work/gate" 2>&1; then
   cat "$work/gate" >&2
   die "airgap-lsp doctor found a problem in $dest (above); $prefix/current was not changed"
 fi
@@ -226,5 +230,5 @@ airgap-lsp is installed: $cmd ($name)
 EOF
 }
 
-main "$@"
-exit
+# One line: bash reads the script again after each command, so nothing may follow on a later one.
+main "$@"; exit
