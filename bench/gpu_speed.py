@@ -104,6 +104,26 @@ def build(name: str, device: str, dtype: Any, vocab: int = 0) -> Any:
     return model.eval()
 
 
+def unregistered(folder: Path, name: str, prompt_format: str) -> Any:
+    """A checkpoint saved in `folder`, as the engine loads a stored model, with no store: random
+    weights have no manifest worth keeping."""
+    from inference.store import Manifest, StoredModel
+
+    return StoredModel(
+        path=folder,
+        manifest=Manifest(
+            name=f"bench-{name}",
+            version="random",
+            family="qwen2",
+            prompt_format=prompt_format,
+            files={},
+            source={},
+            imported_at="",
+        ),
+        manifest_sha256="0" * 64,
+    )
+
+
 def bytes_per_step(model: Any) -> int:
     """The weights one decoding step reads: all of them, once, but the embedding table, of which
     it reads one row (unless the output layer is that same matrix)."""
@@ -211,7 +231,6 @@ def engine_rows(
 
     from inference.engine import GenerationRequest, LocalEngine
     from inference.stops import StopRule
-    from inference.store import Manifest, StoredModel
 
     tokenizer = AutoTokenizer.from_pretrained(str(tokenizer_dir), local_files_only=True)
     model = build(name, "cpu", torch.bfloat16, vocab=len(tokenizer))
@@ -223,19 +242,7 @@ def engine_rows(
         del model
         for f in tokenizer_dir.iterdir():
             shutil.copy(f, folder / f.name)
-        stored = StoredModel(
-            path=folder,
-            manifest=Manifest(
-                name=f"bench-{name}",
-                version="random",
-                family="qwen2",
-                prompt_format="qwen2.5-coder",
-                files={},
-                source={},
-                imported_at="",
-            ),
-            manifest_sha256="0" * 64,
-        )
+        stored = unregistered(folder, name, "qwen2.5-coder")
         # A prompt of real code, cut to prompt_len tokens.
         code = "".join(p.read_text(encoding="utf-8") for p in sorted(ROOT.glob("inference/*.py")))
         ids = tokenizer(code, add_special_tokens=False).input_ids[:prompt_len]

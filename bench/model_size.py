@@ -38,7 +38,7 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from gpu_speed import build  # noqa: E402  (bench/gpu_speed.py: run as a script, not a package)
+from gpu_speed import build, unregistered  # noqa: E402  (bench/gpu_speed.py: run as a script, not a package)
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -61,8 +61,6 @@ def random_checkpoint(name: str, tokenizer_dir: Path, folder: Path) -> Any:
     import torch
     from transformers import AutoTokenizer
 
-    from inference.store import Manifest, StoredModel
-
     tokenizer = AutoTokenizer.from_pretrained(str(tokenizer_dir), local_files_only=True)
     model = build(name, "cpu", torch.bfloat16, vocab=len(tokenizer))
     params = sum(p.numel() for p in model.parameters())
@@ -71,20 +69,7 @@ def random_checkpoint(name: str, tokenizer_dir: Path, folder: Path) -> Any:
     for f in tokenizer_dir.iterdir():
         if f.name.startswith(("tokenizer", "special_tokens")):
             shutil.copy(f, folder / f.name)
-    stored = StoredModel(
-        path=folder,
-        manifest=Manifest(
-            name=f"bench-{name}",
-            version="random",
-            family="qwen2",
-            prompt_format="prefix-only",
-            files={},
-            source={},
-            imported_at="",
-        ),
-        manifest_sha256="0" * 64,
-    )
-    return stored, params
+    return unregistered(folder, name, "prefix-only"), params
 
 
 def stored_parameters(folder: Path) -> int:
