@@ -245,22 +245,23 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     return run_demo(Path(args.workspace), model=args.model)
 
 
-class _Print(argparse.Action):
-    def __init__(self, option_strings: list[str], dest: str, text: str, help: str) -> None:  # noqa: A002
+class _Version(argparse.Action):
+    """Printed as it is (argparse's version action wraps the SBOM's hash at the terminal width),
+    and read only when asked: not at every start of the server."""
+
+    def __init__(self, option_strings: list[str], dest: str, help: str) -> None:  # noqa: A002
         super().__init__(option_strings, dest, nargs=0, help=help)
-        self.text = text
 
     def __call__(self, parser: argparse.ArgumentParser, *_args: object) -> None:
-        print(self.text)
+        from airgap_lsp.doctor import version_line
+
+        print(version_line())
         parser.exit()
 
 
 def _parser() -> argparse.ArgumentParser:
-    from airgap_lsp.doctor import version_line
-
     p = argparse.ArgumentParser(prog="airgap-lsp", description=__doc__)
-    # Printed as it is: argparse's version action would wrap the SBOM's hash at the terminal width.
-    p.add_argument("--version", action=_Print, text=version_line(), help="the version and bundle")
+    p.add_argument("--version", action=_Version, help="the version, and the bundle it came from")
     sub = p.add_subparsers(dest="command", required=True)
 
     serve = sub.add_parser("serve", help="run the language server (stdio unless --tcp)")

@@ -11,7 +11,6 @@ hash chain.
 from __future__ import annotations
 
 import base64
-import hashlib
 import json
 import os
 import re
@@ -25,13 +24,13 @@ from urllib.parse import unquote
 
 from airgap_lsp import __version__
 from airgap_lsp.paths import model_store_root
+from inference.store import sha256_file
 
 BUNDLE_FILE = "airgap-bundle.json"
 SBOM_FILE = "sbom.cdx.json"
 # What `python -m venv` puts into every environment: the target's Python ships them (its
 # ensurepip), not the bundle.
 FROM_THE_INTERPRETER = frozenset({"pip", "setuptools", "wheel"})
-CHUNK = 1024 * 1024
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,14 +64,6 @@ def version_line(prefix: Path | None = None) -> str:
 
 def _normal(name: str) -> str:
     return re.sub(r"[-_.]+", "-", name).lower()
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as fh:
-        while chunk := fh.read(CHUNK):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def sbom_packages(sbom: dict[str, object]) -> dict[str, str]:
@@ -195,7 +186,7 @@ def check_bundle_files(prefix: Path) -> Iterator[Finding]:
 
 def _readable_sha256(path: Path) -> str | None:
     try:
-        return _sha256(path)
+        return sha256_file(path)
     except OSError:
         return None
 
@@ -221,7 +212,7 @@ def check_files(
                 continue
             checked += 1
             try:
-                digest = _sha256(path)
+                digest = sha256_file(path)
             except OSError:
                 failed.append(f"{path} (missing)")
                 continue
