@@ -150,6 +150,7 @@ async def complete(
     prompt at the cursor, the context (`with_context`), the generation and its parse check
     (`generate_checked`), the audit line (`publish`: on disk before the reply), the reply."""
     uri = params.text_document.uri
+    arrived = time.perf_counter()
     text, at, cursor_line = cursor_text(parsed, params.position, ls.settings)
     stats = state.stats
     before, after = text[:at], text[at:]
@@ -172,17 +173,23 @@ async def complete(
     if parsed.tree is not None and parsed.language is not None:
         at_byte = parsed.byte_offset(params.position.line, params.position.character)
         parse_base = (parsed.language, parsed.source, parsed.tree, at_byte)
+    steps: dict[str, float] = {}  # what each step before the generation took, in ms
     try:
+        steps["debounce_ms"] = 0.0
         if s.debounce_ms:
             # The user may still be typing: a newer keystroke's request cancels this one
             # before the model spends anything on it.
+            waited = time.perf_counter()
             await asyncio.sleep(s.debounce_ms / 1000)
             if cancel.is_set():
                 stats["debounced"] += 1
                 raise GenerationCancelled("replaced by a newer request while debouncing")
+            steps["debounce_ms"] = (time.perf_counter() - waited) * 1000
         engine = await ls.model.engine()
+        chosen = time.perf_counter()
         if s.context_cross_file and s.context_max_tokens > 0:
             prompt = await with_context(ls, s, prompt, engine, uri, path, text, cursor_line)
+        steps["context_ms"] = (time.perf_counter() - chosen) * 1000
         request = completion_request(prompt, engine, s)
         if not request.prompt:  # a prefix-only model at the very start: nothing to go on
             return types.InlineCompletionList(items=[])
@@ -194,6 +201,7 @@ async def complete(
             return types.InlineCompletionList(items=[])
         gen, request, text, shown, verdict = checked
         total_ms = (time.perf_counter() - started) * 1000
+        steps["server_ms"] = (time.perf_counter() - arrived) * 1000
     except (asyncio.CancelledError, GenerationCancelled) as exc:
         cancel.set()
         raise JsonRpcRequestCancelled(CANCELLED) from exc
@@ -201,6 +209,7 @@ async def complete(
         raise JsonRpcInternalError(f"airgap-lsp: {exc}") from exc
 
     record = audit_record(ls, params, prompt, request, engine, gen, shown, total_ms)
+    record = replace(record, timings=record.timings | {k: round(v, 1) for k, v in steps.items()})
     result = {"parse_check": verdict}
     if shown != text:
         result["model_text"] = text  # what replay reproduces; the line's text was shown
