@@ -115,6 +115,7 @@ bench: model team-server
 	sh bench/setup-corpus.sh
 	$(BIN)/python bench/context_lift.py
 	$(BIN)/python bench/quality.py --write docs/benchmarks-quality.md
+	$(BIN)/python bench/real_speed.py
 	$(BIN)/python bench/index_speed.py
 
 lint: setup
