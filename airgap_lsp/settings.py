@@ -56,8 +56,10 @@ class Settings:
     hover_time_budget_ms: int = 8000  # the explanation stops here, cut where it got to
     # Code actions (`codeActions` section): the most tokens a rewrite may have.
     code_action_max_tokens: int = 400
-    # Speed (`decoding`, and `debounceMs`): a completion request waits this long for the next
-    # keystroke before the model starts (a newer request for the document replaces it).
+    # Speed (`decoding`, and `debounceMs`): a completion request that follows the one before it
+    # for the same document by less than this (a burst of typing) waits this long for the next
+    # keystroke before the model starts (a newer request replaces it); one after a pause starts
+    # at once.
     debounce_ms: int = 60
     # Prompt-lookup decoding: the most tokens drafted from the context at a step (0: off). The
     # model checks each draft, so the text is the same as without; only the time changes.

@@ -59,6 +59,9 @@ class Completions:
 
     def __init__(self) -> None:
         self.inflight: dict[str, threading.Event] = {}  # document uri -> cancel flag
+        # document uri -> when its last request came (time.monotonic()): a request that
+        # follows another by less than the debounce is part of a burst of typing.
+        self.arrived: dict[str, float] = {}
         self.last_shown: dict[str, Shown] = {}
         self.stats = dict.fromkeys(
             (
@@ -80,6 +83,7 @@ class Completions:
     def closed(self, uri: str) -> None:
         """The document closed: its suggestion is over, and a generation for it stops."""
         self.last_shown.pop(uri, None)
+        self.arrived.pop(uri, None)
         if (cancel := self.inflight.pop(uri, None)) is not None:
             cancel.set()
 
@@ -130,8 +134,12 @@ def register(server: AirgapServer) -> None:
             previous.set()
         state.inflight[uri] = cancel
         state.stats["requested"] += 1
+        now = time.monotonic()
+        before = state.arrived.get(uri)
+        state.arrived[uri] = now
+        burst = before is not None and now - before < ls.settings.debounce_ms / 1000
         try:
-            return await complete(ls, state, params, parsed, doc, path, cancel)
+            return await complete(ls, state, params, parsed, doc, path, cancel, burst)
         finally:
             if state.inflight.get(uri) is cancel:
                 del state.inflight[uri]
@@ -145,10 +153,16 @@ async def complete(
     doc: TextDocument,
     path: Path,
     cancel: threading.Event,
+    burst: bool,
 ) -> types.InlineCompletionList:
     """The rest of the last suggestion if the user typed its start. Else, in this order: the
     prompt at the cursor, the context (`with_context`), the generation and its parse check
-    (`generate_checked`), the audit line (`publish`: on disk before the reply), the reply."""
+    (`generate_checked`), the audit line (`publish`: on disk before the reply), the reply.
+
+    `burst`: the request came less than the debounce after the one before it for the same
+    document (the user is typing fast): it waits the debounce for the next keystroke first. The
+    first request after a pause starts at once; a newer one stops its generation between two
+    steps, and what it read stays in the key/value cache for the next prompt."""
     uri = params.text_document.uri
     arrived = time.perf_counter()
     text, at, cursor_line = cursor_text(parsed, params.position, ls.settings)
@@ -176,9 +190,9 @@ async def complete(
     steps: dict[str, float] = {}  # what each step before the generation took, in ms
     try:
         steps["debounce_ms"] = 0.0
-        if s.debounce_ms:
-            # The user may still be typing: a newer keystroke's request cancels this one
-            # before the model spends anything on it.
+        if burst and s.debounce_ms:
+            # The user is still typing: a newer keystroke's request cancels this one before
+            # the model spends anything on it.
             waited = time.perf_counter()
             await asyncio.sleep(s.debounce_ms / 1000)
             if cancel.is_set():

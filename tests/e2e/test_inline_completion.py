@@ -313,6 +313,7 @@ async def test_a_newer_request_for_the_document_cancels_the_older(
 async def test_a_burst_of_keystrokes_costs_one_generation(client: LanguageClient, tmp_path: Path):
     # The debounce is longer than it takes the server to read the whole burst, so that each
     # keystroke's request is replaced before the model starts on it, whatever the machine's load.
+    # The first, after a pause, starts at once: the second replaces it before it has generated.
     audit = tmp_path / "audit.jsonl"
     await start(client, audit, debounceMs=1500)
     doc = cursor_file("completion/sensors.adb")
@@ -343,11 +344,32 @@ async def test_a_burst_of_keystrokes_costs_one_generation(client: LanguageClient
         types.ExecuteCommandParams(command="airgap.completionStats")
     )
     assert stats["requested"] == len(typed)
-    assert stats["debounced"] == len(typed) - 1
-    assert stats["generations"] == 1
+    assert stats["debounced"] == len(typed) - 2
+    assert stats["generations_finished"] == 1
+    assert stats["generations"] - stats["generations_cancelled"] == 1
     lines = audit_lines(audit)
     assert len(lines) <= 1
+    # The last keystroke's request waited for a next one that did not come.
+    assert all(r["timings"]["debounce_ms"] >= 1500 for r in lines)
     assert all((r["prompt"] + r["decoding"]["forced_prefix"]).endswith(typed) for r in lines)
+
+
+async def test_a_request_after_a_pause_starts_at_once(client: LanguageClient, tmp_path: Path):
+    # The debounce waits only inside a burst: the first request, with none before it, does not
+    # wait for a next keystroke, however long the debounce.
+    audit = tmp_path / "audit.jsonl"
+    await start(client, audit, debounceMs=1500)
+    doc = cursor_file("completion/sensors.adb")
+    uri = open_doc(client, doc, "ada")
+    assert await complete(client, uri, doc)
+
+    stats = await client.workspace_execute_command_async(
+        types.ExecuteCommandParams(command="airgap.completionStats")
+    )
+    assert stats["debounced"] == 0
+    (line,) = audit_lines(audit)
+    assert line["timings"]["debounce_ms"] == 0
+    assert line["timings"]["server_ms"] >= line["timings"]["context_ms"]
 
 
 def type_at(client: LanguageClient, uri: str, version: int, line: int, character: int, text: str):  # type: ignore[no-untyped-def]
