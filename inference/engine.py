@@ -335,6 +335,9 @@ class LocalEngine(Tokenized):
         self._lock = threading.Lock()  # one generation at a time: the model is not re-entrant
         self._reuse = reuse_cache
         self._cache: tuple[list[int], Any] | None = None  # tokens held, and their key/values
+        # The tokens the last generation wrote: after a keystroke the suggestion it made is no
+        # longer in the prompt, but the new one often ends as it did (a draft source).
+        self._last_written: list[int] = []
         self._cores = _cores(torch)
         self._on_cpu = dev == "cpu"
         on_gpu = dev == "cuda"
@@ -620,6 +623,8 @@ class LocalEngine(Tokenized):
             if ok and self._reuse and past is not None:
                 _trim(past, len(fed))
                 self._cache = (fed, past)
+            if ok and generated:
+                self._last_written = generated
         if reason in ("max_tokens", "eos", "time_budget"):
             text = cut_forced(text, request.forced_prefix, stop)[0]
         return Generation(
@@ -642,23 +647,36 @@ class LocalEngine(Tokenized):
         room = min(request.lookahead, request.max_new_tokens - len(generated) - 1)
         if room <= 0:
             return []
-        return lookup(seq, room)
+        return lookup(seq, room, self._last_written)
 
 
-def lookup(seq: list[int], room: int) -> list[int]:
+def lookup(seq: list[int], room: int, earlier: Sequence[int] = ()) -> list[int]:
     """What followed the latest earlier occurrence of the sequence's last NGRAM (then fewer)
-    tokens, at most `room` tokens."""
+    tokens, at most `room` tokens: in `earlier` first (what the last generation wrote, from a
+    prompt one keystroke away), then in the sequence itself."""
     end = len(seq)
     for n in range(NGRAM, 1, -1):
         if end <= n:
             continue
         tail = seq[end - n :]
-        first = tail[0]
-        for i in range(end - n - 1, -1, -1):  # latest occurrence first
-            if seq[i] == first and seq[i : i + n] == tail:
-                follow = seq[i + n : i + n + room]
-                if follow:
-                    return follow
+        if follow := _follows(earlier, len(earlier), tail, room):
+            return follow
+        if follow := _follows(seq, end - 1, tail, room):
+            return follow
+    return []
+
+
+def _follows(seq: Sequence[int], before: int, tail: list[int], room: int) -> list[int]:
+    """What follows the latest occurrence of `tail` that starts before `before` in `seq`, at
+    most `room` tokens ([]: none, or nothing after it)."""
+    n, first = len(tail), tail[0]
+    for i in range(min(before, len(seq)) - n, -1, -1):  # latest occurrence first
+        if (
+            seq[i] == first
+            and list(seq[i : i + n]) == tail
+            and (follow := seq[i + n : i + n + room])
+        ):
+            return list(follow)
     return []
 
 

@@ -230,6 +230,18 @@ def test_prompt_lookup_drafts_from_the_context_and_does_not_change_the_text(
     assert drafted.accepted_tokens > 0, drafted
 
 
+def test_after_a_keystroke_the_last_suggestion_is_drafted_and_the_text_does_not_change(
+    reusing: LocalEngine, plain: LocalEngine
+) -> None:
+    # The user typed a character the suggestion did not start with: the new suggestion often
+    # ends as the last one did, which is no longer in the prompt.
+    first = reusing.generate(typing(CODE + "      Largest", lookahead=8))
+    assert first.text.strip(), first
+    for typed in ("      Largest_", "      Largest :"):
+        drafted = reusing.generate(typing(CODE + typed, lookahead=8))
+        assert drafted.text == plain.generate(typing(CODE + typed, lookahead=0)).text, typed
+
+
 def test_the_thread_count_asked_for_is_used_and_reported(engine: LocalEngine) -> None:
     one = engine.generate(replace(block(8), threads=1))
     assert one.threads == 1
