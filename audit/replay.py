@@ -13,6 +13,7 @@ from typing import Any
 
 from airgap_lsp.errors import AirgapError
 from audit.files import log_lines
+from context.languages import for_document
 from context.prompt import suggestion_text
 from inference.errors import ModelRefused
 from inference.stops import StopRule
@@ -104,6 +105,7 @@ _DECODING_NEEDS = (
     ("stop_texts", list, False),
     ("prompt_lookup", int, False),
     ("threads", int, False),
+    ("first_statement", bool, False),
 )
 _TYPE_NAMES: dict[object, str] = {
     str: "a string",
@@ -161,6 +163,17 @@ def _backend(steps: str) -> str:
     return tail.rstrip(")") if tail else ""
 
 
+def statement_rule(decoding: dict[str, Any], record: dict[str, Any]) -> dict[str, Any]:
+    """A block that ended with its first statement: the rule, with the patterns of the line's
+    language as this version has them (lines before it: no such rule)."""
+    if not decoding.get("first_statement"):
+        return {}
+    lang = for_document("", str(record.get("language", "")))
+    if lang is None:
+        return {"statement": True}
+    return {"statement": True, "closes": lang.block_close, "goes_on": lang.block_goes_on}
+
+
 def replay(record: dict[str, Any], store: ModelStore) -> ReplayResult:
     from inference.engine import GenerationRequest, LocalEngine
 
@@ -196,6 +209,7 @@ def replay(record: dict[str, Any], store: ModelStore) -> ReplayResult:
             base_indent=int(decoding["base_indent"]),
             stop_texts=tuple(decoding.get("stop_texts", ())),
             prose=bool(decoding.get("prose", False)),
+            **statement_rule(decoding, record),
         ),
         forced_prefix=str(decoding["forced_prefix"]),
         refuse_start=str(decoding.get("refuse_start", "")),  # lines before it refused nothing

@@ -34,6 +34,12 @@ class Language:
     # How a line that opens a block ends (a regular expression, case-insensitive, matched against
     # the line without its comment): below it, on an empty line, a block is suggested.
     block_open: str = r"\{$"
+    # Where a block suggestion ends with its first statement (inference.stops): a line at the
+    # statement's level that closes it (kept: `end if;`, `}`), and one that carries it on
+    # (`else`, `begin`, a `{` on its own line). Regular expressions, case-insensitive, matched
+    # at the line's code; "": none.
+    block_close: str = r"[}\])]"
+    block_goes_on: str = r"(\}\s*)?(else|catch|finally)\b|\{"
 
     def grammar(self) -> TSLanguage:
         return _grammar(self.module, self.function)
@@ -75,6 +81,7 @@ def _query(module: str, function: str, stem: str, kind: str) -> Query:
     return Query(_grammar(module, function), text)
 
 
+VERILOG_END = r"end(module|case|function|task|generate|package|class|interface|program)?\b"
 LANGUAGES: tuple[Language, ...] = (
     Language(
         name="ada",
@@ -82,6 +89,8 @@ LANGUAGES: tuple[Language, ...] = (
         module="tree_sitter_ada",
         line_comment="--",
         block_open=r"\b(is|begin|then|else|loop|declare|record|do|private|select)$",
+        block_close=r"end\b",
+        block_goes_on=r"(else|elsif|exception|when|begin|is|then|loop|do|or|private|select)\b",
     ),
     Language(
         name="vhdl",
@@ -89,18 +98,24 @@ LANGUAGES: tuple[Language, ...] = (
         module="tree_sitter_vhdl",
         line_comment="--",
         block_open=r"\b(is|begin|then|else|generate|loop)$",
+        block_close=r"end\b",
+        block_goes_on=r"(else|elsif|when|begin|is|then|generate|loop)\b",
     ),
     Language(
         name="verilog",
         suffixes=(".v", ".vh"),
         module="tree_sitter_verilog",
         block_open=r"(\bbegin|\))$",
+        block_close=VERILOG_END,
+        block_goes_on=r"(else|begin)\b",
     ),
     Language(
         name="systemverilog",
         suffixes=(".sv", ".svh"),
         module="tree_sitter_systemverilog",
         block_open=r"(\bbegin|\))$",
+        block_close=VERILOG_END,
+        block_goes_on=r"(else|begin)\b",
     ),
     Language(name="c", suffixes=(".c", ".h"), module="tree_sitter_c"),
     Language(
@@ -114,6 +129,8 @@ LANGUAGES: tuple[Language, ...] = (
         module="tree_sitter_python",
         line_comment="#",
         block_open=r":$",
+        block_close="",  # a block ends where its indentation does
+        block_goes_on=r"(else|elif|except|finally)\b",
     ),
     Language(name="rust", suffixes=(".rs",), module="tree_sitter_rust"),
     Language(name="go", suffixes=(".go",), module="tree_sitter_go"),

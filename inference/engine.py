@@ -6,7 +6,7 @@ import logging
 import threading
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Protocol
 
 from airgap_lsp.errors import AirgapError
@@ -90,7 +90,9 @@ class GenerationRequest:
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Generation:
     text: str
-    stop_reason: str  # end_of_line, end_of_block, stop_text, eos, max_tokens, time_budget
+    # end_of_line, end_of_statement, end_of_block, stop_text, repetition, eos, max_tokens,
+    # time_budget
+    stop_reason: str
     prompt_tokens: int
     new_tokens: int
     prefill_ms: float
@@ -495,12 +497,7 @@ class LocalEngine(Tokenized):
                 f"The prompt has {n_prompt} tokens and the model's context holds {self._n_ctx}: "
                 "lower the context size in the settings."
             )
-        stop = StopRule(
-            multiline=request.stop.multiline,
-            base_indent=request.stop.base_indent,
-            stop_texts=request.stop.stop_texts + self._fmt.stop,
-            prose=request.stop.prose,
-        )
+        stop = replace(request.stop, stop_texts=request.stop.stop_texts + self._fmt.stop)
         if cancel.is_set():
             raise GenerationCancelled("cancelled before it started")
         threads = 0

@@ -40,7 +40,7 @@ from inference.engine import (
 from inference.errors import BackendDown, BackendRefused, GenerationCancelled
 from inference.offline import set_offline_env
 from inference.prompt_format import FORMATS
-from inference.stops import StopRule, cut_forced
+from inference.stops import cut_forced
 from inference.store import StoredModel
 
 CANCEL_POLL_S = 0.02  # how often a running request looks at its cancel flag
@@ -223,12 +223,7 @@ class RemoteEngine(Tokenized):
             raise AirgapError("The prompt is empty: there is nothing to generate from.")
         if cancel.is_set():
             raise GenerationCancelled("cancelled before it started")
-        stop = StopRule(
-            multiline=request.stop.multiline,
-            base_indent=request.stop.base_indent,
-            stop_texts=request.stop.stop_texts + self._fmt.stop,
-            prose=request.stop.prose,
-        )
+        stop = replace(request.stop, stop_texts=request.stop.stop_texts + self._fmt.stop)
         t0 = time.perf_counter()
         # Token healing, as the local engine does it: the first tokens must spell the whitespace
         # typed before the cursor (cut from the prompt). The server is asked for them one at a

@@ -6,6 +6,7 @@ suggestion is complete instead of running to the token limit.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 
@@ -17,6 +18,14 @@ class StopRule:
     # Prose or a whole rewrite (hover, code actions): no line or block rule, only the stop texts,
     # EOS and the budgets end it.
     prose: bool = False
+    # A block that ends with its first statement: the first line, with the lines below it that
+    # are deeper (its body) and those at its level that carry the construct on (`goes_on`:
+    # `else`, `begin`, `{`) or close it (`closes`: `end if;`, `}`, kept). Regular expressions,
+    # case-insensitive, matched at a line's code (the language's, context.languages). Off: the
+    # block goes on to the end of the block the cursor is in.
+    statement: bool = False
+    closes: str = ""
+    goes_on: str = ""
 
 
 def indent_of(line: str) -> int:
@@ -81,17 +90,42 @@ def _cut_lines(text: str, rule: StopRule) -> tuple[str, str | None]:
         return text, None
     lines = text.split("\n")
     blank_run = 0
+    deeper = False  # a line below the first was indented deeper than the block (its body)
+    above = lines[0].strip()  # the last line with code at the block's level
     for i, line in enumerate(lines[1:], start=1):
         complete = i < len(lines) - 1
         if line.strip():
             blank_run = 0
-            if indent_of(line) < rule.base_indent:
+            indent = indent_of(line)
+            if indent < rule.base_indent:
                 return "\n".join(lines[:i]).rstrip(), "end_of_block"
+            if rule.statement and indent > rule.base_indent:
+                deeper = True
+            elif rule.statement:
+                code = line.strip()
+                if not complete and not _first_word_written(code):
+                    return text, None  # `el` may yet be `else`: wait for the word
+                if above.startswith("@") or (
+                    rule.goes_on and re.match(rule.goes_on, code, re.IGNORECASE)
+                ):
+                    above = code  # after a decorator, or `else`, `begin`: the same construct
+                    continue
+                if rule.closes and deeper and re.match(rule.closes, code, re.IGNORECASE):
+                    if not complete:
+                        return text, None  # the closing line, kept whole
+                    return "\n".join(lines[: i + 1]).rstrip(), "end_of_statement"
+                return "\n".join(lines[:i]).rstrip(), "end_of_statement"
         elif complete:
             blank_run += 1
             if blank_run == 2:
                 return "\n".join(lines[: i - 1]).rstrip(), "end_of_block"
     return text, None
+
+
+def _first_word_written(code: str) -> bool:
+    """Whether a line's first word is whole: something that is not part of a word follows it, or
+    the line does not start with one (`}`, `(`)."""
+    return re.match(r"\w*\W", code) is not None
 
 
 def _stuck(text: str) -> int | None:

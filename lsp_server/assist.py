@@ -68,6 +68,7 @@ async def run_task(
     cancel = cancel or threading.Event()
     started = time.perf_counter()
     loop = asyncio.get_running_loop()
+    ls.model.preempt()
     try:
         gen = await loop.run_in_executor(ls.model.worker, engine.generate, request, cancel)
     except (asyncio.CancelledError, GenerationCancelled) as exc:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 
@@ -37,6 +38,15 @@ class ModelHost:
         self.status_state = ""  # the last `airgap/status` state sent
         # Called when another model starts loading: what was made with the one before goes.
         self.reloaded: list[Callable[[], None]] = []
+        # Cancel flags of work done ahead of a request (the rest of a block): a request that
+        # wants the worker stops it between two steps (`preempt`).
+        self.ahead: set[threading.Event] = set()
+
+    def preempt(self) -> None:
+        """A request wants the worker: work done ahead of one stops between two steps."""
+        for cancel in self.ahead:
+            cancel.set()
+        self.ahead.clear()
 
     @property
     def started(self) -> bool:

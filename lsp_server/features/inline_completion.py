@@ -76,27 +76,39 @@ class Completions:
                 "asked_again",
                 "wrote_nothing",
                 "withheld",
+                "continued",
+                "served_continuation",
             ),
             0,
         )
 
     def closed(self, uri: str) -> None:
         """The document closed: its suggestion is over, and a generation for it stops."""
-        self.last_shown.pop(uri, None)
+        if (last := self.last_shown.pop(uri, None)) is not None and last.more is not None:
+            last.more.cancel.set()
         self.arrived.pop(uri, None)
         if (cancel := self.inflight.pop(uri, None)) is not None:
             cancel.set()
+
+    def forget(self) -> None:
+        """A new model: the suggestions shown are not its own, and the rest of a block is not
+        written by the old one."""
+        for last in self.last_shown.values():
+            if last.more is not None:
+                last.more.cancel.set()
+        self.last_shown.clear()
 
     def stop(self) -> None:
         """The session ends: generations stop between two steps."""
         for cancel in self.inflight.values():
             cancel.set()
+        self.forget()
 
 
 def register(server: AirgapServer) -> None:
     state = Completions()
     server.files.closed.append(state.closed)
-    server.model.reloaded.append(state.last_shown.clear)
+    server.model.reloaded.append(state.forget)
     server.stopping.append(state.stop)
 
     @server.command(STATS)
@@ -168,10 +180,17 @@ async def complete(
     text, at, cursor_line = cursor_text(parsed, params.position, ls.settings)
     stats = state.stats
     before, after = text[:at], text[at:]
-    if (last := state.last_shown.get(uri)) is not None and (
-        served := await serve_typed_on(ls, state, params, last, before, after, cancel)
-    ):
-        return served
+    if (last := state.last_shown.get(uri)) is not None:
+        if last.more is not None and (
+            served := await serve_continuation(
+                ls, state, params, parsed, last, before, after, cancel
+            )
+        ):
+            return served
+        if served := await serve_typed_on(ls, state, params, last, before, after, cancel):
+            return served
+        if last.more is not None:
+            last.more.cancel.set()  # the user wrote something else: the worker is wanted
     lang = for_document(doc.path, doc.language_id)
     s = ls.settings
     prompt = build_prompt(
@@ -230,7 +249,13 @@ async def complete(
     record = replace(record, result=result)
     await publish(ls, state, record, engine, cancel)
     log.info("suggestion %s: %d tokens, %s", record.id, gen.new_tokens, gen.stop_reason)
-    state.last_shown[uri] = Shown(before=before, after=after, text=shown, record=record, settings=s)
+    more = None
+    if gen.stop_reason == "end_of_statement" and shown == text:
+        more = Continuation.start(ls, engine, prompt, request, gen)
+        state.stats["continued"] += 1
+    state.last_shown[uri] = Shown(
+        before=before, after=after, text=shown, record=record, settings=s, more=more
+    )
     return shown_item(params.position, shown, record.id)
 
 
@@ -286,6 +311,7 @@ async def generate_checked(
         stats["generations"] += 1
         if asked:
             stats["asked_again"] += 1
+        ls.model.preempt()
         try:
             gen = await loop.run_in_executor(ls.model.worker, engine.generate, request, cancel)
         except (asyncio.CancelledError, GenerationCancelled):
@@ -388,6 +414,7 @@ class Shown:
     text: str  # what was shown
     record: AuditRecord  # its audit line
     settings: Settings  # (a new model empties `last_shown`: it holds no engine)
+    more: Continuation | None = None  # a block's first statement: the rest, being written
 
     def remainder(self, before: str, after: str) -> tuple[str, str] | None:
         """What is left of the suggestion once the user typed its start, and what they typed;
@@ -401,6 +428,109 @@ class Shown:
             return None
         rest = self.text[len(written) :]
         return (rest, typed) if rest.strip() else None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Continuation:
+    """The rest of a block whose first statement was shown, written while the user reads it:
+    a generation of its own, from the prompt with that statement accepted (the key/values of
+    both are in the cache: it reads only the statement's tokens again). Shown, with an audit
+    line of its own, when the user accepts the statement (`serve_continuation`)."""
+
+    prompt: Prompt  # the shown statement's prompt: its language and context sources
+    request: GenerationRequest
+    cancel: threading.Event
+    task: asyncio.Future[Generation | None]
+
+    @classmethod
+    def start(
+        cls,
+        ls: AirgapServer,
+        engine: Engine,
+        prompt: Prompt,
+        request: GenerationRequest,
+        gen: Generation,
+    ) -> Continuation:
+        after = replace(
+            request,
+            prompt=request.prompt + gen.text,
+            forced_prefix="",
+            refuse_start="",
+            refuse_first=(),
+            stop=replace(request.stop, statement=False),  # the rest, to the block's end
+        )
+        cancel = threading.Event()
+        loop = asyncio.get_running_loop()
+        ls.model.ahead.add(cancel)  # any request that wants the worker stops it
+
+        async def run() -> Generation | None:
+            try:
+                return await loop.run_in_executor(ls.model.worker, engine.generate, after, cancel)
+            except (GenerationCancelled, asyncio.CancelledError):
+                return None
+            except AirgapError as exc:
+                log.warning("the rest of the block was not written: %s", exc)
+                return None
+            finally:
+                ls.model.ahead.discard(cancel)
+
+        return cls(prompt=prompt, request=after, cancel=cancel, task=asyncio.ensure_future(run()))
+
+
+async def serve_continuation(
+    ls: AirgapServer,
+    state: Completions,
+    params: types.InlineCompletionParams,
+    parsed: ParsedDocument,
+    last: Shown,
+    before: str,
+    after: str,
+    cancel: threading.Event,
+) -> types.InlineCompletionList | None:
+    """The user accepted a block's first statement (typed it, or took it with Tab), perhaps a
+    line break and indentation after it: the rest of the block, written meanwhile. None where
+    the document is not that, or the rest is not there to show."""
+    more = last.more
+    assert more is not None
+    if after != last.after or not before.startswith(last.before):
+        return None
+    typed = before[len(last.before) :].replace("\r\n", "\n")
+    if not typed.startswith(last.text):
+        return None
+    past = typed[len(last.text) :]
+    if past.strip() and not more.task.done():
+        return None  # more than a line break was written: do not wait to find out if it fits
+    started = time.perf_counter()
+    gen = await asyncio.shield(more.task)  # a cancelled request leaves it for the next one
+    engine = ls.model.now()
+    if gen is None or isinstance(engine, str) or last.settings is not ls.settings:
+        return None
+    written = suggestion_text(gen.text, "")
+    if not written.startswith(past) or not (rest := written[len(past) :]).strip():
+        return None
+    verdict = "not checked"
+    if parsed.tree is not None and parsed.language is not None:
+        pos = params.position
+        at_byte = parsed.byte_offset(pos.line, pos.character)
+        rest, verdict = await asyncio.to_thread(
+            parsing_prefix, parsed.language, parsed.source, parsed.tree, at_byte, rest
+        )
+        if verdict == "withheld" or not rest.strip():
+            return None
+    total_ms = (time.perf_counter() - started) * 1000 + gen.prefill_ms + gen.decode_ms
+    record = audit_record(ls, params, more.prompt, more.request, engine, gen, rest, total_ms)
+    result: dict[str, str] = {"parse_check": verdict, "continues": last.record.id}
+    if rest != written:
+        result["model_text"] = written  # what replay reproduces: the line break was typed
+        result["typed"] = past
+    record = replace(record, result=result)
+    await publish(ls, state, record, engine, cancel, "typed on: the rest of its block was shown")
+    state.stats["served_continuation"] += 1
+    log.info("suggestion %s: the rest of the block of %s", record.id, last.record.id)
+    state.last_shown[params.text_document.uri] = Shown(
+        before=before, after=after, text=rest, record=record, settings=last.settings
+    )
+    return shown_item(params.position, rest, record.id)
 
 
 async def serve_typed_on(
@@ -469,7 +599,15 @@ def completion_request(prompt: Prompt, engine: Engine, settings: Settings) -> Ge
         max_new_tokens=settings.max_tokens_block if multiline else settings.max_tokens_line,
         forced_prefix=forced,
         refuse_start=refused_start(prompt.line_before, prompt.line_after, prompt.line_above),
-        stop=StopRule(multiline=multiline, base_indent=block_indent(prompt.line_before)),
+        # A block ends with its first statement (its body, and its `end`); what follows comes
+        # as the next suggestion once it is accepted (`Continuation`).
+        stop=StopRule(
+            multiline=multiline,
+            base_indent=block_indent(prompt.line_before),
+            statement=multiline and lang is not None,
+            closes=lang.block_close if lang else "",
+            goes_on=lang.block_goes_on if lang else "",
+        ),
         lookahead=settings.prompt_lookup,
         threads=settings.threads,
     )
@@ -500,6 +638,8 @@ def audit_record(
             "max_new_tokens": request.max_new_tokens,
             "multiline": request.stop.multiline,
             "base_indent": request.stop.base_indent,
+            # The block ends with its first statement, by the rules of the line's language.
+            "first_statement": request.stop.statement,
             # Cut from the prompt's end and forced as the generation's start: replay needs both.
             "forced_prefix": request.forced_prefix,
             "refuse_start": request.refuse_start,

@@ -439,3 +439,45 @@ async def test_typing_the_start_of_a_suggestion_shows_its_rest_without_a_generat
     )
     asked = stats["generations"] - stats["asked_again"]
     assert (asked, stats["served_typed_on"]) == (2, 1)
+
+
+async def test_a_block_comes_a_statement_at_a_time_and_its_rest_is_ready_when_accepted(
+    client: LanguageClient, tmp_path: Path
+):
+    audit = tmp_path / "audit.jsonl"
+    await start(client, audit)
+    doc = cursor_file("completion/totals.py")
+    uri = open_doc(client, doc, "python")
+    (first,) = await complete(client, uri, doc)
+    (origin,) = audit_lines(audit)
+    assert origin["decoding"]["multiline"] and origin["decoding"]["first_statement"]
+    # The model wrote more than one statement: the first is shown, the rest is being written.
+    assert origin["decoding"]["stop_reason"] == "end_of_statement", first
+
+    # The user accepts it: the editor inserts it and asks again at its end.
+    type_at(client, uri, 2, doc.line, doc.character, first)
+    lines = first.split("\n")
+    column = (doc.character if len(lines) == 1 else 0) + len(lines[-1])
+    end = CursorFile(doc.path, doc.text, doc.line + len(lines) - 1, column)
+    (rest,) = await complete(client, uri, end)
+
+    assert rest.startswith("\n") and rest.strip(), rest
+    stats = await client.workspace_execute_command_async(
+        types.ExecuteCommandParams(command="airgap.completionStats")
+    )
+    # No generation of its own: the rest was written while the first statement was on screen.
+    assert stats["generations"] - stats["asked_again"] == 1
+    assert (stats["continued"], stats["served_continuation"]) == (1, 1)
+    origin, more = audit_lines(audit)
+    assert more["result"]["continues"] == origin["id"] and more["text"] == rest
+    # Its own generation: the prompt with the first statement accepted, the rest of the block.
+    assert more["prompt"] == origin["prompt"] + origin["decoding"]["forced_prefix"] + first
+    assert more["decoding"]["multiline"] and not more["decoding"]["first_statement"]
+    assert more["position"] == {"line": end.line, "character": end.character}
+    replay = subprocess.run(
+        [sys.executable, "-m", "airgap_lsp", "audit", "replay", more["id"], "--log", str(audit)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert replay.returncode == 0 and "SAME text" in replay.stdout, replay.stdout + replay.stderr

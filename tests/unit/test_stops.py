@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 
 from context.languages import for_path
@@ -231,3 +233,92 @@ def test_prose_ignores_lines_and_blocks_but_not_stop_texts() -> None:
         None,
     )
     assert cut("x := 1;\n```\nafter", prose) == ("x := 1;\n", "stop_text")
+
+
+# -- a block that ends with its first statement ------------------------------------------------
+
+
+def first_statement(path: str, base: int) -> StopRule:
+    lang = for_path(path)
+    assert lang is not None
+    return StopRule(
+        multiline=True,
+        base_indent=base,
+        statement=True,
+        closes=lang.block_close,
+        goes_on=lang.block_goes_on,
+    )
+
+
+@pytest.mark.parametrize(
+    ("path", "base", "written", "kept"),
+    [
+        # A construct: its body, the lines that carry it on, and the line that closes it.
+        (
+            "p.adb",
+            3,
+            "if Ready then\n      X := 1;\n   elsif Late then\n      X := 2;\n   else\n"
+            "      X := 3;\n   end if;\n   Y := 2;\n",
+            "if Ready then\n      X := 1;\n   elsif Late then\n      X := 2;\n   else\n"
+            "      X := 3;\n   end if;",
+        ),
+        # A simple statement: one line.
+        ("p.adb", 3, "X := 1;\n   Y := 2;\n", "X := 1;"),
+        # A subprogram: `is`, `begin` at its level carry it on; `end P;` closes it.
+        (
+            "p.adb",
+            3,
+            "procedure P is\n      N : Natural := 0;\n   begin\n      null;\n   end P;\n\n"
+            "   procedure Q is\n",
+            "procedure P is\n      N : Natural := 0;\n   begin\n      null;\n   end P;",
+        ),
+        (
+            "e.vhd",
+            2,
+            "process (clk)\n  begin\n    if rising_edge(clk) then\n      q <= d;\n    end if;\n"
+            "  end process;\n  y <= q;\n",
+            "process (clk)\n  begin\n    if rising_edge(clk) then\n      q <= d;\n    end if;\n"
+            "  end process;",
+        ),
+        # Python: no closing line; the block ends where the indentation comes back.
+        (
+            "m.py",
+            4,
+            "for x in xs:\n        total += x\n    else:\n        total = 0\n    return total\n",
+            "for x in xs:\n        total += x\n    else:\n        total = 0",
+        ),
+        ("m.py", 0, "@cache\ndef f(x):\n    return x\n\nf(1)\n", "@cache\ndef f(x):\n    return x"),
+        (
+            "m.c",
+            4,
+            "if (x) {\n        y = 1;\n    } else {\n        y = 2;\n    }\n    return y;\n",
+            "if (x) {\n        y = 1;\n    } else {\n        y = 2;\n    }",
+        ),
+        # A brace on a line of its own opens the body; `}` closes it.
+        (
+            "m.c",
+            4,
+            "while (n)\n    {\n        n--;\n    }\n    return n;\n",
+            "while (n)\n    {\n        n--;\n    }",
+        ),
+    ],
+)
+def test_a_block_stops_at_the_end_of_its_first_statement(
+    path: str, base: int, written: str, kept: str
+) -> None:
+    assert cut(written, first_statement(path, base)) == (kept, "end_of_statement")
+
+
+def test_the_first_statement_waits_for_the_word_that_decides() -> None:
+    rule = first_statement("p.adb", 3)
+    # `el` may become `else` (the if goes on) or `Elapsed` (a new statement): go on.
+    assert cut("if A then\n      B;\n   el", rule) == ("if A then\n      B;\n   el", None)
+    # The closing line is kept whole.
+    assert cut("if A then\n      B;\n   end if", rule) == ("if A then\n      B;\n   end if", None)
+    # Leaving the block the cursor is in still ends it.
+    assert cut("X := 1;\nend P;\n", rule) == ("X := 1;", "end_of_block")
+    # Without the rule, the rest of the block.
+    assert cut("X := 1;\n   Y := 2;\n", replace(rule, statement=False)) == (
+        "X := 1;\n   Y := 2;\n",
+        None,
+    )
