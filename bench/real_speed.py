@@ -69,6 +69,9 @@ class Answer:
     timings: dict[str, float] = field(default_factory=dict)
     prompt: str = ""
     llama_ms: float | None = None
+    text: str = ""  # the suggestion
+    where: str = ""  # project/file:line:column
+    exact: bool = False  # its first line is the line's real rest (bench/quality.py's score)
 
     @property
     def generated(self) -> bool:
@@ -133,7 +136,6 @@ async def ask(
         return Answer(kind=kind, language=pos.language, latency_ms=timeout * 1000, failed="timeout")
     except JsonRpcException as exc:
         return Answer(kind=kind, language=pos.language, latency_ms=0, failed=str(exc))
-    del text
     answer = Answer(
         kind=kind,
         language=pos.language,
@@ -141,6 +143,9 @@ async def ask(
         served=bool(record.get("result", {}).get("served_from")),
         timings=dict(record.get("timings", {})),
         prompt=str(record.get("prompt", "")),
+        text=text,
+        where=f"{pos.project.name}/{pos.relative}:{line + 1}:{character + 1}",
+        exact=quality.scored(text, pos.cut.target[character - pos.cut.character :]).exact,
     )
     if llama is not None and answer.generated:
         new = int(answer.timings.get("new_tokens", 0))
@@ -253,9 +258,9 @@ def report(
         "tokens whose key/values were kept from the request before) are over the generations; "
         "llama.cpp ran each generation's audited prompt for the same number of new tokens.",
         "",
-        "| request | n | p50 ms | p95 ms | generations | prompt tokens, median | reused "
-        "| llama.cpp p50 ms | airgap-lsp / llama.cpp |",
-        "|---|---|---|---|---|---|---|---|---|",
+        "| request | n | p50 ms | p95 ms | exact match | generations | prompt tokens, median "
+        "| reused | llama.cpp p50 ms | airgap-lsp / llama.cpp |",
+        "|---|---|---|---|---|---|---|---|---|---|",
     ]
     for name, rows in rows_of(answers):
         if not rows:
@@ -273,7 +278,8 @@ def report(
         share = f"{100 * reused / tokens:.0f} %" if tokens else "-"
         out.append(
             f"| {name} | {len(rows)} | {ms(percentile(lat, 50))} | {ms(percentile(lat, 95))} "
-            f"| {len(gens)} | {ms(prompt)} | {share} | {ms(theirs)} | {ratio} |"
+            f"| {sum(a.exact for a in rows)} | {len(gens)} | {ms(prompt)} | {share} "
+            f"| {ms(theirs)} | {ratio} |"
         )
     out += [
         "",
