@@ -169,9 +169,7 @@ def statement_rule(decoding: dict[str, Any], record: dict[str, Any]) -> dict[str
     if not decoding.get("first_statement"):
         return {}
     lang = for_document("", str(record.get("language", "")))
-    if lang is None:
-        return {"statement": True}
-    return {"statement": True, "closes": lang.block_close, "goes_on": lang.block_goes_on}
+    return lang.statement_rule() if lang else {"statement": True}
 
 
 def replay(record: dict[str, Any], store: ModelStore) -> ReplayResult:

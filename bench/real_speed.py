@@ -15,9 +15,11 @@ At each position:
    last suggestion (the user typed what it showed: no generation) or by a new generation, whose
    audit line says how many of its prompt tokens were read before (key/value cache reuse).
 3. **llama.cpp on the same prompts** (where llama-cpp-python is installed, `make team-server`):
-   the prompt each generation audited, greedy, for the same number of new tokens, right after
-   the server's answer, in this process, keeping its last prompt's key/values as the server
-   does. The ratio of medians is airgap-lsp end to end over llama.cpp's generation alone.
+   the prompt each generation audited, greedy, for the same number of new tokens, in this
+   process, once the position's document is closed (so that the server's work ahead, the rest
+   of a block, is stopped and the two never share the CPU), in the order the server got them,
+   keeping its last prompt's key/values as the server does. The ratio of medians is
+   airgap-lsp end to end over llama.cpp's generation alone, on the same requests.
 
 Each step's cost comes from the audit lines: the debounce, choosing the context, prefill,
 decoding, the rest of the server's work (the parse check, building the prompt), and the
@@ -64,7 +66,9 @@ class Answer:
     kind: str  # KINDS
     language: str
     latency_ms: float
-    served: bool = False  # answered from the last suggestion, no generation
+    # answered from the last suggestion, or from the rest of a block written ahead: no
+    # generation on the request's path
+    served: bool = False
     failed: str = ""
     timings: dict[str, float] = field(default_factory=dict)
     prompt: str = ""
@@ -125,7 +129,6 @@ async def ask(
     character: int,
     kind: str,
     timeout: float,
-    llama: Llama | None,
 ) -> Answer:
     where = qc.corpus.Position(
         path=pos.cut.path, line=line, character=character, text="", target=""
@@ -140,27 +143,39 @@ async def ask(
         kind=kind,
         language=pos.language,
         latency_ms=ms,
-        served=bool(record.get("result", {}).get("served_from")),
+        served=bool({"served_from", "continues"} & set(record.get("result", {}))),
         timings=dict(record.get("timings", {})),
         prompt=str(record.get("prompt", "")),
         text=text,
         where=f"{pos.project.name}/{pos.relative}:{line + 1}:{character + 1}",
         exact=quality.scored(text, pos.cut.target[character - pos.cut.character :]).exact,
     )
-    if llama is not None and answer.generated:
-        new = int(answer.timings.get("new_tokens", 0))
-        answer.llama_ms = llama.time(answer.prompt + record["decoding"]["forced_prefix"], new)
+    if answer.generated:  # what llama.cpp is given: the prompt, and the start it was made to write
+        answer.prompt += str(record["decoding"]["forced_prefix"])
     return answer
 
 
 async def position(
     srv: context_lift.Server, pos: qc.Position, args: argparse.Namespace, llama: Llama | None
 ) -> list[Answer]:
+    out = await typed(srv, pos, args)
+    # llama.cpp on the same prompts in the same order, once the document is closed (which stops
+    # the server's work ahead, the rest of a block): the two never share the CPU.
+    for answer in out:
+        if llama is not None and answer.generated:
+            new = int(answer.timings.get("new_tokens", 0))
+            answer.llama_ms = llama.time(answer.prompt, new)
+    return out
+
+
+async def typed(
+    srv: context_lift.Server, pos: qc.Position, args: argparse.Namespace
+) -> list[Answer]:
     cut = pos.cut
     srv.open(cut, qc.LSP_ID[pos.language])
     kind = "cold, line start" if pos.kind == qc.LINE_START else "cold, mid-line"
     try:
-        out = [await ask(srv, pos, cut.line, cut.character, kind, args.timeout, llama)]
+        out = [await ask(srv, pos, cut.line, cut.character, kind, args.timeout)]
         typed = cut.target[: args.keys]
         # Only where the line goes on past what is typed: a request after its last character
         # would ask for the next line.
@@ -170,15 +185,12 @@ async def position(
                 last = time.perf_counter()
                 did_change(srv, uri, 1 + n, cut.line, cut.character + n - 1, ch)
                 out.append(
-                    await ask(
-                        srv, pos, cut.line, cut.character + n, "keystroke", args.timeout, llama
-                    )
+                    await ask(srv, pos, cut.line, cut.character + n, "keystroke", args.timeout)
                 )
                 # The next key comes `gap` after this one, or now where the answer took longer.
+                # (the simulated typist's pace, not a wait on the server)
                 if (wait := args.gap_ms / 1000 - (time.perf_counter() - last)) > 0:
-                    await asyncio.sleep(
-                        wait
-                    )  # the simulated typist's pace, not a wait on the server
+                    await asyncio.sleep(wait)
         return out
     finally:
         srv.close(cut)
@@ -238,7 +250,7 @@ def rows_of(answers: list[Answer]) -> list[tuple[str, list[Answer]]]:
         ("cold, line start (first suggestion)", [a for a in ok if a.kind == "cold, line start"]),
         ("keystroke, every one", keys),
         ("keystroke, answered by a generation", [a for a in keys if a.generated]),
-        ("keystroke, from the last suggestion", [a for a in keys if a.served]),
+        ("keystroke, from the last suggestion (no generation)", [a for a in keys if a.served]),
     ]
 
 
@@ -255,8 +267,11 @@ def report(
         f"--gap-ms {args.gap_ms:g}`, commit {quality.commit()}, model {args.model}; "
         f"{seconds / 60:.1f} min, load average {load[0]:.1f} at the start and {load[1]:.1f} "
         "at the end. Latency is the client's wait. Prompt tokens and reuse (the share of prompt "
-        "tokens whose key/values were kept from the request before) are over the generations; "
-        "llama.cpp ran each generation's audited prompt for the same number of new tokens.",
+        "tokens whose key/values were kept from the request before) are over the generations "
+        "(a request with no suggestion has no audit line: it counts in n, not there). "
+        "llama.cpp ran each generation's audited prompt for the same number of new tokens, "
+        "after the position's typing, in the same order; the ratio is of the medians of the "
+        "same requests.",
         "",
         "| request | n | p50 ms | p95 ms | exact match | generations | prompt tokens, median "
         "| reused | llama.cpp p50 ms | airgap-lsp / llama.cpp |",

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from functools import cache
 from importlib.resources import files
 from pathlib import PurePath
-from typing import Literal
+from typing import Any, Literal
 
 from tree_sitter import Language as TSLanguage
 from tree_sitter import Parser, Query
@@ -35,11 +35,25 @@ class Language:
     # the line without its comment): below it, on an empty line, a block is suggested.
     block_open: str = r"\{$"
     # Where a block suggestion ends with its first statement (inference.stops): a line at the
-    # statement's level that closes it (kept: `end if;`, `}`), and one that carries it on
-    # (`else`, `begin`, a `{` on its own line). Regular expressions, case-insensitive, matched
+    # statement's level that closes it (kept: `end if;`, `}`), one that carries it on (`else`,
+    # `begin`, `case`, a `{` on its own line), and one after which the next line at that level
+    # is still the same construct (a decorator). Regular expressions, case-insensitive, matched
     # at the line's code; "": none.
     block_close: str = r"[}\])]"
-    block_goes_on: str = r"(\}\s*)?(else|catch|finally)\b|\{"
+    block_goes_on: str = r"(\}\s*)?(else|catch|finally|case|default|where)\b|\{"
+    block_prelude: str = r"@\w|#\[|template\b"
+
+    def statement_rule(self) -> dict[str, Any]:
+        """A block that ends with its first statement, by this language's patterns: the
+        keywords of inference.stops.StopRule."""
+        return {
+            "statement": True,
+            "closes": self.block_close,
+            "goes_on": self.block_goes_on,
+            "opens": self.block_open,
+            "preludes": self.block_prelude,
+            "comment": self.line_comment,
+        }
 
     def grammar(self) -> TSLanguage:
         return _grammar(self.module, self.function)
@@ -89,8 +103,9 @@ LANGUAGES: tuple[Language, ...] = (
         module="tree_sitter_ada",
         line_comment="--",
         block_open=r"\b(is|begin|then|else|loop|declare|record|do|private|select)$",
-        block_close=r"end\b",
+        block_close=r"end\b|[)\]]",
         block_goes_on=r"(else|elsif|exception|when|begin|is|then|loop|do|or|private|select)\b",
+        block_prelude=r"generic\b",
     ),
     Language(
         name="vhdl",
@@ -98,24 +113,27 @@ LANGUAGES: tuple[Language, ...] = (
         module="tree_sitter_vhdl",
         line_comment="--",
         block_open=r"\b(is|begin|then|else|generate|loop)$",
-        block_close=r"end\b",
+        block_close=r"end\b|[)\]]",
         block_goes_on=r"(else|elsif|when|begin|is|then|generate|loop)\b",
+        block_prelude="",
     ),
     Language(
         name="verilog",
         suffixes=(".v", ".vh"),
         module="tree_sitter_verilog",
         block_open=r"(\bbegin|\))$",
-        block_close=VERILOG_END,
-        block_goes_on=r"(else|begin)\b",
+        block_close=VERILOG_END + r"|[)\]}]",
+        block_goes_on=r"(end\s+)?(else|begin)\b",
+        block_prelude="",
     ),
     Language(
         name="systemverilog",
         suffixes=(".sv", ".svh"),
         module="tree_sitter_systemverilog",
         block_open=r"(\bbegin|\))$",
-        block_close=VERILOG_END,
-        block_goes_on=r"(else|begin)\b",
+        block_close=VERILOG_END + r"|[)\]}]",
+        block_goes_on=r"(end\s+)?(else|begin)\b",
+        block_prelude="",
     ),
     Language(name="c", suffixes=(".c", ".h"), module="tree_sitter_c"),
     Language(
@@ -129,8 +147,9 @@ LANGUAGES: tuple[Language, ...] = (
         module="tree_sitter_python",
         line_comment="#",
         block_open=r":$",
-        block_close="",  # a block ends where its indentation does
-        block_goes_on=r"(else|elif|except|finally)\b",
+        block_close=r"[)\]}]",  # a bracket closed; else a block ends where its indentation does
+        block_goes_on=r"(else|elif|except|finally|case)\b",
+        block_prelude=r"@",
     ),
     Language(name="rust", suffixes=(".rs",), module="tree_sitter_rust"),
     Language(name="go", suffixes=(".go",), module="tree_sitter_go"),

@@ -20,12 +20,18 @@ class StopRule:
     prose: bool = False
     # A block that ends with its first statement: the first line, with the lines below it that
     # are deeper (its body) and those at its level that carry the construct on (`goes_on`:
-    # `else`, `begin`, `{`) or close it (`closes`: `end if;`, `}`, kept). Regular expressions,
-    # case-insensitive, matched at a line's code (the language's, context.languages). Off: the
-    # block goes on to the end of the block the cursor is in.
+    # `else`, `begin`, `case`, a `{` alone) or close it (`closes`: `end if;`, `}`, kept), or
+    # that follow a line that leads into the next (`preludes`: a decorator, Ada's `generic`).
+    # A closing line that opens a body again (`opens`, matched at its end without its
+    # `comment`: `) -> int:`) carries it on too. Regular expressions, case-insensitive, matched
+    # at a line's code (the language's: context.languages). Off: the block goes on to the end of
+    # the block the cursor is in.
     statement: bool = False
     closes: str = ""
     goes_on: str = ""
+    opens: str = ""
+    preludes: str = ""
+    comment: str = ""
 
 
 def indent_of(line: str) -> int:
@@ -99,27 +105,46 @@ def _cut_lines(text: str, rule: StopRule) -> tuple[str, str | None]:
             indent = indent_of(line)
             if indent < rule.base_indent:
                 return "\n".join(lines[:i]).rstrip(), "end_of_block"
-            if rule.statement and indent > rule.base_indent:
+            if not rule.statement or _in_string(lines[:i]):
+                continue
+            if indent > rule.base_indent:
                 deeper = True
-            elif rule.statement:
-                code = line.strip()
-                if not complete and not _first_word_written(code):
-                    return text, None  # `el` may yet be `else`: wait for the word
-                if above.startswith("@") or (
-                    rule.goes_on and re.match(rule.goes_on, code, re.IGNORECASE)
-                ):
-                    above = code  # after a decorator, or `else`, `begin`: the same construct
+                continue
+            code = line.strip()
+            if not complete and not _first_word_written(code):
+                return text, None  # `el` may yet be `else`: wait for the word
+            if _matches(rule.goes_on, code) or _matches(rule.preludes, above):
+                above = code  # `else`, `begin`; or after a decorator: the same construct
+                continue
+            if deeper and _matches(rule.closes, code):
+                if not complete:
+                    return text, None  # the closing line, kept whole
+                if rule.opens and re.search(rule.opens, _code(code, rule.comment), re.I):
+                    above = code  # `) -> int:`, `) is`: the construct goes on
                     continue
-                if rule.closes and deeper and re.match(rule.closes, code, re.IGNORECASE):
-                    if not complete:
-                        return text, None  # the closing line, kept whole
-                    return "\n".join(lines[: i + 1]).rstrip(), "end_of_statement"
-                return "\n".join(lines[:i]).rstrip(), "end_of_statement"
+                return "\n".join(lines[: i + 1]).rstrip(), "end_of_statement"
+            return "\n".join(lines[:i]).rstrip(), "end_of_statement"
         elif complete:
             blank_run += 1
             if blank_run == 2:
                 return "\n".join(lines[: i - 1]).rstrip(), "end_of_block"
     return text, None
+
+
+def _matches(pattern: str, code: str) -> bool:
+    return bool(pattern) and re.match(pattern, code, re.IGNORECASE) is not None
+
+
+def _code(line: str, comment: str) -> str:
+    """A line without its trailing comment (roughly: from the comment marker on)."""
+    return (line.split(comment, 1)[0] if comment else line).rstrip()
+
+
+def _in_string(lines: list[str]) -> bool:
+    """Whether what follows these lines is inside a triple-quoted string (a docstring's lines
+    need not be indented)."""
+    head = "\n".join(lines)
+    return head.count('"""') % 2 == 1 or head.count("'''") % 2 == 1
 
 
 def _first_word_written(code: str) -> bool:

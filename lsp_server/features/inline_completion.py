@@ -119,7 +119,9 @@ def register(server: AirgapServer) -> None:
         rest of a suggestion whose start the user typed (no model work). Where no suggestion
         came: generations made again because the parse check withheld the one before
         (`asked_again`), requests where the model wrote only blanks (`wrote_nothing`), and
-        requests whose every suggestion the parse check withheld (`withheld`)."""
+        requests whose every suggestion the parse check withheld (`withheld`). Blocks shown a
+        statement at a time: the rests written ahead (`continued`), and those shown when their
+        statement was accepted (`served_continuation`)."""
         return dict(state.stats)
 
     @server.feature(types.TEXT_DOCUMENT_INLINE_COMPLETION, types.InlineCompletionOptions())
@@ -191,6 +193,8 @@ async def complete(
             return served
         if last.more is not None:
             last.more.cancel.set()  # the user wrote something else: the worker is wanted
+        if cancel.is_set():  # replaced while it waited for the rest of a block
+            raise JsonRpcRequestCancelled(CANCELLED)
     lang = for_document(doc.path, doc.language_id)
     s = ls.settings
     prompt = build_prompt(
@@ -471,6 +475,9 @@ class Continuation:
             except AirgapError as exc:
                 log.warning("the rest of the block was not written: %s", exc)
                 return None
+            except Exception:  # work ahead of a request: its failure costs that work only
+                log.exception("the rest of the block was not written")
+                return None
             finally:
                 ls.model.ahead.discard(cancel)
 
@@ -494,10 +501,12 @@ async def serve_continuation(
     assert more is not None
     if after != last.after or not before.startswith(last.before):
         return None
+    # (an editor on a CRLF file types Enter as \r\n; the model may write either)
     typed = before[len(last.before) :].replace("\r\n", "\n")
-    if not typed.startswith(last.text):
+    statement = last.text.replace("\r\n", "\n")
+    if not typed.startswith(statement):
         return None
-    past = typed[len(last.text) :]
+    past = typed[len(statement) :]
     if past.strip() and not more.task.done():
         return None  # more than a line break was written: do not wait to find out if it fits
     started = time.perf_counter()
@@ -505,7 +514,7 @@ async def serve_continuation(
     engine = ls.model.now()
     if gen is None or isinstance(engine, str) or last.settings is not ls.settings:
         return None
-    written = suggestion_text(gen.text, "")
+    written = suggestion_text(gen.text, "").replace("\r\n", "\n")
     if not written.startswith(past) or not (rest := written[len(past) :]).strip():
         return None
     verdict = "not checked"
@@ -604,9 +613,7 @@ def completion_request(prompt: Prompt, engine: Engine, settings: Settings) -> Ge
         stop=StopRule(
             multiline=multiline,
             base_indent=block_indent(prompt.line_before),
-            statement=multiline and lang is not None,
-            closes=lang.block_close if lang else "",
-            goes_on=lang.block_goes_on if lang else "",
+            **(lang.statement_rule() if multiline and lang else {}),
         ),
         lookahead=settings.prompt_lookup,
         threads=settings.threads,

@@ -241,13 +241,7 @@ def test_prose_ignores_lines_and_blocks_but_not_stop_texts() -> None:
 def first_statement(path: str, base: int) -> StopRule:
     lang = for_path(path)
     assert lang is not None
-    return StopRule(
-        multiline=True,
-        base_indent=base,
-        statement=True,
-        closes=lang.block_close,
-        goes_on=lang.block_goes_on,
-    )
+    return StopRule(multiline=True, base_indent=base, **lang.statement_rule())
 
 
 @pytest.mark.parametrize(
@@ -300,6 +294,51 @@ def first_statement(path: str, base: int) -> StopRule:
             4,
             "while (n)\n    {\n        n--;\n    }\n    return n;\n",
             "while (n)\n    {\n        n--;\n    }",
+        ),
+        # `end else begin` carries the construct on; `end` closes it.
+        (
+            "t.v",
+            4,
+            "if (rst) begin\n      q <= 0;\n    end else begin\n      q <= d;\n    end\n"
+            "    y <= q;\n",
+            "if (rst) begin\n      q <= 0;\n    end else begin\n      q <= d;\n    end",
+        ),
+        # A bracket closed at the statement's level is kept; one that opens a body goes on.
+        ("m.py", 4, "x = f(\n        a,\n    )\n    y = 1\n", "x = f(\n        a,\n    )"),
+        (
+            "m.py",
+            0,
+            "def f(\n    a,\n) -> int:  # sum\n    return a\n\nf(1)\n",
+            "def f(\n    a,\n) -> int:  # sum\n    return a",
+        ),
+        # A docstring's lines are not statements.
+        (
+            "m.py",
+            4,
+            '"""Sum.\n\n    Skips None.\n    """\n    total = 0\n',
+            '"""Sum.\n\n    Skips None.\n    """',
+        ),
+        # `case` labels at the level of their `switch`.
+        (
+            "m.c",
+            4,
+            "switch (x) {\n    case 1:\n        y = 1;\n    default:\n        y = 0;\n    }\n"
+            "    return y;\n",
+            "switch (x) {\n    case 1:\n        y = 1;\n    default:\n        y = 0;\n    }",
+        ),
+        # After a prelude (a generic's formals, an attribute), the unit it leads into.
+        (
+            "p.ads",
+            3,
+            "generic\n      type T is private;\n   procedure Swap (A, B : in out T);\n"
+            "   procedure Q;\n",
+            "generic\n      type T is private;\n   procedure Swap (A, B : in out T);",
+        ),
+        (
+            "e.vhd",
+            2,
+            "u1 : entity work.counter\n    port map (\n      clk => clk\n  );\n  y <= q;\n",
+            "u1 : entity work.counter\n    port map (\n      clk => clk\n  );",
         ),
     ],
 )
