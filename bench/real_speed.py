@@ -14,7 +14,12 @@ At each position:
    followed by the completion request an editor sends. A keystroke is answered either from the
    last suggestion (the user typed what it showed: no generation) or by a new generation, whose
    audit line says how many of its prompt tokens were read before (key/value cache reuse).
-3. **llama.cpp on the same prompts** (where llama-cpp-python is installed, `make team-server`):
+3. **Accepting a block's first statement**: where the cold suggestion was a block's first
+   statement (its generation stopped there, and the rest is written ahead), the same request
+   again, `--read-ms` (1,000) of reading, the statement inserted as an editor accepts it, and
+   the request the editor then sends at its end: answered with the rest of the block, from the
+   work done ahead or, where that did not fit, by a new generation.
+4. **llama.cpp on the same prompts** (where llama-cpp-python is installed, `make team-server`):
    the prompt each generation audited, greedy, for the same number of new tokens, in this
    process, once the position's document is closed (so that the server's work ahead, the rest
    of a block, is stopped and the two never share the CPU), in the order the server got them,
@@ -56,6 +61,7 @@ from airgap_lsp.paths import DEFAULT_MODEL, model_store_root  # noqa: E402
 from inference.store import ModelStore  # noqa: E402
 
 KINDS = ("cold, mid-line", "cold, line start", "keystroke")
+ACCEPTED = "after accepting a block's first statement"
 STEPS = ("debounce_ms", "context_ms", "prefill_ms", "decode_ms", "rest_ms", "audit_and_wire_ms")
 
 
@@ -74,6 +80,7 @@ class Answer:
     prompt: str = ""
     llama_ms: float | None = None
     text: str = ""  # the suggestion
+    stop: str = ""  # its generation's stop reason
     where: str = ""  # project/file:line:column
     exact: bool = False  # its first line is the line's real rest (bench/quality.py's score)
 
@@ -130,6 +137,7 @@ async def ask(
     kind: str,
     timeout: float,
 ) -> Answer:
+    """One request at a place of the position's document, and what its audit line says."""
     where = qc.corpus.Position(
         path=pos.cut.path, line=line, character=character, text="", target=""
     )
@@ -146,6 +154,7 @@ async def ask(
         served=bool({"served_from", "continues"} & set(record.get("result", {}))),
         timings=dict(record.get("timings", {})),
         prompt=str(record.get("prompt", "")),
+        stop=str(record.get("decoding", {}).get("stop_reason", "")),
         text=text,
         where=f"{pos.project.name}/{pos.relative}:{line + 1}:{character + 1}",
         exact=quality.scored(text, pos.cut.target[character - pos.cut.character :]).exact,
@@ -159,6 +168,8 @@ async def position(
     srv: context_lift.Server, pos: qc.Position, args: argparse.Namespace, llama: Llama | None
 ) -> list[Answer]:
     out = await typed(srv, pos, args)
+    if args.read_ms >= 0 and out[0].stop == "end_of_statement":
+        out.append(await accepted(srv, pos, args))
     # llama.cpp on the same prompts in the same order, once the document is closed (which stops
     # the server's work ahead, the rest of a block): the two never share the CPU.
     for answer in out:
@@ -192,6 +203,26 @@ async def typed(
                 if (wait := args.gap_ms / 1000 - (time.perf_counter() - last)) > 0:
                     await asyncio.sleep(wait)
         return out
+    finally:
+        srv.close(cut)
+
+
+async def accepted(srv: context_lift.Server, pos: qc.Position, args: argparse.Namespace) -> Answer:
+    """A block's first statement accepted after `--read-ms` of reading it: the request the
+    editor sends at its end, answered with the rest of the block written meanwhile."""
+    cut = pos.cut
+    srv.open(cut, qc.LSP_ID[pos.language])
+    try:
+        # The same request again (its prompt read before: the same statement, at once).
+        first = await ask(srv, pos, cut.line, cut.character, "", args.timeout)
+        # (the simulated reader's pace, not a wait on the server)
+        await asyncio.sleep(args.read_ms / 1000)
+        did_change(srv, cut.path.as_uri(), 2, cut.line, cut.character, first.text)
+        lines = first.text.split("\n")
+        column = (cut.character if len(lines) == 1 else 0) + len(lines[-1])
+        rest = await ask(srv, pos, cut.line + len(lines) - 1, column, ACCEPTED, args.timeout)
+        rest.exact = False  # (the line's real rest is not what comes after a statement)
+        return rest
     finally:
         srv.close(cut)
 
@@ -251,6 +282,7 @@ def rows_of(answers: list[Answer]) -> list[tuple[str, list[Answer]]]:
         ("keystroke, every one", keys),
         ("keystroke, answered by a generation", [a for a in keys if a.generated]),
         ("keystroke, from the last suggestion (no generation)", [a for a in keys if a.served]),
+        (ACCEPTED, [a for a in ok if a.kind == ACCEPTED]),
     ]
 
 
@@ -343,6 +375,13 @@ def main() -> int:
     parser.add_argument("--keys", type=int, default=5, help="characters typed at each position")
     parser.add_argument("--gap-ms", type=float, default=150, help="the typist's pace")
     parser.add_argument("--no-llama", action="store_true", help="leave llama.cpp out")
+    parser.add_argument(
+        "--read-ms",
+        type=float,
+        default=1000,
+        help="where a block's first statement was shown: how long the user reads it before "
+        "accepting it (-1: no such step)",
+    )
     parser.add_argument("--timeout", type=float, default=180, help="seconds per request")
     parser.add_argument("--index-timeout", type=float, default=900, help="seconds per index")
     parser.add_argument("--write", type=Path, help="append the report (markdown) to this file")
