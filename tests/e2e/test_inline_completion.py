@@ -89,6 +89,17 @@ async def complete(client: LanguageClient, uri: str, doc: CursorFile) -> list[st
     return [i.insert_text if isinstance(i.insert_text, str) else i.insert_text.value for i in items]
 
 
+def assert_replays(audit: Path, suggestion_id: str) -> None:
+    """`airgap-lsp audit replay` gives the suggestion's text again."""
+    replay = subprocess.run(
+        [sys.executable, "-m", "airgap_lsp", "audit", "replay", suggestion_id, "--log", str(audit)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert replay.returncode == 0 and "SAME text" in replay.stdout, replay.stdout + replay.stderr
+
+
 def audit_lines(path: Path, kind: str | None = "inline_completion") -> list[dict]:
     """The audit log's suggestion lines (or all lines, accept events too, with kind=None)."""
     if not path.exists():
@@ -223,13 +234,7 @@ async def test_at_a_line_start_the_suggestion_is_code_and_replays(
     assert before.endswith(rec["prompt"][-40:] + rec["decoding"]["forced_prefix"])
     # The block opened by the line above, or whose rest is missing, is asked for.
     assert rec["decoding"]["multiline"] is True
-    replay = subprocess.run(
-        [sys.executable, "-m", "airgap_lsp", "audit", "replay", rec["id"], "--log", str(audit)],
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert replay.returncode == 0 and "SAME text" in replay.stdout, replay.stdout + replay.stderr
+    assert_replays(audit, rec["id"])
 
 
 async def test_block_completion_stays_inside_the_block(client: LanguageClient, tmp_path: Path):
@@ -474,10 +479,4 @@ async def test_a_block_comes_a_statement_at_a_time_and_its_rest_is_ready_when_ac
     assert more["prompt"] == origin["prompt"] + origin["decoding"]["forced_prefix"] + first
     assert more["decoding"]["multiline"] and not more["decoding"]["first_statement"]
     assert more["position"] == {"line": end.line, "character": end.character}
-    replay = subprocess.run(
-        [sys.executable, "-m", "airgap_lsp", "audit", "replay", more["id"], "--log", str(audit)],
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert replay.returncode == 0 and "SAME text" in replay.stdout, replay.stdout + replay.stderr
+    assert_replays(audit, more["id"])
