@@ -50,13 +50,21 @@ async def start_indexed(
             initialization_options={"auditPath": str(audit), **options},
         )
     )
-    while not any(
-        isinstance(r, types.WorkDoneProgressEnd) and "indexed" in (r.message or "")
-        for rs in client.progress_reports.values()
-        for r in rs
+    await indexed(client)
+    return registered
+
+
+async def indexed(client: LanguageClient, times: int = 1) -> None:
+    """Until the server has said `times` times that it finished indexing the workspace."""
+    while (
+        sum(
+            isinstance(r, types.WorkDoneProgressEnd) and "indexed" in (r.message or "")
+            for rs in client.progress_reports.values()
+            for r in rs
+        )
+        < times
     ):
         await client.wait_for_notification(types.PROGRESS)
-    return registered
 
 
 def sources(record: dict) -> dict[str, dict]:

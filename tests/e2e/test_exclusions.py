@@ -14,7 +14,7 @@ from pytest_lsp import LanguageClient, make_test_lsp_client
 
 from tests.conftest import CURSOR, CursorFile
 from tests.e2e.harness import bounded
-from tests.e2e.test_context import sources, start_indexed
+from tests.e2e.test_context import indexed, sources, start_indexed
 from tests.e2e.test_inline_completion import audit_lines, complete, open_doc
 
 pytestmark = pytest.mark.e2e
@@ -93,6 +93,7 @@ async def test_a_users_negated_patterns_take_back_neither_the_secret_list_nor_th
     client.workspace_did_change_configuration(
         types.DidChangeConfigurationParams(settings={"context": {"exclude": ["*.log", *UNDO]}})
     )
+    await bounded(indexed(client, times=2), "indexing again")
     await bounded(complete(client, uri, doc), "a completion")
     assert len(audit_lines(audit)) == 2
     assert_nothing_excluded_was_read(audit)
