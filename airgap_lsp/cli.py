@@ -191,6 +191,8 @@ def _cmd_audit_replay(args: argparse.Namespace) -> int:
             f"  shown as the rest of suggestion {served_from}, once {typed!r} "
             f"was typed: its generation is replayed (shown then: {record['text']!r})"
         )
+    if result.note:
+        print(f"  {result.note}")
     print(f"  logged:   {result.expected!r}")
     print(f"  replayed: {result.text!r}")
     print("  SAME text" if result.same else "  DIFFERENT text")

@@ -26,6 +26,7 @@ class ReplayResult:
     text: str  # what the model gives now
     device: str
     dtype: str
+    note: str = ""  # what may make the text differ other than the model (a rule changed since)
 
     @property
     def expected(self) -> str:
@@ -106,6 +107,7 @@ _DECODING_NEEDS = (
     ("prompt_lookup", int, False),
     ("threads", int, False),
     ("first_statement", bool, False),
+    ("statement_rule_sha256", str, False),
 )
 _TYPE_NAMES: dict[object, str] = {
     str: "a string",
@@ -222,4 +224,20 @@ def replay(record: dict[str, Any], store: ModelStore) -> ReplayResult:
         text=suggestion_text(generation.text, request.forced_prefix),
         device=engine.info.device,
         dtype=engine.info.dtype,
+        note=rule_changed(decoding, record),
+    )
+
+
+def rule_changed(decoding: dict[str, Any], record: dict[str, Any]) -> str:
+    """Where the block ended with its first statement: whether this version's patterns for the
+    line's language are not those the line was made with ("": they are, or it did not say)."""
+    made = decoding.get("statement_rule_sha256")
+    if not decoding.get("first_statement") or not made:
+        return ""
+    lang = for_document("", str(record.get("language", "")))
+    if lang is not None and lang.statement_rule_sha256() == made:
+        return ""
+    return (
+        "the patterns that end a block with its first statement are not those this line was "
+        "made with (another version): where the block ends may differ for that reason alone"
     )

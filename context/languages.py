@@ -9,7 +9,9 @@ The queries that find definitions and imports are ours, in `context/queries/<ste
 
 from __future__ import annotations
 
+import hashlib
 import importlib
+import json
 from dataclasses import dataclass
 from functools import cache
 from importlib.resources import files
@@ -39,9 +41,11 @@ class Language:
     # `begin`, `case`, a `{` on its own line), and one after which the next line at that level
     # is still the same construct (a decorator). Regular expressions, case-insensitive, matched
     # at the line's code; "": none.
+    # (The C family's keywords are matched case-sensitively: `(?-i:...)`.)
     block_close: str = r"[}\])]"
-    block_goes_on: str = r"(\}\s*)?(else|catch|finally|case|default|where)\b|\{"
-    block_prelude: str = r"@\w|#\[|template\b"
+    block_goes_on: str = r"(?-i:(\}\s*)?(else|catch|finally|where)\b|case\b|default\s*:)|\{"
+    block_prelude: str = r"(?-i:@\w|#\[|template\b)"
+    block_strings: tuple[str, ...] = ()  # quotes of strings whose lines are not statements
 
     def statement_rule(self) -> dict[str, Any]:
         """A block that ends with its first statement, by this language's patterns: the
@@ -53,7 +57,14 @@ class Language:
             "opens": self.block_open,
             "preludes": self.block_prelude,
             "comment": self.line_comment,
+            "strings": self.block_strings,
         }
+
+    def statement_rule_sha256(self) -> str:
+        """The digest of those patterns, recorded in an audit line: replay says when the rule
+        it applies is not the one the line was made with."""
+        rule = json.dumps(self.statement_rule(), sort_keys=True).encode()
+        return hashlib.sha256(rule).hexdigest()
 
     def grammar(self) -> TSLanguage:
         return _grammar(self.module, self.function)
@@ -148,8 +159,9 @@ LANGUAGES: tuple[Language, ...] = (
         line_comment="#",
         block_open=r":$",
         block_close=r"[)\]}]",  # a bracket closed; else a block ends where its indentation does
-        block_goes_on=r"(else|elif|except|finally|case)\b",
+        block_goes_on=r"(?-i:(else|elif|except|finally|case)\b)",
         block_prelude=r"@",
+        block_strings=('"""', "'''"),
     ),
     Language(name="rust", suffixes=(".rs",), module="tree_sitter_rust"),
     Language(name="go", suffixes=(".go",), module="tree_sitter_go"),

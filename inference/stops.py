@@ -32,6 +32,7 @@ class StopRule:
     opens: str = ""
     preludes: str = ""
     comment: str = ""
+    strings: tuple[str, ...] = ()  # the quotes of strings whose lines are not statements
 
 
 def indent_of(line: str) -> int:
@@ -97,37 +98,53 @@ def _cut_lines(text: str, rule: StopRule) -> tuple[str, str | None]:
     lines = text.split("\n")
     blank_run = 0
     deeper = False  # a line below the first was indented deeper than the block (its body)
-    above = lines[0].strip()  # the last line with code at the block's level
+    # The last line at the block's level leads into the next (a decorator, `generic`): the
+    # statement is the unit it leads into, its brackets closed on lines of their own too.
+    leading = rule.statement and _matches(rule.preludes, lines[0].strip())
+    # A statement that starts as a construct goes on (`when`, `case`, `else`): the next such
+    # line at its level is the next statement, not more of this one.
+    label = rule.statement and _matches(rule.goes_on, lines[0].strip())
     for i, line in enumerate(lines[1:], start=1):
         complete = i < len(lines) - 1
-        if line.strip():
-            blank_run = 0
-            indent = indent_of(line)
-            if indent < rule.base_indent:
-                return "\n".join(lines[:i]).rstrip(), "end_of_block"
-            if not rule.statement or _in_string(lines[:i]):
+        if not line.strip():
+            if complete:
+                blank_run += 1
+                if blank_run == 2:
+                    return "\n".join(lines[: i - 1]).rstrip(), "end_of_block"
+            continue
+        blank_run = 0
+        if rule.statement and _in_string(lines[:i], rule.strings):
+            continue  # a docstring's lines need not be indented
+        indent = indent_of(line)
+        if indent < rule.base_indent:
+            return "\n".join(lines[:i]).rstrip(), "end_of_block"
+        if not rule.statement:
+            continue
+        if indent > rule.base_indent:
+            deeper = True
+            continue
+        code = line.strip()
+        if not complete and not _first_word_written(code):
+            return text, None  # `el` may yet be `else`: wait for the word
+        if leading:
+            if not _matches(rule.closes, code):  # (the prelude's closing bracket: still it)
+                leading, deeper = _matches(rule.preludes, code), False
+            continue
+        if not label and _matches(rule.goes_on, code):
+            continue  # `else`, `begin`, `{`: the same construct
+        if deeper and _matches(rule.closes, code):
+            if not complete:
+                return text, None  # the closing line, kept whole
+            if rule.opens and re.search(rule.opens, _code(code, rule.comment), re.I):
+                continue  # `) -> int:`, `) is`: the construct goes on
+            # `}` then `else` on the next line (Allman, GNU): see the next line's first word.
+            after = lines[i + 1]
+            if i + 1 == len(lines) - 1 and not _first_word_written(after.strip()):
+                return text, None
+            if indent_of(after) == rule.base_indent and _matches(rule.goes_on, after.strip()):
                 continue
-            if indent > rule.base_indent:
-                deeper = True
-                continue
-            code = line.strip()
-            if not complete and not _first_word_written(code):
-                return text, None  # `el` may yet be `else`: wait for the word
-            if _matches(rule.goes_on, code) or _matches(rule.preludes, above):
-                above = code  # `else`, `begin`; or after a decorator: the same construct
-                continue
-            if deeper and _matches(rule.closes, code):
-                if not complete:
-                    return text, None  # the closing line, kept whole
-                if rule.opens and re.search(rule.opens, _code(code, rule.comment), re.I):
-                    above = code  # `) -> int:`, `) is`: the construct goes on
-                    continue
-                return "\n".join(lines[: i + 1]).rstrip(), "end_of_statement"
-            return "\n".join(lines[:i]).rstrip(), "end_of_statement"
-        elif complete:
-            blank_run += 1
-            if blank_run == 2:
-                return "\n".join(lines[: i - 1]).rstrip(), "end_of_block"
+            return "\n".join(lines[: i + 1]).rstrip(), "end_of_statement"
+        return "\n".join(lines[:i]).rstrip(), "end_of_statement"
     return text, None
 
 
@@ -140,11 +157,11 @@ def _code(line: str, comment: str) -> str:
     return (line.split(comment, 1)[0] if comment else line).rstrip()
 
 
-def _in_string(lines: list[str]) -> bool:
-    """Whether what follows these lines is inside a triple-quoted string (a docstring's lines
-    need not be indented)."""
+def _in_string(lines: list[str], quotes: tuple[str, ...]) -> bool:
+    """Whether what follows these lines is inside a string of one of these `quotes` (Python's
+    triple quotes), opened on them and not closed."""
     head = "\n".join(lines)
-    return head.count('"""') % 2 == 1 or head.count("'''") % 2 == 1
+    return any(head.count(q) % 2 == 1 for q in quotes)
 
 
 def _first_word_written(code: str) -> bool:

@@ -191,10 +191,10 @@ async def complete(
             return served
         if served := await serve_typed_on(ls, state, params, last, before, after, cancel):
             return served
-        if last.more is not None:
-            last.more.cancel.set()  # the user wrote something else: the worker is wanted
         if cancel.is_set():  # replaced while it waited for the rest of a block
             raise JsonRpcRequestCancelled(CANCELLED)
+        if last.more is not None:
+            last.more.cancel.set()  # the user wrote something else: the worker is wanted
     lang = for_document(doc.path, doc.language_id)
     s = ls.settings
     prompt = build_prompt(
@@ -514,9 +514,12 @@ async def serve_continuation(
     engine = ls.model.now()
     if gen is None or isinstance(engine, str) or last.settings is not ls.settings:
         return None
-    written = suggestion_text(gen.text, "").replace("\r\n", "\n")
+    model_text = suggestion_text(gen.text, "")
+    written = model_text.replace("\r\n", "\n")
     if not written.startswith(past) or not (rest := written[len(past) :]).strip():
         return None
+    if not past:
+        rest = model_text  # all of it, as the model wrote it
     verdict = "not checked"
     if parsed.tree is not None and parsed.language is not None:
         pos = params.position
@@ -529,8 +532,8 @@ async def serve_continuation(
     total_ms = (time.perf_counter() - started) * 1000 + gen.prefill_ms + gen.decode_ms
     record = audit_record(ls, params, more.prompt, more.request, engine, gen, rest, total_ms)
     result: dict[str, str] = {"parse_check": verdict, "continues": last.record.id}
-    if rest != written:
-        result["model_text"] = written  # what replay reproduces: the line break was typed
+    if rest != model_text:
+        result["model_text"] = model_text  # what replay reproduces: the line break was typed
         result["typed"] = past
     record = replace(record, result=result)
     await publish(ls, state, record, engine, cancel, "typed on: the rest of its block was shown")
@@ -620,6 +623,14 @@ def completion_request(prompt: Prompt, engine: Engine, settings: Settings) -> Ge
     )
 
 
+def statement_rule_digest(prompt: Prompt, request: GenerationRequest) -> dict[str, str]:
+    """The digest of the first-statement rule's patterns, where the generation stopped by it."""
+    lang = for_document(prompt.path, prompt.language)
+    if not request.stop.statement or lang is None:
+        return {}
+    return {"statement_rule_sha256": lang.statement_rule_sha256()}
+
+
 def audit_record(
     ls: AirgapServer,
     params: types.InlineCompletionParams,
@@ -647,6 +658,7 @@ def audit_record(
             "base_indent": request.stop.base_indent,
             # The block ends with its first statement, by the rules of the line's language.
             "first_statement": request.stop.statement,
+            **statement_rule_digest(prompt, request),
             # Cut from the prompt's end and forced as the generation's start: replay needs both.
             "forced_prefix": request.forced_prefix,
             "refuse_start": request.refuse_start,

@@ -14,6 +14,7 @@ import pytest_lsp
 from lsprotocol import types
 from pytest_lsp import ClientServerConfig, LanguageClient, client_capabilities
 
+from context.languages import for_document
 from tests.conftest import CursorFile, cursor_file
 
 SERVER = [sys.executable, "-m", "airgap_lsp", "serve"]
@@ -456,6 +457,9 @@ async def test_a_block_comes_a_statement_at_a_time_and_its_rest_is_ready_when_ac
     (first,) = await complete(client, uri, doc)
     (origin,) = audit_lines(audit)
     assert origin["decoding"]["multiline"] and origin["decoding"]["first_statement"]
+    python = for_document("", "python")
+    assert python is not None
+    assert origin["decoding"]["statement_rule_sha256"] == python.statement_rule_sha256()
     # The model wrote more than one statement: the first is shown, the rest is being written.
     assert origin["decoding"]["stop_reason"] == "end_of_statement", first
 

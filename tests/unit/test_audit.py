@@ -12,7 +12,9 @@ from pathlib import Path
 import pytest
 
 from audit.record import AuditError, AuditRecord
+from audit.replay import rule_changed
 from audit.writer import JsonlAudit
+from context.languages import for_document
 
 GENESIS = "0" * 64
 FIELDS = {f.name for f in dataclasses.fields(AuditRecord)}
@@ -190,3 +192,15 @@ def test_an_unfinished_line_that_cannot_be_cut_withholds_the_line_and_says_why(
     with pytest.raises(AuditError, match="refuses to be cut.*rotate the log aside"):
         JsonlAudit(log).write(record(2))
     assert log.read_bytes() == before
+
+
+def test_replay_says_when_the_first_statement_rule_changed_since_the_line() -> None:
+    python = for_document("", "python")
+    assert python is not None
+    now = {"first_statement": True, "statement_rule_sha256": python.statement_rule_sha256()}
+    assert rule_changed(now, {"language": "python"}) == ""
+    before = {"first_statement": True, "statement_rule_sha256": "0" * 64}
+    assert "not those this line was made with" in rule_changed(before, {"language": "python"})
+    # A line that did not end with its first statement, or did not say by which rule: nothing.
+    assert rule_changed({"first_statement": False}, {"language": "python"}) == ""
+    assert rule_changed({"first_statement": True}, {"language": "python"}) == ""

@@ -340,6 +340,49 @@ def first_statement(path: str, base: int) -> StopRule:
             "u1 : entity work.counter\n    port map (\n      clk => clk\n  );\n  y <= q;\n",
             "u1 : entity work.counter\n    port map (\n      clk => clk\n  );",
         ),
+        # A decorator over lines of its own leads into the function it decorates.
+        (
+            "m.py",
+            0,
+            "@pytest.mark.parametrize(\n    'a', [1]\n)\ndef t(a):\n    assert a\nx = 1\n",
+            "@pytest.mark.parametrize(\n    'a', [1]\n)\ndef t(a):\n    assert a",
+        ),
+        # A statement that starts as a label: the next label is the next statement.
+        (
+            "m.c",
+            4,
+            "case 1:\n        y = 1;\n        break;\n    case 2:\n        y = 2;\n",
+            "case 1:\n        y = 1;\n        break;",
+        ),
+        (
+            "p.adb",
+            6,
+            "when Red =>\n         Go;\n      when Green =>\n         Stop;\n",
+            "when Red =>\n         Go;",
+        ),
+        # `else` on the line after the brace that closes the `if` (Allman, GNU).
+        (
+            "m.c",
+            4,
+            "if (x)\n    {\n        y = 1;\n    }\n    else\n    {\n        y = 2;\n    }\n"
+            "    return y;\n",
+            "if (x)\n    {\n        y = 1;\n    }\n    else\n    {\n        y = 2;\n    }",
+        ),
+        # The C family's keywords are case-sensitive: Rust's `Default::default()` goes on no
+        # construct.
+        (
+            "m.rs",
+            4,
+            "let a = 1;\n    Default::default()\n",
+            "let a = 1;",
+        ),
+        # A Python string's lines, less indented than the block, are still the string's.
+        (
+            "m.py",
+            8,
+            'text = dedent("""\\\nfirst\nsecond\n""")\n        more()\n',
+            'text = dedent("""\\\nfirst\nsecond\n""")',
+        ),
     ],
 )
 def test_a_block_stops_at_the_end_of_its_first_statement(
@@ -352,8 +395,9 @@ def test_the_first_statement_waits_for_the_word_that_decides() -> None:
     rule = first_statement("p.adb", 3)
     # `el` may become `else` (the if goes on) or `Elapsed` (a new statement): go on.
     assert cut("if A then\n      B;\n   el", rule) == ("if A then\n      B;\n   el", None)
-    # The closing line is kept whole.
+    # The closing line is kept whole, and the next line's first word is seen (`else`?).
     assert cut("if A then\n      B;\n   end if", rule) == ("if A then\n      B;\n   end if", None)
+    assert cut("if A then\n      B;\n   end if;\n   ", rule)[1] is None
     # Leaving the block the cursor is in still ends it.
     assert cut("X := 1;\nend P;\n", rule) == ("X := 1;", "end_of_block")
     # Without the rule, the rest of the block.
