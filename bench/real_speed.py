@@ -168,8 +168,9 @@ async def position(
     srv: context_lift.Server, pos: qc.Position, args: argparse.Namespace, llama: Llama | None
 ) -> list[Answer]:
     out = await typed(srv, pos, args)
-    if args.read_ms >= 0 and out[0].stop == "end_of_statement":
-        out.append(await accepted(srv, pos, args))
+    ahead = args.read_ms >= 0 and out[0].stop == "end_of_statement"
+    if ahead and (rest := await accepted(srv, pos, args, out[0].text)) is not None:
+        out.append(rest)
     # llama.cpp on the same prompts in the same order, once the document is closed (which stops
     # the server's work ahead, the rest of a block): the two never share the CPU.
     for answer in out:
@@ -207,14 +208,19 @@ async def typed(
         srv.close(cut)
 
 
-async def accepted(srv: context_lift.Server, pos: qc.Position, args: argparse.Namespace) -> Answer:
+async def accepted(
+    srv: context_lift.Server, pos: qc.Position, args: argparse.Namespace, shown: str
+) -> Answer | None:
     """A block's first statement accepted after `--read-ms` of reading it: the request the
-    editor sends at its end, answered with the rest of the block written meanwhile."""
+    editor sends at its end, answered with the rest of the block written meanwhile. None where
+    asking again did not show the same statement (nothing to accept)."""
     cut = pos.cut
     srv.open(cut, qc.LSP_ID[pos.language])
     try:
         # The same request again (its prompt read before: the same statement, at once).
         first = await ask(srv, pos, cut.line, cut.character, "", args.timeout)
+        if first.failed or first.stop != "end_of_statement" or first.text != shown:
+            return None
         # (the simulated reader's pace, not a wait on the server)
         await asyncio.sleep(args.read_ms / 1000)
         did_change(srv, cut.path.as_uri(), 2, cut.line, cut.character, first.text)
@@ -300,7 +306,8 @@ def report(
         f"{seconds / 60:.1f} min, load average {load[0]:.1f} at the start and {load[1]:.1f} "
         "at the end. Latency is the client's wait. Prompt tokens and reuse (the share of prompt "
         "tokens whose key/values were kept from the request before) are over the generations "
-        "(a request with no suggestion has no audit line: it counts in n, not there). "
+        "(a request with no suggestion has no audit line: it counts in n, not there; "
+        "`without`: answered with no generation on its path). "
         "llama.cpp ran each generation's audited prompt for the same number of new tokens, "
         "after the position's typing, in the same order; the ratio is of the medians of the "
         "same requests.",
@@ -314,6 +321,8 @@ def report(
             continue
         lat = [a.latency_ms for a in rows]
         gens = [a for a in rows if a.generated]
+        served = sum(a.served for a in rows)
+        without = f" ({served} without)" if served else ""
         tokens = sum(a.timings.get("prompt_tokens", 0) for a in gens)
         reused = sum(a.timings.get("reused_prompt_tokens", 0) for a in gens)
         prompt = (
@@ -325,7 +334,7 @@ def report(
         share = f"{100 * reused / tokens:.0f} %" if tokens else "-"
         out.append(
             f"| {name} | {len(rows)} | {ms(percentile(lat, 50))} | {ms(percentile(lat, 95))} "
-            f"| {sum(a.exact for a in rows)} | {len(gens)} | {ms(prompt)} | {share} "
+            f"| {sum(a.exact for a in rows)} | {len(gens)}{without} | {ms(prompt)} | {share} "
             f"| {ms(theirs)} | {ratio} |"
         )
     out += [
