@@ -62,9 +62,8 @@ class Language:
 
     def statement_rule_sha256(self) -> str:
         """The digest of those patterns, recorded in an audit line: replay says when the rule
-        it applies is not the one the line was made with."""
-        rule = json.dumps(self.statement_rule(), sort_keys=True).encode()
-        return hashlib.sha256(rule).hexdigest()
+        it applies is not the one the line was made with. Computed once per language."""
+        return _rule_sha256(self)
 
     def grammar(self) -> TSLanguage:
         return _grammar(self.module, self.function)
@@ -92,6 +91,12 @@ FAMILIES = {
 def family(language: str) -> str:
     """The family a language's files share definitions with (its own name for most)."""
     return FAMILIES.get(language, language)
+
+
+@cache
+def _rule_sha256(language: Language) -> str:
+    rule = json.dumps(language.statement_rule(), sort_keys=True).encode()
+    return hashlib.sha256(rule).hexdigest()
 
 
 @cache

@@ -160,6 +160,8 @@ def _code(line: str, comment: str) -> str:
 def _in_string(lines: list[str], quotes: tuple[str, ...]) -> bool:
     """Whether what follows these lines is inside a string of one of these `quotes` (Python's
     triple quotes), opened on them and not closed."""
+    if not quotes:  # (checked after every decoding step: no work for most languages)
+        return False
     head = "\n".join(lines)
     return any(head.count(q) % 2 == 1 for q in quotes)
 
