@@ -73,6 +73,23 @@ class Row:
     cases: list[dict[str, Any]] = field(default_factory=list)
 
 
+def insert(
+    client: LanguageClient, uri: str, version: int, line: int, character: int, text: str
+) -> None:
+    """The editor's didChange for `text` typed (or a suggestion accepted) at a position."""
+    at = types.Position(line=line, character=character)
+    client.text_document_did_change(
+        types.DidChangeTextDocumentParams(
+            text_document=types.VersionedTextDocumentIdentifier(uri=uri, version=version),
+            content_changes=[
+                types.TextDocumentContentChangePartial(
+                    range=types.Range(start=at, end=at), text=text
+                )
+            ],
+        )
+    )
+
+
 def score(suggestion: str, target: str) -> tuple[bool, float]:
     got = suggestion.split("\n")[0].strip()
     want = target.strip()

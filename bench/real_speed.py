@@ -46,7 +46,6 @@ from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
-from lsprotocol import types
 from pygls.exceptions import JsonRpcException
 from tqdm import tqdm
 
@@ -117,18 +116,6 @@ class Llama:
         return float(self.complete(self.llm, prompt, new_tokens)[0])
 
 
-def did_change(srv: context_lift.Server, uri: str, version: int, line: int, col: int, ch: str):  # type: ignore[no-untyped-def]
-    at = types.Position(line=line, character=col)
-    srv.client.text_document_did_change(
-        types.DidChangeTextDocumentParams(
-            text_document=types.VersionedTextDocumentIdentifier(uri=uri, version=version),
-            content_changes=[
-                types.TextDocumentContentChangePartial(range=types.Range(start=at, end=at), text=ch)
-            ],
-        )
-    )
-
-
 async def ask(
     srv: context_lift.Server,
     pos: qc.Position,
@@ -195,7 +182,7 @@ async def typed(
             uri = cut.path.as_uri()
             for n, ch in enumerate(typed, 1):
                 last = time.perf_counter()
-                did_change(srv, uri, 1 + n, cut.line, cut.character + n - 1, ch)
+                context_lift.insert(srv.client, uri, 1 + n, cut.line, cut.character + n - 1, ch)
                 out.append(
                     await ask(srv, pos, cut.line, cut.character + n, "keystroke", args.timeout)
                 )
@@ -223,7 +210,7 @@ async def accepted(
             return None
         # (the simulated reader's pace, not a wait on the server)
         await asyncio.sleep(args.read_ms / 1000)
-        did_change(srv, cut.path.as_uri(), 2, cut.line, cut.character, first.text)
+        context_lift.insert(srv.client, cut.path.as_uri(), 2, cut.line, cut.character, first.text)
         lines = first.text.split("\n")
         column = (cut.character if len(lines) == 1 else 0) + len(lines[-1])
         rest = await ask(srv, pos, cut.line + len(lines) - 1, column, ACCEPTED, args.timeout)

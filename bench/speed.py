@@ -34,6 +34,7 @@ from pathlib import Path
 from typing import Any
 
 from completion_latency import cases, pct  # type: ignore[import-not-found]
+from context_lift import insert  # type: ignore[import-not-found]
 from lsprotocol import types
 from pygls.lsp.client import LanguageClient
 
@@ -192,17 +193,7 @@ async def type_along(
 ) -> tuple[float, bool]:
     """The suggestion's first character typed, and a request for the new position: its
     latency, and whether the rest of that suggestion answered it."""
-    at = types.Position(line=line, character=character)
-    server.client.text_document_did_change(
-        types.DidChangeTextDocumentParams(
-            text_document=types.VersionedTextDocumentIdentifier(uri=uri, version=2),
-            content_changes=[
-                types.TextDocumentContentChangePartial(
-                    range=types.Range(start=at, end=at), text=rec["text"][0]
-                )
-            ],
-        )
-    )
+    insert(server.client, uri, 2, line, character, rec["text"][0])
     started = time.perf_counter()
     await server.request(uri, line, character + len(rec["text"][0].encode("utf-16-le")) // 2)
     elapsed = (time.perf_counter() - started) * 1000
@@ -226,20 +217,7 @@ async def typing_burst(tmp: Path, keystrokes: int = 100, gap_s: float = 0.030) -
     pending: list[asyncio.Future[Any]] = []
     sent = 0.0
     for n, char in enumerate(typed, 1):
-        server.client.text_document_did_change(
-            types.DidChangeTextDocumentParams(
-                text_document=types.VersionedTextDocumentIdentifier(uri=uri, version=1 + n),
-                content_changes=[
-                    types.TextDocumentContentChangePartial(
-                        range=types.Range(
-                            start=types.Position(line=line, character=n - 1),
-                            end=types.Position(line=line, character=n - 1),
-                        ),
-                        text=char,
-                    )
-                ],
-            )
-        )
+        insert(server.client, uri, 1 + n, line, n - 1, char)
         sent = time.perf_counter()
         pending.append(server.request(uri, line, n))
         await asyncio.sleep(gap_s)  # the user's pace, not a wait for the server
