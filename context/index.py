@@ -18,7 +18,7 @@ from pathlib import Path
 import pathspec
 from tree_sitter import Tree
 
-from context.languages import Language, for_path
+from context.languages import for_path
 from context.symbols import Definition, Import, definitions, imports
 
 # Never read, never sent to a model, whatever the settings say: keys, secrets, credentials.
@@ -287,29 +287,21 @@ class WorkspaceIndex:
     ) -> FileEntry | None:
         """(Re)index one file, from `text` when the editor holds it, else from disk. `tree`,
         when given, is the editor's parse of exactly that text: it is not parsed again."""
-        path = path.resolve()  # one name per file, however the editor or the walk reached it
-        language = for_path(path)
-        if language is None or self.is_excluded(path):
-            self.remove(path)
-            return None
-        if text is None:
-            # None: deleted or unreadable since it was listed, oversized or binary
-            if (read := read_file(path, self.max_file_bytes)) is None:
-                self.remove(path)
-                return None
-            data = read
-        else:
-            data = text.encode("utf-8", "surrogatepass")  # the editor's bytes, lone surrogates too
-            if len(data) > self.max_file_bytes:
-                self.remove(path)
-                return None
-        entry = self._entry(path, data, language, tree if text is not None else None)
+        path, entry = read_entry(
+            path, self.roots, self.exclusions, self.max_file_bytes, text=text, tree=tree
+        )
+        self._put(path, entry)
+        return entry
+
+    def _put(self, path: Path, entry: FileEntry | None) -> None:
+        """`path`'s entry replaced by `entry`; None: the file is no longer indexed."""
         with self._lock:
             self._drop(path)
+            if entry is None:
+                return
             self._files[path] = entry
             for d in entry.definitions:
                 self._by_name.setdefault(d.name.lower(), []).append(Hit(entry=entry, definition=d))
-        return entry
 
     def remove(self, path: Path) -> None:
         with self._lock:
@@ -327,17 +319,39 @@ class WorkspaceIndex:
             else:
                 self._by_name.pop(key, None)
 
-    @staticmethod
-    def _entry(path: Path, data: bytes, language: Language, tree: Tree | None) -> FileEntry:
-        tree = tree or language.parser().parse(data)
-        return FileEntry(
-            path=path,
-            language=language.name,
-            sha256=hashlib.sha256(data).hexdigest(),
-            definitions=tuple(definitions(data, language, tree)),
-            imports=tuple(imports(data, language, tree)),
-            lines=tuple(data.decode("utf-8", errors="replace").split("\n")),
-        )
+
+def read_entry(
+    path: Path,
+    roots: tuple[Path, ...],
+    exclusions: Exclusions,
+    max_bytes: int,
+    *,
+    text: str | None = None,
+    tree: Tree | None = None,
+) -> tuple[Path, FileEntry | None]:
+    """(the path resolved, its entry), from `text` when given, else from disk; the entry is None
+    for a file the index does not take: not source, excluded, gone, oversized or binary."""
+    path = path.resolve()  # one name per file, however the editor or the walk reached it
+    language = for_path(path)
+    if language is None or exclusions.excluded(path, roots):
+        return path, None
+    if text is None:
+        tree = None  # a tree is the parse of the editor's text
+        if (data := read_file(path, max_bytes)) is None:
+            return path, None
+    else:
+        data = text.encode("utf-8", "surrogatepass")  # the editor's bytes, lone surrogates too
+        if len(data) > max_bytes:
+            return path, None
+    tree = tree or language.parser().parse(data)
+    return path, FileEntry(
+        path=path,
+        language=language.name,
+        sha256=hashlib.sha256(data).hexdigest(),
+        definitions=tuple(definitions(data, language, tree)),
+        imports=tuple(imports(data, language, tree)),
+        lines=tuple(data.decode("utf-8", errors="replace").split("\n")),
+    )
 
 
 def _subsequence(needle: str, haystack: str) -> bool:
