@@ -8,10 +8,14 @@ size limit, and symbolic links that lead out of the workspace. Excluded paths ar
 from __future__ import annotations
 
 import hashlib
+import logging
+import multiprocessing
 import os
 import stat
 import threading
 from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -20,6 +24,8 @@ from tree_sitter import Tree
 
 from context.languages import for_path
 from context.symbols import Definition, Import, definitions, imports
+
+log = logging.getLogger("airgap_lsp.context")
 
 # Never read, never sent to a model, whatever the settings say: keys, secrets, credentials.
 ALWAYS_EXCLUDED = (
@@ -45,6 +51,11 @@ ALWAYS_EXCLUDED = (
 )
 SKIPPED_DIRS = frozenset({".git", ".hg", ".svn", "node_modules", "__pycache__", ".venv", "venv"})
 DEFAULT_MAX_FILE_BYTES = 1_000_000
+# Below this many files a scan parses in this process: starting worker processes costs more.
+PARALLEL_MIN_FILES = 256
+CHUNK_FILES = 32  # files per task handed to a worker process
+WORKER_NICENESS = 5  # the editor's requests, in the server's own process, come first
+MAX_WORKERS = 8
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -91,6 +102,15 @@ class Exclusions:
                 continue
             return self.matches(rel.as_posix())
         return self.matches(path.as_posix().lstrip("/"))
+
+
+def scan_workers() -> int:
+    """Worker processes for a scan: one per core this process may run on, at most MAX_WORKERS."""
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        cores = os.cpu_count() or 1
+    return max(1, min(MAX_WORKERS, cores))
 
 
 def looks_binary(data: bytes) -> bool:
@@ -266,16 +286,69 @@ class WorkspaceIndex:
         self,
         progress: Callable[[int, int], None] | None = None,
         cancel: threading.Event | None = None,
+        *,
+        workers: int = 1,
+        initializer: Callable[[], None] | None = None,
+        min_parallel: int = PARALLEL_MIN_FILES,
     ) -> int:
-        """Index every source file under the roots; returns how many were indexed."""
+        """Index every source file under the roots; returns how many were indexed.
+
+        With `workers` > 1 and at least `min_parallel` files, files are read and parsed in that
+        many worker processes (tree-sitter holds the GIL, so threads would not help), each
+        started fresh (`spawn`: never a fork of a process that runs threads), at a lower
+        priority, running `initializer` first (the server's egress guard). A spawned process
+        imports the main script again, so a script that scans in parallel keeps its work under
+        `if __name__ == "__main__"`. Entries go in in the walk's order either way, so the index,
+        and the context chosen from it, is the same. Should the workers fail, the scan goes on
+        in this process."""
         paths = list(self.walk())
-        for n, path in enumerate(paths, 1):
+        done = 0
+        if workers > 1 and len(paths) >= max(min_parallel, 2):
+            try:
+                done = self._scan_parallel(paths, progress, cancel, workers, initializer)
+            except (BrokenProcessPool, OSError) as exc:  # no process could start, or one died
+                log.warning("index: worker processes failed (%s); reading in this process", exc)
+        for n, path in enumerate(paths[done:], done + 1):
             if cancel is not None and cancel.is_set():
                 break
             self.update(path)
             if progress is not None:
                 progress(n, len(paths))
         return len(self)
+
+    def _scan_parallel(
+        self,
+        paths: list[Path],
+        progress: Callable[[int, int], None] | None,
+        cancel: threading.Event | None,
+        workers: int,
+        initializer: Callable[[], None] | None,
+    ) -> int:
+        """How many of `paths` (from the first) went in; all of them unless cancelled."""
+        chunks = [paths[i : i + CHUNK_FILES] for i in range(0, len(paths), CHUNK_FILES)]
+        pool = ProcessPoolExecutor(
+            max_workers=min(workers, len(chunks)),
+            mp_context=multiprocessing.get_context("spawn"),
+            initializer=_worker_start,
+            initargs=(initializer,),
+        )
+        done = 0
+        try:
+            futures = [
+                pool.submit(read_entries, chunk, self.roots, self.exclusions, self.max_file_bytes)
+                for chunk in chunks
+            ]
+            for future, chunk in zip(futures, chunks, strict=True):  # in the walk's order
+                if cancel is not None and cancel.is_set():
+                    break
+                for path, entry in future.result():
+                    self._put(path, entry)
+                done += len(chunk)
+                if progress is not None:
+                    progress(done, len(paths))
+        finally:
+            pool.shutdown(wait=True, cancel_futures=True)
+        return done
 
     def walk(self) -> Iterator[Path]:
         """Source files under the roots that the rules let in, without following links out."""
@@ -352,6 +425,19 @@ def read_entry(
         imports=tuple(imports(data, language, tree)),
         lines=tuple(data.decode("utf-8", errors="replace").split("\n")),
     )
+
+
+def _worker_start(initializer: Callable[[], None] | None) -> None:
+    os.nice(WORKER_NICENESS)
+    if initializer is not None:
+        initializer()
+
+
+def read_entries(
+    paths: list[Path], roots: tuple[Path, ...], exclusions: Exclusions, max_bytes: int
+) -> list[tuple[Path, FileEntry | None]]:
+    """`read_entry` for each of `paths`, from disk (a scan's task in a worker process)."""
+    return [read_entry(p, roots, exclusions, max_bytes) for p in paths]
 
 
 def _subsequence(needle: str, haystack: str) -> bool:

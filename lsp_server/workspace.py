@@ -14,9 +14,10 @@ from pathlib import Path
 from pygls.lsp.server import LanguageServer
 from pygls.uris import to_fs_path
 
+from airgap_lsp import egress
 from airgap_lsp.settings import Settings
 from context.document import ParsedDocument
-from context.index import WorkspaceIndex
+from context.index import WorkspaceIndex, scan_workers
 from context.languages import for_path
 from context.retrieval import ContextBuilder, KnowledgeBase
 from lsp_server.client import Progress
@@ -94,7 +95,9 @@ class Workspace:
             progress.report_from_thread(f"{done}/{total} files", done, total, last=done == total)
 
         started = time.perf_counter()
-        count = await asyncio.to_thread(index.scan, report, cancel)
+        count = await asyncio.to_thread(
+            index.scan, report, cancel, workers=scan_workers(), initializer=egress.install
+        )
         if self.index is index:
             # The scan read from disk what completions meanwhile put in from the editor:
             # the open documents go in again at the next request.

@@ -10,6 +10,9 @@ it records a leak and refuses the connection itself, so that no test ever sends 
 With --watch-open DIR, every file the process opens under DIR is recorded as well (the `open`
 audit event, which Python's file functions raise before the system call).
 
+The index's worker processes start by importing this script again (multiprocessing's `spawn`),
+so they are watched the same way; each line names its process (`pid`).
+
 With --plant, the server gets a command `airgap.test.phoneHome` that tries to reach out the way a
 plug-in or a library that phones home would.
 """
@@ -30,7 +33,13 @@ def _record(kind: str, event: str, args: tuple[object, ...]) -> None:
     """One line per event; for a socket's own events, its family and the rest of the arguments."""
     sock = args[0] if args and isinstance(args[0], socket.socket) else None
     family = int(sock.family) if sock is not None else None
-    doc = {"kind": kind, "event": event, "family": family, "args": repr(args[1:] if sock else args)}
+    doc = {
+        "kind": kind,
+        "event": event,
+        "family": family,
+        "args": repr(args[1:] if sock else args),
+        "pid": os.getpid(),  # the server's, or a worker process's (they import this again)
+    }
     EVENTS.write(json.dumps(doc) + "\n")
     EVENTS.flush()
 
@@ -99,4 +108,5 @@ if PLANT:
 
 from airgap_lsp.cli import main  # noqa: E402
 
-sys.exit(main(["serve"]))
+if __name__ == "__main__":  # the index's worker processes import this script again
+    sys.exit(main(["serve"]))

@@ -7,6 +7,7 @@ process independently of the server's own guard.
 from __future__ import annotations
 
 import json
+import shutil
 import socket
 import sys
 import tempfile
@@ -17,7 +18,9 @@ import pytest_lsp
 from lsprotocol import types
 from pytest_lsp import ClientServerConfig, LanguageClient
 
+from context.index import PARALLEL_MIN_FILES
 from tests.conftest import cursor_file
+from tests.e2e.test_context import start_indexed
 from tests.e2e.test_inline_completion import audit_lines, complete, open_doc, start
 
 NETWATCH = str(Path(__file__).with_name("netwatch.py"))
@@ -56,6 +59,8 @@ def _watched(log_name: str, *extra: str):  # type: ignore[no-untyped-def]
 
 SESSION_LOG, SESSION = _watched("netwatch-session.jsonl")
 PLANT_LOG, PLANTED = _watched("netwatch-plant.jsonl", "--plant")
+LARGE = LOGS / "large-workspace"  # enough files that the index reads them in worker processes
+LARGE_LOG, LARGE_SESSION = _watched("netwatch-large.jsonl", "--watch-open", str(LARGE))
 
 
 @pytest_lsp.fixture(config=SESSION)
@@ -72,9 +77,16 @@ async def planted(lsp_client: LanguageClient):  # type: ignore[no-untyped-def]
         await lsp_client.shutdown_session()
 
 
+@pytest_lsp.fixture(config=LARGE_SESSION)
+async def large(lsp_client: LanguageClient):  # type: ignore[no-untyped-def]
+    yield
+    if not lsp_client.stopped:
+        await lsp_client.shutdown_session()
+
+
 @pytest.fixture(autouse=True)
 def fresh_logs():  # type: ignore[no-untyped-def]
-    for log in (SESSION_LOG, PLANT_LOG):
+    for log in (SESSION_LOG, PLANT_LOG, LARGE_LOG):
         log.parent.mkdir(parents=True, exist_ok=True)
         log.write_text("")
     yield
@@ -118,4 +130,29 @@ async def test_a_planted_outbound_call_is_refused_and_reported(
         for e in attempted
     )
     # ... and the guard stopped them before the backstop had to.
+    assert not [e for e in seen if e["kind"] == "leaked"]
+
+
+async def test_the_index_worker_processes_attempt_no_connection_either(
+    large: LanguageClient, tmp_path: Path
+):
+    files = PARALLEL_MIN_FILES + 10
+    shutil.rmtree(LARGE, ignore_errors=True)
+    (LARGE / "src").mkdir(parents=True)
+    for n in range(files):
+        (LARGE / "src" / f"unit_{n:03}.ads").write_text(
+            f"package Unit_{n:03} is\n   procedure Step_{n:03};\nend Unit_{n:03};\n"
+        )
+    await start_indexed(large, tmp_path / "audit.jsonl", workspace=LARGE)
+    found = await large.workspace_symbol_async(
+        types.WorkspaceSymbolParams(query=f"step_{files - 1:03}")
+    )
+    assert [s.name for s in found or []] == [f"Step_{files - 1:03}"]
+    await large.shutdown_session()
+
+    seen = events(LARGE_LOG)
+    readers = {e["pid"] for e in seen if e["kind"] == "opened" and ".ads" in e["args"]}
+    # The files were read by processes other than the server, and every one was watched.
+    assert len(readers) >= 2, readers
+    assert reaching_out(seen) == [], reaching_out(seen)
     assert not [e for e in seen if e["kind"] == "leaked"]

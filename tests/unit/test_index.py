@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import os
 import shutil
+import threading
 from pathlib import Path
 
 import pytest
 
+from context import index as index_module
 from context import retrieval
 from context.index import Exclusions, WorkspaceIndex
 from context.retrieval import ContextBuilder, ContextRequest, KnowledgeBase
@@ -381,3 +383,67 @@ def test_an_open_document_goes_into_the_index_only_where_the_scan_would_take_it(
         assert not idx.admits(tmp_path / rel), rel
     assert not idx.admits(tmp_path.parent / "elsewhere.adb")
     assert {p.relative_to(tmp_path).as_posix() for p in idx.walk()} == {"src/a.adb"}
+
+
+def snapshot(index: WorkspaceIndex) -> tuple[list, dict]:
+    """Every file's entry in the index's order, and the files each name is defined in, in order."""
+    files = [(e.path, e.sha256, e.definitions, e.imports, e.lines) for e in index.files()]
+    names = {
+        n: [h.entry.path for h in index.lookup(n)] for n in {d.name for f in files for d in f[2]}
+    }
+    return files, names
+
+
+def many_files(tree: Path) -> None:
+    """Enough files that a scan has several chunks for its workers; two define the same name."""
+    for n in range(3 * index_module.CHUNK_FILES + 5):
+        (tree / "src" / f"unit_{n:03}.ads").write_text(
+            f"package Unit_{n:03} is\n   procedure Step_{n % 7} (X : in out Integer);\n"
+            f"end Unit_{n:03};\n"
+        )
+
+
+def test_a_scan_in_worker_processes_builds_the_same_index_in_the_same_order(tree: Path) -> None:
+    many_files(tree)
+    alone = WorkspaceIndex([tree], exclude=["rtl/uart_tx.vhd"])
+    alone.scan()
+    seen: list[tuple[int, int]] = []
+    parallel = WorkspaceIndex([tree], exclude=["rtl/uart_tx.vhd"])
+    count = parallel.scan(lambda done, total: seen.append((done, total)), workers=2, min_parallel=0)
+    assert count == len(alone) == 3 * index_module.CHUNK_FILES + 5 + 3
+    assert snapshot(parallel) == snapshot(alone)
+    assert "rtl/uart_tx.vhd" not in rel(parallel)
+    assert len(parallel.lookup("step_3")) > 1
+    # progress a chunk at a time, as the chunks come in, in order, up to every file
+    assert seen[0] == (index_module.CHUNK_FILES, count) and seen[-1] == (count, count)
+    assert [d for d, _ in seen] == sorted(d for d, _ in seen)
+
+
+def refuse_to_start() -> None:
+    raise RuntimeError("this worker cannot start")
+
+
+def test_workers_that_cannot_start_leave_the_scan_to_this_process(
+    tree: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    many_files(tree)
+    alone = WorkspaceIndex([tree])
+    alone.scan()
+    idx = WorkspaceIndex([tree])
+    with caplog.at_level("WARNING", logger="airgap_lsp.context"):
+        count = idx.scan(workers=2, min_parallel=0, initializer=refuse_to_start)
+    assert count == len(alone)
+    assert snapshot(idx) == snapshot(alone)
+    assert "worker processes failed" in caplog.text
+
+
+def test_a_cancelled_parallel_scan_stops_early(tree: Path) -> None:
+    many_files(tree)
+    cancel = threading.Event()
+
+    def cancel_after_the_first_chunk(done: int, total: int) -> None:
+        cancel.set()
+
+    idx = WorkspaceIndex([tree])
+    idx.scan(cancel_after_the_first_chunk, cancel, workers=2, min_parallel=0)
+    assert len(idx) == index_module.CHUNK_FILES
