@@ -216,7 +216,8 @@ class ContextBuilder:
             return
         suffix = req.path.suffix.lower()
         if language.name == "vhdl":
-            names = {m.lower() for m in ARCHITECTURE_OF.findall(req.text)}
+            # in order of appearance: a set's order changes from one process to the next
+            names = dict.fromkeys(m.lower() for m in ARCHITECTURE_OF.findall(req.text))
             for name in names:
                 for hit in self.index.lookup(name):
                     d = hit.definition
