@@ -8,6 +8,7 @@ size limit, and symbolic links that lead out of the workspace. Excluded paths ar
 from __future__ import annotations
 
 import hashlib
+import itertools
 import logging
 import multiprocessing
 import os
@@ -22,7 +23,7 @@ from pathlib import Path
 import pathspec
 from tree_sitter import Tree
 
-from context.languages import for_path
+from context.languages import family, for_path
 from context.symbols import Definition, Import, definitions, imports
 
 log = logging.getLogger("airgap_lsp.context")
@@ -102,6 +103,11 @@ class Exclusions:
                 continue
             return self.matches(rel.as_posix())
         return self.matches(path.as_posix().lstrip("/"))
+
+
+def entry_hash(path: Path, sha256: str) -> int:
+    """One file's share of its family's digest (`WorkspaceIndex.family_digest`)."""
+    return hash((path, sha256))
 
 
 def scan_workers() -> int:
@@ -224,6 +230,10 @@ class WorkspaceIndex:
         self.max_file_bytes = max_file_bytes
         self._files: dict[Path, FileEntry] = {}
         self._by_name: dict[str, list[Hit]] = {}
+        # file name, lower-cased -> its files, each with its place in the index's order
+        self._by_file_name: dict[str, dict[Path, int]] = {}
+        self._order = itertools.count()
+        self._digests: dict[str, int] = {}  # language family -> digest of its files' texts
         self._lock = threading.Lock()
 
     # -- reading --------------------------------------------------------------------------------
@@ -238,6 +248,28 @@ class WorkspaceIndex:
     def files(self) -> list[FileEntry]:
         with self._lock:
             return list(self._files.values())
+
+    def named(self, *names: str) -> list[FileEntry]:
+        """The files with one of these file names (lower-cased), in the index's order."""
+        with self._lock:
+            found = [(n, p) for name in names for p, n in self._by_file_name.get(name, {}).items()]
+            return [self._files[p] for _, p in sorted(found)]
+
+    def family_files(self, name: str) -> dict[Path, str]:
+        """The files of a language family, with the sha256 of each one's text."""
+        with self._lock:
+            return {e.path: e.sha256 for e in self._files.values() if family(e.language) == name}
+
+    def family_digest(self, name: str, leaving_out: Path | None = None) -> int:
+        """A digest of a language family's files and texts, leaving out one file: equal
+        digests, the same files with the same texts (the odds of a false match are those of
+        a 64-bit hash). Kept as files change, so reading it costs nothing."""
+        with self._lock:
+            digest = self._digests.get(name, 0)
+            entry = self._files.get(leaving_out) if leaving_out is not None else None
+        if entry is not None and family(entry.language) == name:
+            digest ^= entry_hash(entry.path, entry.sha256)
+        return digest
 
     def lookup(self, name: str) -> list[Hit]:
         """Definitions named `name` (case-insensitively: Ada and VHDL do not care about case)."""
@@ -375,6 +407,9 @@ class WorkspaceIndex:
             self._files[path] = entry
             for d in entry.definitions:
                 self._by_name.setdefault(d.name.lower(), []).append(Hit(entry=entry, definition=d))
+            self._by_file_name.setdefault(path.name.lower(), {})[path] = next(self._order)
+            fam = family(entry.language)
+            self._digests[fam] = self._digests.get(fam, 0) ^ entry_hash(path, entry.sha256)
 
     def remove(self, path: Path) -> None:
         with self._lock:
@@ -384,6 +419,12 @@ class WorkspaceIndex:
         old = self._files.pop(path, None)
         if old is None:
             return
+        same_name = self._by_file_name.get(path.name.lower(), {})
+        same_name.pop(path, None)
+        if not same_name:
+            self._by_file_name.pop(path.name.lower(), None)
+        fam = family(old.language)
+        self._digests[fam] ^= entry_hash(path, old.sha256)
         for d in old.definitions:
             key = d.name.lower()
             hits = [h for h in self._by_name.get(key, ()) if h.entry is not old]

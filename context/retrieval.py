@@ -15,11 +15,13 @@ Each snippet carries its provenance (path, lines, sha256 of its text) into the a
 from __future__ import annotations
 
 import hashlib
+import inspect
 import itertools
 import logging
 import os
 import re
 import threading
+import weakref
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
@@ -61,6 +63,10 @@ KB_SUFFIXES = frozenset({".md", ".markdown", ".rst", ".txt", ".adoc"})
 # A scan's bounds: a folder of coding standards and design notes is far below both.
 KB_MAX_FILES = 5_000
 KB_MAX_BYTES = 16_000_000
+# Remembered across requests: the token counts of snippet texts (the same candidates come back at
+# every keystroke in one region) and the workspace-relative names of files.
+COUNTS_KEPT = 8_192
+NAMES_KEPT = 65_536
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -115,12 +121,48 @@ class ContextBuilder:
         self.index = index
         self.knowledge = knowledge
         self.similar = SimilarCode(index, background=background)
+        self._names: dict[Path, str] = {}
+        self._counts: dict[str, int] = {}
+        self._counter: Callable[[], Callable[[str], int] | None] = lambda: None
+        self._lock = threading.Lock()
 
     def relative(self, path: Path) -> str:
+        """The path relative to its workspace root, or its file name outside the workspace."""
+        if (name := self._names.get(path)) is not None:
+            return name
+        name = path.name
         for root in self.index.roots:
             if path.is_relative_to(root):
-                return path.relative_to(root).as_posix()
-        return path.name
+                name = path.relative_to(root).as_posix()
+                break
+        with self._lock:
+            if len(self._names) >= NAMES_KEPT:
+                self._names.clear()
+            self._names[path] = name
+        return name
+
+    def _count(self, count_tokens: Callable[[str], int], text: str) -> int:
+        """`count_tokens(text)`, remembered while the counter stays the same (a model's
+        tokenizer does not change; a new model brings a new counter, and the counts start
+        again). An engine's counter is held weakly: the cache keeps no replaced model alive."""
+        with self._lock:
+            if self._counter() != count_tokens:
+                self._counts.clear()
+                self._counter = (
+                    weakref.WeakMethod(count_tokens)
+                    if inspect.ismethod(count_tokens)
+                    else lambda: count_tokens
+                )
+            n = self._counts.get(text)
+        if n is not None:
+            return n
+        n = count_tokens(text)
+        with self._lock:
+            if self._counter() == count_tokens:  # not another model's meanwhile
+                if len(self._counts) >= COUNTS_KEPT:
+                    self._counts.clear()
+                self._counts[text] = n
+        return n
 
     def build(self, req: ContextRequest, count_tokens: Callable[[str], int]) -> tuple[Snippet, ...]:
         if req.budget_tokens <= 0 or self.index.is_excluded(req.path):
@@ -147,7 +189,7 @@ class ContextBuilder:
                 _covers(c, snip) for c in (*chosen, *passages)
             ):
                 continue
-            cost = count_tokens(f"{snip.path}\n{snip.text}\n") + 2
+            cost = self._count(count_tokens, f"{snip.path}\n{snip.text}\n") + 2
             if cost > left:
                 continue
             (passages if group == "knowledge" else chosen).append(snip)
@@ -234,8 +276,7 @@ class ContextBuilder:
         ranked = sorted(
             (
                 (_shared(here, f.path.parent.parts), f)
-                for f in self.index.files()
-                if f.path.stem.lower() == stem and f.path.suffix.lower() in halves
+                for f in self.index.named(*(stem + half for half in halves))
             ),
             key=lambda sf: -sf[0],
         )
@@ -247,23 +288,22 @@ class ContextBuilder:
 
     def resolve(self, unit: str, language: str, importer: Path) -> list[FileEntry]:
         """The indexed files that define an imported unit."""
-        files = self.index.files()
         parts = [p for p in re.split(r"[./:]+", unit) if p and p not in ("work", "all")]
         if not parts:
             return []
         if language == "ada":
             gnat = "-".join(parts).lower() + ".ads"  # GNAT's file naming: Foo.Bar -> foo-bar.ads
-            found = [f for f in files if f.path.name.lower() == gnat]
+            found = self.index.named(gnat)
             if found:
                 return found
         if language in ("c", "cpp", "verilog", "systemverilog"):
             tail = PurePosixPath(unit).name
-            return [f for f in files if f.path.name == tail]
+            return [f for f in self.index.named(tail.lower()) if f.path.name == tail]
         if language == "python":
             stem = "/".join(parts)
             return [
                 f
-                for f in files
+                for f in self.index.named(f"{parts[-1]}.py".lower(), "__init__.py")
                 if f.path.as_posix().endswith((f"/{stem}.py", f"/{stem}/__init__.py"))
             ]
         last = parts[-1].lower()

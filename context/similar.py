@@ -22,7 +22,7 @@ from pathlib import Path
 import bm25s
 import numpy as np
 
-from context.index import FileEntry, WorkspaceIndex
+from context.index import FileEntry, WorkspaceIndex, entry_hash
 from context.languages import family
 
 log = logging.getLogger("airgap_lsp.context")
@@ -57,6 +57,11 @@ class _Family:
     spans: list[tuple[FileEntry, int]]  # one per window: its file, its first line
     of_path: dict[Path, np.ndarray]  # the window numbers of each file
     ranker: bm25s.BM25 | None  # None: no window has a word
+    digest: int  # of `files`, as `WorkspaceIndex.family_digest` makes it
+
+    def digest_leaving_out(self, path: Path) -> int:
+        sha = self.files.get(path)
+        return self.digest if sha is None else self.digest ^ entry_hash(path, sha)
 
 
 class SimilarCode:
@@ -117,9 +122,13 @@ class SimilarCode:
         mask = np.ones(len(fam.spans), dtype=np.float32)
         # The file being edited, and files changed since the ranker was built (it is being
         # rebuilt): their windows are not the text the index holds now.
-        for p, sha in fam.files.items():
-            if (p == path or files.get(p) != sha) and (n := fam.of_path.get(p)) is not None:
+        if files is None:  # none changed
+            if (n := fam.of_path.get(path)) is not None:
                 mask[n] = 0.0
+        else:
+            for p, sha in fam.files.items():
+                if (p == path or files.get(p) != sha) and (n := fam.of_path.get(p)) is not None:
+                    mask[n] = 0.0
         if not mask.any():
             return []
         k = min(len(fam.spans), limit * 8)
@@ -162,13 +171,18 @@ class SimilarCode:
             ((spans[int(n)], float(sc)) for n, sc in zip(found[0], scores[0], strict=True)), limit
         )
 
-    def _ranker(self, name: str, editing: Path) -> tuple[_Family | None, dict[Path, str]]:
+    def _ranker(self, name: str, editing: Path) -> tuple[_Family | None, dict[Path, str] | None]:
         """The family's ranker, rebuilt (now, or in the background) when a file other than the
         one being edited changed since it was built; and the family's files as the index holds
-        them now."""
-        files = self._files(name)
+        them now, or None when they are those the ranker was built from (but for the one being
+        edited): the index's digest tells, without listing them."""
         with self._lock:
             fam = self._families.get(name)
+        if fam is not None and fam.digest_leaving_out(editing) == self.index.family_digest(
+            name, leaving_out=editing
+        ):
+            return fam, None
+        files = self.index.family_files(name)
         if fam is not None and _same(fam.files, files, editing):
             return fam, files
         if not self.background:
@@ -200,9 +214,6 @@ class SimilarCode:
                 self._rebuild(name, editing, wait=True)
             except Exception:  # the worker goes on; the search keeps the ranker before
                 log.exception("similar code: rebuilding the %s ranker failed", name)
-
-    def _files(self, name: str) -> dict[Path, str]:
-        return {e.path: e.sha256 for e in self.index.files() if family(e.language) == name}
 
     def _rebuild(self, name: str, editing: Path | None, *, wait: bool) -> _Family | None:
         """Cut the family's files into windows (reusing the words of unchanged files) and index
@@ -245,7 +256,10 @@ class SimilarCode:
             ranker = bm25s.BM25()
             ranker.index(corpus, show_progress=False)
         files = {e.path: e.sha256 for e in entries}
-        fam = _Family(files=files, spans=spans, of_path=of_path, ranker=ranker)
+        digest = 0
+        for path, sha in files.items():
+            digest ^= entry_hash(path, sha)
+        fam = _Family(files=files, spans=spans, of_path=of_path, ranker=ranker, digest=digest)
         with self._lock:
             self._families[name] = fam
             self._words[name] = kept  # the words of files gone or changed go with them

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import gc
 import os
 import shutil
 import threading
+import weakref
 from pathlib import Path
 
 import pytest
@@ -447,3 +449,73 @@ def test_a_cancelled_parallel_scan_stops_early(tree: Path) -> None:
     idx = WorkspaceIndex([tree])
     idx.scan(cancel_after_the_first_chunk, cancel, workers=2, min_parallel=0)
     assert len(idx) == index_module.CHUNK_FILES
+
+
+def test_files_are_found_by_name_in_the_index_order(tree: Path, index: WorkspaceIndex) -> None:
+    (tree / "rtl" / "Flight_Limits.ads").write_text("package Flight_Limits is\nend;\n")
+    index.update(tree / "rtl" / "Flight_Limits.ads")
+    found = index.named("flight_limits.ads", "uart_tx.vhd")
+    assert [f.path.relative_to(tree).as_posix() for f in found] == [
+        "rtl/uart_tx.vhd",
+        "src/flight_limits.ads",
+        "rtl/Flight_Limits.ads",
+    ]
+    index.update(tree / "src" / "flight_limits.ads")  # indexed again: last in the order
+    (tree / "rtl" / "uart_tx.vhd").unlink()
+    index.update(tree / "rtl" / "uart_tx.vhd")
+    found = index.named("flight_limits.ads", "uart_tx.vhd")
+    assert [f.path.relative_to(tree).as_posix() for f in found] == [
+        "rtl/Flight_Limits.ads",
+        "src/flight_limits.ads",
+    ]
+
+
+def test_a_familys_digest_follows_its_files_and_can_leave_the_edited_one_out(
+    tree: Path, index: WorkspaceIndex
+) -> None:
+    spec, body = tree / "src" / "flight_limits.ads", tree / "src" / "autopilot.adb"
+    ada, vhdl = index.family_digest("ada"), index.family_digest("vhdl")
+    index.update(tree / "rtl" / "uart_tx.vhd", "entity uart_tx is\nend;\n")
+    assert index.family_digest("ada") == ada and index.family_digest("vhdl") != vhdl
+
+    leaving_body_out = index.family_digest("ada", leaving_out=body)
+    index.update(body, body.read_text() + "\n--  typed\n")
+    assert index.family_digest("ada") != ada
+    assert index.family_digest("ada", leaving_out=body) == leaving_body_out
+    index.update(body)  # back to the text on disk
+    assert index.family_digest("ada") == ada
+
+    index.remove(spec)
+    assert index.family_digest("ada") != ada
+    assert index.family_files("ada") == {body.resolve(): index.file(body.resolve()).sha256}
+    index.update(spec)
+    assert index.family_digest("ada") == ada
+
+
+def test_token_counts_are_remembered_until_the_counter_changes(index: WorkspaceIndex) -> None:
+    builder = ContextBuilder(index)
+    doc = WORKSPACE / "src" / "autopilot.adb"
+    req = ContextRequest(
+        path=doc, text=doc.read_text(), cursor_line=8, budget_tokens=200, recent=()
+    )
+
+    class Tokenizer:
+        def __init__(self) -> None:
+            self.calls = 0
+
+        def count(self, text: str) -> int:
+            self.calls += 1
+            return words(text)
+
+    first = Tokenizer()
+    chosen = builder.build(req, first.count)
+    assert chosen and first.calls
+    calls = first.calls
+    assert builder.build(req, first.count) == chosen and first.calls == calls  # all remembered
+
+    second = Tokenizer()  # another model's
+    assert builder.build(req, second.count) == chosen and second.calls == calls
+    gone = weakref.ref(second)
+    del second
+    gc.collect()
+    assert gone() is None, "the builder keeps no engine alive"
