@@ -519,3 +519,29 @@ def test_token_counts_are_remembered_until_the_counter_changes(index: WorkspaceI
     del second
     gc.collect()
     assert gone() is None, "the builder keeps no engine alive"
+
+
+def test_a_name_defined_in_very_many_files_costs_a_bounded_number_of_counts(tmp_path: Path) -> None:
+    many = retrieval.DEFINITIONS_PER_NAME + 40
+    for n in range(many):
+        (tmp_path / f"unit_{n:03}.ads").write_text(
+            f"package Unit_{n:03} is\n   procedure Reset (Count : in out Natural);\nend;\n"
+        )
+    main = tmp_path / "main.adb"
+    main.write_text("procedure Main is\n   N : Natural := 0;\nbegin\n   Reset (N);\n\nend Main;\n")
+    idx = WorkspaceIndex([tmp_path])
+    idx.scan()
+    counted: list[str] = []
+
+    def count(text: str) -> int:
+        counted.append(text)
+        return words(text)
+
+    chosen = ContextBuilder(idx).build(
+        ContextRequest(path=main, text=main.read_text(), cursor_line=4, budget_tokens=100_000),
+        count,
+    )
+    resets = [s for s in chosen if s.text.strip().startswith("procedure Reset")]  # definitions
+    assert len(resets) == retrieval.DEFINITIONS_PER_NAME  # the first ones, in the index's order
+    assert [s.path for s in resets][::-1][:2] == ["unit_000.ads", "unit_001.ads"]
+    assert len(counted) <= retrieval.DEFINITIONS_PER_NAME + 16
