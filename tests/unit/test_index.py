@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import gc
 import os
 import shutil
@@ -411,7 +412,17 @@ def test_a_scan_in_worker_processes_builds_the_same_index_in_the_same_order(tree
     alone.scan()
     seen: list[tuple[int, int]] = []
     parallel = WorkspaceIndex([tree], exclude=["rtl/uart_tx.vhd"])
-    count = parallel.scan(lambda done, total: seen.append((done, total)), workers=2, min_parallel=0)
+    marks = tree.parent / "started"
+    marks.mkdir()
+    count = parallel.scan(
+        lambda done, total: seen.append((done, total)),
+        workers=2,
+        min_parallel=0,
+        initializer=functools.partial(mark_started, marks),
+    )
+    # each worker ran the initializer (the server's egress guard) in a process of its own
+    started = {int(m.name) for m in marks.iterdir()}
+    assert len(started) == 2 and os.getpid() not in started
     assert count == len(alone) == 3 * index_module.CHUNK_FILES + 5 + 3
     assert snapshot(parallel) == snapshot(alone)
     assert "rtl/uart_tx.vhd" not in rel(parallel)
@@ -419,6 +430,10 @@ def test_a_scan_in_worker_processes_builds_the_same_index_in_the_same_order(tree
     # progress a chunk at a time, as the chunks come in, in order, up to every file
     assert seen[0] == (index_module.CHUNK_FILES, count) and seen[-1] == (count, count)
     assert [d for d, _ in seen] == sorted(d for d, _ in seen)
+
+
+def mark_started(folder: Path) -> None:
+    (folder / str(os.getpid())).touch()
 
 
 def refuse_to_start() -> None:
