@@ -3,13 +3,15 @@ request takes to build on a large index (`make bench`).
 
 Trees: the largest single corpus tree of `bench/setup-corpus.sh`, then all of them together (one
 index over every corpus root, several thousand files). Per tree, three rounds, interleaved:
-`WorkspaceIndex.scan()` (walk, read, parse, extract definitions and imports), then universal-ctags
-on exactly the files the index took (`ctags -L`), then `ctags -R` on the same roots (ctags'
-own choice of files). Then, on the all-corpora index, `ContextBuilder.build()` for random cursor
-positions (fixed seed) with the default model's tokenizer counting tokens, with no other open
-document and with 8 (files of the same language, as open editor tabs), interleaved; and
-`WorkspaceIndex.update(path, text)`, which the server runs before building the context when the
-document changed since the last request.
+`WorkspaceIndex.scan()` (walk, read, parse, extract definitions and imports) in this process
+alone, then with one worker process per core (as the server scans), then universal-ctags on
+exactly the files the index took (`ctags -L`), then `ctags -R` on the same roots (ctags' own
+choice of files). Then, on the all-corpora index, `ContextBuilder.build()` for random cursor
+positions (fixed seed) at the server's default budget with the default model's tokenizer counting
+tokens, with no other open document and with 8 (files of the same language, as open editor tabs),
+interleaved, then again at the same position after a keystroke; and `WorkspaceIndex.update(path,
+text)`, which the server runs before building the context when the document changed since the
+last request. Last, a workspace built to be slow: one procedure name defined in 1,500 files.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable
+from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -33,10 +36,12 @@ import lsp_server
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import corpus  # noqa: E402  (bench/corpus.py: run as a script, not as a package)
 
-from context.index import WorkspaceIndex  # noqa: E402
+from airgap_lsp.settings import Settings  # noqa: E402
+from context.index import WorkspaceIndex, scan_workers  # noqa: E402
 from context.retrieval import ContextBuilder, ContextRequest, cursor_region  # noqa: E402
 
 ROLES = tuple(corpus.SOURCE_ROOTS)
+SLOW_FILES = 1_500
 
 
 def ctags_binary() -> str:
@@ -71,18 +76,22 @@ def pct(values: list[float], q: float) -> float:
 
 
 def time_tree(name: str, roots: list[Path], rounds: int, ctags: str, tmp: Path) -> dict:
-    results: dict[str, list[float]] = {"index": [], "ctags -L": [], "ctags -R": []}
+    workers = scan_workers()
+    alone, parallel = "index, 1 process", f"index, {workers} worker processes"
+    results: dict[str, list[float]] = {alone: [], parallel: [], "ctags -L": [], "ctags -R": []}
     counts: dict[str, tuple[int, int]] = {}
     index: WorkspaceIndex | None = None
     file_list = tmp / f"{name}.files"
     tags = tmp / f"{name}.tags"
     for _ in range(rounds):
-        index = WorkspaceIndex(roots)
-        started = time.perf_counter()
-        files = index.scan()
-        results["index"].append(time.perf_counter() - started)
-        entries = index.files()
-        counts["index"] = (sum(len(e.definitions) for e in entries), files)
+        for kind, n in ((alone, 1), (parallel, workers)):
+            index = WorkspaceIndex(roots)
+            started = time.perf_counter()
+            files = index.scan(workers=n)
+            results[kind].append(time.perf_counter() - started)
+            entries = index.files()
+            counts[kind] = (sum(len(e.definitions) for e in entries), files)
+        assert index is not None
         file_list.write_text("\n".join(str(e.path) for e in entries) + "\n", encoding="utf-8")
 
         for kind in ("ctags -L", "ctags -R"):
@@ -118,7 +127,9 @@ def tokenizer_counter() -> tuple[Callable[[str], int], str]:
     return count, DEFAULT_MODEL
 
 
-def time_context(index: WorkspaceIndex, n: int, seed: int, count: Callable[[str], int]) -> dict:
+def time_context(
+    index: WorkspaceIndex, n: int, seed: int, count: Callable[[str], int], budget: int
+) -> dict:
     rng = random.Random(seed)
     entries = [e for e in index.files() if len(e.lines) > 1]
     by_language: dict[str, list] = {}
@@ -146,6 +157,18 @@ def time_context(index: WorkspaceIndex, n: int, seed: int, count: Callable[[str]
         for key, value in extra.items():
             row.setdefault(key, []).append(value)
 
+    def build(step: str, req: ContextRequest) -> None:
+        tokenizing.update(ms=0.0, calls=0)
+        started = time.perf_counter()
+        got = builder.build(req, counted)
+        add(
+            step,
+            (time.perf_counter() - started) * 1000,
+            snippets=len(got),
+            token_calls=tokenizing["calls"],
+            token_ms=tokenizing["ms"],
+        )
+
     for _ in range(n):
         entry = rng.choice(entries)
         line = rng.randrange(len(entry.lines))
@@ -155,18 +178,9 @@ def time_context(index: WorkspaceIndex, n: int, seed: int, count: Callable[[str]
         recent = tuple((e.path, "\n".join(e.lines)) for e in peers)
         for cond, open_docs in (("no open documents", ()), ("8 open documents", recent)):
             req = ContextRequest(
-                path=entry.path, text=text, cursor_line=line, budget_tokens=512, recent=open_docs
+                path=entry.path, text=text, cursor_line=line, budget_tokens=budget, recent=open_docs
             )
-            tokenizing.update(ms=0.0, calls=0)
-            started = time.perf_counter()
-            got = builder.build(req, counted)
-            add(
-                f"ContextBuilder.build, {cond}",
-                (time.perf_counter() - started) * 1000,
-                snippets=len(got),
-                token_calls=tokenizing["calls"],
-                token_ms=tokenizing["ms"],
-            )
+            build(f"ContextBuilder.build, {cond}", req)
         # The parts of build() (8 open documents), each candidate generator run to its end.
         region = cursor_region(text, line)  # as build() chooses for
         for step, produce in (
@@ -177,13 +191,57 @@ def time_context(index: WorkspaceIndex, n: int, seed: int, count: Callable[[str]
             started = time.perf_counter()
             found = list(produce())
             add(step, (time.perf_counter() - started) * 1000, candidates=len(found))
+        # A keystroke: the line gains a character, the server puts the text in the index, and
+        # the context is built again at the same place.
+        lines = text.split("\n")
+        lines[line] += "x"
+        typed = "\n".join(lines)
         started = time.perf_counter()
-        index.update(entry.path, text)  # what refresh_index does for a changed document
+        index.update(entry.path, typed)  # what refresh_index does for a changed document
         add("index.update(path, text)", (time.perf_counter() - started) * 1000)
+        build(
+            "ContextBuilder.build, the same place after a keystroke",
+            replace(req, text=typed),
+        )
+        index.update(entry.path)  # back to the file on disk
     return {"rows": rows, "n": n, "prepare_ms": prepare_ms}
 
 
-def report(trees: list[dict], ctx: dict, model: str, wall_s: float, seed: int) -> str:
+def time_slow_workspace(tmp: Path, count: Callable[[str], int], budget: int) -> dict:
+    """One procedure name defined in 1,500 files, and a file that calls it: the context of a
+    line near the call, cold (the first request there) and again."""
+    root = tmp / "slow"
+    (root / "src").mkdir(parents=True)
+    for n in range(SLOW_FILES):
+        (root / "src" / f"unit_{n:04}.ads").write_text(
+            f"package Unit_{n:04} is\n   procedure Reset (Count : in out Natural);\n"
+            f"   --  unit {n}\nend Unit_{n:04};\n",
+            encoding="utf-8",
+        )
+    main = root / "src" / "main.adb"
+    main.write_text(
+        "with Unit_0001;\nprocedure Main is\n   N : Natural := 0;\nbegin\n   Reset (N);\n"
+        "   N := N + 1;\n   Reset (N);\n\nend Main;\n",
+        encoding="utf-8",
+    )
+    index = WorkspaceIndex([root])
+    index.scan(workers=scan_workers())
+    builder = ContextBuilder(index)
+    builder.similar.prepare()
+    text = main.read_text(encoding="utf-8")
+    times: dict[str, list[float]] = {"cold": [], "again": []}
+    for line in range(2, 9):
+        req = ContextRequest(path=main, text=text, cursor_line=line, budget_tokens=budget)
+        for kind in ("cold", "again"):
+            started = time.perf_counter()
+            builder.build(req, count)
+            times[kind].append((time.perf_counter() - started) * 1000)
+    return times
+
+
+def report(
+    trees: list[dict], ctx: dict, slow: dict, model: str, wall_s: float, seed: int, budget: int
+) -> str:
     cpu = next(
         (
             ln.split(":", 1)[1].strip()
@@ -199,25 +257,25 @@ def report(trees: list[dict], ctx: dict, model: str, wall_s: float, seed: int) -
         f"{Path(lsp_server.__file__).resolve().parents[1]}",
         "",
         "| tree | tool | files | definitions / tags | seconds (median) | all rounds | files/s "
-        "| time / index time |",
+        "| time / ctags -L |",
         "|---|---|---|---|---|---|---|---|",
     ]
     for tree in trees:
-        base = statistics.median(tree["seconds"]["index"])
+        base = statistics.median(tree["seconds"]["ctags -L"])
         for kind, secs in tree["seconds"].items():
             defs, files = tree["counts"][kind]
             med = statistics.median(secs)
-            note = " with a tag" if kind != "index" else ""
+            note = " with a tag" if kind.startswith("ctags") else ""
             out.append(
                 f"| {tree['name']} | {kind} | {files}{note} | {defs} | {med:.2f} | "
-                f"{', '.join(f'{s:.2f}' for s in secs)} | {files / med:.0f} | {med / base:.2f} |"
+                f"{', '.join(f'{s:.2f}' for s in secs)} | {files / med:.0f} | {med / base:.1f} |"
             )
     out += [
         "",
         f"Context per request on the all-corpora index ({len(trees[-1]['index'])} files), "
-        f"{ctx['n']} positions, seed {seed}, budget 512 tokens, tokens counted with {model}'s "
-        f"tokenizer; the similar-code rankers, built once after the scan, took "
-        f"{ctx['prepare_ms'] / 1000:.1f} s:",
+        f"{ctx['n']} positions, seed {seed}, budget {budget} tokens (the default), tokens "
+        f"counted with {model}'s tokenizer; the similar-code rankers, built once after the "
+        f"scan, took {ctx['prepare_ms'] / 1000:.1f} s:",
         "",
         "| step | median ms | p95 ms | max ms | mean snippets / candidates | "
         "mean count_tokens calls | mean ms in count_tokens |",
@@ -233,10 +291,21 @@ def report(trees: list[dict], ctx: dict, model: str, wall_s: float, seed: int) -
             f"{pct(ms, 0.95):.1f}",
             f"{max(ms):.1f}",
             f"{statistics.fmean(many):.1f}" if many else "-",
-            f"{statistics.fmean(calls):.0f}" if calls else "-",
-            f"{statistics.fmean(tok):.1f}" if tok else "-",
+            f"{statistics.fmean(calls):.0f}" if calls is not None else "-",
+            f"{statistics.fmean(tok):.1f}" if tok is not None else "-",
         ]
         out.append("| " + " | ".join(cells) + " |")
+    out += [
+        "",
+        f"A workspace built to be slow: `procedure Reset` declared in {SLOW_FILES:,} files and "
+        f"called from `main.adb`; the context of each of {len(slow['cold'])} lines near the "
+        "calls:",
+        "",
+        "| request | median ms | max ms |",
+        "|---|---|---|",
+    ]
+    for kind, ms in slow.items():
+        out.append(f"| {kind} | {statistics.median(ms):.1f} | {max(ms):.1f} |")
     return "\n".join(out)
 
 
@@ -266,12 +335,14 @@ def main() -> int:
             time_tree(f"{biggest} (largest)", [roots[biggest]], args.rounds, ctags, Path(tmp)),
             time_tree("all corpora", list(roots.values()), args.rounds, ctags, Path(tmp)),
         ]
-    ctx = time_context(trees[-1]["index"], args.positions, args.seed, count)
+        budget = Settings().context_max_tokens
+        ctx = time_context(trees[-1]["index"], args.positions, args.seed, count, budget)
+        slow = time_slow_workspace(Path(tmp), count, budget)
     print(
         "corpus: "
         + "; ".join(f"{r} ({', '.join(corpus.packages(r))}): {sizes[r]} files" for r in ROLES)
     )
-    print(report(trees, ctx, model, time.perf_counter() - started, args.seed))
+    print(report(trees, ctx, slow, model, time.perf_counter() - started, args.seed, budget))
     return 0
 
 
