@@ -16,7 +16,6 @@ import stat
 import threading
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ProcessPoolExecutor
-from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -57,6 +56,7 @@ PARALLEL_MIN_FILES = 256
 CHUNK_FILES = 32  # files per task handed to a worker process
 WORKER_NICENESS = 5  # the editor's requests, in the server's own process, come first
 MAX_WORKERS = 8
+PARENT_CHECK_S = 1.0  # how often a worker looks whether the server is still there
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -252,7 +252,11 @@ class WorkspaceIndex:
     def named(self, *names: str) -> list[FileEntry]:
         """The files with one of these file names (lower-cased), in the index's order."""
         with self._lock:
-            found = [(n, p) for name in names for p, n in self._by_file_name.get(name, {}).items()]
+            found = [
+                (n, p)
+                for name in dict.fromkeys(names)  # a name given twice: its files once
+                for p, n in self._by_file_name.get(name, {}).items()
+            ]
             return [self._files[p] for _, p in sorted(found)]
 
     def family_files(self, name: str) -> dict[Path, str]:
@@ -336,14 +340,15 @@ class WorkspaceIndex:
         paths = list(self.walk())
         done = 0
         if workers > 1 and len(paths) >= max(min_parallel, 2):
-            try:
-                done = self._scan_parallel(paths, progress, cancel, workers, initializer)
-            except (BrokenProcessPool, OSError) as exc:  # no process could start, or one died
-                log.warning("index: worker processes failed (%s); reading in this process", exc)
+            done = self._scan_parallel(paths, progress, cancel, workers, initializer)
         for n, path in enumerate(paths[done:], done + 1):
             if cancel is not None and cancel.is_set():
                 break
-            self.update(path)
+            try:
+                self.update(path)
+            except Exception:  # a parser's failure on one file costs that file, not the index
+                log.exception("index: %s left out: reading it failed", path)
+                self.remove(path)
             if progress is not None:
                 progress(n, len(paths))
         return len(self)
@@ -356,15 +361,21 @@ class WorkspaceIndex:
         workers: int,
         initializer: Callable[[], None] | None,
     ) -> int:
-        """How many of `paths` (from the first) went in; all of them unless cancelled."""
+        """How many of `paths` (from the first) went in: all of them unless cancelled, or
+        until the workers failed (none could start, one died, a result could not be sent); the
+        rest is for the scan to read in this process."""
         chunks = [paths[i : i + CHUNK_FILES] for i in range(0, len(paths), CHUNK_FILES)]
-        pool = ProcessPoolExecutor(
-            max_workers=min(workers, len(chunks)),
-            mp_context=multiprocessing.get_context("spawn"),
-            initializer=_worker_start,
-            initargs=(initializer,),
-        )
         done = 0
+        try:
+            pool = ProcessPoolExecutor(
+                max_workers=min(workers, len(chunks)),
+                mp_context=multiprocessing.get_context("spawn"),
+                initializer=_worker_start,
+                initargs=(initializer,),
+            )
+        except (OSError, ValueError) as exc:
+            log.warning("index: no worker process (%s); reading in this process", exc)
+            return 0
         try:
             futures = [
                 pool.submit(read_entries, chunk, self.roots, self.exclusions, self.max_file_bytes)
@@ -373,11 +384,21 @@ class WorkspaceIndex:
             for future, chunk in zip(futures, chunks, strict=True):  # in the walk's order
                 if cancel is not None and cancel.is_set():
                     break
-                for path, entry in future.result():
+                for path, entry, error in future.result():
+                    if error:
+                        log.warning("index: %s left out: reading it failed: %s", path, error)
                     self._put(path, entry)
                 done += len(chunk)
                 if progress is not None:
                     progress(done, len(paths))
+        except Exception as exc:  # noqa: BLE001 - whatever stopped the workers, the scan goes on
+            log.warning(
+                "index: worker processes failed (%s: %s); reading the other %d files in this "
+                "process",
+                type(exc).__name__,
+                exc,
+                len(paths) - done,
+            )
         finally:
             pool.shutdown(wait=True, cancel_futures=True)
         return done
@@ -469,16 +490,40 @@ def read_entry(
 
 
 def _worker_start(initializer: Callable[[], None] | None) -> None:
-    os.nice(WORKER_NICENESS)
+    """A scan worker's first steps: its initializer (the server's egress guard), a lower
+    priority, standard streams away from the editor's pipes (a worker must never read the
+    server's stdin, write into its LSP stream, or keep its stderr open for whoever waits for
+    the server's end), and an end of its own when the server is gone (killed, it leaves its
+    workers waiting for work that will never come)."""
     if initializer is not None:
         initializer()
+    os.nice(WORKER_NICENESS)
+    null = os.open(os.devnull, os.O_RDWR)
+    for fd in (0, 1, 2):
+        os.dup2(null, fd)
+    os.close(null)
+    server = os.getppid()
+    threading.Thread(target=_end_with, args=(server,), name="airgap-orphan", daemon=True).start()
+
+
+def _end_with(server: int) -> None:
+    while os.getppid() == server:
+        threading.Event().wait(PARENT_CHECK_S)
+    os._exit(0)
 
 
 def read_entries(
     paths: list[Path], roots: tuple[Path, ...], exclusions: Exclusions, max_bytes: int
-) -> list[tuple[Path, FileEntry | None]]:
-    """`read_entry` for each of `paths`, from disk (a scan's task in a worker process)."""
-    return [read_entry(p, roots, exclusions, max_bytes) for p in paths]
+) -> list[tuple[Path, FileEntry | None, str]]:
+    """`read_entry` for each of `paths`, from disk (a scan's task in a worker process), with
+    what went wrong where reading a file failed (that file is left out; the others are not)."""
+    out: list[tuple[Path, FileEntry | None, str]] = []
+    for path in paths:
+        try:
+            out.append((*read_entry(path, roots, exclusions, max_bytes), ""))
+        except Exception as exc:  # noqa: BLE001 - sent back and logged by the server
+            out.append((path, None, f"{type(exc).__name__}: {exc}"))
+    return out
 
 
 def _subsequence(needle: str, haystack: str) -> bool:
