@@ -125,7 +125,7 @@ class ContextBuilder:
         self.knowledge = knowledge
         self.similar = SimilarCode(index, background=background)
         self._names: dict[Path, str] = {}
-        self._counts: dict[str, int] = {}
+        self._counts: dict[bytes, int] = {}  # a text's digest -> its token count
         self._counter: Callable[[], Callable[[str], int] | None] = lambda: None
         self._lock = threading.Lock()
 
@@ -148,15 +148,12 @@ class ContextBuilder:
         """`count_tokens(text)`, remembered while the counter stays the same (a model's
         tokenizer does not change; a new model brings a new counter, and the counts start
         again). An engine's counter is held weakly: the cache keeps no replaced model alive."""
+        key = hashlib.blake2b(text.encode("utf-8", "surrogatepass"), digest_size=16).digest()
         with self._lock:
             if self._counter() != count_tokens:
                 self._counts.clear()
-                self._counter = (
-                    weakref.WeakMethod(count_tokens)
-                    if inspect.ismethod(count_tokens)
-                    else lambda: count_tokens
-                )
-            n = self._counts.get(text)
+                self._counter = _held(count_tokens)
+            n = self._counts.get(key)
         if n is not None:
             return n
         n = count_tokens(text)
@@ -164,7 +161,7 @@ class ContextBuilder:
             if self._counter() == count_tokens:  # not another model's meanwhile
                 if len(self._counts) >= COUNTS_KEPT:
                     self._counts.clear()
-                self._counts[text] = n
+                self._counts[key] = n
         return n
 
     def build(self, req: ContextRequest, count_tokens: Callable[[str], int]) -> tuple[Snippet, ...]:
@@ -346,6 +343,18 @@ class ContextBuilder:
                 more = []
             found = [w for pair in itertools.zip_longest(found, more) for w in pair if w]
         return [_snippet(w.path, w.start, w.lines, self.relative) for w in found]
+
+
+def _held(count_tokens: Callable[[str], int]) -> Callable[[], Callable[[str], int] | None]:
+    """A reference to a counter: weak to an engine's method (a replaced model is not kept
+    alive), strong to anything else (a function; a method of an object that has no weak
+    references)."""
+    if inspect.ismethod(count_tokens):
+        try:
+            return weakref.WeakMethod(count_tokens)
+        except TypeError:
+            pass
+    return lambda: count_tokens
 
 
 def _shared(a: tuple[str, ...], b: tuple[str, ...]) -> int:
