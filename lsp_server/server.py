@@ -50,7 +50,7 @@ class AirgapServer(LanguageServer):
             lambda uri: self.ledger.replace_shown(uri, None, "document closed")
         )
         # Called at `shutdown`, before the session's open suggestions are logged as not accepted.
-        self.stopping: list[Callable[[], None]] = []
+        self.stopping: list[Callable[[], None]] = [self.files.stop]
 
     # -- the wire -------------------------------------------------------------------------------
     # pygls's start_io and start_tcp, reading with lsp_server.wire: every request is answered,

@@ -37,6 +37,12 @@ class Workspace:
         # Called with the uri of a document the editor closed (its suggestions are over).
         self.closed: list[Callable[[str], None]] = []
 
+    def stop(self) -> None:
+        """The server is ending: a scan still running stops after the file (or the workers'
+        chunk) it is at, and the rankers build nothing more."""
+        self._index_cancel.set()
+        self.context.similar.close()
+
     @property
     def started(self) -> bool:
         """Whether indexing was started (the editor said `initialized`)."""
