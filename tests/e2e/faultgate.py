@@ -108,4 +108,5 @@ server_module.build_server = build_with_gate
 
 from airgap_lsp.cli import main  # noqa: E402
 
-sys.exit(main(["serve"]))
+if __name__ == "__main__":  # the index's worker processes import this module again
+    sys.exit(main(["serve"]))
