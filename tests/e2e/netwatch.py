@@ -11,7 +11,10 @@ With --watch-open DIR, every file the process opens under DIR is recorded as wel
 audit event, which Python's file functions raise before the system call).
 
 The index's worker processes start by importing this script again (multiprocessing's `spawn`),
-so they are watched the same way; each line names its process (`pid`).
+so they are watched the same way; each line names its process (`pid`), and each process writes a
+`start` line saying whether it is the server. A worker does not install the egress guard here:
+its guard is the one the server gives its workers, and each audit hook added after this script's
+own is recorded (`hook`), so a test can tell that it was added.
 
 With --plant, the server gets a command `airgap.test.phoneHome` that tries to reach out the way a
 plug-in or a library that phones home would.
@@ -27,6 +30,8 @@ import sys
 EVENTS = open(sys.argv[1], "a", encoding="utf-8")  # noqa: SIM115 - open for the process's life
 PLANT = "--plant" in sys.argv
 WATCHED = sys.argv[sys.argv.index("--watch-open") + 1] if "--watch-open" in sys.argv else None
+SERVER = __name__ == "__main__"  # else an index worker, importing this again as __mp_main__
+HOOKED = False  # this script's own hooks are in: record the hooks added after them
 
 
 def _record(kind: str, event: str, args: tuple[object, ...]) -> None:
@@ -45,7 +50,9 @@ def _record(kind: str, event: str, args: tuple[object, ...]) -> None:
 
 
 def watcher(event: str, args: tuple[object, ...]) -> None:
-    if event.startswith("socket."):
+    if event == "sys.addaudithook" and HOOKED:
+        _record("hook", event, args)
+    elif event.startswith("socket."):
         _record("seen", event, args)
     elif event == "open" and WATCHED and isinstance(args[0], (str, os.PathLike)):
         path = os.fspath(args[0])
@@ -54,10 +61,12 @@ def watcher(event: str, args: tuple[object, ...]) -> None:
 
 
 sys.addaudithook(watcher)
+_record("start", "netwatch", (SERVER,))
 
 from airgap_lsp import egress  # noqa: E402
 
-egress.install()
+if SERVER:
+    egress.install()
 
 LOOPBACK = ("127.", "::1", "localhost")
 
@@ -75,6 +84,7 @@ def backstop(event: str, args: tuple[object, ...]) -> None:
 
 
 sys.addaudithook(backstop)
+HOOKED = True
 
 if PLANT:
     import lsp_server.wiring as server_module
