@@ -31,6 +31,7 @@ from context.languages import family, for_path
 from context.prompt import Snippet
 from context.similar import SimilarCode
 from context.symbols import imports
+from context.text import first_code_line
 
 log = logging.getLogger("airgap_lsp.context")
 
@@ -238,7 +239,7 @@ class ContextBuilder:
                 if entry.path == req.path:
                     continue
                 if entry.path.suffix.lower() in SPEC_SUFFIXES:
-                    start = _first_code_line(entry.lines, language.line_comment)
+                    start = first_code_line(entry.lines, language.line_comment)
                     yield _snippet(entry.path, start, entry.lines[start:], self.relative)
                 else:
                     for d in entry.definitions:
@@ -283,7 +284,7 @@ class ContextBuilder:
         if not ranked or (len(ranked) > 1 and ranked[0][0] == ranked[1][0]):
             return  # none, or two as near (a `utils.h` in each of two libraries): no guess
         entry = ranked[0][1]
-        start = _first_code_line(entry.lines, language.line_comment)
+        start = first_code_line(entry.lines, language.line_comment)
         yield _snippet(entry.path, start, entry.lines[start:], self.relative)
 
     def resolve(self, unit: str, language: str, importer: Path) -> list[FileEntry]:
@@ -365,15 +366,6 @@ def _shared(a: tuple[str, ...], b: tuple[str, ...]) -> int:
             break
         n += 1
     return n
-
-
-def _first_code_line(lines: Sequence[str], comment: str) -> int:
-    """Past a file's opening comments (mostly a licence header in third-party code)."""
-    for n, line in enumerate(lines):
-        text = line.strip()
-        if text and not text.startswith((comment, "/*", "*")):
-            return n
-    return 0
 
 
 def _covers(a: Snippet, b: Snippet) -> bool:

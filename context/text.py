@@ -1,6 +1,9 @@
-"""Positions: LSP counts columns in UTF-16 code units, Python strings in code points."""
+"""Positions: LSP counts columns in UTF-16 code units, Python strings in code points. And where a
+file's code starts."""
 
 from __future__ import annotations
+
+from collections.abc import Sequence
 
 
 def printable(text: str) -> str:
@@ -42,3 +45,12 @@ def position_at(source: bytes, offset: int) -> tuple[int, int]:
     line_start = source.rfind(b"\n", 0, offset) + 1
     column = source[line_start:offset].decode("utf-8", "replace")
     return source.count(b"\n", 0, offset), len(column.encode("utf-16-le")) // 2
+
+
+def first_code_line(lines: Sequence[str], comment: str) -> int:
+    """Past a file's opening comments (mostly a licence header in third-party code)."""
+    for n, line in enumerate(lines):
+        text = line.strip()
+        if text and not text.startswith((comment, "/*", "*")):
+            return n
+    return 0
