@@ -316,3 +316,42 @@ def test_a_closed_search_builds_nothing_more(index: WorkspaceIndex, workspace: P
     assert similar.search(editing, "vhdl", "baud_divider_next", 2) == []
     assert similar.settle(timeout=60)
     assert similar.search(editing, "vhdl", "baud_divider_next", 2) == []
+
+
+LICENCE = "\n".join(
+    ["-" * 78]
+    + [f"--  Copyright (C) Example Corp; clause {n}: all rights reserved.  --" for n in range(14)]
+    + ["-" * 78, ""]
+)
+
+
+def test_the_comments_a_file_opens_with_are_neither_searched_nor_searched_with(
+    tmp_path: Path,
+) -> None:
+    for name in ("alpha", "beta"):
+        (tmp_path / f"{name}.adb").write_text(
+            f"{LICENCE}\npackage body {name.title()} is\n"
+            + "".join(f"   procedure Step_{n} is null;\n" for n in range(30))
+            + f"end {name.title()};\n"
+        )
+    editing = tmp_path / "gamma.adb"
+    text = f"{LICENCE}\npackage body Gamma is\n\nend Gamma;\n"
+    editing.write_text(text)
+    idx = WorkspaceIndex([tmp_path])
+    idx.scan()
+    first_code = LICENCE.count("\n")
+
+    # A query of licence words alone finds nothing: no window holds the licences.
+    found = SimilarCode(idx).search(editing.resolve(), "ada", LICENCE, 4)
+    assert found == []
+    found = SimilarCode(idx).search(editing.resolve(), "ada", "procedure Step_3 is null", 4)
+    assert found and all(w.start >= first_code for w in found)
+
+    # Right after the licence, the context holds no window of another file's licence.
+    chosen = ContextBuilder(idx).build(
+        ContextRequest(
+            path=editing, text=text, cursor_line=first_code + 1, budget_tokens=2_000, recent=()
+        ),
+        words,
+    )
+    assert not [s for s in chosen if "Copyright" in s.text]
