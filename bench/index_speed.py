@@ -38,7 +38,6 @@ import corpus  # noqa: E402  (bench/corpus.py: run as a script, not as a package
 
 from airgap_lsp.settings import Settings  # noqa: E402
 from context.index import WorkspaceIndex, scan_workers  # noqa: E402
-from context.languages import for_path  # noqa: E402
 from context.retrieval import ContextBuilder, ContextRequest, cursor_region  # noqa: E402
 
 ROLES = tuple(corpus.SOURCE_ROOTS)
@@ -183,8 +182,7 @@ def time_context(
             )
             build(f"ContextBuilder.build, {cond}", req)
         # The parts of build() (8 open documents), each candidate generator run to its end.
-        language = for_path(entry.path)
-        region = cursor_region(text, line, language.line_comment if language else "")  # as build()
+        region = cursor_region(text, line)  # as build() chooses for
         for step, produce in (
             ("part: _definitions", lambda: builder._definitions(req, region)),  # noqa: B023
             ("part: _imported", lambda: builder._imported(req)),  # noqa: B023

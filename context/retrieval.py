@@ -99,16 +99,14 @@ def identifiers(text: str) -> set[str]:
     return {m.group(0).lower() for m in IDENT.finditer(text)}
 
 
-def cursor_region(text: str, cursor_line: int, comment: str = "") -> str:
+def cursor_region(text: str, cursor_line: int) -> str:
     """The lines around the cursor that context is chosen for, without the cursor's own: while
     the user types on one line the context, and so the prompt's start and its cached keys and
     values, stays the same (measured for similar code: the same exact match as with the line,
-    62 of 180). With the language's line `comment`, not the comments the file opens with (a
-    licence: its words would find other files' licences)."""
+    62 of 180)."""
     lines = text.split("\n")
-    first = first_code_line(lines, comment) if comment else 0
     return "\n".join(
-        lines[max(first, cursor_line - REGION_BEFORE) : cursor_line]
+        lines[max(0, cursor_line - REGION_BEFORE) : cursor_line]
         + lines[cursor_line + 1 : cursor_line + REGION_AFTER]
     )
 
@@ -170,8 +168,7 @@ class ContextBuilder:
     def build(self, req: ContextRequest, count_tokens: Callable[[str], int]) -> tuple[Snippet, ...]:
         if req.budget_tokens <= 0 or self.index.is_excluded(req.path):
             return ()
-        language = for_path(req.path)
-        region = cursor_region(req.text, req.cursor_line, language.line_comment if language else "")
+        region = cursor_region(req.text, req.cursor_line)
         wanted = identifiers(region)
         groups: dict[str, Callable[[], Iterable[Snippet]]] = {
             "definitions": lambda: self._definitions(req, region),

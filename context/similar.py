@@ -23,8 +23,7 @@ import bm25s
 import numpy as np
 
 from context.index import FileEntry, WorkspaceIndex, entry_hash
-from context.languages import family, for_path
-from context.text import first_code_line
+from context.languages import family
 
 log = logging.getLogger("airgap_lsp.context")
 
@@ -157,7 +156,7 @@ class SimilarCode:
         spans: list[tuple[Path, int, tuple[str, ...]]] = []
         corpus: list[list[str]] = []
         for path, text in texts:
-            for start, window in _windows(path, tuple(text.split("\n"))):
+            for start, window in _windows(tuple(text.split("\n"))):
                 if toks := words("\n".join(window)):
                     spans.append((path, start, window))
                     corpus.append(toks)
@@ -244,10 +243,10 @@ class SimilarCode:
             key = (entry.path, entry.sha256)
             cut = known.get(key)
             if cut is None:
-                cut = [words("\n".join(w)) for _, w in _windows(entry.path, entry.lines)]
+                cut = [words("\n".join(w)) for _, w in _windows(entry.lines)]
             kept[key] = cut
             first = len(spans)
-            for (start, _), toks in zip(_windows(entry.path, entry.lines), cut, strict=True):
+            for (start, _), toks in zip(_windows(entry.lines), cut, strict=True):
                 if toks:
                     spans.append((entry, start))
                     corpus.append(toks)
@@ -289,13 +288,9 @@ def _best(
     return chosen
 
 
-def _windows(path: Path, lines: tuple[str, ...]) -> Iterator[tuple[int, tuple[str, ...]]]:
-    """(first line, lines) of each window of a file: one every STRIDE lines, from its first line
-    of code to its end. The comments it opens with (a licence, in most third-party code) are
-    no code to copy from, and windows of them drew the model to write comment rules."""
-    language = for_path(path)
-    first = first_code_line(lines, language.line_comment) if language else 0
-    for start in range(first, max(len(lines) - STRIDE, first + 1), STRIDE):
+def _windows(lines: tuple[str, ...]) -> Iterator[tuple[int, tuple[str, ...]]]:
+    """(first line, lines) of each window of a text: one every STRIDE lines, to its end."""
+    for start in range(0, max(len(lines) - STRIDE, 1), STRIDE):
         yield start, lines[start : start + WINDOW]
 
 
