@@ -12,10 +12,12 @@ import itertools
 import logging
 import multiprocessing
 import os
+import pickle
 import stat
 import threading
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -371,7 +373,7 @@ class WorkspaceIndex:
                 max_workers=min(workers, len(chunks)),
                 mp_context=multiprocessing.get_context("spawn"),
                 initializer=_worker_start,
-                initargs=(initializer,),
+                initargs=(initializer, os.getpid()),
             )
         except (OSError, ValueError) as exc:
             log.warning("index: no worker process (%s); reading in this process", exc)
@@ -381,17 +383,24 @@ class WorkspaceIndex:
                 pool.submit(read_entries, chunk, self.roots, self.exclusions, self.max_file_bytes)
                 for chunk in chunks
             ]
+        except Exception as exc:  # noqa: BLE001 - no worker could start (its start not sent)
+            log.warning("index: no worker process (%s: %s); reading here", type(exc).__name__, exc)
+            pool.shutdown(wait=False, cancel_futures=True)
+            return 0
+        try:
             for future, chunk in zip(futures, chunks, strict=True):  # in the walk's order
                 if cancel is not None and cancel.is_set():
                     break
-                for path, entry, error in future.result():
+                results = future.result()
+                for path, entry, error in results:
                     if error:
                         log.warning("index: %s left out: reading it failed: %s", path, error)
                     self._put(path, entry)
                 done += len(chunk)
                 if progress is not None:
                     progress(done, len(paths))
-        except Exception as exc:  # noqa: BLE001 - whatever stopped the workers, the scan goes on
+        except (BrokenProcessPool, OSError, pickle.PickleError, MemoryError) as exc:
+            # none could start, one died, a result could not be sent: the rest is read here
             log.warning(
                 "index: worker processes failed (%s: %s); reading the other %d files in this "
                 "process",
@@ -400,7 +409,9 @@ class WorkspaceIndex:
                 len(paths) - done,
             )
         finally:
-            pool.shutdown(wait=True, cancel_futures=True)
+            # Cancelled (a new index, the server's end): the workers finish the chunk they
+            # are at on their own; nothing waits for them.
+            pool.shutdown(wait=cancel is None or not cancel.is_set(), cancel_futures=True)
         return done
 
     def walk(self) -> Iterator[Path]:
@@ -489,24 +500,25 @@ def read_entry(
     )
 
 
-def _worker_start(initializer: Callable[[], None] | None) -> None:
+def _worker_start(initializer: Callable[[], None] | None, server: int) -> None:
     """A scan worker's first steps: its initializer (the server's egress guard), a lower
-    priority, standard streams away from the editor's pipes (a worker must never read the
-    server's stdin, write into its LSP stream, or keep its stderr open for whoever waits for
-    the server's end), and an end of its own when the server is gone (killed, it leaves its
-    workers waiting for work that will never come)."""
+    priority, stdin and stdout away from the editor's pipes (a worker must never read the
+    server's requests or write into its LSP stream; stderr stays, for what the guard or a
+    crash has to say), and an end of its own when the server (`server`, its process id) is
+    gone: killed, it leaves its workers waiting for work that will never come."""
     if initializer is not None:
         initializer()
     os.nice(WORKER_NICENESS)
     null = os.open(os.devnull, os.O_RDWR)
-    for fd in (0, 1, 2):
+    for fd in (0, 1):
         os.dup2(null, fd)
     os.close(null)
-    server = os.getppid()
     threading.Thread(target=_end_with, args=(server,), name="airgap-orphan", daemon=True).start()
 
 
 def _end_with(server: int) -> None:
+    """Exit once this process's parent is no longer `server` (it ended, even before this
+    worker started: the worker was then handed to another parent)."""
     while os.getppid() == server:
         threading.Event().wait(PARENT_CHECK_S)
     os._exit(0)
