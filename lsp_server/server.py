@@ -59,8 +59,15 @@ class AirgapServer(LanguageServer):
         self._stop_event = stop = threading.Event()
         self.protocol.set_writer(StdoutWriter(stdout or sys.stdout.buffer))
         reader = StdinAsyncReader(stdin or sys.stdin.buffer, self.thread_pool)
+
+        async def serve() -> None:
+            try:
+                await read_messages(stop, reader, self.protocol)
+            finally:  # the editor is gone, with or without `shutdown`: no scan to wait for
+                self.files.stop()
+
         try:
-            asyncio.run(read_messages(stop, reader, self.protocol))
+            asyncio.run(serve())
         except BrokenPipeError:
             log.error("The editor closed the connection; shutting down.")
         finally:
@@ -100,7 +107,10 @@ class AirgapServer(LanguageServer):
                 return
             serving.append(writer)
             self.protocol.set_writer(writer)  # type: ignore[arg-type]
-            await read_messages(stop, reader, self.protocol)
+            try:
+                await read_messages(stop, reader, self.protocol)
+            finally:
+                self.files.stop()
             self.shutdown()
 
         async def serve() -> None:
