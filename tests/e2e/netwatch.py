@@ -13,8 +13,8 @@ audit event, which Python's file functions raise before the system call).
 The index's worker processes start by importing this script again (multiprocessing's `spawn`),
 so they are watched the same way; each line names its process (`pid`), and each process writes a
 `start` line saying whether it is the server. A worker does not install the egress guard here:
-its guard is the one the server gives its workers, and each audit hook added after this script's
-own is recorded (`hook`), so a test can tell that it was added.
+its guard is the one the server gives its workers, and each file opened under --watch-open is
+recorded with whether the process's guard was installed by then.
 
 With --plant, the server gets a command `airgap.test.phoneHome` that tries to reach out the way a
 plug-in or a library that phones home would.
@@ -31,7 +31,6 @@ EVENTS = open(sys.argv[1], "a", encoding="utf-8")  # noqa: SIM115 - open for the
 PLANT = "--plant" in sys.argv
 WATCHED = sys.argv[sys.argv.index("--watch-open") + 1] if "--watch-open" in sys.argv else None
 SERVER = __name__ == "__main__"  # else an index worker, importing this again as __mp_main__
-HOOKED = False  # this script's own hooks are in: record the hooks added after them
 
 
 def _record(kind: str, event: str, args: tuple[object, ...]) -> None:
@@ -49,15 +48,20 @@ def _record(kind: str, event: str, args: tuple[object, ...]) -> None:
     EVENTS.flush()
 
 
+def guarded() -> bool:
+    """Whether this process's egress guard is installed (in a worker: by the server's
+    initializer; netwatch installs none there)."""
+    guard = sys.modules.get("airgap_lsp.egress")
+    return guard is not None and getattr(guard, "_state", None) is not None
+
+
 def watcher(event: str, args: tuple[object, ...]) -> None:
-    if event == "sys.addaudithook" and HOOKED:
-        _record("hook", event, args)
-    elif event.startswith("socket."):
+    if event.startswith("socket."):
         _record("seen", event, args)
     elif event == "open" and WATCHED and isinstance(args[0], (str, os.PathLike)):
         path = os.fspath(args[0])
         if isinstance(path, str) and path.startswith(WATCHED):
-            _record("opened", event, (path,))
+            _record("opened", event, (path, guarded()))
 
 
 sys.addaudithook(watcher)
@@ -84,7 +88,6 @@ def backstop(event: str, args: tuple[object, ...]) -> None:
 
 
 sys.addaudithook(backstop)
-HOOKED = True
 
 if PLANT:
     import lsp_server.wiring as server_module
