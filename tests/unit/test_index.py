@@ -502,7 +502,8 @@ def test_a_familys_digest_follows_its_files_and_can_leave_the_edited_one_out(
 
     index.remove(spec)
     assert index.family_digest("ada") != ada
-    assert index.family_files("ada") == {body.resolve(): index.file(body.resolve()).sha256}
+    left = index.file(body.resolve())
+    assert left is not None and index.family_files("ada") == {body.resolve(): left.sha256}
     index.update(spec)
     assert index.family_digest("ada") == ada
 
@@ -560,3 +561,29 @@ def test_a_name_defined_in_very_many_files_costs_a_bounded_number_of_counts(tmp_
     assert len(resets) == retrieval.DEFINITIONS_PER_NAME  # the first ones, in the index's order
     assert [s.path for s in resets][::-1][:2] == ["unit_000.ads", "unit_001.ads"]
     assert len(counted) <= retrieval.DEFINITIONS_PER_NAME + 16
+
+
+def test_a_file_whose_reading_fails_is_left_out_with_a_warning_and_the_rest_indexed(
+    tree: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    read = index_module.read_entry
+    broken = (tree / "src" / "autopilot.adb").resolve()
+
+    def failing(path: Path, *args: object, **kwargs: object):  # type: ignore[no-untyped-def]
+        if path.resolve() == broken:
+            raise RecursionError("maximum recursion depth exceeded")
+        return read(path, *args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(index_module, "read_entry", failing)
+    # In a worker's task: the failure is sent back with the file, the others are read.
+    idx = WorkspaceIndex([tree])
+    got = index_module.read_entries(list(idx.walk()), idx.roots, idx.exclusions, 1_000_000)
+    assert [(p.name, e is None, err) for p, e, err in got if p == broken] == [
+        ("autopilot.adb", True, "RecursionError: maximum recursion depth exceeded")
+    ]
+    assert all(e is not None and not err for p, e, err in got if p != broken)
+    # In the server's own scan: logged, left out, the scan goes on.
+    with caplog.at_level("WARNING", logger="airgap_lsp.context"):
+        idx.scan()
+    assert rel(idx) == {"src/flight_limits.ads", "rtl/util_pkg.vhd", "rtl/uart_tx.vhd"}
+    assert "autopilot.adb left out: reading it failed" in caplog.text
