@@ -43,7 +43,7 @@ MAX_CHARS_PER_TOKEN = 8  # no tokenizer packs more; a cheap bound before countin
 SIMILAR_WINDOWS = 4
 REGION_BEFORE, REGION_AFTER = 15, 3  # the lines around the cursor that context is chosen for
 DECLARATION_LINES = 12  # a definition this short goes into the context whole
-# The definitions of one name looked at, in the index's order: a name defined in a thousand files
+# The definitions of one name looked at, the nearest by folder: a name defined in a thousand files
 # (`Reset`, `Initialize`) would otherwise cost a thousand token counts in one request.
 DEFINITIONS_PER_NAME = 64
 # A file's other half, by suffix (VHDL finds an architecture's entity by name).
@@ -215,7 +215,15 @@ class ContextBuilder:
                 h
                 for h in self.index.lookup(name)
                 if h.entry.path != req.path and (same is None or family(h.entry.language) == same)
-            ][:DEFINITIONS_PER_NAME]
+            ]
+            if len(hits) > DEFINITIONS_PER_NAME:
+                # The nearest by folder, kept in the index's order (a file indexed again from
+                # the editor goes to the end of that order: it is not the first to be cut).
+                here = req.path.resolve().parent.parts
+                near = sorted(
+                    range(len(hits)), key=lambda i: -_shared(here, hits[i].entry.path.parent.parts)
+                )[:DEFINITIONS_PER_NAME]
+                hits = [hits[i] for i in sorted(near)]
             for hit in hits:
                 d = hit.definition
                 # Whole lines (provenance names exact lines): all of a short declaration (a

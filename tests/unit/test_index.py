@@ -587,3 +587,28 @@ def test_a_file_whose_reading_fails_is_left_out_with_a_warning_and_the_rest_inde
         idx.scan()
     assert rel(idx) == {"src/flight_limits.ads", "rtl/util_pkg.vhd", "rtl/uart_tx.vhd"}
     assert "autopilot.adb left out: reading it failed" in caplog.text
+
+
+def test_of_very_many_definitions_of_a_name_the_nearest_are_kept(tmp_path: Path) -> None:
+    for n in range(retrieval.DEFINITIONS_PER_NAME + 40):
+        (tmp_path / f"unit_{n:03}.ads").write_text(
+            f"package Unit_{n:03} is\n   procedure Reset (Count : in out Natural);\nend;\n"
+        )
+    near = tmp_path / "radio"
+    near.mkdir()
+    (near / "radio_state.ads").write_text(
+        "package Radio_State is\n   procedure Reset (Channel : in out Radio_Channel);\nend;\n"
+    )
+    main = near / "radio_main.adb"
+    main.write_text("procedure Radio_Main is\nbegin\n   Reset (C);\n\nend Radio_Main;\n")
+    idx = WorkspaceIndex([tmp_path])
+    idx.scan()
+    # The editor's text of the nearby spec goes in again: last in the index's order.
+    idx.update(near / "radio_state.ads", (near / "radio_state.ads").read_text())
+    req = ContextRequest(path=main, text=main.read_text(), cursor_line=3, budget_tokens=100_000)
+    # The definitions offered for the prompt (similar code could bring the same lines anyway).
+    offered = list(ContextBuilder(idx)._definitions(req, retrieval.cursor_region(req.text, 3)))
+    resets = [s.path for s in offered if s.text.strip().startswith("procedure Reset")]
+    assert len(resets) == retrieval.DEFINITIONS_PER_NAME
+    assert "radio/radio_state.ads" in resets
+    assert resets[:2] == ["unit_000.ads", "unit_001.ads"]  # the rest in the index's order
