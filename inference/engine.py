@@ -467,9 +467,13 @@ class LocalEngine(Tokenized):
         """The kept key/value state cut to its common start with `ids`, and that length; or a
         fresh state and 0. At least the last token is always read again, for its scores."""
         kept, self._cache = self._cache, None
-        fresh = self._static if static else None
-        if fresh is not None:
+        if static:
+            fresh = self._static
             _trim(fresh, 0)
+        else:
+            from inference.kv import growing_cache
+
+            fresh = growing_cache(self._model.config)
         if not self._reuse or kept is None or (kept[1] is self._static) != static:
             return fresh, 0
         held, cache = kept
@@ -479,8 +483,6 @@ class LocalEngine(Tokenized):
                 break
             n += 1
         if n < MIN_REUSE:
-            if fresh is not None:
-                _trim(fresh, 0)
             return fresh, 0
         _trim(cache, n)
         return cache, n

@@ -242,6 +242,29 @@ def test_after_a_keystroke_the_last_suggestion_is_drafted_and_the_text_does_not_
         assert drafted.text == plain.generate(typing(CODE + typed, lookahead=0)).text, typed
 
 
+def test_a_growing_cache_holds_the_key_values_of_the_dynamic_cache(plain: LocalEngine) -> None:
+    import torch
+    from transformers import DynamicCache
+
+    from inference.kv import growing_cache
+
+    model = plain._model  # noqa: SLF001 - the model itself, fed by hand
+    ids = plain._tokenizer(CODE, add_special_tokens=False).input_ids  # noqa: SLF001
+    caches = [DynamicCache(config=model.config), growing_cache(model.config)]
+    with torch.inference_mode():
+        for cache in caches:
+            model(input_ids=torch.tensor([ids[:-12]]), past_key_values=cache, use_cache=True)
+            # Token by token past the buffer's first size, a cut back, and a read of several.
+            for token in ids[-12:-4]:
+                model(input_ids=torch.tensor([[token]]), past_key_values=cache, use_cache=True)
+            cache.crop(-5)
+            model(input_ids=torch.tensor([ids[-9:]]), past_key_values=cache, use_cache=True)
+    dynamic, growing = caches
+    assert growing.get_seq_length() == dynamic.get_seq_length() == len(ids)
+    for a, b in zip(dynamic.layers, growing.layers, strict=True):
+        assert torch.equal(a.keys, b.keys) and torch.equal(a.values, b.values)
+
+
 def test_the_thread_count_asked_for_is_used_and_reported(engine: LocalEngine) -> None:
     one = engine.generate(replace(block(8), threads=1))
     assert one.threads == 1
