@@ -105,6 +105,7 @@ _DECODING_NEEDS = (
     ("steps", (str, type(None)), False),
     ("stop_texts", list, False),
     ("prompt_lookup", int, False),
+    ("drafts_from", list, False),
     ("threads", int, False),
     ("first_statement", bool, False),
     ("statement_rule_sha256", str, False),
@@ -124,6 +125,7 @@ _TYPE_NAMES: dict[object, str] = {
 MAX_REFUSED = 8
 MAX_REFUSED_CHARS = 64 * 1024
 MAX_REFUSE_START_CHARS = 64  # refuse_start: a few blanks, line breaks and digits
+MAX_DRAFTS_FROM = 4096  # drafts_from: one generation's tokens (the settings allow 4,096 at most)
 
 
 def _unreplayable(doc: dict[str, Any]) -> str:
@@ -143,6 +145,11 @@ def _unreplayable(doc: dict[str, Any]) -> str:
     for key in ("stop_texts", "refuse_first"):
         if not all(isinstance(text, str) for text in doc["decoding"].get(key, [])):
             return f"decoding.{key} holds something that is not a string"
+    drafts = doc["decoding"].get("drafts_from", [])
+    if not all(isinstance(t, int) and not isinstance(t, bool) and t >= 0 for t in drafts):
+        return "decoding.drafts_from holds something that is not a token id"
+    if len(drafts) > MAX_DRAFTS_FROM:
+        return f"decoding.drafts_from holds more tokens than a suggestion has ({MAX_DRAFTS_FROM})"
     if len(doc["decoding"].get("refuse_start", "")) > MAX_REFUSE_START_CHARS:
         return "decoding.refuse_start is longer than the server ever writes it"
     refused = doc["decoding"].get("refuse_first", [])
@@ -217,6 +224,8 @@ def replay(record: dict[str, Any], store: ModelStore) -> ReplayResult:
         refuse_first=tuple(decoding.get("refuse_first", ())),
         lookahead=int(decoding.get("prompt_lookup", 0)),  # lines before it decoded without
         threads=int(decoding.get("threads", 0)),  # lines before it: as the load allows now
+        # Lines before it drafted from the last suggestion too, which they did not record.
+        drafts_from=tuple(decoding.get("drafts_from", ())),
     )
     generation = engine.generate(request)
     return ReplayResult(

@@ -85,6 +85,11 @@ class GenerationRequest:
     # CPU threads to decode with (0: as many as the cores other processes leave free). The count
     # changes the arithmetic's order, so it is part of what makes a greedy result repeatable.
     threads: int = 0
+    # Tokens prompt lookup may also draft from (None: what the engine's last generation wrote,
+    # as the server asks). A step that checks drafts reads several tokens at once, which rounds
+    # otherwise than one at a time and can tip a near tie: the drafts are part of what makes a
+    # result repeatable, so the audit line records this and replay gives it back.
+    drafts_from: tuple[int, ...] | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -104,6 +109,7 @@ class Generation:
     # How the decoding steps ran: "dynamic cache", "static cache", or "static cache, compiled
     # (BACKEND)"; each orders the arithmetic its own way ("": on a team server).
     steps: str = ""
+    drafts_from: tuple[int, ...] = ()  # the tokens drafted from besides the prompt
     # The engine that answered, where it is not the one asked: a local model standing in for a
     # team server that is down (the audit line names the one that answered).
     answered_by: EngineInfo | None = None
@@ -433,6 +439,7 @@ class LocalEngine(Tokenized):
             self.generate(request)
         with self._lock:
             self._cache = None  # not a prompt the user wrote
+            self._last_written = []  # nor a suggestion to draft from
             if self._step is not self._model:
                 try:
                     self._compile(lookahead)
@@ -522,6 +529,7 @@ class LocalEngine(Tokenized):
         generated: list[int] = []
         text, reason = "", "max_tokens"
         drafted = accepted = 0
+        earlier = tuple(self._last_written) if request.drafts_from is None else request.drafts_from
         t0 = time.perf_counter()
         past, reused = self._cached(ids, static)
         fed = ids[:reused]  # the tokens whose key/values `past` holds
@@ -594,7 +602,9 @@ class LocalEngine(Tokenized):
                     if ahead:  # wrong from here: forget what was read past the last right one
                         _trim(past, len(fed))
                         ahead = []
-                    draft = [] if pending else self._draft(fed + [token], request, generated)
+                    draft = (
+                        [] if pending else self._draft(fed + [token], request, generated, earlier)
+                    )
                     drafted += len(draft)
                     fill: list[int] = []
                     if compiled and draft:  # one shape for every draft: padded to its longest
@@ -638,15 +648,23 @@ class LocalEngine(Tokenized):
             accepted_tokens=accepted,
             threads=threads,
             steps=self.steps if static else "dynamic cache",
+            drafts_from=earlier if request.lookahead else (),
         )
 
-    def _draft(self, seq: list[int], request: GenerationRequest, generated: list[int]) -> list[int]:
+    def _draft(
+        self,
+        seq: list[int],
+        request: GenerationRequest,
+        generated: list[int],
+        earlier: Sequence[int],
+    ) -> list[int]:
         """Prompt-lookup decoding: where the last tokens appeared before in the prompt or the
-        text so far, what followed them there (code often repeats nearby text)."""
+        text so far (or in `earlier`), what followed them there (code often repeats nearby
+        text)."""
         room = min(request.lookahead, request.max_new_tokens - len(generated) - 1)
         if room <= 0:
             return []
-        return lookup(seq, room, self._last_written)
+        return lookup(seq, room, earlier)
 
 
 def lookup(seq: list[int], room: int, earlier: Sequence[int] = ()) -> list[int]:

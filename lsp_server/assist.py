@@ -137,6 +137,9 @@ def task_record(
             "prompt_lookup": request.lookahead,
             "threads": gen.threads,  # CPU threads it decoded with; 0: a GPU or a team server
             "steps": gen.steps,  # dynamic cache, static cache, or static cache, compiled (...)
+            # What prompt lookup drafted from besides the prompt (the last suggestion's tokens):
+            # the drafts change how the steps round, so replay drafts from the same.
+            "drafts_from": list(gen.drafts_from),
             "stop_reason": gen.stop_reason,
         },
         prompt=request.prompt,

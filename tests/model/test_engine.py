@@ -52,13 +52,17 @@ def test_engine_says_which_device_it_uses(engine: LocalEngine, default_model) ->
 
 def test_greedy_output_is_the_same_twice(engine: LocalEngine) -> None:
     first = engine.generate(block())
-    second = engine.generate(block())
+    # The second drafts from what the first wrote unless told otherwise: the same drafts as the
+    # first had (what the audit line records) give the same text.
+    second = engine.generate(replace(block(), drafts_from=first.drafts_from))
     assert first.text and first.text == second.text
     assert first.new_tokens == second.new_tokens
+    assert second.drafts_from == first.drafts_from
 
 
 def test_greedy_output_is_the_same_in_another_process(engine: LocalEngine, default_model) -> None:
-    here = engine.generate(block()).text
+    # A fresh engine has written nothing to draft from.
+    here = engine.generate(replace(block(), drafts_from=())).text
     code = (
         "import sys, json; sys.path.insert(0, '.')\n"
         "from airgap_lsp import egress; egress.install()\n"

@@ -263,6 +263,16 @@ def test_report_and_verify_name_a_record_missing_a_field_or_of_another_type(
             "line 2 holds suggestion test-1, but not as a replay needs it "
             "(decoding.refuse_start is longer than the server ever writes it)",
         ),
+        (
+            json.dumps(_decoding(drafts_from=[12, "x"])).encode(),
+            "line 2 holds suggestion test-1, but not as a replay needs it "
+            "(decoding.drafts_from holds something that is not a token id)",
+        ),
+        (
+            json.dumps(_decoding(drafts_from=[7] * 100_000)).encode(),
+            "line 2 holds suggestion test-1, but not as a replay needs it "
+            "(decoding.drafts_from holds more tokens than a suggestion has (4096))",
+        ),
     ],
     ids=[
         "nested",
@@ -271,6 +281,8 @@ def test_report_and_verify_name_a_record_missing_a_field_or_of_another_type(
         "refused-a-number",
         "refused-too-many",
         "refuse-start-too-long",
+        "drafts-not-ids",
+        "drafts-too-many",
     ],
 )
 def test_replay_names_a_hostile_line_holding_the_id(
