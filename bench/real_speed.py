@@ -57,6 +57,7 @@ from quality_stats import percentile  # noqa: E402
 
 from airgap_lsp.errors import AirgapError  # noqa: E402
 from airgap_lsp.paths import DEFAULT_MODEL, model_store_root  # noqa: E402
+from airgap_lsp.settings import parse_settings  # noqa: E402
 from inference.store import ModelStore  # noqa: E402
 
 KINDS = ("cold, mid-line", "cold, line start", "keystroke")
@@ -230,7 +231,7 @@ async def project_run(
 ) -> list[Answer]:
     log = tmp / f"server-{project.name}.log"
     srv = context_lift.Server(
-        project.root, tmp / f"audit-{project.name}.jsonl", args.model, {}, log
+        project.root, tmp / f"audit-{project.name}.jsonl", args.model, args.settings, log
     )
     bar.set_description(f"{project.name}: indexing")
     try:
@@ -289,7 +290,9 @@ def report(
         f"## Speed on real code: {datetime.now(UTC):%Y-%m-%d}, {quality.machine()}",
         "",
         f"`bench/real_speed.py --per-language {args.per_language} --keys {args.keys} "
-        f"--gap-ms {args.gap_ms:g}`, commit {quality.commit()}, model {args.model}; "
+        f"--gap-ms {args.gap_ms:g}"
+        + (f" --settings '{json.dumps(args.settings)}'" if args.settings else "")
+        + f"`, commit {quality.commit()}, model {args.model}; "
         f"{seconds / 60:.1f} min, load average {load[0]:.1f} at the start and {load[1]:.1f} "
         "at the end. Latency is the client's wait. Prompt tokens and reuse (the share of prompt "
         "tokens whose key/values were kept from the request before) are over the generations "
@@ -380,11 +383,22 @@ def main() -> int:
     )
     parser.add_argument("--timeout", type=float, default=180, help="seconds per request")
     parser.add_argument("--index-timeout", type=float, default=900, help="seconds per index")
+    parser.add_argument(
+        "--settings",
+        default="{}",
+        help="the servers' settings, as an editor sends them (JSON; default: none, so the "
+        'defaults), e.g. \'{"decoding": {"weights": "full"}}\'',
+    )
     parser.add_argument("--write", type=Path, help="append the report (markdown) to this file")
     parser.add_argument("--json", type=Path, help="write every request's figures here")
     args = parser.parse_args()
     if args.per_language < 1 or args.keys < 0:
         parser.error("--per-language must be at least 1 and --keys not negative")
+    try:
+        args.settings = json.loads(args.settings)
+        parse_settings(args.settings)
+    except (ValueError, AirgapError) as exc:
+        parser.error(f"--settings: {exc}")
     languages, explicit = quality.choose_languages(args.languages)
     notes: list[str] = []
     try:
