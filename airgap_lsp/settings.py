@@ -62,7 +62,8 @@ class Settings:
     # at once.
     debounce_ms: int = 60
     # Prompt-lookup decoding: the most tokens drafted from the context at a step (0: off). The
-    # model checks each draft, so the text is the same as without; only the time changes.
+    # model checks each draft, so the text is the same as without (but for a near tie, which a
+    # batched check can tip; the audit line records what was drafted from, for replay).
     prompt_lookup: int = 8
     # The weights each decoding step multiplies with: auto is int8 on a CPU (a step reads every
     # weight, and int8 weights are a half of bf16's bytes), full on a GPU; the prompt is read with

@@ -207,12 +207,21 @@ def replay(record: dict[str, Any], store: ModelStore) -> ReplayResult:
             weights="int8" if steps and steps.endswith(INT8_STEPS) else "full",
         )
     max_new_tokens = int(decoding["max_new_tokens"])
+    stop_after = 0
     if decoding.get("stop_reason") == "time_budget":
         # Cut by the clock, not by the text: the same number of tokens reproduces it.
-        max_new_tokens = int(record.get("timings", {}).get("new_tokens", max_new_tokens))
+        stop_after = int(record.get("timings", {}).get("new_tokens", max_new_tokens))
+    drafts_from = tuple(decoding.get("drafts_from", ()))
+    if drafts_from and max(drafts_from) >= engine.vocab_size:
+        raise AirgapError(
+            f"Suggestion {record.get('id')} drafted from a token id past the model's vocabulary "
+            f"({engine.vocab_size} tokens): the line was altered; run `airgap-lsp audit verify` "
+            "on the log."
+        )
     request = GenerationRequest(
         prompt=record["prompt"],
         max_new_tokens=max_new_tokens,
+        stop_after=stop_after,
         stop=StopRule(
             multiline=bool(decoding["multiline"]),
             base_indent=int(decoding["base_indent"]),
@@ -227,7 +236,7 @@ def replay(record: dict[str, Any], store: ModelStore) -> ReplayResult:
         lookahead=int(decoding.get("prompt_lookup", 0)),  # lines before it decoded without
         threads=int(decoding.get("threads", 0)),  # lines before it: as the load allows now
         # Lines before it drafted from the last suggestion too, which they did not record.
-        drafts_from=tuple(decoding.get("drafts_from", ())),
+        drafts_from=drafts_from,
     )
     generation = engine.generate(request)
     return ReplayResult(

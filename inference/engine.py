@@ -84,8 +84,12 @@ class GenerationRequest:
     # A time budget in seconds (0: none). Generation stops at the first step past it, with the
     # stop reason "time_budget"; the audit line records how many tokens that was.
     max_seconds: float = 0.0
+    # Replay of a line its time budget cut: stop after this many tokens (0: no such stop), where
+    # the clock stopped it. Drafts are still sized by `max_new_tokens`, as they were.
+    stop_after: int = 0
     # Prompt-lookup decoding: the most tokens drafted from the context at a step (0: none). The
-    # drafts are checked against greedy decoding's own choice, so the text does not change.
+    # drafts are checked against greedy decoding's own choice, so the text does not change (but
+    # for a near tie: see `drafts_from`).
     lookahead: int = DEFAULT_LOOKAHEAD
     # CPU threads to decode with (0: as many as the cores other processes leave free). The count
     # changes the arithmetic's order, so it is part of what makes a greedy result repeatable.
@@ -354,6 +358,7 @@ class LocalEngine(Tokenized):
         )
         self._n_ctx = int(getattr(self._model.config, "max_position_embeddings", 2048))
         vocab = int(self._model.get_output_embeddings().weight.shape[0])
+        self.vocab_size = vocab
         self._token_text = self.token_texts(vocab)
         self._healing: dict[tuple[Any, ...], Any] = {}
         self._lock = threading.Lock()  # one generation at a time: the model is not re-entrant
@@ -584,7 +589,9 @@ class LocalEngine(Tokenized):
                 while len(generated) < request.max_new_tokens:
                     if cancel.is_set():
                         raise GenerationCancelled(f"cancelled after {len(generated)} tokens")
-                    if deadline is not None and time.perf_counter() > deadline:
+                    if (deadline is not None and time.perf_counter() > deadline) or (
+                        0 < request.stop_after <= len(generated)
+                    ):
                         reason = "time_budget"
                         break
                     if pending and (allowed := self._spelling(pending, refuse)) is not None:

@@ -10,7 +10,8 @@ is several times slower there.
 
 So the prompt's key/values are those of the full model, and only what the decoding steps compute
 (the generated tokens' key/values and scores) comes from int8 weights. The engine keeps only
-the prompt's key/values for the next request, so a prompt always reads as it would from scratch.
+the prompt's key/values for the next request, so a later prompt that holds a suggestion reads it
+with the full weights, as replay (which reads every prompt whole) does.
 
 The vocabulary projection keeps its full weights: it decides the greedy choice directly, and
 measured no faster in int8.

@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 
+from airgap_lsp.errors import AirgapError
 from context.prompt import build_prompt, suggestion_text
 from inference.engine import (
     GenerationRequest,
@@ -194,9 +195,11 @@ def test_audit_replay_reproduces_a_suggestion_asked_for_again(default_model) -> 
     refuse = refused_start("   ", "")
     first = line_request(engine, text, refuse, threads=1)
     prompt, forced = first.prompt, first.forced_prefix
-    withheld = suggestion_text(engine.generate(first).text, forced)
+    asked = engine.generate(first)
+    withheld = suggestion_text(asked.text, forced)
     again = replace(first, refuse_first=(withheld,))
-    shown = suggestion_text(engine.generate(again).text, forced)
+    made = engine.generate(again)
+    shown = suggestion_text(made.text, forced)
     assert shown and shown != withheld
     record = {
         "prompt": prompt,
@@ -216,10 +219,18 @@ def test_audit_replay_reproduces_a_suggestion_asked_for_again(default_model) -> 
             "refuse_start": refuse,
             "refuse_first": [withheld],
             "threads": 1,
+            "steps": made.steps,  # the int8 decoding steps, as the engine ran them
+            "prompt_lookup": again.lookahead,
+            "drafts_from": list(made.drafts_from),
         },
     }
 
     assert replay(record, ModelStore(model_store_root())).text == shown
+    # A line altered to draft from a token the model does not have is refused, naming why.
+    altered = record | {"decoding": record["decoding"] | {"drafts_from": [engine.vocab_size]}}
+    with pytest.raises(AirgapError, match="past the model's vocabulary"):
+        replay(altered, ModelStore(model_store_root()))
     # Without the refused start, the replay would write the first suggestion: not the same.
     del record["decoding"]["refuse_first"]
+    record["decoding"]["drafts_from"] = list(asked.drafts_from)
     assert replay(record, ModelStore(model_store_root())).text == withheld
