@@ -18,7 +18,7 @@ from typing import Any
 
 from airgap_lsp.errors import AirgapError
 from airgap_lsp.paths import DEFAULT_MODEL
-from inference.engine import DEVICES, DTYPES, WEIGHTS
+from inference.engine import DEVICES, DTYPES
 
 MULTILINE = ("auto", "always", "never")
 
@@ -65,11 +65,6 @@ class Settings:
     # model checks each draft, so the text is the same as without (but for a near tie, which a
     # batched check can tip; the audit line records what was drafted from, for replay).
     prompt_lookup: int = 8
-    # The weights each decoding step multiplies with: auto is int8 on a CPU (a step reads every
-    # weight, and int8 weights are a half of bf16's bytes), full on a GPU; the prompt is read with
-    # the full weights either way. int8 changes the text now and then; the audit line's
-    # `decoding.steps` says which ran, for replay.
-    weights: str = "auto"  # auto | full | int8
     # CPU threads to decode with; 0: one per core, less one for each core other processes keep
     # busy (a build beside the editor). Recorded in each audit line, for replay.
     threads: int = 0
@@ -97,7 +92,6 @@ _WIRE = {
     "debounceMs": "debounce_ms",
     "decoding.promptLookup": "prompt_lookup",
     "decoding.threads": "threads",
-    "decoding.weights": "weights",
 }
 
 
@@ -113,7 +107,7 @@ def setting_defaults() -> dict[str, object]:
 
 
 _SECTIONS = ("context", "hover", "codeActions", "backend", "decoding")
-_CHOICES = {"device": DEVICES, "dtype": DTYPES, "multiline": MULTILINE, "weights": WEIGHTS}
+_CHOICES = {"device": DEVICES, "dtype": DTYPES, "multiline": MULTILINE}
 _RANGES = {
     "max_tokens_line": (1, 512),
     "max_tokens_block": (1, 2048),

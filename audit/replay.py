@@ -169,7 +169,7 @@ def _unreplayable(doc: dict[str, Any]) -> str:
 def _backend(steps: str) -> str:
     """The compile backend named in an audit line's `steps`: "static cache, compiled (X)"."""
     head, _, tail = steps.partition("compiled (")
-    return tail.partition(")")[0] if tail else ""
+    return tail.rstrip(")") if tail else ""
 
 
 def statement_rule(decoding: dict[str, Any], record: dict[str, Any]) -> dict[str, Any]:
@@ -182,7 +182,7 @@ def statement_rule(decoding: dict[str, Any], record: dict[str, Any]) -> dict[str
 
 
 def replay(record: dict[str, Any], store: ModelStore) -> ReplayResult:
-    from inference.engine import INT8_STEPS, GenerationRequest, LocalEngine
+    from inference.engine import GenerationRequest, LocalEngine
 
     model = record["model"]
     ref = f"{model['name']}@{model['version']}"
@@ -203,8 +203,6 @@ def replay(record: dict[str, Any], store: ModelStore) -> ReplayResult:
             dtype=record["dtype"],
             static_cache=None if steps is None else steps.startswith("static"),
             compile_backend=None if steps is None else _backend(steps),
-            # Lines before int8 steps, and a team server's, name none: full weights.
-            weights="int8" if steps and steps.endswith(INT8_STEPS) else "full",
         )
     max_new_tokens = int(decoding["max_new_tokens"])
     stop_after = 0

@@ -19,9 +19,6 @@ computed. For each, on a prompt of real code:
 - a keystroke: the same prompt and one more character, the key/value cache of the first kept;
 - a single-line suggestion's estimated end-to-end time: the cold prefill plus --line tokens.
 
-Each model is measured with each of --weights (default: full and int8 decoding weights, the
-`decoding.weights` setting; the prompt is read with the full weights either way).
-
 Threads: --threads (default: every core). Rounds are interleaved across the models, and the
 median is reported. Writes a Markdown table to stdout (and --write FILE appends it).
 """
@@ -96,11 +93,6 @@ def main() -> int:
     p.add_argument("--line", type=int, default=16, help="tokens of a single-line suggestion")
     p.add_argument("--rounds", type=int, default=3)
     p.add_argument("--threads", type=int, default=os.cpu_count() or 1)
-    p.add_argument(
-        "--weights",
-        default="full,int8",
-        help="what the decoding steps multiply with, each measured (decoding.weights)",
-    )
     p.add_argument("--write", help="append the table to this Markdown file")
     args = p.parse_args()
 
@@ -116,8 +108,7 @@ def main() -> int:
 
     store = ModelStore(model_store_root())
     scratch = Path(tempfile.mkdtemp(prefix="airgap-model-size-"))
-    engines: dict[tuple[str, str], tuple[Any, int]] = {}
-    weights = args.weights.split(",")
+    engines: dict[str, tuple[Any, int]] = {}
     try:
         with store.held(DEFAULT_MODEL) as default:
             tokenizer_dir = scratch / "tokenizer"
@@ -131,27 +122,26 @@ def main() -> int:
                     stored, params = default, 0
                 else:
                     stored, params = random_checkpoint(name, tokenizer_dir, scratch / name)
+                engine = LocalEngine(stored, device="cpu", dtype="auto")
                 if not params:
                     params = stored_parameters(stored.path)
-                for w in weights:
-                    engine = LocalEngine(stored, device="cpu", dtype="auto", weights=w)
-                    engine.warm_up(lookahead=0)
-                    engines[name, w] = (engine, params)
+                engine.warm_up(lookahead=0)
+                engines[name] = (engine, params)
 
             tokenizer = AutoTokenizer.from_pretrained(str(tokenizer_dir), local_files_only=True)
             code = "".join(
                 path.read_text(encoding="utf-8") for path in sorted(ROOT.glob("inference/*.py"))
             )
             ids = tokenizer(code, add_special_tokens=False).input_ids
-            results: dict[tuple[str, str], dict[str, list[float]]] = {
+            results: dict[str, dict[str, list[float]]] = {
                 n: {"prefill": [], "tps": [], "keystroke": [], "short": []} for n in engines
             }
             for r in range(args.rounds):
                 # Another stretch of the code each round: no round reuses the last one's cache.
                 start = r * 997 % max(1, len(ids) - args.prompt)
                 prompt = tokenizer.decode(ids[start : start + args.prompt])
-                for (name, w), (engine, _params) in engines.items():
-                    print(f"round {r + 1}/{args.rounds}: {name}, {w}", file=sys.stderr, flush=True)
+                for name, (engine, _params) in engines.items():
+                    print(f"round {r + 1}/{args.rounds}: {name}", file=sys.stderr, flush=True)
 
                     def run(text: str, new: int, engine: Any = engine) -> Any:
                         return engine.generate(
@@ -165,14 +155,14 @@ def main() -> int:
                         )
 
                     cold = run(prompt, args.new)
-                    results[name, w]["prefill"].append(cold.prefill_ms)
+                    results[name]["prefill"].append(cold.prefill_ms)
                     # N tokens take N - 1 decoding steps: the first comes from the prefill.
                     steps = max(cold.new_tokens - 1, 1)
-                    results[name, w]["tps"].append(steps / (cold.decode_ms / 1000))
+                    results[name]["tps"].append(steps / (cold.decode_ms / 1000))
                     if cold.new_tokens < args.new:  # EOS or a stop text came first
-                        results[name, w]["short"].append(cold.new_tokens)
+                        results[name]["short"].append(cold.new_tokens)
                     typed = run(prompt + "x", 1)
-                    results[name, w]["keystroke"].append(typed.prefill_ms)
+                    results[name]["keystroke"].append(typed.prefill_ms)
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
 
@@ -190,19 +180,19 @@ def main() -> int:
         "architectures with random weights and the default model's vocabulary (so fewer "
         "parameters than the real models; see the script's docstring).",
         "",
-        f"| model | parameters | decoding weights | cold: first token after {args.prompt} prompt "
-        f"tokens (ms) | decoding (tokens/s) | a keystroke: 1 more character (ms) | a "
-        f"{args.line}-token line, cold (ms, estimated) |",
-        "|---|---|---|---|---|---|---|",
+        f"| model | parameters | cold: first token after {args.prompt} prompt tokens (ms) | "
+        f"decoding (tokens/s) | a keystroke: 1 more character (ms) | a {args.line}-token line, "
+        "cold (ms, estimated) |",
+        "|---|---|---|---|---|---|",
     ]
-    for (name, w), (_engine, params) in engines.items():
-        res = results[name, w]
+    for name, (_engine, params) in engines.items():
+        res = results[name]
         prefill, tps = statistics.median(res["prefill"]), statistics.median(res["tps"])
         keystroke = statistics.median(res["keystroke"])
         label = "default (SmolLM2-135M, real weights)" if name == "default" else f"{name} (random)"
         lines.append(
-            f"| {label} | {params / 1e6:.0f}M | {w} | {prefill:.0f} | {tps:.1f} | "
-            f"{keystroke:.0f} | {prefill + args.line / tps * 1000:.0f} |"
+            f"| {label} | {params / 1e6:.0f}M | {prefill:.0f} | {tps:.1f} | {keystroke:.0f} | "
+            f"{prefill + args.line / tps * 1000:.0f} |"
             + (f" (rounds stopped after {res['short']} tokens)" if res["short"] else "")
         )
     table = "\n".join(lines) + "\n"

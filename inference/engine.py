@@ -6,7 +6,6 @@ import logging
 import threading
 import time
 from collections.abc import Sequence
-from contextlib import nullcontext
 from dataclasses import dataclass, replace
 from typing import Any, Protocol
 
@@ -22,10 +21,6 @@ from inference.store import StoredModel
 log = logging.getLogger("airgap_lsp.engine")
 DTYPES = ("auto", "float32", "bfloat16", "float16")
 DEVICES = ("auto", "cpu", "cuda")
-# The weights a decoding step multiplies with (inference.int8): auto is int8 on a CPU (where
-# reading the weights is a step's cost) unless the step is compiled, full elsewhere.
-WEIGHTS = ("auto", "full", "int8")
-INT8_STEPS = ", int8 weights"  # how `steps` says so, in the audit line
 MIN_REUSE = 16  # a shorter common start is not worth keeping the old key/values for
 DEFAULT_LOOKAHEAD = 8  # the most tokens prompt-lookup decoding drafts at a step
 NGRAM = 3  # prompt-lookup matches the last 3 tokens, then 2
@@ -116,8 +111,7 @@ class Generation:
     accepted_tokens: int = 0  # of which greedy decoding chose, read ahead at no step of theirs
     threads: int = 0  # CPU threads it decoded with (0: not on this machine's CPU)
     # How the decoding steps ran: "dynamic cache", "static cache", or "static cache, compiled
-    # (BACKEND)", with ", int8 weights" where the steps used them; each orders the arithmetic
-    # its own way ("": on a team server).
+    # (BACKEND)"; each orders the arithmetic its own way ("": on a team server).
     steps: str = ""
     drafts_from: tuple[int, ...] = ()  # the tokens drafted from besides the prompt
     # The engine that answered, where it is not the one asked: a local model standing in for a
@@ -299,7 +293,6 @@ class LocalEngine(Tokenized):
         reuse_cache: bool = True,
         static_cache: bool | None = None,
         compile_backend: str | None = None,
-        weights: str = "auto",
     ) -> None:
         """`reuse_cache`: keep the key/value state of the last prompt, and read only what a new
         prompt adds to their common start (the user typed on).
@@ -308,8 +301,6 @@ class LocalEngine(Tokenized):
         `compile_backend`: torch.compile's backend for the decoding step, which needs the static
         cache ("": none; None: inductor with CUDA graphs on a GPU, none on the CPU, where it was
         measured no faster). Reading the prompt is never compiled: its length varies.
-        `weights`: what the decoding steps multiply with (`WEIGHTS`); the prompt is always read
-        with the full weights.
         """
         set_offline_env()
         import torch
@@ -319,13 +310,6 @@ class LocalEngine(Tokenized):
         self._torch = torch
         dev = pick_device(device)
         dt = pick_dtype(dtype, dev)
-        if weights not in WEIGHTS:
-            raise AirgapError(f"Unknown weights {weights!r}; choose one of {', '.join(WEIGHTS)}.")
-        if weights == "int8" and dev != "cpu":
-            raise AirgapError(
-                "int8 decoding weights run on the CPU only; set decoding.weights to 'auto' or "
-                "'full', or the device to 'cpu'."
-            )
         folder = str(stored.path)
         try:
             self._tokenizer = AutoTokenizer.from_pretrained(
@@ -399,20 +383,6 @@ class LocalEngine(Tokenized):
                     mode="reduce-overhead" if graphs else None,
                 )
                 self.steps = f"static cache, compiled ({backend})"
-        # int8 weights for the decoding steps: on the CPU, where the step is not compiled.
-        self._int8: Any = None
-        if weights == "int8" or (weights == "auto" and self._on_cpu):
-            if self._step is not self._model:
-                if weights == "int8":
-                    raise AirgapError(
-                        "int8 decoding weights run in uncompiled steps only; set "
-                        "decoding.weights to 'auto' or 'full'."
-                    )
-            else:
-                from inference.int8 import add_int8
-
-                self._int8 = add_int8(self._model)
-                self.steps += INT8_STEPS
         self.info = EngineInfo.of(
             stored,
             device=dev if dev == "cpu" else f"cuda ({torch.cuda.get_device_name(0)})",
@@ -646,13 +616,12 @@ class LocalEngine(Tokenized):
                     fill: list[int] = []
                     if compiled and draft:  # one shape for every draft: padded to its longest
                         fill = [draft[-1]] * (request.lookahead - len(draft))
-                    with self._int8.decoding() if self._int8 else nullcontext():
-                        out = step(
-                            input_ids=torch.tensor([[token, *draft, *fill]], device=dev),
-                            past_key_values=past,
-                            use_cache=True,
-                            logits_to_keep=1 + len(draft) + len(fill),
-                        )
+                    out = step(
+                        input_ids=torch.tensor([[token, *draft, *fill]], device=dev),
+                        past_key_values=past,
+                        use_cache=True,
+                        logits_to_keep=1 + len(draft) + len(fill),
+                    )
                     past = out.past_key_values
                     # A copy: a CUDA graph's next run writes over its outputs.
                     rows = out.logits[0].clone() if compiled else out.logits[0]
@@ -668,11 +637,8 @@ class LocalEngine(Tokenized):
             raise
         finally:
             if ok and self._reuse and past is not None:
-                # With int8 steps, only what was read with the full weights (the prompt) is
-                # kept: a later prompt that holds this suggestion reads it as from scratch.
-                held = min(len(fed), n_prompt) if self._int8 else len(fed)
-                _trim(past, held)
-                self._cache = (fed[:held], past)
+                _trim(past, len(fed))
+                self._cache = (fed, past)
             if ok and generated:
                 self._last_written = generated
         if reason in ("max_tokens", "eos", "time_budget"):
@@ -688,7 +654,7 @@ class LocalEngine(Tokenized):
             drafted_tokens=drafted,
             accepted_tokens=accepted,
             threads=threads,
-            steps=self.steps if static else "dynamic cache" + (INT8_STEPS if self._int8 else ""),
+            steps=self.steps if static else "dynamic cache",
             drafts_from=earlier if request.lookahead else (),
         )
 

@@ -25,8 +25,7 @@ STATUS = "airgap/status"  # server -> client: the model's state, for a status ba
 
 
 class ModelHost:
-    """One model at a time: the one the settings name, on the device, dtype and decoding
-    weights they name."""
+    """One model at a time: the one the settings name, on the device and dtype they name."""
 
     def __init__(
         self, ls: LanguageServer, policy: Policy, settings: Callable[[], Settings]
@@ -35,7 +34,7 @@ class ModelHost:
         # One worker: the model runs one generation at a time, off the event loop.
         self.worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="airgap-model")
         self._engine: asyncio.Future[Engine] | None = None
-        self._key: tuple[str, str, str, str, str] | None = None
+        self._key: tuple[str, str, str, str] | None = None
         self.status_state = ""  # the last `airgap/status` state sent
         # Called when another model starts loading: what was made with the one before goes.
         self.reloaded: list[Callable[[], None]] = []
@@ -57,7 +56,7 @@ class ModelHost:
     def ensure(self) -> None:
         """Start loading the configured model unless it is loaded or loading already."""
         s = self.settings()
-        key = (s.model, s.device, s.dtype, s.weights, s.backend_url)
+        key = (s.model, s.device, s.dtype, s.backend_url)
         if key == self._key:
             return
         self._key = key
@@ -89,9 +88,7 @@ class ModelHost:
             return f"the model {self.settings().model} could not be loaded: {exc}"
         return self._engine.result()
 
-    async def _load(
-        self, ref: str, device: str, dtype: str, weights: str, backend_url: str = ""
-    ) -> Engine:
+    async def _load(self, ref: str, device: str, dtype: str, backend_url: str = "") -> Engine:
         where = f" on the team server {backend_url}" if backend_url else ""
         progress = Progress(self.ls, f"airgap-lsp: loading {ref}{where}")
         self.send_status("loading", f"loading {ref}{where}")
@@ -110,7 +107,7 @@ class ModelHost:
             with ModelStore(model_store_root()).held(ref, progress=hashing) as stored:
                 self.policy.check_model(stored)
                 loop.call_soon_threadsafe(progress.report, "loading weights")
-                engine = LocalEngine(stored, device=device, dtype=dtype, weights=weights)
+                engine = LocalEngine(stored, device=device, dtype=dtype)
             loop.call_soon_threadsafe(progress.report, "warming up")
             seconds = engine.warm_up(self.settings().prompt_lookup)
             log.info("warm-up: %.2f s; decoding steps: %s", seconds, engine.steps)

@@ -164,14 +164,6 @@ def plain(default_model) -> LocalEngine:  # type: ignore[no-untyped-def]
 
 
 @pytest.fixture(scope="module")
-def plain_full(default_model) -> LocalEngine:  # type: ignore[no-untyped-def]
-    """As `plain`, with the full weights in every step: the GPU's way of decoding."""
-    return LocalEngine(
-        default_model, device="cpu", dtype="float32", reuse_cache=False, weights="full"
-    )
-
-
-@pytest.fixture(scope="module")
 def reusing(default_model) -> LocalEngine:  # type: ignore[no-untyped-def]
     """The same model in float32, keeping the last prompt's key/values, as the server does."""
     return LocalEngine(default_model, device="cpu", dtype="float32")
@@ -277,71 +269,6 @@ def test_a_growing_cache_holds_the_key_values_of_the_dynamic_cache(plain: LocalE
         assert torch.equal(a.keys, b.keys) and torch.equal(a.values, b.values)
 
 
-@pytest.fixture(scope="module")
-def int8(default_model) -> LocalEngine:  # type: ignore[no-untyped-def]
-    """int8 decoding steps, in float32, keeping the last prompt's key/values."""
-    return LocalEngine(default_model, device="cpu", dtype="float32", weights="int8")
-
-
-@pytest.fixture(scope="module")
-def full(default_model) -> LocalEngine:  # type: ignore[no-untyped-def]
-    """The full weights in every step, in float32, keeping the last prompt's key/values."""
-    return LocalEngine(default_model, device="cpu", dtype="float32", weights="full")
-
-
-def test_int8_steps_read_the_prompt_with_the_full_weights(
-    int8: LocalEngine, full: LocalEngine
-) -> None:
-    import torch
-
-    assert int8.steps == "dynamic cache, int8 weights" and full.steps == "dynamic cache"
-    prompt = CODE + "      Best"
-    a, b = int8.generate(typing(prompt)), full.generate(typing(prompt))
-    assert a.steps == "dynamic cache, int8 weights" and b.steps == "dynamic cache"
-    # What is kept for the next request: with int8 steps, the prompt alone; its key/values are
-    # the full weights' own, to the bit.
-    (held_a, cache_a), (held_b, cache_b) = int8._cache, full._cache  # noqa: SLF001
-    assert len(held_a) == a.prompt_tokens and len(held_b) > b.prompt_tokens
-    for x, y in zip(cache_a.layers, cache_b.layers, strict=True):
-        assert torch.equal(x.keys, y.keys[..., : a.prompt_tokens, :])
-        assert torch.equal(x.values, y.values[..., : a.prompt_tokens, :])
-
-
-def test_int8_weights_are_within_their_rounding_of_the_full_ones(int8: LocalEngine) -> None:
-    import torch
-
-    from inference.int8 import DualLinear
-
-    layers = [m for m in int8._model.modules() if isinstance(m, DualLinear)]  # noqa: SLF001
-    # Every linear layer of the 30 blocks (7 each), not the vocabulary projection.
-    assert len(layers) == 7 * int8._model.config.num_hidden_layers  # noqa: SLF001
-    assert int8._model.get_output_embeddings() not in [m.full for m in layers]  # noqa: SLF001
-    x = torch.randn(3, layers[0].full.in_features)
-    with torch.inference_mode():
-        exact = layers[0](x)
-        assert torch.equal(exact, layers[0].full(x))  # the switch off: the full weights
-        with layers[0].weights.decoding():
-            rounded = layers[0](x)
-    assert not torch.equal(rounded, exact)
-    # Each weight is off by at most half a step of its row's 255; the product by about 1 %.
-    assert (rounded - exact).norm() < 0.02 * exact.norm()
-
-
-def test_a_suggestion_accepted_is_read_again_as_from_scratch(
-    int8: LocalEngine, default_model
-) -> None:
-    scratch = LocalEngine(
-        default_model, device="cpu", dtype="float32", weights="int8", reuse_cache=False
-    )
-    first = int8.generate(typing(CODE + "      Largest"))
-    assert first.text.strip(), first
-    accepted = CODE + "      Largest" + first.text + "\n"
-    after = int8.generate(typing(accepted))
-    # The suggestion's own key/values came from int8 steps: read again with the full weights.
-    assert after.reused_tokens <= first.prompt_tokens
-    assert after.text == scratch.generate(typing(accepted)).text
-
-
 def test_the_thread_count_asked_for_is_used_and_reported(engine: LocalEngine) -> None:
     one = engine.generate(replace(block(8), threads=1))
     assert one.threads == 1
@@ -365,7 +292,7 @@ def torch_threads_at_start() -> int:
 # on a GPU, without the minutes of compiling).
 @pytest.mark.parametrize("backend", ["", "eager"])
 def test_a_static_cache_and_a_compiled_step_write_the_text_of_the_dynamic_cache(
-    default_model, plain_full: LocalEngine, backend: str, monkeypatch: pytest.MonkeyPatch
+    default_model, plain: LocalEngine, backend: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # Every step attends over the whole static cache: a short one keeps the test quick.
     monkeypatch.setattr(engine_module, "STATIC_CACHE_TOKENS", 512)
@@ -376,7 +303,6 @@ def test_a_static_cache_and_a_compiled_step_write_the_text_of_the_dynamic_cache(
         dtype="float32",
         static_cache=True,
         compile_backend=backend,
-        weights="full",
     )
     static.warm_up()
     want = "static cache" + (f", compiled ({backend})" if backend else "")
@@ -385,14 +311,14 @@ def test_a_static_cache_and_a_compiled_step_write_the_text_of_the_dynamic_cache(
     prompts = [CODE, CODE + "      Best", CODE + "      Be", CODE + "      Total : Float := 0.0;\n"]
     for prompt in prompts:
         got = static.generate(typing(prompt, lookahead=8))
-        assert got.text == plain_full.generate(typing(prompt)).text, prompt[-30:]
+        assert got.text == plain.generate(typing(prompt)).text, prompt[-30:]
         assert got.steps == want
     assert got.reused_tokens > 0 and got.accepted_tokens > 0, got
     # A cancelled generation leaves the static cache sound for the next one.
     with pytest.raises(GenerationCancelled):
         static.generate(typing(CODE + "      Largest", lookahead=8), CancelAfter(3))
     after = static.generate(typing(CODE + "      Largest :", lookahead=8))
-    assert after.text == plain_full.generate(typing(CODE + "      Largest :")).text
+    assert after.text == plain.generate(typing(CODE + "      Largest :")).text
 
 
 def as_on_a_gpu(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -410,7 +336,7 @@ def as_on_a_gpu(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def test_a_step_that_fails_to_compile_runs_uncompiled(
-    default_model, plain_full: LocalEngine, monkeypatch: pytest.MonkeyPatch
+    default_model, plain: LocalEngine, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     import torch
 
@@ -429,4 +355,4 @@ def test_a_step_that_fails_to_compile_runs_uncompiled(
     static.warm_up()
     assert static.steps == "static cache"
     got = static.generate(typing(CODE, lookahead=8))
-    assert got.steps == "static cache" and got.text == plain_full.generate(typing(CODE)).text
+    assert got.steps == "static cache" and got.text == plain.generate(typing(CODE)).text

@@ -219,7 +219,7 @@ def test_audit_replay_reproduces_a_suggestion_asked_for_again(default_model) -> 
             "refuse_start": refuse,
             "refuse_first": [withheld],
             "threads": 1,
-            "steps": made.steps,  # the int8 decoding steps, as the engine ran them
+            "steps": made.steps,  # how the steps ran, as the server's lines say
             "prompt_lookup": again.lookahead,
             "drafts_from": list(made.drafts_from),
         },

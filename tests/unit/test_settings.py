@@ -93,8 +93,6 @@ def test_returns_a_new_object_and_leaves_the_base_alone() -> None:
         ({"temperature": 0.7}, "temperature"),
         ({"decoding": {"threads": -1}}, "decoding.threads"),
         ({"decoding": {"threads": "auto"}}, "decoding.threads"),
-        ({"decoding": {"weights": "int4"}}, "decoding.weights"),
-        ({"decoding": {"weights": True}}, "decoding.weights"),
     ],
 )
 def test_bad_values_are_refused_naming_the_key(raw: dict, key: str) -> None:
@@ -115,12 +113,6 @@ def test_range_ends_are_accepted(key: str, low: int, high: int) -> None:
 def test_decoding_threads_is_a_count_or_zero_for_the_load_to_decide() -> None:
     assert parse_settings({"decoding": {"threads": 3}}).threads == 3
     assert parse_settings({}).threads == 0
-
-
-def test_decoding_weights_default_to_the_engine_choosing() -> None:
-    assert parse_settings({}).weights == "auto"
-    assert parse_settings({"decoding": {"weights": "full"}}).weights == "full"
-    assert parse_settings({"decoding": {"weights": "int8"}}).weights == "int8"
 
 
 def test_every_problem_is_named_and_nothing_is_applied() -> None:

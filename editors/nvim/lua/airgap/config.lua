@@ -16,7 +16,7 @@ local M = {}
 ---@field hover? { explain?: boolean, maxTokens?: integer, timeBudgetMs?: integer }
 ---@field codeActions? { maxTokens?: integer }
 ---@field debounceMs? integer
----@field decoding? { promptLookup?: integer, threads?: integer, weights?: "auto"|"full"|"int8" }
+---@field decoding? { promptLookup?: integer, threads?: integer }
 ---@field backend? { url?: string } a team's inference server (usually the policy's)
 
 ---@class airgap.Keymaps
@@ -83,7 +83,7 @@ M.server_defaults = {
   hover = { explain = true, maxTokens = 64, timeBudgetMs = 8000 },
   codeActions = { maxTokens = 400 },
   debounceMs = 60,
-  decoding = { promptLookup = 8, threads = 0, weights = "auto" },
+  decoding = { promptLookup = 8, threads = 0 },
   backend = { url = "" },
 }
 
