@@ -156,8 +156,9 @@ def _unreplayable(doc: dict[str, Any]) -> str:
     if len(refused) > MAX_REFUSED or sum(map(len, refused)) > MAX_REFUSED_CHARS:
         # (each is matched against the whole vocabulary: an altered line could hold millions)
         return f"decoding.refuse_first holds more than the server ever refuses ({MAX_REFUSED})"
-    if not isinstance(doc.get("timings", {}).get("new_tokens", 0), int | float):
-        return "timings.new_tokens is not a number"
+    written = doc.get("timings", {}).get("new_tokens", 0)
+    if not isinstance(written, int) or isinstance(written, bool) or written < 0:
+        return "timings.new_tokens is not a count of tokens"
     result = doc.get("result", {})
     if not isinstance(result.get("model_text", ""), str):
         return "result.model_text is not a string"
@@ -205,7 +206,7 @@ def replay(record: dict[str, Any], store: ModelStore) -> ReplayResult:
             compile_backend=None if steps is None else _backend(steps),
         )
     max_new_tokens = int(decoding["max_new_tokens"])
-    stop_after = 0
+    stop_after = None
     if decoding.get("stop_reason") == "time_budget":
         # Cut by the clock, not by the text: the same number of tokens reproduces it.
         stop_after = int(record.get("timings", {}).get("new_tokens", max_new_tokens))

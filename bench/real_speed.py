@@ -387,7 +387,7 @@ def main() -> int:
         "--settings",
         default="{}",
         help="the servers' settings, as an editor sends them (JSON; default: none, so the "
-        'defaults), e.g. \'{"decoding": {"weights": "full"}}\'',
+        'defaults), e.g. \'{"decoding": {"promptLookup": 0}}\'',
     )
     parser.add_argument("--write", type=Path, help="append the report (markdown) to this file")
     parser.add_argument("--json", type=Path, help="write every request's figures here")

@@ -79,9 +79,10 @@ class GenerationRequest:
     # A time budget in seconds (0: none). Generation stops at the first step past it, with the
     # stop reason "time_budget"; the audit line records how many tokens that was.
     max_seconds: float = 0.0
-    # Replay of a line its time budget cut: stop after this many tokens (0: no such stop), where
-    # the clock stopped it. Drafts are still sized by `max_new_tokens`, as they were.
-    stop_after: int = 0
+    # Replay of a line its time budget cut: stop after this many tokens (None: no such stop; 0:
+    # before the first, where reading the prompt used the budget up), where the clock stopped it.
+    # Drafts are still sized by `max_new_tokens`, as they were.
+    stop_after: int | None = None
     # Prompt-lookup decoding: the most tokens drafted from the context at a step (0: none). The
     # drafts are checked against greedy decoding's own choice, so the text does not change (but
     # for a near tie: see `drafts_from`).
@@ -560,7 +561,7 @@ class LocalEngine(Tokenized):
                     if cancel.is_set():
                         raise GenerationCancelled(f"cancelled after {len(generated)} tokens")
                     if (deadline is not None and time.perf_counter() > deadline) or (
-                        0 < request.stop_after <= len(generated)
+                        request.stop_after is not None and len(generated) >= request.stop_after
                     ):
                         reason = "time_budget"
                         break

@@ -5,7 +5,9 @@ whole cache at every decoding step: with a 1,200-token prompt, 30 layers of keys
 (27 MB for the default model) for each token written. Here each layer keeps a buffer with room to
 spare and writes the new key/values into it; the keys and values the model attends over are a
 view of its first tokens. The numbers are the same as the dynamic cache's (tested), so the text
-is too. Cutting it (`crop`) only shortens the view; the next step writes over what was cut.
+is too. Cutting it (`crop`) only shortens the view; the next step writes over what was cut. The
+cost: the spare room (256 tokens past a prompt; as much again as it held, once outgrown), kept
+with the cache for the next request.
 
 Imported by the engine once torch is needed (it imports torch).
 """
@@ -37,9 +39,10 @@ class GrowingLayer(DynamicLayer):
         need = held + key_states.shape[-2]
         keys, values = self._keys_buffer, self._values_buffer
         if keys is None or values is None or need > keys.shape[-2]:
-            # Twice what is needed: a long generation replaces the buffer a few times, not at
-            # every step.
-            room = max(need + SPARE_TOKENS, 2 * need)
+            # The first read (the prompt) gets a little room: a line's generation and the next
+            # keystrokes fit. A buffer outgrown is replaced by one with as much room again as it
+            # held, so a long generation replaces it a few times, not at every step.
+            room = need + max(SPARE_TOKENS, held)
             keys = key_states.new_empty((*key_states.shape[:-2], room, key_states.shape[-1]))
             values = value_states.new_empty(
                 (*value_states.shape[:-2], room, value_states.shape[-1])

@@ -57,6 +57,10 @@ async def test_accept_then_replay(client: LanguageClient, tmp_path: Path):
     shown = [r for r in lines if r["kind"] == "inline_completion"]
     events = [(r["kind"], r["id"]) for r in lines if r["kind"] != "inline_completion"]
     first_id, second_id = (r["id"] for r in shown)
+    # What prompt lookup drafted from besides the prompt, for replay to draft from the same.
+    for r in shown:
+        drafts = r["decoding"]["drafts_from"]
+        assert isinstance(drafts, list) and all(isinstance(t, int) for t in drafts), r
     assert list(first.command.arguments) == [first_id]
     # The first was replaced by the second without being accepted; the second was accepted.
     assert events == [("not_accepted", first_id), ("accept", second_id)]

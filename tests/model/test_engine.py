@@ -57,7 +57,6 @@ def test_greedy_output_is_the_same_twice(engine: LocalEngine) -> None:
     second = engine.generate(replace(block(), drafts_from=first.drafts_from))
     assert first.text and first.text == second.text
     assert first.new_tokens == second.new_tokens
-    assert second.drafts_from == first.drafts_from
 
 
 def test_greedy_output_is_the_same_in_another_process(engine: LocalEngine, default_model) -> None:
@@ -246,27 +245,56 @@ def test_after_a_keystroke_the_last_suggestion_is_drafted_and_the_text_does_not_
         assert drafted.text == plain.generate(typing(CODE + typed, lookahead=0)).text, typed
 
 
-def test_a_growing_cache_holds_the_key_values_of_the_dynamic_cache(plain: LocalEngine) -> None:
+@pytest.mark.parametrize("which", ["plain", "engine"])  # float32, and the dtype the server picks
+def test_a_growing_cache_holds_the_key_values_of_the_dynamic_cache(
+    which: str, request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch
+) -> None:
     import torch
     from transformers import DynamicCache
 
-    from inference.kv import growing_cache
+    import inference.kv as kv
 
-    model = plain._model  # noqa: SLF001 - the model itself, fed by hand
-    ids = plain._tokenizer(CODE, add_special_tokens=False).input_ids  # noqa: SLF001
-    caches = [DynamicCache(config=model.config), growing_cache(model.config)]
+    # No spare room past the first read: every way of growing runs within a few tokens.
+    monkeypatch.setattr(kv, "SPARE_TOKENS", 0)
+    engine = request.getfixturevalue(which)
+    model = engine._model  # noqa: SLF001 - the model itself, fed by hand
+    ids = engine._tokenizer(CODE, add_special_tokens=False).input_ids  # noqa: SLF001
+    caches = [DynamicCache(config=model.config), kv.growing_cache(model.config)]
+    scores = []
     with torch.inference_mode():
         for cache in caches:
-            model(input_ids=torch.tensor([ids[:-12]]), past_key_values=cache, use_cache=True)
-            # Token by token past the buffer's first size, a cut back, and a read of several.
-            for token in ids[-12:-4]:
+            model(input_ids=torch.tensor([ids[:8]]), past_key_values=cache, use_cache=True)
+            # Token by token past the first buffer (8 tokens) and the one that replaces it (16),
+            # a cut back, then a read of several tokens past the buffer again.
+            for token in ids[8:20]:
                 model(input_ids=torch.tensor([[token]]), past_key_values=cache, use_cache=True)
             cache.crop(-5)
-            model(input_ids=torch.tensor([ids[-9:]]), past_key_values=cache, use_cache=True)
+            out = model(input_ids=torch.tensor([ids[15:40]]), past_key_values=cache, use_cache=True)
+            scores.append(out.logits)
     dynamic, growing = caches
-    assert growing.get_seq_length() == dynamic.get_seq_length() == len(ids)
+    assert growing.get_seq_length() == dynamic.get_seq_length() == 40
+    assert growing.layers[0]._keys_buffer.shape[-2] > 40  # noqa: SLF001 - it was replaced
     for a, b in zip(dynamic.layers, growing.layers, strict=True):
         assert torch.equal(a.keys, b.keys) and torch.equal(a.values, b.values)
+    assert torch.equal(scores[0], scores[1])
+
+
+def test_a_replay_stops_where_the_time_budget_did_with_the_drafts_sized_as_they_were(
+    reusing: LocalEngine, plain: LocalEngine
+) -> None:
+    # The live run: drafts sized by the token limit, cut by the clock after some tokens.
+    whole = reusing.generate(typing(CODE + "      Total : Float := 0.0;\n", lookahead=8))
+    assert whole.new_tokens > 6 and whole.accepted_tokens > 0, whole
+    for kept in (0, 1, 6):
+        cut = plain.generate(
+            replace(
+                typing(CODE + "      Total : Float := 0.0;\n", lookahead=8),
+                stop_after=kept,
+                drafts_from=whole.drafts_from,
+            )
+        )
+        assert cut.stop_reason == "time_budget" and cut.new_tokens == kept, cut
+        assert whole.text.startswith(cut.text), (kept, cut.text)
 
 
 def test_the_thread_count_asked_for_is_used_and_reported(engine: LocalEngine) -> None:

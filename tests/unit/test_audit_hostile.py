@@ -269,6 +269,11 @@ def test_report_and_verify_name_a_record_missing_a_field_or_of_another_type(
             "(decoding.drafts_from holds something that is not a token id)",
         ),
         (
+            json.dumps(_decoding() | {"timings": {"new_tokens": -1}}).encode(),
+            "line 2 holds suggestion test-1, but not as a replay needs it "
+            "(timings.new_tokens is not a count of tokens)",
+        ),
+        (
             json.dumps(_decoding(drafts_from=[7] * 100_000)).encode(),
             "line 2 holds suggestion test-1, but not as a replay needs it "
             "(decoding.drafts_from holds more tokens than a suggestion has (4096))",
@@ -282,6 +287,7 @@ def test_report_and_verify_name_a_record_missing_a_field_or_of_another_type(
         "refused-too-many",
         "refuse-start-too-long",
         "drafts-not-ids",
+        "written-negative",
         "drafts-too-many",
     ],
 )
