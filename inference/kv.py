@@ -20,7 +20,7 @@ import torch
 from transformers import DynamicCache
 from transformers.cache_utils import DynamicLayer
 
-SPARE_TOKENS = 256  # room added past what is needed whenever a buffer is replaced
+SPARE_TOKENS = 256  # the least room past what is needed, whenever a buffer is made
 
 
 class GrowingLayer(DynamicLayer):
