@@ -368,6 +368,7 @@ class WorkspaceIndex:
         rest is for the scan to read in this process."""
         chunks = [paths[i : i + CHUNK_FILES] for i in range(0, len(paths), CHUNK_FILES)]
         done = 0
+        pool: ProcessPoolExecutor | None = None
         try:
             pool = ProcessPoolExecutor(
                 max_workers=min(workers, len(chunks)),
@@ -375,17 +376,14 @@ class WorkspaceIndex:
                 initializer=_worker_start,
                 initargs=(initializer, os.getpid()),
             )
-        except (OSError, ValueError) as exc:
-            log.warning("index: no worker process (%s); reading in this process", exc)
-            return 0
-        try:
             futures = [
                 pool.submit(read_entries, chunk, self.roots, self.exclusions, self.max_file_bytes)
                 for chunk in chunks
             ]
         except Exception as exc:  # noqa: BLE001 - no worker could start (its start not sent)
             log.warning("index: no worker process (%s: %s); reading here", type(exc).__name__, exc)
-            pool.shutdown(wait=False, cancel_futures=True)
+            if pool is not None:
+                pool.shutdown(wait=False, cancel_futures=True)
             return 0
         try:
             for future, chunk in zip(futures, chunks, strict=True):  # in the walk's order
