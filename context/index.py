@@ -25,7 +25,7 @@ import pathspec
 from tree_sitter import Tree
 
 from context.languages import family, for_path
-from context.symbols import Definition, Import, definitions, imports
+from context.symbols import Definition, Import, symbols
 
 log = logging.getLogger("airgap_lsp.context")
 
@@ -488,12 +488,13 @@ def read_entry(
         if len(data) > max_bytes:
             return path, None
     tree = tree or language.parser().parse(data)
+    found, imported = symbols(data, language, tree)
     return path, FileEntry(
         path=path,
         language=language.name,
         sha256=hashlib.sha256(data).hexdigest(),
-        definitions=tuple(definitions(data, language, tree)),
-        imports=tuple(imports(data, language, tree)),
+        definitions=tuple(found),
+        imports=tuple(imported),
         lines=tuple(data.decode("utf-8", errors="replace").split("\n")),
     )
 

@@ -21,8 +21,10 @@ from typing import Any, Literal
 from tree_sitter import Language as TSLanguage
 from tree_sitter import Parser, Query
 
-QueryKind = Literal["definitions", "imports"]
-QUERY_KINDS: tuple[QueryKind, ...] = ("definitions", "imports")
+# "symbols": both in one query (the definitions' patterns first, so their numbers hold), for a
+# scan that wants both from one walk of the tree: walking it costs as much as matching.
+QueryKind = Literal["definitions", "imports", "symbols"]
+QUERY_KINDS: tuple[QueryKind, ...] = ("definitions", "imports", "symbols")
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -72,7 +74,8 @@ class Language:
         return Parser(self.grammar())
 
     def query(self, kind: QueryKind) -> Query:
-        """The compiled `definitions` or `imports` query; compiled once per process."""
+        """The compiled `definitions`, `imports` or `symbols` (both) query; compiled once per
+        process."""
         if kind not in QUERY_KINDS:
             raise ValueError(f"unknown query kind {kind!r}: expected one of {QUERY_KINDS}")
         return _query(self.module, self.function, self.queries or self.name, kind)
@@ -107,7 +110,9 @@ def _grammar(module: str, function: str) -> TSLanguage:
 @cache
 def _query(module: str, function: str, stem: str, kind: str) -> Query:
     # Read through importlib.resources so the .scm files are found in an installed wheel too.
-    text = (files("context") / "queries" / f"{stem}-{kind}.scm").read_text(encoding="utf-8")
+    kinds = ("definitions", "imports") if kind == "symbols" else (kind,)
+    folder = files("context") / "queries"
+    text = "\n".join((folder / f"{stem}-{k}.scm").read_text(encoding="utf-8") for k in kinds)
     return Query(_grammar(module, function), text)
 
 

@@ -85,23 +85,57 @@ def definitions(source: bytes, language: Language, tree: Tree | None = None) -> 
     """What `source` declares, in source order; a tree with errors yields what it recovered."""
     if tree is None:
         tree = language.parser().parse(source)
-    cursor = QueryCursor(language.query("definitions"))
-    # One definition per name node: the widest declaration, then the earliest pattern, wins.
-    found: dict[tuple[int, int], tuple[tuple[int, int, int], str, Node, Node, int]] = {}
-    for pattern, captures in cursor.matches(tree.root_node):
+    matches = QueryCursor(language.query("definitions")).matches(tree.root_node)
+    return _definitions(source, language, matches)
+
+
+def imports(source: bytes, language: Language, tree: Tree | None = None) -> list[Import]:
+    """The units `source` depends on (`with`, `use`, `import`, `#include`), in source order."""
+    if tree is None:
+        tree = language.parser().parse(source)
+    return _imports(source, QueryCursor(language.query("imports")).matches(tree.root_node))
+
+
+def symbols(
+    source: bytes, language: Language, tree: Tree | None = None
+) -> tuple[list[Definition], list[Import]]:
+    """`definitions` and `imports` from one walk of the tree (a scan wants both: the walk costs
+    as much as the matching)."""
+    if tree is None:
+        tree = language.parser().parse(source)
+    matches = QueryCursor(language.query("symbols")).matches(tree.root_node)
+    return _definitions(source, language, matches), _imports(source, matches)
+
+
+Match = tuple[int, dict[str, list[Node]]]
+
+
+def _definitions(source: bytes, language: Language, matches: list[Match]) -> list[Definition]:
+    # One definition per name node: the widest declaration, then the earliest pattern, then the
+    # earliest signature end wins. Where a signature ends is worked out only for a tie.
+    found: dict[tuple[int, int], list] = {}  # [rank, kind, node, name, captures, end | None]
+    for pattern, captures in matches:
         kind, node = _definition_capture(captures)
         if node is None:
             continue
-        end = _signature_end(node, captures)
-        rank = (node.start_byte - node.end_byte, pattern, end)
+        rank = (node.start_byte - node.end_byte, pattern)
+        end: int | None = None
         for name in captures.get("name", ()):
             key = (name.start_byte, name.end_byte)
             held = found.get(key)
-            if held is None or rank < held[0]:
-                found[key] = (rank, kind, node, name, end)
+            if held is not None and rank >= held[0]:
+                if rank > held[0]:
+                    continue
+                if end is None:
+                    end = _signature_end(node, captures)
+                if held[5] is None:
+                    held[5] = _signature_end(held[2], held[4])
+                if end >= held[5]:
+                    continue
+            found[key] = [rank, kind, node, name, captures, end]
     contracts = _CONTRACTS.get(language.queries or language.name)
     result = []
-    for _, kind, node, name, end in sorted(
+    for _, kind, node, name, captures, end in sorted(
         found.values(), key=lambda f: (f[2].start_byte, f[3].start_byte)
     ):
         result.append(
@@ -110,30 +144,29 @@ def definitions(source: bytes, language: Language, tree: Tree | None = None) -> 
                 kind=kind,
                 start_line=node.start_point.row,
                 end_line=_end_line(node),
-                signature=_signature(source, node, end),
+                signature=_signature(
+                    source, node, _signature_end(node, captures) if end is None else end
+                ),
                 contracts=contracts(source, node) if contracts else (),
             )
         )
     return result
 
 
-def imports(source: bytes, language: Language, tree: Tree | None = None) -> list[Import]:
-    """The units `source` depends on (`with`, `use`, `import`, `#include`), in source order."""
-    if tree is None:
-        tree = language.parser().parse(source)
-    cursor = QueryCursor(language.query("imports"))
-    found: dict[tuple[int, int], Import] = {}
-    for capture, nodes in cursor.captures(tree.root_node).items():
-        if not capture.startswith("import."):
-            continue
-        kind = capture.removeprefix("import.")
-        for node in nodes:
-            name = _import_name(_text(source, node))
-            if name:
-                found.setdefault(
-                    (node.start_byte, node.end_byte),
-                    Import(name=name, kind=kind, line=node.start_point.row),
-                )
+def _imports(source: bytes, matches: list[Match]) -> list[Import]:
+    found: dict[tuple[int, int], Import] = {}  # a node captured twice: its first capture
+    for _, captures in matches:
+        for capture, nodes in captures.items():
+            if not capture.startswith("import."):
+                continue
+            kind = capture.removeprefix("import.")
+            for node in nodes:
+                name = _import_name(_text(source, node))
+                if name:
+                    found.setdefault(
+                        (node.start_byte, node.end_byte),
+                        Import(name=name, kind=kind, line=node.start_point.row),
+                    )
     return [found[key] for key in sorted(found)]
 
 

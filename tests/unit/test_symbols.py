@@ -16,6 +16,7 @@ from context.symbols import (
     Import,
     definitions,
     imports,
+    symbols,
 )
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "symbols"
@@ -119,6 +120,15 @@ def test_a_tree_already_parsed_gives_the_same_answer() -> None:
     tree = lang.parser().parse(source)
     assert definitions(source, lang, tree) == definitions(source, lang)
     assert imports(source, lang, tree) == imports(source, lang)
+
+
+@pytest.mark.parametrize("fixture", sorted(p.name for p in FIXTURES.iterdir() if for_path(p.name)))
+def test_one_walk_finds_what_the_two_queries_find(fixture: str) -> None:
+    # The index's scan matches both kinds in one query: what it finds is what each finds alone.
+    source = (FIXTURES / fixture).read_bytes()
+    found, imported = symbols(source, _language(fixture))
+    assert (found, imported) == (defs(fixture), imps(fixture))
+    assert found or imported
 
 
 # Ada -------------------------------------------------------------------------------------------
