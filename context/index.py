@@ -70,6 +70,37 @@ class FileEntry:
     imports: tuple[Import, ...]
     lines: tuple[str, ...]  # the text, kept to cut snippets without reading the file again
 
+    def __reduce__(self) -> tuple[Callable[..., FileEntry], tuple[object, ...]]:
+        # From a scan's worker: the path and the text as strings (a path is written as its parts,
+        # each parsed again; a tuple of lines is as many objects), both made again here.
+        text = "\n".join(self.lines)
+        return _file_entry, (
+            str(self.path),
+            self.language,
+            self.sha256,
+            self.definitions,
+            self.imports,
+            text,
+        )
+
+
+def _file_entry(
+    path: str,
+    language: str,
+    sha256: str,
+    definitions: tuple[Definition, ...],
+    imports: tuple[Import, ...],
+    text: str,
+) -> FileEntry:
+    return FileEntry(
+        path=Path(path),
+        language=language,
+        sha256=sha256,
+        definitions=definitions,
+        imports=imports,
+        lines=tuple(text.split("\n")),
+    )
+
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Hit:
@@ -390,10 +421,10 @@ class WorkspaceIndex:
                 if cancel is not None and cancel.is_set():
                     break
                 results = future.result()
-                for path, entry, error in results:
+                for name, entry, error in results:
                     if error:
-                        log.warning("index: %s left out: reading it failed: %s", path, error)
-                    self._put(path, entry)
+                        log.warning("index: %s left out: reading it failed: %s", name, error)
+                    self._put(entry.path if entry is not None else Path(name), entry)
                 done += len(chunk)
                 if progress is not None:
                     progress(done, len(paths))
@@ -525,15 +556,17 @@ def _end_with(server: int) -> None:
 
 def read_entries(
     paths: list[Path], roots: tuple[Path, ...], exclusions: Exclusions, max_bytes: int
-) -> list[tuple[Path, FileEntry | None, str]]:
+) -> list[tuple[str, FileEntry | None, str]]:
     """`read_entry` for each of `paths`, from disk (a scan's task in a worker process), with
-    what went wrong where reading a file failed (that file is left out; the others are not)."""
-    out: list[tuple[Path, FileEntry | None, str]] = []
+    what went wrong where reading a file failed (that file is left out; the others are not).
+    Paths go back as strings (an entry holds its own): a pickled path is parsed part by part."""
+    out: list[tuple[str, FileEntry | None, str]] = []
     for path in paths:
         try:
-            out.append((*read_entry(path, roots, exclusions, max_bytes), ""))
+            resolved, entry = read_entry(path, roots, exclusions, max_bytes)
+            out.append((str(resolved), entry, ""))
         except Exception as exc:  # noqa: BLE001 - sent back and logged by the server
-            out.append((path, None, f"{type(exc).__name__}: {exc}"))
+            out.append((str(path), None, f"{type(exc).__name__}: {exc}"))
     return out
 
 

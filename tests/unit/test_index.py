@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 import gc
 import os
+import pickle
 import shutil
 import threading
 import weakref
@@ -578,15 +579,36 @@ def test_a_file_whose_reading_fails_is_left_out_with_a_warning_and_the_rest_inde
     # In a worker's task: the failure is sent back with the file, the others are read.
     idx = WorkspaceIndex([tree])
     got = index_module.read_entries(list(idx.walk()), idx.roots, idx.exclusions, 1_000_000)
-    assert [(p.name, e is None, err) for p, e, err in got if p == broken] == [
+    assert [(Path(p).name, e is None, err) for p, e, err in got if Path(p) == broken] == [
         ("autopilot.adb", True, "RecursionError: maximum recursion depth exceeded")
     ]
-    assert all(e is not None and not err for p, e, err in got if p != broken)
+    assert all(e is not None and not err for p, e, err in got if Path(p) != broken)
     # In the server's own scan: logged, left out, the scan goes on.
     with caplog.at_level("WARNING", logger="airgap_lsp.context"):
         idx.scan()
     assert rel(idx) == {"src/flight_limits.ads", "rtl/util_pkg.vhd", "rtl/uart_tx.vhd"}
     assert "autopilot.adb left out: reading it failed" in caplog.text
+
+
+def test_an_entry_sent_from_a_worker_arrives_whole(tree: Path) -> None:
+    # Entries cross from a scan's worker pickled in a form of their own (the text as one
+    # string): what arrives must equal what was read, down to a last empty line and a CR.
+    (tree / "src" / "crlf.ads").write_bytes(
+        b"with Ada.Text_IO;\r\npackage Crlf is\r\n   procedure P (X : Integer)\r\n"
+        b"     with Pre => X > 0;\r\nend Crlf;\r\n\n"
+    )
+    idx = WorkspaceIndex([tree])
+    got = index_module.read_entries(list(idx.walk()), idx.roots, idx.exclusions, 1_000_000)
+    assert len(got) == 5
+    for name, entry, error in got:
+        assert entry is not None and not error and entry.definitions
+        back = pickle.loads(pickle.dumps(entry))
+        assert back == entry and back is not entry and back.path == Path(name)
+        assert all(type(d) is type(entry.definitions[0]) for d in back.definitions)
+    crlf = next(e for _, e, _ in got if e is not None and e.path.name == "crlf.ads")
+    assert crlf.lines[-2:] == ("", "") and crlf.lines[0] == "with Ada.Text_IO;\r"
+    assert [c for d in crlf.definitions for c in d.contracts] == ["Pre => X > 0"]
+    assert [i.name for i in crlf.imports] == ["Ada.Text_IO"]
 
 
 def test_of_very_many_definitions_of_a_name_the_nearest_are_kept(tmp_path: Path) -> None:
