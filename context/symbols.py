@@ -241,6 +241,7 @@ def _import_name(text: str) -> str:
 _ADA_GENERIC_WRAPPERS = frozenset({"generic_package_declaration", "generic_subprogram_declaration"})
 _ADA_DECLARATIVE_PARTS = frozenset({"non_empty_declarative_part", "declarative_part"})
 _ADA_UNIT_PRELUDE = frozenset({"pragma_g", "with_clause", "use_clause", "comment"})
+_SPARK_MODE = re.compile(rb"spark_mode", re.IGNORECASE)
 
 
 def ada_contracts(source: bytes, node: Node) -> tuple[str, ...]:
@@ -253,7 +254,7 @@ def ada_contracts(source: bytes, node: Node) -> tuple[str, ...]:
                 for aspect in mark_list.named_children:
                     if aspect.type == "aspect_association":
                         found.append(_WS.sub(" ", _text(source, aspect)).strip())
-    for pragma in _ada_spark_mode_pragmas(node):
+    for pragma in _ada_spark_mode_pragmas(source, node):
         found.append(_ada_pragma_as_aspect(source, pragma))
     return tuple(found)
 
@@ -268,12 +269,15 @@ def _ada_parts(node: Node) -> list[Node]:
     return parts
 
 
-def _ada_spark_mode_pragmas(node: Node) -> list[Node]:
+def _ada_spark_mode_pragmas(source: bytes, node: Node) -> list[Node]:
+    # A pragma's name is in the text as written (Ada ignores only its case): where the
+    # declaration's text does not hold the word, its nodes are not looked at (most hold none).
     pragmas: list[Node] = []
     # Inside the unit: `package body P is pragma SPARK_Mode (On); ...`.
-    for child in node.named_children:
-        candidates = child.named_children if child.type in _ADA_DECLARATIVE_PARTS else [child]
-        pragmas.extend(p for p in candidates if _is_spark_mode_pragma(p))
+    if _SPARK_MODE.search(source, node.start_byte, node.end_byte):
+        for child in node.named_children:
+            candidates = child.named_children if child.type in _ADA_DECLARATIVE_PARTS else [child]
+            pragmas.extend(p for p in candidates if _is_spark_mode_pragma(p))
     # Before a library unit: `pragma SPARK_Mode (On); with X; package P is ...`.
     unit = node.parent
     if unit is not None and unit.type == "compilation_unit":

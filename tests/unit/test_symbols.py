@@ -247,6 +247,27 @@ def test_spark_mode_on_the_package_from_aspect_and_configuration_pragma() -> Non
     assert stacks.signature.endswith("Initializes    => State")
 
 
+def test_spark_mode_pragmas_inside_units_in_any_case() -> None:
+    # The pragma is looked for only where its name is in the declaration's text: any case.
+    source = b"""package body Counters is
+   pragma Spark_Mode (Off);
+   procedure Bump (X : in out Integer) is
+      pragma SPARK_MODE (On);
+   begin
+      X := X + 1;
+   end Bump;
+   procedure Plain (X : in out Integer) is
+   begin
+      X := 0;  --  spark_mode in a comment is not a pragma
+   end Plain;
+end Counters;
+"""
+    found = definitions(source, _language("counters.adb"))
+    assert one(found, "Counters").contracts == ("Spark_Mode => Off",)
+    assert one(found, "Bump").contracts == ("SPARK_MODE => On",)
+    assert one(found, "Plain").contracts == ()
+
+
 def test_non_spark_ada_has_no_contracts() -> None:
     assert all(d.contracts == () for d in defs("sensors.adb"))
 
