@@ -11,6 +11,7 @@ typing in it does not make the index stale.
 
 from __future__ import annotations
 
+import itertools
 import logging
 import re
 import sys
@@ -28,7 +29,7 @@ from context.languages import family
 log = logging.getLogger("airgap_lsp.context")
 
 WINDOW = 20
-STRIDE = 10
+STRIDE = 10  # WINDOW is a whole number of strides: a window's words are its strides' words
 # A ranker this small is rebuilt before the search (in milliseconds), so an edit in another
 # open document is searched at once; a larger one in the background.
 SYNC_WINDOWS = 2_000
@@ -38,8 +39,11 @@ WORD = re.compile(r"[A-Za-z_][A-Za-z0-9_]+")
 
 
 def words(text: str) -> list[str]:
-    # Interned: a workspace's windows repeat a few thousand names millions of times.
-    return [sys.intern(w.lower()) for w in WORD.findall(text)]
+    # Interned: a workspace's windows repeat a few thousand names millions of times. The text
+    # is lower-cased as bytes, which lowers ASCII letters only, as lowering each (ASCII) word
+    # would: `str.lower` makes ASCII letters of some others (the Kelvin sign's is a `k`).
+    lowered = text.encode("utf-8", "surrogatepass").lower().decode("utf-8", "surrogatepass")
+    return list(map(sys.intern, WORD.findall(lowered)))
 
 
 @dataclass(frozen=True, slots=True)
@@ -243,7 +247,7 @@ class SimilarCode:
             key = (entry.path, entry.sha256)
             cut = known.get(key)
             if cut is None:
-                cut = [words("\n".join(w)) for _, w in _windows(entry.lines)]
+                cut = _window_words(entry.lines)
             kept[key] = cut
             first = len(spans)
             for (start, _), toks in zip(_windows(entry.lines), cut, strict=True):
@@ -292,6 +296,17 @@ def _windows(lines: tuple[str, ...]) -> Iterator[tuple[int, tuple[str, ...]]]:
     """(first line, lines) of each window of a text: one every STRIDE lines, to its end."""
     for start in range(0, max(len(lines) - STRIDE, 1), STRIDE):
         yield start, lines[start : start + WINDOW]
+
+
+def _window_words(lines: tuple[str, ...]) -> list[list[str]]:
+    """The words of each window of `_windows(lines)`. A word never spans two lines, so a
+    window's words are those of its STRIDE-line blocks, each block's found once (windows
+    overlap)."""
+    blocks = [words("\n".join(lines[i : i + STRIDE])) for i in range(0, len(lines), STRIDE)]
+    return [
+        list(itertools.chain.from_iterable(blocks[start // STRIDE : (start + WINDOW) // STRIDE]))
+        for start, _ in _windows(lines)
+    ]
 
 
 def _same(built: dict[Path, str], now: dict[Path, str], editing: Path | None) -> bool:

@@ -316,3 +316,20 @@ def test_a_closed_search_builds_nothing_more(index: WorkspaceIndex, workspace: P
     assert similar.search(editing, "vhdl", "baud_divider_next", 2) == []
     assert similar.settle(timeout=60)
     assert similar.search(editing, "vhdl", "baud_divider_next", 2) == []
+
+
+def test_a_windows_words_are_found_once_per_stride_as_the_whole_window_would_give() -> None:
+    # Words are found a stride of lines at a time (windows overlap): each window must get what
+    # searching its own text gives, lower-cased ASCII only (the Kelvin sign stays out, as a
+    # letter that lower-cases to ASCII), to a short last window.
+    lines = tuple(
+        f"Line_{n} := Value_{n % 7} + \u212aelvin_{n}; -- \u0130x Ab" if n % 3 else f"Q{n}"
+        for n in range(47)
+    )
+    got = similar_module._window_words(lines)
+    want = [
+        [w.lower() for w in similar_module.WORD.findall("\n".join(window))]
+        for _, window in similar_module._windows(lines)
+    ]
+    assert got == want and len(got) == 4 and "elvin_1" in got[0] and "ab" in got[0]
+    assert similar_module._window_words(("",)) == [[]]
