@@ -15,6 +15,7 @@ import os
 import pickle
 import stat
 import threading
+from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
@@ -58,6 +59,9 @@ PARALLEL_MIN_FILES = 256
 CHUNK_FILES = 32  # files per task handed to a worker process
 WORKER_NICENESS = 5  # the editor's requests, in the server's own process, come first
 MAX_WORKERS = 8
+# Files that ended their worker process (a parser's crash), left out, before the scan gives up on
+# workers: past that, something other than a file is wrong.
+MAX_CRASHED_FILES = 8
 PARENT_CHECK_S = 1.0  # how often a worker looks whether the server is still there
 
 
@@ -394,54 +398,155 @@ class WorkspaceIndex:
         workers: int,
         initializer: Callable[[], None] | None,
     ) -> int:
-        """How many of `paths` (from the first) went in: all of them unless cancelled, or
-        until the workers failed (none could start, one died, a result could not be sent); the
-        rest is for the scan to read in this process."""
-        chunks = [paths[i : i + CHUNK_FILES] for i in range(0, len(paths), CHUNK_FILES)]
-        done = 0
-        pool: ProcessPoolExecutor | None = None
+        """How many of `paths` (from the first) went in or were left out: all of them unless
+        cancelled, or until the workers failed (none could start, a result could not be sent,
+        more than MAX_CRASHED_FILES files killed one); the rest is for the scan to read in this
+        process. A file that kills its worker (a parser's crash) is found, left out with an
+        error, and new workers take the rest: read here, it would have ended the server."""
+        chunks = deque(paths[i : i + CHUNK_FILES] for i in range(0, len(paths), CHUNK_FILES))
+        done = crashed = 0
+        while chunks and not (cancel is not None and cancel.is_set()):
+            pool = self._pool(min(workers, len(chunks)), initializer)
+            if pool is None:
+                return done
+            try:
+                futures = [pool.submit(read_entries, c, *self._reading()) for c in chunks]
+            except Exception as exc:  # noqa: BLE001 - no worker could start (its start not sent)
+                log.warning(
+                    "index: worker processes failed (%s: %s); reading the other %d files in "
+                    "this process",
+                    type(exc).__name__,
+                    exc,
+                    len(paths) - done,
+                )
+                pool.shutdown(wait=False, cancel_futures=True)
+                return done
+            try:
+                for future in futures:  # in the walk's order
+                    if cancel is not None and cancel.is_set():
+                        return done
+                    self._take(future.result())
+                    done += len(chunks.popleft())
+                    if progress is not None:
+                        progress(done, len(paths))
+                return done
+            except BrokenProcessPool:
+                # A worker died: a file of the first chunk not in yet (or of one read beside
+                # it) crashed it, or no worker can start at all. Reading that chunk a file at a
+                # time in a worker of its own tells which.
+                pool.shutdown(wait=False, cancel_futures=True)
+                pool = None
+                chunk = chunks.popleft()
+                handled, left_out, failed = self._isolate(chunk, initializer, cancel)
+                done += handled
+                crashed += left_out
+                if progress is not None and handled:
+                    progress(done, len(paths))
+                if failed or crashed > MAX_CRASHED_FILES:
+                    why = "a new one failed" if failed else f"{crashed} files ended theirs"
+                    log.warning(
+                        "index: worker processes failed (%s); reading the other %d files in "
+                        "this process",
+                        why,
+                        len(paths) - done,
+                    )
+                    return done
+                if handled < len(chunk):  # cancelled
+                    return done
+            except (OSError, pickle.PickleError, MemoryError) as exc:
+                # a result could not be sent (or read): the rest is read here
+                log.warning(
+                    "index: worker processes failed (%s: %s); reading the other %d files in "
+                    "this process",
+                    type(exc).__name__,
+                    exc,
+                    len(paths) - done,
+                )
+                return done
+            finally:
+                # Cancelled (a new index, the server's end): the workers finish the chunk they
+                # are at on their own; nothing waits for them.
+                if pool is not None:
+                    pool.shutdown(wait=cancel is None or not cancel.is_set(), cancel_futures=True)
+        return done
+
+    def _isolate(
+        self,
+        chunk: list[Path],
+        initializer: Callable[[], None] | None,
+        cancel: threading.Event | None,
+    ) -> tuple[int, int, bool]:
+        """Read `chunk` one file at a time in a worker process of its own: a file whose reading
+        ends the worker is left out, with an error, and a new worker goes on after it. Returns
+        how many of the chunk's files (from its first) went in or were left out, how many were
+        left out, and whether a new worker failed (could not start, could not send a result:
+        then no file is to blame, and the rest is not read)."""
+        left_out = 0
+        at = 0
+        while at < len(chunk):
+            pool = self._pool(1, initializer)
+            if pool is None:
+                return at, left_out, True
+            try:
+                if isinstance(self._ask(pool, []), BaseException):
+                    return at, left_out, True  # it could not start
+                while at < len(chunk):
+                    if cancel is not None and cancel.is_set():
+                        return at, left_out, False
+                    found = self._ask(pool, [chunk[at]])
+                    if isinstance(found, BrokenProcessPool):
+                        log.error(
+                            "index: %s left out: reading it ended its worker process (the "
+                            "parser crashed on it)",
+                            chunk[at],
+                        )
+                        self.remove(Path(os.path.realpath(chunk[at])))
+                        left_out += 1
+                        at += 1
+                        break  # a new worker for the rest
+                    if isinstance(found, BaseException):
+                        return at, left_out, True  # a result that could not be sent
+                    self._take(found)
+                    at += 1
+            finally:
+                pool.shutdown(wait=False, cancel_futures=True)
+        return at, left_out, False
+
+    def _ask(
+        self, pool: ProcessPoolExecutor, paths: list[Path]
+    ) -> list[tuple[str, FileEntry | None, str]] | BaseException:
+        """A worker's `read_entries` of `paths`, or what went wrong with the worker."""
         try:
-            pool = ProcessPoolExecutor(
-                max_workers=min(workers, len(chunks)),
+            return pool.submit(read_entries, paths, *self._reading()).result()
+        except Exception as exc:  # noqa: BLE001 - the worker's failure, for the caller to judge
+            return exc
+
+    def _pool(
+        self, workers: int, initializer: Callable[[], None] | None
+    ) -> ProcessPoolExecutor | None:
+        """Worker processes for a scan, each started fresh (`spawn`) with `_worker_start`; None,
+        with a warning, when they cannot be."""
+        try:
+            return ProcessPoolExecutor(
+                max_workers=workers,
                 mp_context=multiprocessing.get_context("spawn"),
                 initializer=_worker_start,
                 initargs=(initializer, os.getpid()),
             )
-            futures = [
-                pool.submit(read_entries, chunk, self.roots, self.exclusions, self.max_file_bytes)
-                for chunk in chunks
-            ]
-        except Exception as exc:  # noqa: BLE001 - no worker could start (its start not sent)
+        except Exception as exc:  # noqa: BLE001 - no worker could start
             log.warning("index: no worker process (%s: %s); reading here", type(exc).__name__, exc)
-            if pool is not None:
-                pool.shutdown(wait=False, cancel_futures=True)
-            return 0
-        try:
-            for future, chunk in zip(futures, chunks, strict=True):  # in the walk's order
-                if cancel is not None and cancel.is_set():
-                    break
-                results = future.result()
-                for name, entry, error in results:
-                    if error:
-                        log.warning("index: %s left out: reading it failed: %s", name, error)
-                    self._put(entry.path if entry is not None else Path(name), entry)
-                done += len(chunk)
-                if progress is not None:
-                    progress(done, len(paths))
-        except (BrokenProcessPool, OSError, pickle.PickleError, MemoryError) as exc:
-            # none could start, one died, a result could not be sent: the rest is read here
-            log.warning(
-                "index: worker processes failed (%s: %s); reading the other %d files in this "
-                "process",
-                type(exc).__name__,
-                exc,
-                len(paths) - done,
-            )
-        finally:
-            # Cancelled (a new index, the server's end): the workers finish the chunk they
-            # are at on their own; nothing waits for them.
-            pool.shutdown(wait=cancel is None or not cancel.is_set(), cancel_futures=True)
-        return done
+            return None
+
+    def _reading(self) -> tuple[tuple[Path, ...], Exclusions, int]:
+        """What a worker's `read_entries` needs besides the paths."""
+        return self.roots, self.exclusions, self.max_file_bytes
+
+    def _take(self, results: list[tuple[str, FileEntry | None, str]]) -> None:
+        """A worker's `read_entries` results into the index."""
+        for name, entry, error in results:
+            if error:
+                log.warning("index: %s left out: reading it failed: %s", name, error)
+            self._put(entry.path if entry is not None else Path(name), entry)
 
     def walk(self) -> Iterator[Path]:
         """Source files under the roots that the rules let in, without following links out."""

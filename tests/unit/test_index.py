@@ -455,6 +455,70 @@ def test_workers_that_cannot_start_leave_the_scan_to_this_process(
     assert "worker processes failed" in caplog.text
 
 
+def crash_on(*names: str) -> None:
+    """A worker's initializer: reading a file of one of these names ends the process at once,
+    as a parser's crash (a segfault in a grammar) would."""
+    read = index_module.read_entry
+
+    def reading(path: Path, *args: object, **kwargs: object):  # type: ignore[no-untyped-def]
+        if Path(path).name in names:
+            os._exit(70)
+        return read(path, *args, **kwargs)  # type: ignore[arg-type]
+
+    index_module.read_entry = reading  # type: ignore[assignment]
+
+
+def test_a_file_that_crashes_its_worker_is_left_out_and_workers_read_the_rest(
+    tree: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    # Read in the server's process, such a file would end the server: it is found and left
+    # out, and the rest is still read by workers (here, in this process it would be read
+    # fine, so a file in the index was read here). One crash in the first chunk, one in the
+    # third, while the second may be read beside it.
+    many_files(tree)
+    alone = WorkspaceIndex([tree])
+    alone.scan()
+    crashing = ("unit_010.ads", "unit_070.ads")
+    idx = WorkspaceIndex([tree])
+    seen: list[int] = []
+    with caplog.at_level("WARNING", logger="airgap_lsp.context"):
+        count = idx.scan(
+            lambda done, total: seen.append(done),
+            workers=2,
+            min_parallel=0,
+            initializer=functools.partial(crash_on, *crashing),
+        )
+    assert count == len(alone) - 2
+    assert set(rel(alone)) - set(rel(idx)) == {f"src/{name}" for name in crashing}
+    files, names = snapshot(alone)
+    kept = [f for f in files if f[0].name not in crashing]
+    assert snapshot(idx)[0] == kept  # the others, whole and in the walk's order
+    for name in crashing:
+        assert f"{name} left out: reading it ended its worker process" in caplog.text
+    assert "reading the other" not in caplog.text  # nothing was left to this process
+    assert seen == sorted(seen) and seen[-1] == len(alone)
+
+
+def test_files_crashing_workers_past_the_limit_leave_the_rest_to_this_process(
+    tree: Path, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    many_files(tree)
+    monkeypatch.setattr(index_module, "MAX_CRASHED_FILES", 1)
+    alone = WorkspaceIndex([tree])
+    alone.scan()
+    idx = WorkspaceIndex([tree])
+    with caplog.at_level("WARNING", logger="airgap_lsp.context"):
+        idx.scan(
+            workers=2,
+            min_parallel=0,
+            initializer=functools.partial(crash_on, "unit_001.ads", "unit_002.ads"),
+        )
+    # both left out by the workers; everything after the second read here
+    assert "src/unit_001.ads" not in rel(idx) and "src/unit_002.ads" not in rel(idx)
+    assert rel(alone) - rel(idx) == {"src/unit_001.ads", "src/unit_002.ads"}
+    assert "2 files ended theirs); reading the other" in caplog.text
+
+
 def test_a_cancelled_parallel_scan_stops_early(tree: Path) -> None:
     many_files(tree)
     cancel = threading.Event()
