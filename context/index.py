@@ -400,11 +400,11 @@ class WorkspaceIndex:
     ) -> int:
         """How many of `paths` (from the first) went in or were left out: all of them unless
         cancelled, or until the workers failed (none could start, a result could not be sent,
-        more than MAX_CRASHED_FILES files killed one); the rest is for the scan to read in this
+        MAX_CRASHED_FILES files killed one); the rest is for the scan to read in this
         process. A file that kills its worker (a parser's crash) is found, left out with an
         error, and new workers take the rest: read here, it would have ended the server."""
         chunks = deque(paths[i : i + CHUNK_FILES] for i in range(0, len(paths), CHUNK_FILES))
-        done = crashed = 0
+        done = crashed = fruitless = 0
         while chunks and not (cancel is not None and cancel.is_set()):
             pool = self._pool(min(workers, len(chunks)), initializer)
             if pool is None:
@@ -437,21 +437,28 @@ class WorkspaceIndex:
                 pool.shutdown(wait=False, cancel_futures=True)
                 pool = None
                 chunk = chunks.popleft()
-                handled, left_out, failed = self._isolate(chunk, initializer, cancel)
+                handled, left_out, failure = self._isolate(
+                    chunk, initializer, cancel, MAX_CRASHED_FILES - crashed
+                )
                 done += handled
                 crashed += left_out
+                # None to blame twice in a row: the workers die of something else (memory)
+                fruitless = 0 if left_out else fruitless + 1
                 if progress is not None and handled:
                     progress(done, len(paths))
-                if failed or crashed > MAX_CRASHED_FILES:
-                    why = "a new one failed" if failed else f"{crashed} files ended theirs"
+                if cancel is not None and cancel.is_set():
+                    return done
+                if failure is None and crashed >= MAX_CRASHED_FILES:
+                    failure = f"files that ended theirs: {crashed}"
+                if failure is None and fruitless >= 2:
+                    failure = "they died twice with no file to blame"
+                if failure is not None:
                     log.warning(
                         "index: worker processes failed (%s); reading the other %d files in "
                         "this process",
-                        why,
+                        failure,
                         len(paths) - done,
                     )
-                    return done
-                if handled < len(chunk):  # cancelled
                     return done
             except (OSError, pickle.PickleError, MemoryError) as exc:
                 # a result could not be sent (or read): the rest is read here
@@ -475,24 +482,28 @@ class WorkspaceIndex:
         chunk: list[Path],
         initializer: Callable[[], None] | None,
         cancel: threading.Event | None,
-    ) -> tuple[int, int, bool]:
+        limit: int,
+    ) -> tuple[int, int, str | None]:
         """Read `chunk` one file at a time in a worker process of its own: a file whose reading
-        ends the worker is left out, with an error, and a new worker goes on after it. Returns
-        how many of the chunk's files (from its first) went in or were left out, how many were
-        left out, and whether a new worker failed (could not start, could not send a result:
-        then no file is to blame, and the rest is not read)."""
+        ends the worker is left out, with an error, and a new worker goes on after it, up to
+        `limit` such files. Returns how many of the chunk's files (from its first) went in or
+        were left out, how many were left out, and what went wrong when a new worker failed
+        otherwise (could not start, could not send a result: no file is to blame) or the
+        limit was reached; then the rest is not read."""
         left_out = 0
         at = 0
         while at < len(chunk):
+            if left_out >= limit:
+                return at, left_out, f"files that ended theirs: {left_out}"
             pool = self._pool(1, initializer)
             if pool is None:
-                return at, left_out, True
+                return at, left_out, "a new one could not be made"
             try:
-                if isinstance(self._ask(pool, []), BaseException):
-                    return at, left_out, True  # it could not start
+                if isinstance(started := self._ask(pool, []), BaseException):
+                    return at, left_out, f"a new one did not start: {_why(started)}"
                 while at < len(chunk):
                     if cancel is not None and cancel.is_set():
-                        return at, left_out, False
+                        return at, left_out, None
                     found = self._ask(pool, [chunk[at]])
                     if isinstance(found, BrokenProcessPool):
                         log.error(
@@ -505,12 +516,12 @@ class WorkspaceIndex:
                         at += 1
                         break  # a new worker for the rest
                     if isinstance(found, BaseException):
-                        return at, left_out, True  # a result that could not be sent
+                        return at, left_out, f"a result could not be sent: {_why(found)}"
                     self._take(found)
                     at += 1
             finally:
                 pool.shutdown(wait=False, cancel_futures=True)
-        return at, left_out, False
+        return at, left_out, None
 
     def _ask(
         self, pool: ProcessPoolExecutor, paths: list[Path]
@@ -633,6 +644,10 @@ def read_entry(
         imports=tuple(imported),
         lines=tuple(data.decode("utf-8", errors="replace").split("\n")),
     )
+
+
+def _why(exc: BaseException) -> str:
+    return f"{type(exc).__name__}: {exc}"
 
 
 def _worker_start(initializer: Callable[[], None] | None, server: int) -> None:

@@ -513,10 +513,40 @@ def test_files_crashing_workers_past_the_limit_leave_the_rest_to_this_process(
             min_parallel=0,
             initializer=functools.partial(crash_on, "unit_001.ads", "unit_002.ads"),
         )
-    # both left out by the workers; everything after the second read here
-    assert "src/unit_001.ads" not in rel(idx) and "src/unit_002.ads" not in rel(idx)
-    assert rel(alone) - rel(idx) == {"src/unit_001.ads", "src/unit_002.ads"}
-    assert "2 files ended theirs); reading the other" in caplog.text
+    # the first left out by the workers; with the limit reached, everything after it is read
+    # here (where nothing crashes in this test)
+    assert rel(alone) - rel(idx) == {"src/unit_001.ads"}
+    assert "unit_001.ads left out: reading it ended its worker process" in caplog.text
+    assert "(files that ended theirs: 1); reading the other" in caplog.text
+
+
+def die_on_chunks() -> None:
+    """A worker's initializer: a task of more than one file ends the process (workers that die
+    of something other than a file, as of memory with several at once)."""
+    read = index_module.read_entries
+
+    def reading(paths: list[Path], *args: object) -> object:
+        if len(paths) > 1:
+            os._exit(70)
+        return read(paths, *args)  # type: ignore[arg-type]
+
+    index_module.read_entries = reading  # type: ignore[assignment]
+
+
+def test_workers_that_die_with_no_file_to_blame_leave_the_rest_to_this_process(
+    tree: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    many_files(tree)
+    alone = WorkspaceIndex([tree])
+    alone.scan()
+    idx = WorkspaceIndex([tree])
+    with caplog.at_level("WARNING", logger="airgap_lsp.context"):
+        count = idx.scan(workers=2, min_parallel=0, initializer=die_on_chunks)
+    # two chunks read a file at a time found nothing to blame; then the rest was read here
+    assert count == len(alone) and snapshot(idx) == snapshot(alone)
+    assert "left out" not in caplog.text
+    assert "(they died twice with no file to blame); reading the other" in caplog.text
+    assert f"reading the other {len(alone) - 2 * index_module.CHUNK_FILES} files" in caplog.text
 
 
 def test_a_cancelled_parallel_scan_stops_early(tree: Path) -> None:
