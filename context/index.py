@@ -412,13 +412,7 @@ class WorkspaceIndex:
             try:
                 futures = [pool.submit(read_entries, c, *self._reading()) for c in chunks]
             except Exception as exc:  # noqa: BLE001 - no worker could start (its start not sent)
-                log.warning(
-                    "index: worker processes failed (%s: %s); reading the other %d files in "
-                    "this process",
-                    type(exc).__name__,
-                    exc,
-                    len(paths) - done,
-                )
+                _reading_here(_why(exc), len(paths) - done)
                 pool.shutdown(wait=False, cancel_futures=True)
                 return done
             try:
@@ -453,22 +447,11 @@ class WorkspaceIndex:
                 if failure is None and fruitless >= 2:
                     failure = "they died twice with no file to blame"
                 if failure is not None:
-                    log.warning(
-                        "index: worker processes failed (%s); reading the other %d files in "
-                        "this process",
-                        failure,
-                        len(paths) - done,
-                    )
+                    _reading_here(failure, len(paths) - done)
                     return done
             except (OSError, pickle.PickleError, MemoryError) as exc:
                 # a result could not be sent (or read): the rest is read here
-                log.warning(
-                    "index: worker processes failed (%s: %s); reading the other %d files in "
-                    "this process",
-                    type(exc).__name__,
-                    exc,
-                    len(paths) - done,
-                )
+                _reading_here(_why(exc), len(paths) - done)
                 return done
             finally:
                 # Cancelled (a new index, the server's end): the workers finish the chunk they
@@ -648,6 +631,14 @@ def read_entry(
 
 def _why(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {exc}"
+
+
+def _reading_here(why: str, left: int) -> None:
+    log.warning(
+        "index: worker processes failed (%s); reading the other %d files in this process",
+        why,
+        left,
+    )
 
 
 def _worker_start(initializer: Callable[[], None] | None, server: int) -> None:

@@ -9,6 +9,7 @@ import pickle
 import shutil
 import threading
 import weakref
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -407,6 +408,14 @@ def many_files(tree: Path) -> None:
         )
 
 
+def many_files_read_alone(tree: Path) -> WorkspaceIndex:
+    """`many_files`, and the index one process builds of the tree: what workers must match."""
+    many_files(tree)
+    alone = WorkspaceIndex([tree])
+    alone.scan()
+    return alone
+
+
 def test_a_scan_in_worker_processes_builds_the_same_index_in_the_same_order(tree: Path) -> None:
     many_files(tree)
     alone = WorkspaceIndex([tree], exclude=["rtl/uart_tx.vhd"])
@@ -441,20 +450,6 @@ def refuse_to_start() -> None:
     raise RuntimeError("this worker cannot start")
 
 
-def test_workers_that_cannot_start_leave_the_scan_to_this_process(
-    tree: Path, caplog: pytest.LogCaptureFixture
-) -> None:
-    many_files(tree)
-    alone = WorkspaceIndex([tree])
-    alone.scan()
-    idx = WorkspaceIndex([tree])
-    with caplog.at_level("WARNING", logger="airgap_lsp.context"):
-        count = idx.scan(workers=2, min_parallel=0, initializer=refuse_to_start)
-    assert count == len(alone)
-    assert snapshot(idx) == snapshot(alone)
-    assert "worker processes failed" in caplog.text
-
-
 def crash_on(*names: str) -> None:
     """A worker's initializer: reading a file of one of these names ends the process at once,
     as a parser's crash (a segfault in a grammar) would."""
@@ -475,9 +470,7 @@ def test_a_file_that_crashes_its_worker_is_left_out_and_workers_read_the_rest(
     # out, and the rest is still read by workers (here, in this process it would be read
     # fine, so a file in the index was read here). One crash in the first chunk, one in the
     # third, while the second may be read beside it.
-    many_files(tree)
-    alone = WorkspaceIndex([tree])
-    alone.scan()
+    alone = many_files_read_alone(tree)
     crashing = ("unit_010.ads", "unit_070.ads")
     idx = WorkspaceIndex([tree])
     seen: list[int] = []
@@ -502,10 +495,8 @@ def test_a_file_that_crashes_its_worker_is_left_out_and_workers_read_the_rest(
 def test_files_crashing_workers_past_the_limit_leave_the_rest_to_this_process(
     tree: Path, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    many_files(tree)
+    alone = many_files_read_alone(tree)
     monkeypatch.setattr(index_module, "MAX_CRASHED_FILES", 1)
-    alone = WorkspaceIndex([tree])
-    alone.scan()
     idx = WorkspaceIndex([tree])
     with caplog.at_level("WARNING", logger="airgap_lsp.context"):
         idx.scan(
@@ -533,20 +524,33 @@ def die_on_chunks() -> None:
     index_module.read_entries = reading  # type: ignore[assignment]
 
 
-def test_workers_that_die_with_no_file_to_blame_leave_the_rest_to_this_process(
-    tree: Path, caplog: pytest.LogCaptureFixture
+@pytest.mark.parametrize(
+    ("initializer", "why", "chunks_read"),
+    [
+        # none starts: nothing is read by workers
+        (refuse_to_start, "a new one did not start", 0),
+        # they die on every task of several files: two chunks read a file at a time find no
+        # file to blame, then the rest is read here
+        (die_on_chunks, "they died twice with no file to blame", 2),
+    ],
+    ids=["cannot start", "die with no file to blame"],
+)
+def test_workers_that_fail_but_not_for_a_file_leave_the_rest_to_this_process(
+    tree: Path,
+    caplog: pytest.LogCaptureFixture,
+    initializer: Callable[[], None],
+    why: str,
+    chunks_read: int,
 ) -> None:
-    many_files(tree)
-    alone = WorkspaceIndex([tree])
-    alone.scan()
+    alone = many_files_read_alone(tree)
     idx = WorkspaceIndex([tree])
     with caplog.at_level("WARNING", logger="airgap_lsp.context"):
-        count = idx.scan(workers=2, min_parallel=0, initializer=die_on_chunks)
-    # two chunks read a file at a time found nothing to blame; then the rest was read here
+        count = idx.scan(workers=2, min_parallel=0, initializer=initializer)
     assert count == len(alone) and snapshot(idx) == snapshot(alone)
     assert "left out" not in caplog.text
-    assert "(they died twice with no file to blame); reading the other" in caplog.text
-    assert f"reading the other {len(alone) - 2 * index_module.CHUNK_FILES} files" in caplog.text
+    assert f"worker processes failed ({why}" in caplog.text
+    left = len(alone) - chunks_read * index_module.CHUNK_FILES
+    assert f"reading the other {left} files in this process" in caplog.text
 
 
 def test_a_cancelled_parallel_scan_stops_early(tree: Path) -> None:
