@@ -406,7 +406,10 @@ class WorkspaceIndex:
         chunks = deque(paths[i : i + CHUNK_FILES] for i in range(0, len(paths), CHUNK_FILES))
         done = crashed = fruitless = 0
         while chunks and not (cancel is not None and cancel.is_set()):
-            pool = self._pool(min(workers, len(chunks)), initializer)
+            # After a worker died and the first chunk not in yet was not to blame, one worker:
+            # with several, the first chunk not in yet is not always the one that killed it.
+            alone = fruitless > 0
+            pool = self._pool(1 if alone else min(workers, len(chunks)), initializer)
             if pool is None:
                 return done
             try:
@@ -427,7 +430,8 @@ class WorkspaceIndex:
             except BrokenProcessPool:
                 # A worker died: a file of the first chunk not in yet (or of one read beside
                 # it) crashed it, or no worker can start at all. Reading that chunk a file at a
-                # time in a worker of its own tells which.
+                # time in a worker of its own tells which; when none of its files is to blame,
+                # the next round runs one worker, whose chunk is the first not in yet.
                 pool.shutdown(wait=False, cancel_futures=True)
                 pool = None
                 chunk = chunks.popleft()
@@ -436,7 +440,6 @@ class WorkspaceIndex:
                 )
                 done += handled
                 crashed += left_out
-                # None to blame twice in a row: the workers die of something else (memory)
                 fruitless = 0 if left_out else fruitless + 1
                 if progress is not None and handled:
                     progress(done, len(paths))
@@ -444,13 +447,15 @@ class WorkspaceIndex:
                     return done
                 if failure is None and crashed >= MAX_CRASHED_FILES:
                     failure = f"files that ended theirs: {crashed}"
-                if failure is None and fruitless >= 2:
-                    failure = "they died twice with no file to blame"
+                if failure is None and fruitless and alone:
+                    # one worker died on a chunk none of whose files ends a worker alone: they
+                    # die of something else (memory)
+                    failure = "one died with no file to blame"
                 if failure is not None:
                     _reading_here(failure, len(paths) - done)
                     return done
             except (OSError, pickle.PickleError, MemoryError) as exc:
-                # a result could not be sent (or read): the rest is read here
+                # a result could not be sent: the rest is read here
                 _reading_here(_why(exc), len(paths) - done)
                 return done
             finally:
@@ -476,6 +481,8 @@ class WorkspaceIndex:
         left_out = 0
         at = 0
         while at < len(chunk):
+            if cancel is not None and cancel.is_set():
+                return at, left_out, None
             if left_out >= limit:
                 return at, left_out, f"files that ended theirs: {left_out}"
             pool = self._pool(1, initializer)

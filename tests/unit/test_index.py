@@ -492,6 +492,25 @@ def test_a_file_that_crashes_its_worker_is_left_out_and_workers_read_the_rest(
     assert seen == sorted(seen) and seen[-1] == len(alone)
 
 
+def test_a_crashing_file_far_from_the_first_chunk_is_found_with_many_workers(
+    tree: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    # With four workers the worker that dies reads the third chunk while the first is not in
+    # yet: the first two chunks, read a file at a time, have no file to blame; one worker then
+    # finds the file, and it is never read in this process.
+    alone = many_files_read_alone(tree)
+    crashing = f"unit_{2 * index_module.CHUNK_FILES - 4:03}.ads"  # the third chunk's first file
+    idx = WorkspaceIndex([tree])
+    with caplog.at_level("WARNING", logger="airgap_lsp.context"):
+        count = idx.scan(
+            workers=4, min_parallel=0, initializer=functools.partial(crash_on, crashing)
+        )
+    assert count == len(alone) - 1
+    assert rel(alone) - rel(idx) == {f"src/{crashing}"}
+    assert f"{crashing} left out: reading it ended its worker process" in caplog.text
+    assert "reading the other" not in caplog.text
+
+
 def test_files_crashing_workers_past_the_limit_leave_the_rest_to_this_process(
     tree: Path, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -529,9 +548,10 @@ def die_on_chunks() -> None:
     [
         # none starts: nothing is read by workers
         (refuse_to_start, "a new one did not start", 0),
-        # they die on every task of several files: two chunks read a file at a time find no
-        # file to blame, then the rest is read here
-        (die_on_chunks, "they died twice with no file to blame", 2),
+        # they die on every task of several files: the first chunk, read a file at a time,
+        # has no file to blame; then one worker dies on the next chunk, which has none either,
+        # and the rest is read here
+        (die_on_chunks, "one died with no file to blame", 2),
     ],
     ids=["cannot start", "die with no file to blame"],
 )
