@@ -406,8 +406,9 @@ class WorkspaceIndex:
         chunks = deque(paths[i : i + CHUNK_FILES] for i in range(0, len(paths), CHUNK_FILES))
         done = crashed = fruitless = 0
         while chunks and not (cancel is not None and cancel.is_set()):
-            # After a worker died and the first chunk not in yet was not to blame, one worker:
-            # with several, the first chunk not in yet is not always the one that killed it.
+            # After a worker died and the first chunk not in yet was not to blame, one worker
+            # (with several, the first chunk not in yet is not always the one that killed it),
+            # until a file is found to blame, or to the scan's end.
             alone = fruitless > 0
             pool = self._pool(1 if alone else min(workers, len(chunks)), initializer)
             if pool is None:
