@@ -410,14 +410,14 @@ class WorkspaceIndex:
             # (with several, the first chunk not in yet is not always the one that killed it),
             # until a file is found to blame, or to the scan's end.
             alone = fruitless > 0
-            pool = self._pool(1 if alone else min(workers, len(chunks)), initializer)
-            if pool is None:
-                return done
+            pool: ProcessPoolExecutor | None = None
             try:
+                pool = self._pool(1 if alone else min(workers, len(chunks)), initializer)
                 futures = [pool.submit(read_entries, c, *self._reading()) for c in chunks]
             except Exception as exc:  # noqa: BLE001 - no worker could start (its start not sent)
                 _reading_here(_why(exc), len(paths) - done)
-                pool.shutdown(wait=False, cancel_futures=True)
+                if pool is not None:
+                    pool.shutdown(wait=False, cancel_futures=True)
                 return done
             try:
                 for future in futures:  # in the walk's order
@@ -486,9 +486,10 @@ class WorkspaceIndex:
                 return at, left_out, None
             if left_out >= limit:
                 return at, left_out, f"files that ended theirs: {left_out}"
-            pool = self._pool(1, initializer)
-            if pool is None:
-                return at, left_out, "a new one could not be made"
+            try:
+                pool = self._pool(1, initializer)
+            except Exception as exc:  # noqa: BLE001 - no worker could start
+                return at, left_out, f"a new one could not be made: {_why(exc)}"
             try:
                 if isinstance(started := self._ask(pool, []), BaseException):
                     return at, left_out, f"a new one did not start: {_why(started)}"
@@ -523,21 +524,14 @@ class WorkspaceIndex:
         except Exception as exc:  # noqa: BLE001 - the worker's failure, for the caller to judge
             return exc
 
-    def _pool(
-        self, workers: int, initializer: Callable[[], None] | None
-    ) -> ProcessPoolExecutor | None:
-        """Worker processes for a scan, each started fresh (`spawn`) with `_worker_start`; None,
-        with a warning, when they cannot be."""
-        try:
-            return ProcessPoolExecutor(
-                max_workers=workers,
-                mp_context=multiprocessing.get_context("spawn"),
-                initializer=_worker_start,
-                initargs=(initializer, os.getpid()),
-            )
-        except Exception as exc:  # noqa: BLE001 - no worker could start
-            log.warning("index: no worker process (%s: %s); reading here", type(exc).__name__, exc)
-            return None
+    def _pool(self, workers: int, initializer: Callable[[], None] | None) -> ProcessPoolExecutor:
+        """Worker processes for a scan, each started fresh (`spawn`) with `_worker_start`."""
+        return ProcessPoolExecutor(
+            max_workers=workers,
+            mp_context=multiprocessing.get_context("spawn"),
+            initializer=_worker_start,
+            initargs=(initializer, os.getpid()),
+        )
 
     def _reading(self) -> tuple[tuple[Path, ...], Exclusions, int]:
         """What a worker's `read_entries` needs besides the paths."""
