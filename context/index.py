@@ -12,7 +12,6 @@ import itertools
 import logging
 import multiprocessing
 import os
-import pickle
 import stat
 import threading
 from collections import deque
@@ -455,9 +454,11 @@ class WorkspaceIndex:
                 if failure is not None:
                     _reading_here(failure, len(paths) - done)
                     return done
-            except (OSError, pickle.PickleError, MemoryError) as exc:
-                # a result could not be sent: the rest is read here
-                _reading_here(_why(exc), len(paths) - done)
+            except Exception as exc:  # noqa: BLE001 - the rest is read here, whatever it was
+                # A result could not be sent (it did not pickle: a TypeError as often as a
+                # PickleError) or the task failed outside a file's reading: escaping, it would
+                # end the scan with the index half built and its progress never ended.
+                _reading_here(f"a result could not be sent: {_why(exc)}", len(paths) - done)
                 return done
             finally:
                 # Cancelled (a new index, the server's end): the workers finish the chunk they

@@ -543,6 +543,17 @@ def die_on_chunks() -> None:
     index_module.read_entries = reading  # type: ignore[assignment]
 
 
+def send_what_does_not_pickle() -> None:
+    """A worker's initializer: every task's result holds a lock, which pickle refuses with a
+    TypeError (not a PickleError), as any object of a kind it cannot write would."""
+    read = index_module.read_entries
+
+    def reading(paths: list[Path], *args: object) -> object:
+        return [*read(paths, *args), ("", threading.Lock(), "")]  # type: ignore[arg-type]
+
+    index_module.read_entries = reading  # type: ignore[assignment]
+
+
 @pytest.mark.parametrize(
     ("initializer", "why", "chunks_read"),
     [
@@ -552,8 +563,10 @@ def die_on_chunks() -> None:
         # has no file to blame; then one worker dies on the next chunk, which has none either,
         # and the rest is read here
         (die_on_chunks, "one died with no file to blame", 2),
+        # every result fails to go back: nothing is read by workers, and the scan goes on
+        (send_what_does_not_pickle, "a result could not be sent: TypeError", 0),
     ],
-    ids=["cannot start", "die with no file to blame"],
+    ids=["cannot start", "die with no file to blame", "a result that does not pickle"],
 )
 def test_workers_that_fail_but_not_for_a_file_leave_the_rest_to_this_process(
     tree: Path,
