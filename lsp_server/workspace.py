@@ -11,6 +11,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+from lsprotocol import types
 from pygls.lsp.server import LanguageServer
 from pygls.uris import to_fs_path
 
@@ -101,17 +102,40 @@ class Workspace:
             progress.report_from_thread(f"{done}/{total} files", done, total, last=done == total)
 
         started = time.perf_counter()
-        count = await asyncio.to_thread(
-            index.scan, report, cancel, workers=scan_workers(), initializer=egress.install
-        )
+        # A file the parser fails on is left out by the scan itself; what fails here is the
+        # server's own fault. It is said, in the progress's end and a message, and what was
+        # done before it stays: completions go on with it.
+        failed: list[str] = []
+        try:
+            count = await asyncio.to_thread(
+                index.scan, report, cancel, workers=scan_workers(), initializer=egress.install
+            )
+        except Exception as exc:
+            log.exception("index: the workspace scan stopped; completions use the files read")
+            failed.append(f"the scan stopped after {len(index)} files ({type(exc).__name__})")
+            count = len(index)
         if self.index is index:
             # The scan read from disk what completions meanwhile put in from the editor:
             # the open documents go in again at the next request.
             self._indexed.clear()
         # The similar-code rankers too, before the end is reported: no completion waits for one.
         progress.report("ranking similar code")
-        await asyncio.to_thread(context.similar.prepare, cancel)
+        try:
+            await asyncio.to_thread(context.similar.prepare, cancel)
+        except Exception as exc:
+            log.exception("similar code: building the rankers failed; prompts go without it")
+            failed.append(f"similar code is left out of prompts ({type(exc).__name__})")
         message = f"{count} files indexed in {time.perf_counter() - started:.1f} s"
+        if failed:
+            message += f"; {'; '.join(failed)}"
+            self.ls.window_show_message(
+                types.ShowMessageParams(
+                    type=types.MessageType.Warning,
+                    message=f"airgap-lsp: indexing the workspace failed: {'; '.join(failed)}. "
+                    "Completions go on with the rest. The server's log has the error: report "
+                    "it; a restart of the server indexes again.",
+                )
+            )
         progress.end(message)
         log.info("index: %s", message)
         return count

@@ -14,6 +14,11 @@ when the client sends `airgap.test.resumeAuditLine`. Requests made meanwhile are
 Each accept / not-accepted line, once written, is told to the client with `airgap/test/auditEvent`
 ({"id", "kind", "reason"}).
 
+Two more gates are set before the server starts, by the environment: with
+`AIRGAP_TEST_BREAK=scan` the workspace scan fails after its second file (a fault of the
+server's, not of a file), with `AIRGAP_TEST_BREAK=rankers` the similar-code rankers' first build
+fails.
+
 Nothing of the server's own code changes: the first gate stands in for the `os` module that
 audit/writer.py calls, and passes every other call through; the second wraps the server's
 ledger's `audit` method.
@@ -29,6 +34,8 @@ from typing import Any
 
 import audit.writer as audit_writer
 import lsp_server.wiring as server_module
+from context.index import WorkspaceIndex
+from context.similar import SimilarCode
 
 HOLD = "airgap.test.holdNextAuditWrite"
 HELD = "airgap/test/auditWriteHeld"
@@ -37,6 +44,9 @@ PAUSE = "airgap.test.pauseNextAuditLine"
 PAUSED = "airgap/test/auditLinePaused"
 RESUME = "airgap.test.resumeAuditLine"
 EVENT = "airgap/test/auditEvent"
+
+BREAK = "AIRGAP_TEST_BREAK"
+BROKEN = "the test gate broke this"
 
 _armed: dict[str, Any] = {}  # "server", "loop", "path": set by the command, taken by the write
 
@@ -105,6 +115,33 @@ def build_with_gate(policy=None):  # type: ignore[no-untyped-def]
 
 
 server_module.build_server = build_with_gate
+
+
+def _break(what: str) -> None:
+    if what == "scan":
+        scan = WorkspaceIndex.scan
+
+        def failing_scan(self, progress=None, *args, **kwargs):  # type: ignore[no-untyped-def]
+            def failing_progress(done: int, total: int) -> None:
+                if progress is not None:
+                    progress(done, total)
+                if done == 2:
+                    raise RuntimeError(BROKEN)
+
+            return scan(self, failing_progress, *args, **kwargs)
+
+        WorkspaceIndex.scan = failing_scan  # type: ignore[method-assign]
+    elif what == "rankers":
+
+        def failing_prepare(self, cancel=None):  # type: ignore[no-untyped-def]
+            raise RuntimeError(BROKEN)
+
+        SimilarCode.prepare = failing_prepare  # type: ignore[method-assign]
+    elif what:
+        raise SystemExit(f"{BREAK}={what!r}: the gates are 'scan' and 'rankers'")
+
+
+_break(os.environ.get(BREAK, ""))
 
 from airgap_lsp.cli import main  # noqa: E402
 
