@@ -422,7 +422,16 @@ class WorkspaceIndex:
                 for future in futures:  # in the walk's order
                     if cancel is not None and cancel.is_set():
                         return done
-                    self._take(future.result())
+                    try:
+                        results = future.result()
+                    except BrokenProcessPool:
+                        raise
+                    except Exception as exc:  # noqa: BLE001 - the rest is read here
+                        # The result could not be sent (it did not pickle: a TypeError as often
+                        # as a PickleError), or the task failed outside a file's reading.
+                        _reading_here(f"a result could not be sent: {_why(exc)}", len(paths) - done)
+                        return done
+                    self._take(results)
                     done += len(chunks.popleft())
                     if progress is not None:
                         progress(done, len(paths))
@@ -454,12 +463,6 @@ class WorkspaceIndex:
                 if failure is not None:
                     _reading_here(failure, len(paths) - done)
                     return done
-            except Exception as exc:  # noqa: BLE001 - the rest is read here, whatever it was
-                # A result could not be sent (it did not pickle: a TypeError as often as a
-                # PickleError) or the task failed outside a file's reading: escaping, it would
-                # end the scan with the index half built and its progress never ended.
-                _reading_here(f"a result could not be sent: {_why(exc)}", len(paths) - done)
-                return done
             finally:
                 # Cancelled (a new index, the server's end): the workers finish the chunk they
                 # are at on their own; nothing waits for them.
