@@ -112,7 +112,9 @@ class Workspace:
             )
         except Exception as exc:
             log.exception("index: the workspace scan stopped; completions use the files read")
-            failed.append(f"the scan stopped after {len(index)} files ({type(exc).__name__})")
+            failed.append(
+                f"the scan stopped ({type(exc).__name__}): files it had not read are not indexed"
+            )
             count = len(index)
         if self.index is index:
             # The scan read from disk what completions meanwhile put in from the editor:
@@ -128,14 +130,16 @@ class Workspace:
         message = f"{count} files indexed in {time.perf_counter() - started:.1f} s"
         if failed:
             message += f"; {'; '.join(failed)}"
-            self.ls.window_show_message(
-                types.ShowMessageParams(
-                    type=types.MessageType.Warning,
-                    message=f"airgap-lsp: indexing the workspace failed: {'; '.join(failed)}. "
-                    "Completions go on with the rest. The server's log has the error: report "
-                    "it; a restart of the server indexes again.",
+            if self.index is index and not cancel.is_set():  # not an index replaced since
+                said = "; ".join(failed)
+                self.ls.window_show_message(
+                    types.ShowMessageParams(
+                        type=types.MessageType.Warning,
+                        message=f"airgap-lsp: indexing the workspace: {said}. Completions go on "
+                        "with the rest of the context. The server's log has the error: report "
+                        "it. A change of settings or a restart of the server indexes again.",
+                    )
                 )
-            )
         progress.end(message)
         log.info("index: %s", message)
         return count

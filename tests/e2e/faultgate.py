@@ -16,8 +16,8 @@ Each accept / not-accepted line, once written, is told to the client with `airga
 
 Two more gates are set before the server starts, by the environment: with
 `AIRGAP_TEST_BREAK=scan` the workspace scan fails after its second file (a fault of the
-server's, not of a file), with `AIRGAP_TEST_BREAK=rankers` the similar-code rankers' first build
-fails.
+server's, not of a file), with `AIRGAP_TEST_BREAK=rankers` every build of the similar-code
+rankers after a scan fails.
 
 Nothing of the server's own code changes: the first gate stands in for the `os` module that
 audit/writer.py calls, and passes every other call through; the second wraps the server's

@@ -52,7 +52,7 @@ async def test_a_failing_index_is_said_and_completions_go_on(
 ) -> None:
     audit = tmp_path / "audit.jsonl"
     failure = {
-        "scan": "the scan stopped after 2 files (RuntimeError)",
+        "scan": "the scan stopped (RuntimeError): files it had not read are not indexed",
         "rankers": "similar code is left out of prompts (RuntimeError)",
     }[gate]
     env = {**os.environ, "AIRGAP_TEST_BREAK": gate}
@@ -60,8 +60,8 @@ async def test_a_failing_index_is_said_and_completions_go_on(
         await asyncio.wait_for(start_indexed(client, audit, WORKSPACE), WAIT_S)
         end = index_end(client)
         assert said in end and end.endswith(failure), end
-        shown = warnings(client)
-        assert len(shown) == 1 and failure in shown[0] and "Completions go on" in shown[0], shown
+        shown = [m for m in warnings(client) if failure in m]
+        assert len(shown) == 1 and "Completions go on" in shown[0], warnings(client)
 
         doc = cursor_file("context/src/autopilot.adb")
         uri = open_doc(client, doc, "ada")
