@@ -424,12 +424,15 @@ class WorkspaceIndex:
                         return done
                     try:
                         results = future.result()
-                    except BrokenProcessPool:
-                        raise
+                    except BrokenProcessPool as exc:
+                        if not _unread(exc):
+                            raise  # a worker died
+                        _reading_here(_not_back(exc), len(paths) - done)
+                        return done
                     except Exception as exc:  # noqa: BLE001 - the rest is read here
                         # The result could not be sent (it did not pickle: a TypeError as often
                         # as a PickleError), or the task failed outside a file's reading.
-                        _reading_here(f"a result could not be sent: {_why(exc)}", len(paths) - done)
+                        _reading_here(_not_back(exc), len(paths) - done)
                         return done
                     self._take(results)
                     done += len(chunks.popleft())
@@ -501,7 +504,7 @@ class WorkspaceIndex:
                     if cancel is not None and cancel.is_set():
                         return at, left_out, None
                     found = self._ask(pool, [chunk[at]])
-                    if isinstance(found, BrokenProcessPool):
+                    if isinstance(found, BrokenProcessPool) and not _unread(found):
                         log.error(
                             "index: %s left out: reading it ended its worker process (the "
                             "parser crashed on it)",
@@ -512,7 +515,7 @@ class WorkspaceIndex:
                         at += 1
                         break  # a new worker for the rest
                     if isinstance(found, BaseException):
-                        return at, left_out, f"a result could not be sent: {_why(found)}"
+                        return at, left_out, _not_back(found)
                     self._take(found)
                     at += 1
             finally:
@@ -637,6 +640,21 @@ def read_entry(
 
 def _why(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {exc}"
+
+
+def _unread(exc: BrokenProcessPool) -> bool:
+    """Whether the pool broke because this process could not read a result back (unpickling
+    it failed: the pool gives that failure as the cause), not because a worker died."""
+    return exc.__cause__ is not None
+
+
+def _not_back(exc: BaseException) -> str:
+    """What kept a worker's result from coming back, for the log."""
+    if isinstance(exc, BrokenProcessPool) and _unread(exc):
+        # The cause is the failure's traceback as text: its last line names it.
+        said = [ln for ln in str(exc.__cause__).splitlines() if ln.strip(" '\"")]
+        return f"a result could not be read: {said[-1] if said else 'unpickling it failed'}"
+    return f"a result could not be sent: {_why(exc)}"
 
 
 def _reading_here(why: str, left: int) -> None:

@@ -554,6 +554,28 @@ def send_what_does_not_pickle() -> None:
     index_module.read_entries = reading  # type: ignore[assignment]
 
 
+def refuse_to_load() -> None:
+    raise RuntimeError("this result cannot be read back")
+
+
+class Unloadable:
+    """Pickles in a worker; unpickling it in the server raises."""
+
+    def __reduce__(self) -> tuple[Callable[[], None], tuple[()]]:
+        return refuse_to_load, ()
+
+
+def send_what_does_not_load() -> None:
+    """A worker's initializer: every task's result holds an object the server cannot unpickle
+    (the pool then breaks, as it does when a worker dies, but no worker died)."""
+    read = index_module.read_entries
+
+    def reading(paths: list[Path], *args: object) -> object:
+        return [*read(paths, *args), ("", Unloadable(), "")]  # type: ignore[arg-type]
+
+    index_module.read_entries = reading  # type: ignore[assignment]
+
+
 @pytest.mark.parametrize(
     ("initializer", "why", "chunks_read"),
     [
@@ -565,8 +587,19 @@ def send_what_does_not_pickle() -> None:
         (die_on_chunks, "one died with no file to blame", 2),
         # every result fails to go back: nothing is read by workers, and the scan goes on
         (send_what_does_not_pickle, "a result could not be sent: TypeError", 0),
+        # every result fails to load here: no file is blamed for it, nothing is read by workers
+        (
+            send_what_does_not_load,
+            "a result could not be read: RuntimeError: this result cannot be read back",
+            0,
+        ),
     ],
-    ids=["cannot start", "die with no file to blame", "a result that does not pickle"],
+    ids=[
+        "cannot start",
+        "die with no file to blame",
+        "a result that does not pickle",
+        "a result that does not unpickle",
+    ],
 )
 def test_workers_that_fail_but_not_for_a_file_leave_the_rest_to_this_process(
     tree: Path,
