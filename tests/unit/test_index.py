@@ -566,12 +566,14 @@ class Unloadable:
 
 
 def send_what_does_not_load() -> None:
-    """A worker's initializer: every task's result holds an object the server cannot unpickle
-    (the pool then breaks, as it does when a worker dies, but no worker died)."""
+    """A worker's initializer: the result of every task of files holds an object the server
+    cannot unpickle (the pool then breaks, as it does when a worker dies, but no worker died).
+    A task of no files (a new worker's first, to see it start) comes back whole."""
     read = index_module.read_entries
 
     def reading(paths: list[Path], *args: object) -> object:
-        return [*read(paths, *args), ("", Unloadable(), "")]  # type: ignore[arg-type]
+        unloadable = [("", Unloadable(), "")] if paths else []
+        return [*read(paths, *args), *unloadable]  # type: ignore[arg-type]
 
     index_module.read_entries = reading  # type: ignore[assignment]
 
