@@ -7,11 +7,14 @@ server (`python -m airgap_lsp serve` over stdio, default settings: cross-file co
 of --rounds rounds, as quality.py asks them: the model loads at a request at the first position's
 file's start, then each position is a didOpen of the cut document, one inlineCompletion, and a
 didClose. For each position it compares the rounds' audit lines: the context sources (path,
-lines, sha256), the prompt, and the answer. Exits 1 when any differ.
+lines, sha256), the prompt, and the answer (a position with no suggestion has no audit line: only
+its empty answer is compared, and the report counts such positions). Exits 1 when any differ, 2
+when the run could not be made (no corpus, a request that failed).
 
-Two checkouts: --json writes every round's answers; --against FILE compares this run's first
-round with another run's (e.g. the code before a change, run from its own worktree with
-PYTHONPATH pointing at it), position by position. A change that should not touch the context
+Two checkouts: --json writes every round's answers; --against FILE compares each round of this
+run with the first round of another run's --json (e.g. the code before a change, run from its
+own worktree with PYTHONPATH pointing at it, and --corpus, since the default corpus folder is
+found beside the checkout), position by position. A change that should not touch the context
 (the index's error paths, the order of work) is shown not to in minutes, where the whole quality
 benchmark takes half an hour or more.
 """
@@ -27,6 +30,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from pygls.exceptions import JsonRpcException
 from tqdm import tqdm
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -46,26 +50,23 @@ async def one_round(
     todo: list[qc.Position], model: str, folder: Path, n: int, args: argparse.Namespace
 ) -> list[dict[str, Any]]:
     project = todo[0].project
-    srv = context_lift.Server(
-        project.root, folder / f"audit-{n}.jsonl", model, {}, folder / f"server-{n}.log"
-    )
-    await srv.start(args.index_timeout)
+    log = folder / f"server-{n}.log"
+    srv = context_lift.Server(project.root, folder / f"audit-{n}.jsonl", model, {}, log)
     try:
+        try:
+            await srv.start(args.index_timeout)
+        except TimeoutError as exc:
+            raise Failed(
+                f"the server did not finish indexing in {args.index_timeout:.0f} s"
+                + quality.tail({"a": log})
+            ) from exc
         first = corpus.Position(
             path=todo[0].cut.path, line=0, character=0, text=todo[0].cut.text, target=""
         )
-        srv.open(first, qc.LSP_ID[todo[0].language])
-        try:
-            await srv.complete(first, args.timeout + 600)  # the model loads: not compared
-        finally:
-            srv.close(first)
+        await ask(srv, first, todo[0], args.timeout + 600, log)  # the model loads: not compared
         out = []
         for pos in tqdm(todo, desc=f"round {n + 1}", unit="position", file=sys.stderr):
-            srv.open(pos.cut, qc.LSP_ID[pos.language])
-            try:
-                text, _ms, record = await srv.complete(pos.cut, args.timeout)
-            finally:
-                srv.close(pos.cut)
+            text, record = await ask(srv, pos.cut, pos, args.timeout, log)
             out.append(
                 {
                     "file": pos.relative,
@@ -77,7 +78,44 @@ async def one_round(
             )
         return out
     finally:
-        await srv.stop()
+        if srv.indexed.is_set():
+            await srv.stop()
+        else:
+            srv.client.exit(None)
+            await srv.client.stop()
+
+
+async def ask(
+    srv: context_lift.Server, cut: corpus.Position, pos: qc.Position, timeout: float, log: Path
+) -> tuple[str, dict[str, Any]]:
+    """didOpen, one inlineCompletion, didClose: the answer and its audit line ({}: none)."""
+    srv.open(cut, qc.LSP_ID[pos.language])
+    try:
+        text, _ms, record = await srv.complete(cut, timeout)
+    except (TimeoutError, JsonRpcException) as exc:
+        raise Failed(
+            f"{pos.relative}:{cut.line + 1}: the request failed ({exc or type(exc).__name__})"
+            + quality.tail({"a": log})
+        ) from exc
+    finally:
+        srv.close(cut)
+    return text, record
+
+
+class Failed(Exception):
+    """A round could not be made: the report says why."""
+
+
+def read_against(path: Path) -> list[dict[str, Any]]:
+    """The first round of another run's --json; exits (2) saying so when it is not one."""
+    try:
+        first = json.loads(path.read_text(encoding="utf-8"))[0]
+        if all(isinstance(a, dict) and {"file", "line", *FIELDS} <= a.keys() for a in first):
+            return list(first)
+    except (OSError, ValueError, IndexError, KeyError, TypeError):
+        pass
+    print(f"same_context: --against {path}: not a --json written by this script", file=sys.stderr)
+    raise SystemExit(2)
 
 
 def differences(rounds: list[list[dict[str, Any]]]) -> list[str]:
@@ -95,7 +133,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--project", required=True, help="a project folder's name")
     parser.add_argument("--rounds", type=int, default=2, help="fresh servers, one after another")
-    parser.add_argument("--languages", default="Ada,SPARK,VHDL,Python,C")
+    parser.add_argument("--languages", help="as quality.py takes them (default: all)")
     parser.add_argument("--per-language", type=int, default=100, help="as quality.py was run")
     parser.add_argument("--seed", type=int, default=1234)
     parser.add_argument("--corpus", type=Path, default=quality.DEFAULT_CORPUS)
@@ -107,12 +145,7 @@ def main() -> int:
     args = parser.parse_args()
     if args.rounds < 1 or (args.rounds < 2 and args.against is None and args.json is None):
         parser.error("--rounds must be at least 2, or 1 with --against or --json")
-    other = None
-    if args.against is not None:
-        try:
-            other = json.loads(args.against.read_text(encoding="utf-8"))[0]
-        except (OSError, ValueError, IndexError, KeyError) as exc:
-            parser.error(f"--against {args.against}: not a --json of this script ({exc})")
+    other = read_against(args.against) if args.against is not None else None
     languages, explicit = quality.choose_languages(args.languages)
     notes: list[str] = []
     try:
@@ -132,29 +165,45 @@ def main() -> int:
             file=sys.stderr,
         )
         return 2
+    if other is not None and [(a["file"], a["line"]) for a in other] != [
+        (p.relative, p.cut.line) for p in todo
+    ]:
+        print(
+            f"same_context: --against {args.against} holds other positions (another project, "
+            "seed or --per-language?)",
+            file=sys.stderr,
+        )
+        return 2
     started = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="airgap-same-context-") as tmp:
 
         async def run() -> list[list[dict[str, Any]]]:
             return [await one_round(todo, model, Path(tmp), n, args) for n in range(args.rounds)]
 
-        rounds = asyncio.run(run())
+        try:
+            rounds = asyncio.run(run())
+        except Failed as exc:
+            print(f"same_context: {exc}", file=sys.stderr)
+            return 2
     if args.json:
         args.json.write_text(json.dumps(rounds, indent=1), encoding="utf-8")
     if other is not None:
-        if [(a["file"], a["line"]) for a in other] != [(a["file"], a["line"]) for a in rounds[0]]:
-            print("same_context: --against holds other positions", file=sys.stderr)
-            return 2
         rounds = [other, *rounds]
     if len(rounds) < 2:  # one round, kept for a later --against
         print(f"{args.project}: {len(todo)} positions, 1 round, written to {args.json}")
         return 0
     found = differences(rounds)
+    unaudited = sum(all(r[i]["prompt"] is None for r in rounds) for i in range(len(todo)))
     print(
         f"{args.project}: {len(todo)} position{'s' * (len(todo) != 1)}, {len(rounds)} rounds"
         + (f" (the first from {args.against})" if other is not None else "")
         + f", {time.perf_counter() - started:.0f} s: "
         + (f"{len(found)} differ" if found else "the same context, prompt and answer at each")
+        + (
+            f" ({unaudited} with no suggestion in any round: their answers only)"
+            if unaudited
+            else ""
+        )
     )
     for line in found:
         print(f"  {line}")
