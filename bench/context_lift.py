@@ -234,6 +234,15 @@ class Server:
         self.client.exit(None)
         await self.client.stop()
 
+    async def end(self) -> None:
+        """`stop` once it has indexed (it answers requests); before, only `exit` (a server
+        still indexing, or that never started, may not answer a shutdown)."""
+        if self.indexed.is_set():
+            await self.stop()
+        else:
+            self.client.exit(None)
+            await self.client.stop()
+
 
 async def run_language(
     project: corpus.Project, n: int, seed: int, tmp: Path, timeout_s: float, model: str = ""

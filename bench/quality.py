@@ -188,11 +188,7 @@ class Run:
             return cases
         finally:
             for srv in servers.values():
-                if srv.indexed.is_set():
-                    await srv.stop()
-                else:
-                    srv.client.exit(None)
-                    await srv.client.stop()
+                await srv.end()
 
     async def warm_up(
         self, srv: context_lift.Server, pos: qc.Position, s: str, logs: dict[str, Path]
@@ -535,6 +531,19 @@ def gather(
         )
         languages = [lang for lang in languages if lang not in lost]
     return projects + debian, languages
+
+
+def drawn(
+    args: argparse.Namespace, notes: list[str]
+) -> tuple[list[qc.Position], list[str], list[qc.Project]]:
+    """The positions `args` asks for (its `languages`, `corpus`, `per_language` and `seed`, as
+    this script takes them), the languages measured and the projects in their order, as `main`
+    draws them; what was left out goes into `notes`. Raises qc.MissingCorpus (for the other
+    benchmarks that ask the same positions)."""
+    languages, explicit = choose_languages(args.languages)
+    projects, languages = gather(args, languages, explicit, notes)
+    files = {p.name: qc.scan(p) for p in projects}
+    return (*draw(args, projects, files, languages, explicit, notes), projects)
 
 
 def draw(

@@ -256,11 +256,7 @@ async def project_run(
             f"{project.name}: {exc or type(exc).__name__}{quality.tail({'a': log})}"
         ) from exc
     finally:
-        if srv.indexed.is_set():
-            await srv.stop()
-        else:
-            srv.client.exit(None)
-            await srv.client.stop()
+        await srv.end()
 
 
 def ms(v: float | None) -> str:
@@ -399,13 +395,10 @@ def main() -> int:
         parse_settings(args.settings)
     except (ValueError, AirgapError) as exc:
         parser.error(f"--settings: {exc}")
-    languages, explicit = quality.choose_languages(args.languages)
     notes: list[str] = []
     try:
         args.model = "@".join(ModelStore(model_store_root()).resolve(args.model))
-        projects, languages = quality.gather(args, languages, explicit, notes)
-        files = {p.name: qc.scan(p) for p in projects}
-        positions, languages = quality.draw(args, projects, files, languages, explicit, notes)
+        positions, languages, projects = quality.drawn(args, notes)
     except (qc.MissingCorpus, AirgapError) as exc:
         print(f"real_speed: {exc}", file=sys.stderr)
         return 2

@@ -78,11 +78,7 @@ async def one_round(
             )
         return out
     finally:
-        if srv.indexed.is_set():
-            await srv.stop()
-        else:
-            srv.client.exit(None)
-            await srv.client.stop()
+        await srv.end()
 
 
 async def ask(
@@ -146,13 +142,9 @@ def main() -> int:
     if args.rounds < 1 or (args.rounds < 2 and args.against is None and args.json is None):
         parser.error("--rounds must be at least 2, or 1 with --against or --json")
     other = read_against(args.against) if args.against is not None else None
-    languages, explicit = quality.choose_languages(args.languages)
-    notes: list[str] = []
     try:
         model = "@".join(ModelStore(model_store_root()).resolve(args.model))
-        projects, languages = quality.gather(args, languages, explicit, notes)
-        files = {p.name: qc.scan(p) for p in projects}
-        positions, _ = quality.draw(args, projects, files, languages, explicit, notes)
+        positions, _, _ = quality.drawn(args, [])
     except (qc.MissingCorpus, AirgapError) as exc:
         print(f"same_context: {exc}", file=sys.stderr)
         return 2
