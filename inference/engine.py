@@ -13,6 +13,7 @@ from airgap_lsp.errors import AirgapError
 from inference.chat_template import render_chat
 from inference.cpu_load import others_busy, threads_for
 from inference.errors import GenerationCancelled
+from inference.heap import keep_freed_memory
 from inference.offline import set_offline_env
 from inference.prompt_format import FORMATS
 from inference.stops import StopRule, cut_forced
@@ -354,6 +355,8 @@ class LocalEngine(Tokenized):
         self._last_written: list[int] = []
         self._cores = _cores(torch)
         self._on_cpu = dev == "cpu"
+        if self._on_cpu:
+            keep_freed_memory()  # a prompt's buffers reused, not paged in afresh (inference.heap)
         on_gpu = dev == "cuda"
         self._static: Any = None  # the static cache, allocated once: its addresses stay put
         self._static_len = min(self._n_ctx, STATIC_CACHE_TOKENS)

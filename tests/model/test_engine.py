@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import platform
+import resource
 import subprocess
 import sys
 import threading
@@ -384,3 +386,27 @@ def test_a_step_that_fails_to_compile_runs_uncompiled(
     assert static.steps == "static cache"
     got = static.generate(typing(CODE, lookahead=8))
     assert got.steps == "static cache" and got.text == plain.generate(typing(CODE)).text
+
+
+@pytest.mark.skipif(
+    not sys.platform.startswith("linux") or platform.libc_ver()[0] != "glibc",
+    reason="the heap setting is glibc's (inference.heap)",
+)
+def test_reading_a_prompt_reuses_the_memory_the_last_one_freed(engine: LocalEngine) -> None:
+    # Reading a prompt frees megabytes of buffers a layer and allocates them again. Handed back
+    # to the kernel, each page faults in afresh: about 100,000 faults for a prompt this long
+    # (bench/heap.py). Kept in the heap, they are written again where they were.
+    def prompt(name: str) -> GenerationRequest:
+        lines = [f"   {name}_{i} : Integer := {i * 7};" for i in range(150)]
+        return GenerationRequest(
+            prompt=f"package {name} is\n" + "\n".join(lines) + "\n",
+            max_new_tokens=2,
+            stop=StopRule(multiline=False),
+        )
+
+    engine.generate(prompt("First"))
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+    gen = engine.generate(prompt("Second"))  # no common start: read whole
+    faulted = resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before
+    assert gen.prompt_tokens > 1_000
+    assert faulted < 10_000, f"{faulted} page faults to read {gen.prompt_tokens} prompt tokens"
