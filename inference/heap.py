@@ -1,25 +1,31 @@
 """The C heap of a process that reads prompts on the CPU: freed memory is kept for the next prompt.
 
 Reading a prompt allocates tens of megabytes of short-lived buffers a layer (a 1,500-token prompt:
-the MLP's 4.6 MB activations, attention's work space) and frees them at once. glibc's malloc
-hands such blocks back to the kernel (an `mmap` of its own, or the heap's top trimmed past a
-threshold that it raises only as far as the last block freed), so the next layer's buffers are
-fresh pages again, and every page costs a fault when first written: measured here 80,000 to
-110,000 faults per cold request on the default model, about 400 MB of pages zeroed for nothing.
+the MLP's 4.6 MB activations, attention's work space) and frees them at once. By default glibc's
+malloc gives blocks that large a mapping of their own, unmapped when freed; it raises that
+threshold only to the largest block freed so far, and hands the heap's free top back to the
+kernel past twice that. So the next layer's buffers are fresh pages again, and each page costs a
+fault and a zeroing when first written: 80,000 to 135,000 faults per cold request on the default
+model (`bench/heap.py`).
 
-Two `mallopt` settings keep those blocks in the heap, to be reused: blocks up to glibc's largest
-mmap threshold (32 MiB) come from the heap, and up to `TRIM_BYTES` of free memory at its top
-stay mapped. The process's peak memory is the same (the same buffers, reused instead of mapped
-again); between requests it keeps what the last prompt used. The numbers are the same: this
-changes where buffers live, not what is computed. Measured by `bench/heap.py`.
+Two `mallopt` settings keep those blocks in the heap, to be reused: blocks below glibc's largest
+mmap threshold (32 MiB) come from the heap, and up to `TRIM_BYTES` of free memory at a heap's top
+stays mapped. The server reads prompts on its model worker thread, whose arena is a chain of 64
+MiB heaps; one that falls wholly free is still unmapped, so some faults remain there (about
+2,500 a request, against 86,000). The numbers are the same: this changes where buffers live, not
+what is computed. The cost is memory between requests: the heap keeps what the largest prompt so
+far used (the peak is the same; measured resident memory after a run, 50 to 110 MB more).
 
-On a C library other than glibc (musl, macOS) nothing is changed.
+Nothing is changed on a C library other than glibc (musl, macOS), where the environment already
+tunes glibc's malloc (`GLIBC_TUNABLES`, `MALLOC_*_`: the administrator's choice stands), or where
+another allocator is preloaded (its `mallopt`, if any, would claim a setting it does not make).
 """
 
 from __future__ import annotations
 
 import ctypes
 import logging
+import os
 import platform
 import sys
 
@@ -30,13 +36,20 @@ M_TRIM_THRESHOLD = -1
 M_MMAP_THRESHOLD = -3
 MMAP_BYTES = 32 * 1024 * 1024  # glibc's largest (HEAP_MAX_SIZE / 2 on 64-bit): mallopt refuses more
 TRIM_BYTES = 256 * 1024 * 1024
+# Allocators that replace malloc when preloaded
+PRELOADED = ("jemalloc", "tcmalloc", "mimalloc", "hoard", "snmalloc")
 
 _done: str | None = None  # what the first call said, once per process
 
 
+def glibc() -> bool:
+    """Whether this process runs on glibc (on Linux), the C library whose malloc this tunes."""
+    return sys.platform.startswith("linux") and platform.libc_ver()[0] == "glibc"
+
+
 def keep_freed_memory() -> str:
     """Set glibc's malloc to keep freed blocks for reuse (once per process). What was done, for
-    the log; "" where nothing was (not glibc, or glibc refused)."""
+    the log; "" where nothing was."""
     global _done
     if _done is None:
         _done = _set()
@@ -46,7 +59,17 @@ def keep_freed_memory() -> str:
 
 
 def _set() -> str:
-    if not sys.platform.startswith("linux") or platform.libc_ver()[0] != "glibc":
+    if not glibc():
+        return ""
+    tuned = [
+        k
+        for k, v in os.environ.items()
+        if (k == "GLIBC_TUNABLES" and "glibc.malloc." in v) or k.startswith("MALLOC_")
+    ]
+    preload = os.environ.get("LD_PRELOAD", "").lower()
+    if tuned or any(name in preload for name in PRELOADED):
+        why = f"{', '.join(sorted(tuned))} set" if tuned else "another allocator is preloaded"
+        log.info("C heap: left as the environment has it (%s)", why)
         return ""
     try:
         mallopt = ctypes.CDLL(None).mallopt  # this process's own C library
@@ -54,11 +77,12 @@ def _set() -> str:
         return ""
     mallopt.argtypes = (ctypes.c_int, ctypes.c_int)
     mallopt.restype = ctypes.c_int
-    # mallopt returns 1 on success, 0 for a value it does not take.
+    # mallopt returns 1 on success, 0 for a value it does not take (a 32-bit glibc: 512 KiB at
+    # most). It is not thread-safe against another mallopt; this is the process's only one.
     if mallopt(M_MMAP_THRESHOLD, MMAP_BYTES) != 1 or mallopt(M_TRIM_THRESHOLD, TRIM_BYTES) != 1:
         log.warning("C heap: glibc refused the thresholds; freed memory goes back to the kernel")
         return ""
     return (
-        f"freed blocks up to {MMAP_BYTES >> 20} MiB kept for reuse, up to {TRIM_BYTES >> 20} MiB "
-        "free at the heap's top"
+        f"freed blocks below {MMAP_BYTES >> 20} MiB kept for reuse, up to {TRIM_BYTES >> 20} MiB "
+        "free at a heap's top"
     )
