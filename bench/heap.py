@@ -3,13 +3,16 @@ kernel (glibc's default), side by side (`make bench`; inference/heap.py says why
 
 Prompts: the first 6,000 characters of real files of the Debian corpus (`bench/setup-corpus.sh`):
 Ada, VHDL, Python and C, several hundred to two thousand tokens each, every one a cold request
-(no common start with the one before, so each is read whole). Each round runs the default model
-in two fresh processes, one after the other: the server's engine as it is ("kept"), and the same
-engine with `inference.heap.keep_freed_memory` made a no-op ("handed back"). Each process warms
-the engine up, then asks every prompt once for up to 16 new tokens on one line. Reported per
-setting, over all rounds: the request's time and its prompt reading (p50, mean), the minor page
-faults per request (median), the process's resident memory after the last request, and whether
-the texts were the same in both settings (they must be: only where buffers live changes).
+(no common start with the one before, so each is read whole; a reused start fails the run).
+Each round runs the default model in two fresh processes, one after the other (the order
+alternates from round to round): the server's engine as it is ("kept"), and the same engine with
+`inference.heap.keep_freed_memory` made a no-op ("handed back"). Each process loads the engine
+and asks it on one worker thread, as the server's model worker does; it warms the engine up,
+then asks every prompt once for up to 16 new tokens on one line. Reported per setting, over all
+rounds: the request's time and its prompt reading (p50, mean), the minor page faults per
+request (median), the process's resident memory after the last request and at its peak; and
+the ratio of the p50s. The run fails where the texts differ between the settings (only where
+buffers live changes, not what is computed).
 """
 
 from __future__ import annotations
@@ -23,7 +26,9 @@ import resource
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -34,6 +39,7 @@ ROOT = Path(__file__).resolve().parents[1]
 SOURCES = (("ada-runtime", ".adb"), ("ghdl", ".vhdl"), ("python", ".py"), ("jool", ".c"))
 PROMPT_CHARS = 6_000
 SETTINGS = ("handed back", "kept")
+CHILD_TIMEOUT_S = 1_800
 
 
 def prompts(per_language: int, seed: int) -> list[str]:
@@ -50,7 +56,9 @@ def prompts(per_language: int, seed: int) -> list[str]:
 
 
 def child(setting: str, prompt_file: Path) -> None:
-    """One process's run: JSON on stdout."""
+    """One process's run: JSON on stdout. The engine is loaded and asked on one worker thread,
+    as the server's model worker does (lsp_server/model_host.py): a thread other than the main
+    one allocates from an arena of its own, which glibc trims otherwise than the main heap."""
     sys.path.insert(0, str(ROOT))
     import inference.engine
     from airgap_lsp.paths import DEFAULT_MODEL, model_store_root
@@ -60,33 +68,35 @@ def child(setting: str, prompt_file: Path) -> None:
 
     if setting == "handed back":
         inference.engine.keep_freed_memory = lambda: ""  # glibc's default behaviour
-    texts, ms, prefill, faults = [], [], [], []
-    with ModelStore(model_store_root()).held(DEFAULT_MODEL) as stored:
-        engine = LocalEngine(stored, device="cpu", dtype="auto")
+    out: dict[str, list] = {k: [] for k in ("ms", "prefill_ms", "faults", "reused", "texts")}
+    info: list[str] = []
+
+    def run() -> None:
+        with ModelStore(model_store_root()).held(DEFAULT_MODEL) as stored:
+            engine = LocalEngine(stored, device="cpu", dtype="auto")
         engine.warm_up()
+        info.append(engine.info.dtype)
         for prompt in json.loads(prompt_file.read_text(encoding="utf-8")):
             before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
             started = time.perf_counter()
             gen = engine.generate(
                 GenerationRequest(prompt=prompt, max_new_tokens=16, stop=StopRule(multiline=False))
             )
-            ms.append((time.perf_counter() - started) * 1000)
-            faults.append(resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before)
-            prefill.append(gen.prefill_ms)
-            texts.append(gen.text)
+            out["ms"].append((time.perf_counter() - started) * 1000)
+            out["faults"].append(resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before)
+            out["prefill_ms"].append(gen.prefill_ms)
+            out["reused"].append(gen.reused_tokens)
+            out["texts"].append(gen.text)
+
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="model") as worker:
+        worker.submit(run).result()
     status = Path("/proc/self/status").read_text(encoding="ascii", errors="replace")
-    rss = int(status.split("VmRSS:")[1].split()[0]) // 1024 if "VmRSS:" in status else 0
+    memory = {
+        key: int(status.split(f"{key}:")[1].split()[0]) // 1024 if f"{key}:" in status else 0
+        for key in ("VmRSS", "VmHWM")
+    }
     print(
-        json.dumps(
-            {
-                "ms": ms,
-                "prefill_ms": prefill,
-                "faults": faults,
-                "texts": texts,
-                "rss_mb": rss,
-                "dtype": engine.info.dtype,
-            }
-        )
+        json.dumps({**out, "rss_mb": memory["VmRSS"], "hwm_mb": memory["VmHWM"], "dtype": info[0]})
     )
 
 
@@ -107,30 +117,45 @@ def main() -> int:
         print(f"heap: {exc}", file=sys.stderr)
         return 2
     load_start = os.getloadavg()[0]
-    prompt_file = Path(os.environ.get("TMPDIR", "/tmp")) / f"airgap-heap-{os.getpid()}.json"
-    prompt_file.write_text(json.dumps(texts), encoding="utf-8")
     runs: dict[str, list[dict]] = {s: [] for s in SETTINGS}
-    try:
+    with tempfile.TemporaryDirectory(prefix="airgap-heap-") as tmp:
+        prompt_file = Path(tmp) / "prompts.json"
+        prompt_file.write_text(json.dumps(texts), encoding="utf-8")
         for r in range(args.rounds):
-            for setting in SETTINGS:
+            # The order alternates from one round to the next: neither setting always goes first.
+            for setting in SETTINGS if r % 2 == 0 else SETTINGS[::-1]:
                 print(f"heap: round {r + 1} of {args.rounds}, {setting}", file=sys.stderr)
-                done = subprocess.run(
-                    [sys.executable, __file__, "--child", setting, "--prompts", str(prompt_file)],
-                    capture_output=True,
-                    text=True,
-                    check=False,
-                )
-                if done.returncode != 0:
+                try:
+                    done = subprocess.run(
+                        [
+                            sys.executable,
+                            __file__,
+                            "--child",
+                            setting,
+                            "--prompts",
+                            str(prompt_file),
+                        ],
+                        capture_output=True,
+                        text=True,
+                        check=False,
+                        timeout=CHILD_TIMEOUT_S,
+                    )
+                except subprocess.TimeoutExpired:
+                    print(f"heap: the {setting} run took over {CHILD_TIMEOUT_S} s", file=sys.stderr)
+                    return 1
+                said = done.stdout.strip().splitlines()
+                if done.returncode != 0 or not said:
                     failed = done.stderr[-3000:]
                     print(f"heap: the {setting} run failed:\n{failed}", file=sys.stderr)
                     return 1
-                runs[setting].append(json.loads(done.stdout.strip().splitlines()[-1]))
-    finally:
-        prompt_file.unlink(missing_ok=True)
+                runs[setting].append(json.loads(said[-1]))
     report(runs, args, len(texts), (load_start, os.getloadavg()[0]))
     same = all(run["texts"] == runs[SETTINGS[0]][0]["texts"] for s in SETTINGS for run in runs[s])
     if not same:
         print("heap: the texts differ between settings or rounds: that is a fault", file=sys.stderr)
+        return 1
+    if any(x for s in SETTINGS for run in runs[s] for x in run["reused"]):
+        print("heap: a request reused the one before's key/values: not cold", file=sys.stderr)
         return 1
     return 0
 
@@ -152,22 +177,28 @@ def report(runs: dict[str, list[dict]], args: argparse.Namespace, n: int, load: 
         f"setting; load average {load[0]:.1f} at the start, {load[1]:.1f} at the end.\n"
     )
     print(
-        "| freed memory | requests | p50 ms | mean ms | prompt reading p50 ms | page faults "
-        "per request, median | resident MB after the last request |"
+        "| freed memory | requests | p50 / mean ms | prompt reading, p50 / mean ms | page faults "
+        "per request, median | resident MB after the last request | peak resident MB |"
     )
     print("|---|---|---|---|---|---|---|")
-    p50 = {}
+    p50: dict[str, tuple[float, float]] = {}
     for s in SETTINGS:
         ms = [x for run in runs[s] for x in run["ms"]]
         pre = [x for run in runs[s] for x in run["prefill_ms"]]
         faults = [x for run in runs[s] for x in run["faults"]]
-        rss = "/".join(str(run["rss_mb"]) for run in runs[s])
-        p50[s] = statistics.median(ms)
+        rss = " / ".join(str(run["rss_mb"]) for run in runs[s])
+        hwm = " / ".join(str(run["hwm_mb"]) for run in runs[s])
+        p50[s] = (statistics.median(ms), statistics.median(pre))
         print(
-            f"| {s} | {len(ms)} | {p50[s]:,.0f} | {statistics.fmean(ms):,.0f} | "
-            f"{statistics.median(pre):,.0f} | {statistics.median(faults):,.0f} | {rss} |"
+            f"| {s} | {len(ms)} | {p50[s][0]:,.0f} / {statistics.fmean(ms):,.0f} | "
+            f"{p50[s][1]:,.0f} / {statistics.fmean(pre):,.0f} | "
+            f"{statistics.median(faults):,.0f} | {rss} | {hwm} |"
         )
-    print(f"\nkept ÷ handed back, p50: {p50['kept'] / p50['handed back']:.2f}")
+    kept, back = p50["kept"], p50["handed back"]
+    print(
+        f"\nkept ÷ handed back, p50: the request {kept[0] / back[0]:.2f}, "
+        f"its prompt reading {kept[1] / back[1]:.2f}"
+    )
 
 
 if __name__ == "__main__":
