@@ -5,20 +5,22 @@ the MLP's 4.6 MB activations, attention's work space) and frees them at once. By
 malloc gives blocks that large a mapping of their own, unmapped when freed; it raises that
 threshold only to the largest block freed so far, and hands the heap's free top back to the
 kernel past twice that. So the next layer's buffers are fresh pages again, and each page costs a
-fault and a zeroing when first written: 80,000 to 135,000 faults per cold request on the default
-model (`bench/heap.py`).
+fault and a zeroing when first written: 86,000 to 140,000 faults per cold request on the default
+model, 350 to 570 MB of pages (`bench/heap.py`).
 
 Two `mallopt` settings keep those blocks in the heap, to be reused: blocks below glibc's largest
 mmap threshold (32 MiB) come from the heap, and up to `TRIM_BYTES` of free memory at a heap's top
 stays mapped. The server reads prompts on its model worker thread, whose arena is a chain of 64
-MiB heaps; one that falls wholly free is still unmapped, so some faults remain there (about
-2,500 a request, against 86,000). The numbers are the same: this changes where buffers live, not
-what is computed. The cost is memory between requests: the heap keeps what the largest prompt so
-far used (the peak is the same; measured resident memory after a run, 50 to 110 MB more).
+MiB heaps; one that falls wholly free is still unmapped, so some faults remain there (1,000 to
+2,500 a request). The numbers are the same: this changes where buffers live, not what is
+computed. The cost is memory between requests: the heap keeps what the largest prompt so far
+used (resident memory after a run of 24 prompts: from 60 MB less to about 200 MB more).
 
 Nothing is changed on a C library other than glibc (musl, macOS), where the environment already
-tunes glibc's malloc (`GLIBC_TUNABLES`, `MALLOC_*_`: the administrator's choice stands), or where
-another allocator is preloaded (its `mallopt`, if any, would claim a setting it does not make).
+sets one of these thresholds (`GLIBC_TUNABLES`' `glibc.malloc.mmap_threshold`, `trim_threshold`
+or `top_pad`, or `MALLOC_MMAP_THRESHOLD_`, `MALLOC_TRIM_THRESHOLD_`, `MALLOC_TOP_PAD_`: the
+administrator's choice stands), or where malloc is another allocator's (preloaded or linked in:
+its `mallopt`, if any, would claim a setting it does not make).
 """
 
 from __future__ import annotations
@@ -36,8 +38,10 @@ M_TRIM_THRESHOLD = -1
 M_MMAP_THRESHOLD = -3
 MMAP_BYTES = 32 * 1024 * 1024  # glibc's largest (HEAP_MAX_SIZE / 2 on 64-bit): mallopt refuses more
 TRIM_BYTES = 256 * 1024 * 1024
-# Allocators that replace malloc when preloaded
-PRELOADED = ("jemalloc", "tcmalloc", "mimalloc", "hoard", "snmalloc")
+# The malloc settings of glibc's environment that this would override (tunables, then the
+# older variables): where one is set, the administrator's choice stands.
+TUNABLES = ("glibc.malloc.mmap_threshold", "glibc.malloc.trim_threshold", "glibc.malloc.top_pad")
+VARIABLES = ("MALLOC_MMAP_THRESHOLD_", "MALLOC_TRIM_THRESHOLD_", "MALLOC_TOP_PAD_")
 
 _done: str | None = None  # what the first call said, once per process
 
@@ -58,18 +62,21 @@ def keep_freed_memory() -> str:
     return _done
 
 
+def kept() -> str | None:
+    """What `keep_freed_memory` said in this process; None if nothing has called it."""
+    return _done
+
+
 def _set() -> str:
     if not glibc():
         return ""
-    tuned = [
-        k
-        for k, v in os.environ.items()
-        if (k == "GLIBC_TUNABLES" and "glibc.malloc." in v) or k.startswith("MALLOC_")
-    ]
-    preload = os.environ.get("LD_PRELOAD", "").lower()
-    if tuned or any(name in preload for name in PRELOADED):
-        why = f"{', '.join(sorted(tuned))} set" if tuned else "another allocator is preloaded"
-        log.info("C heap: left as the environment has it (%s)", why)
+    tunables = os.environ.get("GLIBC_TUNABLES", "")
+    tuned = [t for t in TUNABLES if t in tunables] + [v for v in VARIABLES if v in os.environ]
+    if tuned:
+        log.info("C heap: left as the environment has it (%s set)", ", ".join(tuned))
+        return ""
+    if _malloc_elsewhere():
+        log.info("C heap: left alone: malloc is another allocator's (preloaded or linked in)")
         return ""
     try:
         mallopt = ctypes.CDLL(None).mallopt  # this process's own C library
@@ -86,3 +93,14 @@ def _set() -> str:
         f"freed blocks below {MMAP_BYTES >> 20} MiB kept for reuse, up to {TRIM_BYTES >> 20} MiB "
         "free at a heap's top"
     )
+
+
+def _malloc_elsewhere() -> bool:
+    """Whether the process's malloc is not glibc's own (jemalloc, tcmalloc ... preloaded or
+    linked in): its mallopt, if it has one, would not do this."""
+    try:
+        here = ctypes.CDLL(None).malloc
+        libc = ctypes.CDLL("libc.so.6").malloc
+    except (OSError, AttributeError):
+        return True
+    return ctypes.cast(here, ctypes.c_void_p).value != ctypes.cast(libc, ctypes.c_void_p).value

@@ -14,9 +14,9 @@ import pytest
 
 import inference.engine as engine_module
 from airgap_lsp.errors import AirgapError
+from inference import heap
 from inference.engine import Generation, GenerationRequest, LocalEngine
 from inference.errors import GenerationCancelled
-from inference.heap import glibc
 from inference.stops import StopRule
 
 ADA = "package body Counters is\n\n   procedure Increment (C : in out Natural) is\n   begin\n"
@@ -397,31 +397,38 @@ def _huge_pages_always() -> bool:
         return False
 
 
-@pytest.mark.skipif(not glibc(), reason="the heap setting is glibc's (inference.heap)")
+@pytest.mark.skipif(not heap.glibc(), reason="the heap setting is glibc's (inference.heap)")
 @pytest.mark.skipif(
     _huge_pages_always(), reason="with huge pages always on, page faults do not count 4 KiB pages"
 )
 def test_reading_a_prompt_reuses_the_memory_the_last_one_freed(engine: LocalEngine) -> None:
     # Reading a prompt frees megabytes of buffers a layer and allocates them again. Handed back
-    # to the kernel, each page faults in afresh: about 86,000 faults for a prompt this long on
-    # the server's model thread (bench/heap.py). Kept in the heap, they are written again where
-    # they were. Asked on one worker thread, as the server's model worker asks.
-    def prompt(name: str) -> GenerationRequest:
-        lines = [f"   {name}_{i} : Integer := {i * 7};" for i in range(150)]
+    # to the kernel, each page faults in afresh: tens of thousands of faults a prompt this long
+    # (bench/heap.py; here 61,000 to 220,000 over the four prompts measured). Kept in the heap,
+    # they are written again where they were (here at most 5,000). Asked on one worker thread,
+    # as the server's model worker asks; prompts of one shape (the same tokens but the first),
+    # so that no new kernel is set up for a new length.
+    body = "\n".join(f"   Value_{i} : Integer := {i * 7};" for i in range(150))
+
+    def prompt(k: int) -> GenerationRequest:
         return GenerationRequest(
-            prompt=f"package {name} is\n" + "\n".join(lines) + "\n",
+            prompt=f"-- {k}\npackage Values is\n{body}\n",
             max_new_tokens=2,
             stop=StopRule(multiline=False),
             threads=1,
         )
 
-    def second() -> tuple[Generation, int]:
-        engine.generate(prompt("First"))
+    def read() -> tuple[list[Generation], int]:
+        engine.generate(prompt(0))
         before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
-        gen = engine.generate(prompt("Other"))
-        return gen, resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before
+        gens = [engine.generate(prompt(k)) for k in range(1, 5)]
+        return gens, resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before
 
+    said = heap.kept()  # by the engine's load, not set here
+    assert said is not None, "the engine on the CPU did not set the heap"
+    if not said:
+        pytest.skip("the environment tunes malloc, or malloc is another allocator's")
     with ThreadPoolExecutor(max_workers=1) as worker:
-        gen, faulted = worker.submit(second).result()
-    assert gen.reused_tokens == 0 and gen.prompt_tokens > 1_000  # read whole
-    assert faulted < 10_000, f"{faulted} page faults to read {gen.prompt_tokens} prompt tokens"
+        gens, faulted = worker.submit(read).result()
+    assert all(g.reused_tokens == 0 and g.prompt_tokens > 1_500 for g in gens)  # each read whole
+    assert faulted < 20_000, f"{faulted} page faults to read 4 prompts of {gens[0].prompt_tokens}"
