@@ -18,6 +18,7 @@ buffers live changes, not what is computed).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import platform
@@ -51,7 +52,10 @@ def prompts(per_language: int, seed: int) -> list[str]:
         root = corpus.source_root(role)
         files = sorted(p for p in root.rglob(f"*{suffix}") if p.stat().st_size > PROMPT_CHARS)
         for path in rng.sample(files, min(per_language, len(files))):
-            out.append(path.read_text(encoding="utf-8", errors="replace")[:PROMPT_CHARS])
+            # The file's name first, as the repository format heads a file: files that open
+            # with the same licence text would otherwise share their prompts' start.
+            text = path.read_text(encoding="utf-8", errors="replace")
+            out.append(f"<file_sep>{path.relative_to(root)}\n{text[:PROMPT_CHARS]}")
     return out
 
 
@@ -68,19 +72,33 @@ def child(setting: str, prompt_file: Path) -> None:
 
     if setting == "handed back":
         inference.engine.keep_freed_memory = lambda: ""  # glibc's default behaviour
+    from inference.heap import kept
+
     out: dict[str, list] = {k: [] for k in ("ms", "prefill_ms", "faults", "reused", "texts")}
     info: list[str] = []
 
     def run() -> None:
         with ModelStore(model_store_root()).held(DEFAULT_MODEL) as stored:
+            # As the server has it: the last prompt's key/values kept (the prompts share no
+            # start, so none is reused; a run where one was fails).
             engine = LocalEngine(stored, device="cpu", dtype="auto")
         engine.warm_up()
         info.append(engine.info.dtype)
+        # The peak from here on: the requests', not the load's (proc(5), clear_refs).
+        with contextlib.suppress(OSError):
+            Path("/proc/self/clear_refs").write_text("5", encoding="ascii")
         for prompt in json.loads(prompt_file.read_text(encoding="utf-8")):
             before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
             started = time.perf_counter()
             gen = engine.generate(
-                GenerationRequest(prompt=prompt, max_new_tokens=16, stop=StopRule(multiline=False))
+                GenerationRequest(
+                    prompt=prompt,
+                    max_new_tokens=16,
+                    stop=StopRule(multiline=False),
+                    # One count for every process: the server's own choice follows the load,
+                    # and another count rounds otherwise (the texts are compared).
+                    threads=os.cpu_count() or 1,
+                )
             )
             out["ms"].append((time.perf_counter() - started) * 1000)
             out["faults"].append(resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before)
@@ -91,13 +109,14 @@ def child(setting: str, prompt_file: Path) -> None:
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="model") as worker:
         worker.submit(run).result()
     status = Path("/proc/self/status").read_text(encoding="ascii", errors="replace")
-    memory = {
-        key: int(status.split(f"{key}:")[1].split()[0]) // 1024 if f"{key}:" in status else 0
+    memory: dict[str, int | str] = {
+        f"{key}_mb": int(status.split(f"{key}:")[1].split()[0]) // 1024
+        if f"{key}:" in status
+        else 0
         for key in ("VmRSS", "VmHWM")
     }
-    print(
-        json.dumps({**out, "rss_mb": memory["VmRSS"], "hwm_mb": memory["VmHWM"], "dtype": info[0]})
-    )
+    memory["said"] = kept() or ""
+    print(json.dumps({**out, **memory, "dtype": info[0]}))
 
 
 def main() -> int:
@@ -149,14 +168,18 @@ def main() -> int:
                     print(f"heap: the {setting} run failed:\n{failed}", file=sys.stderr)
                     return 1
                 runs[setting].append(json.loads(said[-1]))
-    report(runs, args, len(texts), (load_start, os.getloadavg()[0]))
     same = all(run["texts"] == runs[SETTINGS[0]][0]["texts"] for s in SETTINGS for run in runs[s])
+    problems = []
     if not same:
-        print("heap: the texts differ between settings or rounds: that is a fault", file=sys.stderr)
-        return 1
+        problems.append("the texts differ between settings or rounds: that is a fault")
     if any(x for s in SETTINGS for run in runs[s] for x in run["reused"]):
-        print("heap: a request reused the one before's key/values: not cold", file=sys.stderr)
+        problems.append("a request reused the one before's key/values: not cold")
+    if not all(run["said"] for run in runs["kept"]):
+        problems.append("the engine kept nothing (not glibc, or the environment tunes malloc)")
+    if problems:
+        print("heap: " + "; ".join(problems) + " (no report)", file=sys.stderr)
         return 1
+    report(runs, args, len(texts), (load_start, os.getloadavg()[0]))
     return 0
 
 
@@ -178,7 +201,7 @@ def report(runs: dict[str, list[dict]], args: argparse.Namespace, n: int, load: 
     )
     print(
         "| freed memory | requests | p50 / mean ms | prompt reading, p50 / mean ms | page faults "
-        "per request, median | resident MB after the last request | peak resident MB |"
+        "per request, median | resident MB after the last request | peak resident MB, requests |"
     )
     print("|---|---|---|---|---|---|---|")
     p50: dict[str, tuple[float, float]] = {}
@@ -186,8 +209,8 @@ def report(runs: dict[str, list[dict]], args: argparse.Namespace, n: int, load: 
         ms = [x for run in runs[s] for x in run["ms"]]
         pre = [x for run in runs[s] for x in run["prefill_ms"]]
         faults = [x for run in runs[s] for x in run["faults"]]
-        rss = " / ".join(str(run["rss_mb"]) for run in runs[s])
-        hwm = " / ".join(str(run["hwm_mb"]) for run in runs[s])
+        rss = " / ".join(str(run["VmRSS_mb"]) for run in runs[s])
+        hwm = " / ".join(str(run["VmHWM_mb"]) for run in runs[s])
         p50[s] = (statistics.median(ms), statistics.median(pre))
         print(
             f"| {s} | {len(ms)} | {p50[s][0]:,.0f} / {statistics.fmean(ms):,.0f} | "
