@@ -2,17 +2,20 @@
 kernel (glibc's default), side by side (`make bench`; inference/heap.py says why).
 
 Prompts: the first 6,000 characters of real files of the Debian corpus (`bench/setup-corpus.sh`):
-Ada, VHDL, Python and C, several hundred to two thousand tokens each, every one a cold request
-(no common start with the one before, so each is read whole; a reused start fails the run).
+Ada, VHDL, Python and C, several hundred to two thousand tokens each, each headed by its file's
+name as the repository format heads a file, every one a cold request (no common start with the
+one before, so each is read whole; a reused start fails the run).
 Each round runs the default model in two fresh processes, one after the other (the order
 alternates from round to round): the server's engine as it is ("kept"), and the same engine with
 `inference.heap.keep_freed_memory` made a no-op ("handed back"). Each process loads the engine
 and asks it on one worker thread, as the server's model worker does; it warms the engine up,
-then asks every prompt once for up to 16 new tokens on one line. Reported per setting, over all
-rounds: the request's time and its prompt reading (p50, mean), the minor page faults per
-request (median), the process's resident memory after the last request and at its peak; and
-the ratio of the p50s. The run fails where the texts differ between the settings (only where
-buffers live changes, not what is computed).
+then asks every prompt once for up to 16 new tokens on one line, with one thread per core (the
+server's own count follows the load, and another count rounds otherwise). Reported per setting,
+over all rounds: the request's time and its prompt reading (p50, mean), the minor page faults
+per request (median), the process's resident memory after the last request and at its peak
+during the requests; and the ratio of the p50s. The run fails, before its table, where the texts
+differ between the settings (only where buffers live changes, not what is computed), where a
+request reused the one before's key/values, or where the kept setting did nothing.
 """
 
 from __future__ import annotations

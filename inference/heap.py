@@ -5,16 +5,18 @@ the MLP's 4.6 MB activations, attention's work space) and frees them at once. By
 malloc gives blocks that large a mapping of their own, unmapped when freed; it raises that
 threshold only to the largest block freed so far, and hands the heap's free top back to the
 kernel past twice that. So the next layer's buffers are fresh pages again, and each page costs a
-fault and a zeroing when first written: 86,000 to 140,000 faults per cold request on the default
-model, 350 to 570 MB of pages (`bench/heap.py`).
+fault and a zeroing when first written: 26,000 to 140,000 faults per cold request on the default
+model in `bench/heap.py`'s runs, 100 to 570 MB of pages.
 
 Two `mallopt` settings keep those blocks in the heap, to be reused: blocks below glibc's largest
 mmap threshold (32 MiB) come from the heap, and up to `TRIM_BYTES` of free memory at a heap's top
 stays mapped. The server reads prompts on its model worker thread, whose arena is a chain of 64
-MiB heaps; one that falls wholly free is still unmapped, so some faults remain there (1,000 to
+MiB heaps; one that falls wholly free is still unmapped, so some faults remain there (500 to
 2,500 a request). The numbers are the same: this changes where buffers live, not what is
-computed. The cost is memory between requests: the heap keeps what the largest prompt so far
-used (resident memory after a run of 24 prompts: from 60 MB less to about 200 MB more).
+computed. What it may cost is memory between requests: the heap keeps what the largest prompt so
+far used. Measured after 24 prompts, resident memory was within the spread between processes in
+the last run (908 and 915 MB against 911 and 864) and from 60 MB less to about 200 MB more in
+earlier ones; the peak during the requests, the same within that spread.
 
 Nothing is changed on a C library other than glibc (musl, macOS), where the environment already
 sets one of these thresholds (`GLIBC_TUNABLES`' `glibc.malloc.mmap_threshold`, `trim_threshold`
