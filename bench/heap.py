@@ -39,11 +39,14 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import corpus  # noqa: E402  (bench/ scripts import each other as modules)
 
+from inference.prompt_format import FORMATS  # noqa: E402
+
 ROOT = Path(__file__).resolve().parents[1]
 SOURCES = (("ada-runtime", ".adb"), ("ghdl", ".vhdl"), ("python", ".py"), ("jool", ".c"))
 PROMPT_CHARS = 6_000
 SETTINGS = ("handed back", "kept")
 CHILD_TIMEOUT_S = 1_800
+FILE_SEP = FORMATS["prefix-only"].file_sep  # the default model's repository format
 
 
 def prompts(per_language: int, seed: int) -> list[str]:
@@ -58,7 +61,7 @@ def prompts(per_language: int, seed: int) -> list[str]:
             # The file's name first, as the repository format heads a file: files that open
             # with the same licence text would otherwise share their prompts' start.
             text = path.read_text(encoding="utf-8", errors="replace")
-            out.append(f"<file_sep>{path.relative_to(root)}\n{text[:PROMPT_CHARS]}")
+            out.append(f"{FILE_SEP}{path.relative_to(root)}\n{text[:PROMPT_CHARS]}")
     return out
 
 
