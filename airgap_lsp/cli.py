@@ -179,6 +179,8 @@ def _cmd_audit_replay(args: argparse.Namespace) -> int:
     print(f"suggestion {args.id} of {when} by {model['name']}@{model['version']}")
     print(f"  manifest sha256 {model['manifest_sha256']} (checked)")
     print(f"  replayed on {result.device} ({result.dtype}); logged on {record['device']}")
+    if result.steps:
+        print(f"  decoding steps: {result.steps}")
     if model.get("backend") == "remote":
         print(
             f"  made by the team server at {model.get('address', '?')}: another engine's "

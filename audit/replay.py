@@ -26,6 +26,7 @@ class ReplayResult:
     text: str  # what the model gives now
     device: str
     dtype: str
+    steps: str = ""  # how its decoding steps ran (inference.engine.Generation.steps)
     note: str = ""  # what may make the text differ other than the model (a rule changed since)
 
     @property
@@ -183,6 +184,7 @@ def statement_rule(decoding: dict[str, Any], record: dict[str, Any]) -> dict[str
 
 
 def replay(record: dict[str, Any], store: ModelStore) -> ReplayResult:
+    from inference.attention import LABEL
     from inference.engine import GenerationRequest, LocalEngine
 
     model = record["model"]
@@ -204,6 +206,7 @@ def replay(record: dict[str, Any], store: ModelStore) -> ReplayResult:
             dtype=record["dtype"],
             static_cache=None if steps is None else steps.startswith("static"),
             compile_backend=None if steps is None else _backend(steps),
+            packed_attention=None if steps is None else LABEL in steps,
         )
     max_new_tokens = int(decoding["max_new_tokens"])
     stop_after = None
@@ -243,6 +246,7 @@ def replay(record: dict[str, Any], store: ModelStore) -> ReplayResult:
         text=suggestion_text(generation.text, request.forced_prefix),
         device=engine.info.device,
         dtype=engine.info.dtype,
+        steps=generation.steps,
         note=rule_changed(decoding, record),
     )
 

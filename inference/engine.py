@@ -112,7 +112,8 @@ class Generation:
     drafted_tokens: int = 0  # tokens prompt-lookup decoding proposed
     accepted_tokens: int = 0  # of which greedy decoding chose, read ahead at no step of theirs
     threads: int = 0  # CPU threads it decoded with (0: not on this machine's CPU)
-    # How the decoding steps ran: "dynamic cache", "static cache", or "static cache, compiled
+    # How the decoding steps ran: "dynamic cache" (with ", " and inference.attention's LABEL where
+    # a one-token step's attention was packed), "static cache", or "static cache, compiled
     # (BACKEND)"; each orders the arithmetic its own way ("": on a team server).
     steps: str = ""
     drafts_from: tuple[int, ...] = ()  # the tokens drafted from besides the prompt
@@ -295,6 +296,7 @@ class LocalEngine(Tokenized):
         reuse_cache: bool = True,
         static_cache: bool | None = None,
         compile_backend: str | None = None,
+        packed_attention: bool | None = None,
     ) -> None:
         """`reuse_cache`: keep the key/value state of the last prompt, and read only what a new
         prompt adds to their common start (the user typed on).
@@ -303,6 +305,8 @@ class LocalEngine(Tokenized):
         `compile_backend`: torch.compile's backend for the decoding step, which needs the static
         cache ("": none; None: inductor with CUDA graphs on a GPU, none on the CPU, where it was
         measured no faster). Reading the prompt is never compiled: its length varies.
+        `packed_attention`: on the CPU, a one-token step's attention read as several rows of each
+        key/value head (inference.attention; None: where bf16's one-row kernel is slow here).
         """
         set_offline_env()
         import torch
@@ -361,7 +365,16 @@ class LocalEngine(Tokenized):
         self._static: Any = None  # the static cache, allocated once: its addresses stay put
         self._static_len = min(self._n_ctx, STATIC_CACHE_TOKENS)
         self._step: Any = self._model  # the decoding step's function
-        self.steps = "dynamic cache"
+        self._dynamic_steps = "dynamic cache"
+        if self._on_cpu and self._model.config._attn_implementation == "sdpa":
+            from inference import attention
+
+            if packed_attention is None:
+                packed_attention = attention.one_row_is_slow(self._model.dtype)
+            if packed_attention:
+                self._model.set_attn_implementation(attention.NAME)
+                self._dynamic_steps += f", {attention.LABEL}"
+        self.steps = self._dynamic_steps
         sliding = getattr(self._model.config, "use_sliding_window", False) or any(
             t != "full_attention" for t in getattr(self._model.config, "layer_types", None) or ()
         )
@@ -658,7 +671,7 @@ class LocalEngine(Tokenized):
             drafted_tokens=drafted,
             accepted_tokens=accepted,
             threads=threads,
-            steps=self.steps if static else "dynamic cache",
+            steps=self.steps if static else self._dynamic_steps,
             drafts_from=earlier if request.lookahead else (),
         )
 

@@ -667,7 +667,7 @@ def audit_record(
             "refuse_first": list(request.refuse_first),
             "prompt_lookup": request.lookahead,
             "threads": gen.threads,  # CPU threads it decoded with; 0: a GPU or a team server
-            "steps": gen.steps,  # dynamic cache, static cache, or static cache, compiled (...)
+            "steps": gen.steps,  # how the steps ran: inference.engine.Generation.steps
             # What prompt lookup drafted from besides the prompt (the last suggestion's tokens):
             # the drafts change how the steps round, so replay drafts from the same.
             "drafts_from": list(gen.drafts_from),

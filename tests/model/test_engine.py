@@ -432,3 +432,91 @@ def test_reading_a_prompt_reuses_the_memory_the_last_one_freed(engine: LocalEngi
         gens, faulted = worker.submit(read).result()
     assert all(g.reused_tokens == 0 and g.prompt_tokens > 1_500 for g in gens)  # each read whole
     assert faulted < 20_000, f"{faulted} page faults to read 4 prompts of {gens[0].prompt_tokens}"
+
+
+# A one-token step's attention packed by key/value head (inference.attention): what the engine
+# does on a CPU whose bf16 one-row kernel is slow, asked for here whatever this CPU is. float32:
+# the packed rows round otherwise than the one row, and in bf16 a near tie can go either way.
+@pytest.fixture(scope="module")
+def packed(default_model) -> LocalEngine:  # type: ignore[no-untyped-def]
+    return LocalEngine(default_model, device="cpu", dtype="float32", packed_attention=True)
+
+
+def test_packed_one_token_steps_score_as_the_models_own_attention(
+    packed: LocalEngine, plain: LocalEngine
+) -> None:
+    import torch
+
+    from inference.attention import LABEL
+
+    assert packed.steps == f"dynamic cache, {LABEL}"
+    assert plain.steps == "dynamic cache"  # float32 is never packed unless asked
+    ids = plain._tokenizer(CODE, add_special_tokens=False).input_ids  # noqa: SLF001
+    scores = []
+    with torch.inference_mode():
+        for engine in (plain, packed):
+            model = engine._model  # noqa: SLF001 - the model itself, fed by hand
+            out = model(input_ids=torch.tensor([ids[:-12]]), use_cache=True)
+            rows = []
+            for token in ids[-12:]:  # one token a step, as decoding reads them
+                out = model(input_ids=torch.tensor([[token]]), past_key_values=out.past_key_values)
+                rows.append(out.logits[0, -1])
+            scores.append(torch.stack(rows))
+    # The same numbers but for rounding, and the same choice at every step.
+    assert torch.allclose(scores[0], scores[1], atol=1e-3, rtol=0), (
+        (scores[0] - scores[1]).abs().max()
+    )
+    assert torch.equal(scores[0].argmax(-1), scores[1].argmax(-1))
+
+
+def test_packed_attention_with_drafts_and_kept_key_values_writes_the_text_from_scratch(
+    packed: LocalEngine, plain: LocalEngine
+) -> None:
+    # Steps that read several tokens (drafts, the rest of a prompt after its kept start) need
+    # the causal mask that steps of one token do without.
+    prompt = CODE + "      Total : Float := 0.0;\n"
+    drafted = packed.generate(typing(prompt, lookahead=8))
+    assert drafted.accepted_tokens > 0, drafted
+    assert drafted.text == plain.generate(typing(prompt, lookahead=0)).text
+    for typed in ("      Largest", "      Largest :", "      Lar"):
+        kept = packed.generate(typing(CODE + typed, lookahead=8))
+        assert kept.reused_tokens > 0
+        assert kept.text == plain.generate(typing(CODE + typed, lookahead=0)).text, typed
+
+
+@pytest.mark.parametrize("packs_here", [True, False])
+def test_a_replay_packs_attention_as_the_line_says_whatever_this_cpu_would(
+    default_model, packed: LocalEngine, plain: LocalEngine, packs_here: bool, monkeypatch
+) -> None:  # type: ignore[no-untyped-def]
+    from airgap_lsp.paths import model_store_root
+    from audit.replay import replay
+    from inference import attention
+    from inference.store import ModelStore
+
+    # The CPU replaying the line is of the other kind than the one that made it.
+    made_by = plain if packs_here else packed
+    monkeypatch.setattr(attention, "one_row_is_slow", lambda dtype: packs_here)
+    request = typing(CODE + "      Largest", lookahead=0)
+    made = made_by.generate(request)
+    record = {
+        "prompt": request.prompt,
+        "text": made.text.rstrip(),
+        "device": "cpu",
+        "dtype": "float32",
+        "model": {
+            "name": default_model.manifest.name,
+            "version": default_model.manifest.version,
+            "manifest_sha256": default_model.manifest_sha256,
+        },
+        "decoding": {
+            "max_new_tokens": request.max_new_tokens,
+            "multiline": True,
+            "base_indent": 0,
+            "forced_prefix": "",
+            "threads": request.threads,
+            "steps": made.steps,
+            "prompt_lookup": 0,
+        },
+    }
+    again = replay(record, ModelStore(model_store_root()))
+    assert again.steps == made.steps and again.text == record["text"]
