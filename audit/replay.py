@@ -184,8 +184,7 @@ def statement_rule(decoding: dict[str, Any], record: dict[str, Any]) -> dict[str
 
 
 def replay(record: dict[str, Any], store: ModelStore) -> ReplayResult:
-    from inference.attention import LABEL
-    from inference.engine import GenerationRequest, LocalEngine
+    from inference.engine import PACKED_ATTENTION, GenerationRequest, LocalEngine
 
     model = record["model"]
     ref = f"{model['name']}@{model['version']}"
@@ -206,7 +205,7 @@ def replay(record: dict[str, Any], store: ModelStore) -> ReplayResult:
             dtype=record["dtype"],
             static_cache=None if steps is None else steps.startswith("static"),
             compile_backend=None if steps is None else _backend(steps),
-            packed_attention=None if steps is None else LABEL in steps,
+            packed_attention=None if steps is None else PACKED_ATTENTION in steps,
         )
     max_new_tokens = int(decoding["max_new_tokens"])
     stop_after = None

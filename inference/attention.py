@@ -11,8 +11,8 @@ step. On the AMX Xeons measured before, attention was 5 % of a 31 ms step, and i
 one-row path is the fast one: there the model's own attention runs.
 
 Packed, each query row is computed as the kernel computes several: the same arithmetic, rounded
-in another order, so the text can differ at a near tie. The engine says so in `steps` (the audit
-line records it) and replay packs as the line says.
+in another order, so the text can differ at a near tie. The engine says so in `steps`
+(inference.engine.PACKED_ATTENTION; the audit line records it) and replay packs as the line says.
 
 Imported by the engine once torch is needed (it imports torch and transformers).
 """
@@ -26,8 +26,10 @@ from transformers import AttentionInterface
 from transformers.integrations.sdpa_attention import sdpa_attention_forward
 from transformers.masking_utils import AttentionMaskInterface, sdpa_mask
 
+# The attention's name in transformers' registry. Some model classes test for the name "sdpa"
+# itself (Falcon, which refuses the switch and keeps its own attention; Gemma 4's shared
+# key/values): the packed path was measured and tested on the default model's architecture only.
 NAME = "airgap_packed_sdpa"
-LABEL = "one-token attention packed by key/value head"
 # What transformers may pass that the packed path does not handle: the model's own runs then.
 _DELEGATED = ("softcap", "position_bias", "s_aux", "sinks", "cache")
 
@@ -74,9 +76,17 @@ AttentionMaskInterface.register(NAME, sdpa_mask)
 
 
 def one_row_is_slow(dtype: torch.dtype) -> bool:
-    """Whether this CPU takes the slow one-row path for `dtype`: bf16 without AMX (torch's own
-    check where it has one, else the CPU's flags)."""
+    """Whether this CPU takes the slow one-row path for `dtype`: bf16 on a CPU with AVX512-BF16
+    whose AMX is not usable (torch's own check where it has one, else the CPU's flags). Other CPUs
+    were not measured, and keep the model's own attention."""
     if dtype != torch.bfloat16:
+        return False
+    try:
+        with open("/proc/cpuinfo", encoding="ascii", errors="replace") as fh:
+            flags = fh.read()
+    except OSError:
+        return False
+    if "avx512_bf16" not in flags:
         return False
     init_amx = getattr(getattr(torch._C, "_cpu", None), "_init_amx", None)
     if callable(init_amx):
@@ -84,8 +94,4 @@ def one_row_is_slow(dtype: torch.dtype) -> bool:
             return not bool(init_amx())
         except RuntimeError:
             pass
-    try:
-        with open("/proc/cpuinfo", encoding="ascii", errors="replace") as fh:
-            return "amx_bf16" not in fh.read()
-    except OSError:
-        return True
+    return "amx_bf16" not in flags

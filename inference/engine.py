@@ -22,6 +22,9 @@ from inference.store import StoredModel
 log = logging.getLogger("airgap_lsp.engine")
 DTYPES = ("auto", "float32", "bfloat16", "float16")
 DEVICES = ("auto", "cpu", "cuda")
+# What `steps` adds where a one-token step's attention was packed (inference.attention): the
+# audit line records it, and replay packs where the line says so.
+PACKED_ATTENTION = "one-token attention packed by key/value head"
 MIN_REUSE = 16  # a shorter common start is not worth keeping the old key/values for
 DEFAULT_LOOKAHEAD = 8  # the most tokens prompt-lookup decoding drafts at a step
 NGRAM = 3  # prompt-lookup matches the last 3 tokens, then 2
@@ -112,8 +115,8 @@ class Generation:
     drafted_tokens: int = 0  # tokens prompt-lookup decoding proposed
     accepted_tokens: int = 0  # of which greedy decoding chose, read ahead at no step of theirs
     threads: int = 0  # CPU threads it decoded with (0: not on this machine's CPU)
-    # How the decoding steps ran: "dynamic cache" (with ", " and inference.attention's LABEL where
-    # a one-token step's attention was packed), "static cache", or "static cache, compiled
+    # How the decoding steps ran: "dynamic cache" (with ", " and PACKED_ATTENTION where a
+    # one-token step's attention was packed), "static cache", or "static cache, compiled
     # (BACKEND)"; each orders the arithmetic its own way ("": on a team server).
     steps: str = ""
     drafts_from: tuple[int, ...] = ()  # the tokens drafted from besides the prompt
@@ -305,8 +308,9 @@ class LocalEngine(Tokenized):
         `compile_backend`: torch.compile's backend for the decoding step, which needs the static
         cache ("": none; None: inductor with CUDA graphs on a GPU, none on the CPU, where it was
         measured no faster). Reading the prompt is never compiled: its length varies.
-        `packed_attention`: on the CPU, a one-token step's attention read as several rows of each
-        key/value head (inference.attention; None: where bf16's one-row kernel is slow here).
+        `packed_attention`: on the CPU with the dynamic cache and a model that runs SDPA, a
+        one-token step's attention read as several rows of each key/value head
+        (inference.attention; None: where bf16's one-row kernel is slow on this CPU).
         """
         set_offline_env()
         import torch
@@ -365,16 +369,7 @@ class LocalEngine(Tokenized):
         self._static: Any = None  # the static cache, allocated once: its addresses stay put
         self._static_len = min(self._n_ctx, STATIC_CACHE_TOKENS)
         self._step: Any = self._model  # the decoding step's function
-        self._dynamic_steps = "dynamic cache"
-        if self._on_cpu and self._model.config._attn_implementation == "sdpa":
-            from inference import attention
-
-            if packed_attention is None:
-                packed_attention = attention.one_row_is_slow(self._model.dtype)
-            if packed_attention:
-                self._model.set_attn_implementation(attention.NAME)
-                self._dynamic_steps += f", {attention.LABEL}"
-        self.steps = self._dynamic_steps
+        self._dynamic_steps = self.steps = "dynamic cache"
         sliding = getattr(self._model.config, "use_sliding_window", False) or any(
             t != "full_attention" for t in getattr(self._model.config, "layer_types", None) or ()
         )
@@ -400,11 +395,32 @@ class LocalEngine(Tokenized):
                     mode="reduce-overhead" if graphs else None,
                 )
                 self.steps = f"static cache, compiled ({backend})"
+        elif self._on_cpu and self._model.config._attn_implementation == "sdpa":
+            # (A static cache's steps carry a mask, which transformers packs itself.)
+            self._pack_attention(packed_attention)
         self.info = EngineInfo.of(
             stored,
             device=dev if dev == "cpu" else f"cuda ({torch.cuda.get_device_name(0)})",
             dtype=dt,
         )
+
+    def _pack_attention(self, wanted: bool | None) -> None:
+        """A one-token step's attention packed by key/value head (inference.attention), where
+        `wanted` (None: where this CPU's bf16 one-row kernel is slow); `steps` says so only where
+        the model took it."""
+        from inference import attention
+
+        if not (attention.one_row_is_slow(self._model.dtype) if wanted is None else wanted):
+            return
+        try:
+            self._model.set_attn_implementation(attention.NAME)
+        except (ValueError, KeyError) as exc:
+            log.warning("attention stays the model's own (SDPA, one row a step): %s", exc)
+            return
+        if self._model.config._attn_implementation == attention.NAME:
+            self._dynamic_steps = self.steps = f"dynamic cache, {PACKED_ATTENTION}"
+        else:  # transformers refused the switch for this model class, with a warning of its own
+            log.warning("attention stays the model's own (SDPA, one row a step)")
 
     def _spelling(self, text: str, refuse: str = "") -> Any:
         """Ids of the tokens that spell the start of `text` or all of it and more, none of whose

@@ -443,18 +443,33 @@ def packed(default_model) -> LocalEngine:  # type: ignore[no-untyped-def]
 
 
 def test_packed_one_token_steps_score_as_the_models_own_attention(
-    packed: LocalEngine, plain: LocalEngine
+    packed: LocalEngine, plain: LocalEngine, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     import torch
 
-    from inference.attention import LABEL
+    from inference import attention
+    from inference.engine import PACKED_ATTENTION
 
-    assert packed.steps == f"dynamic cache, {LABEL}"
+    assert packed.steps == f"dynamic cache, {PACKED_ATTENTION}"
     assert plain.steps == "dynamic cache"  # float32 is never packed unless asked
+    config = packed._model.config  # noqa: SLF001
+    groups = config.num_attention_heads // config.num_key_value_heads
+    assert groups > 1, "the default model's query heads share key/value heads"
+    # Which queries SDPA is given: packed, a one-token step's are `groups` rows of each
+    # key/value head.
+    shapes: list[tuple[int, ...]] = []
+    sdpa = torch.nn.functional.scaled_dot_product_attention
+
+    def seen(query: torch.Tensor, *args: object, **kwargs: object) -> torch.Tensor:
+        shapes.append(tuple(query.shape))
+        return sdpa(query, *args, **kwargs)
+
+    monkeypatch.setattr(torch.nn.functional, "scaled_dot_product_attention", seen)
     ids = plain._tokenizer(CODE, add_special_tokens=False).input_ids  # noqa: SLF001
     scores = []
     with torch.inference_mode():
         for engine in (plain, packed):
+            shapes.clear()
             model = engine._model  # noqa: SLF001 - the model itself, fed by hand
             out = model(input_ids=torch.tensor([ids[:-12]]), use_cache=True)
             rows = []
@@ -462,6 +477,13 @@ def test_packed_one_token_steps_score_as_the_models_own_attention(
                 out = model(input_ids=torch.tensor([[token]]), past_key_values=out.past_key_values)
                 rows.append(out.logits[0, -1])
             scores.append(torch.stack(rows))
+            steps = [s for s in shapes if s[2] != len(ids) - 12]  # not the prompt's reading
+            width = config.hidden_size // config.num_attention_heads
+            one_row = (1, config.num_attention_heads, 1, width)
+            grouped = (1, config.num_key_value_heads, groups, width)
+            assert steps == [grouped if engine is packed else one_row] * len(steps), set(steps)
+            assert len(steps) == 12 * config.num_hidden_layers
+    assert packed._model.config._attn_implementation == attention.NAME  # noqa: SLF001
     # The same numbers but for rounding, and the same choice at every step.
     assert torch.allclose(scores[0], scores[1], atol=1e-3, rtol=0), (
         (scores[0] - scores[1]).abs().max()
