@@ -79,6 +79,15 @@ def default_model():  # type: ignore[no-untyped-def]
         pytest.fail(f"{exc}\nThe tests need the embedded default model: run `make model`.")
 
 
+def audited_model(stored) -> dict[str, str]:  # type: ignore[no-untyped-def]
+    """An audit line's `model`: the stored model a suggestion was made by."""
+    return {
+        "name": stored.manifest.name,
+        "version": stored.manifest.version,
+        "manifest_sha256": stored.manifest_sha256,
+    }
+
+
 def save_random_checkpoint(real_model: Path, folder: Path) -> Path:
     """A small checkpoint of `real_model`'s architecture and tokenizer with random weights, saved
     by transformers (safetensors): fast to run, and it writes fluent nonsense."""

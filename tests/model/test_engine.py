@@ -18,6 +18,7 @@ from inference import heap
 from inference.engine import Generation, GenerationRequest, LocalEngine
 from inference.errors import GenerationCancelled
 from inference.stops import StopRule
+from tests.conftest import audited_model
 
 ADA = "package body Counters is\n\n   procedure Increment (C : in out Natural) is\n   begin\n"
 
@@ -525,11 +526,7 @@ def test_a_replay_packs_attention_as_the_line_says_whatever_this_cpu_would(
         "text": made.text.rstrip(),
         "device": "cpu",
         "dtype": "float32",
-        "model": {
-            "name": default_model.manifest.name,
-            "version": default_model.manifest.version,
-            "manifest_sha256": default_model.manifest_sha256,
-        },
+        "model": audited_model(default_model),
         "decoding": {
             "max_new_tokens": request.max_new_tokens,
             "multiline": True,

@@ -19,6 +19,7 @@ from inference.engine import (
 )
 from inference.healing import heal, refused_start
 from inference.stops import StopRule
+from tests.conftest import audited_model
 
 
 @pytest.fixture(scope="module")
@@ -206,11 +207,7 @@ def test_audit_replay_reproduces_a_suggestion_asked_for_again(default_model) -> 
         "text": shown,
         "device": "cpu",
         "dtype": "float32",
-        "model": {
-            "name": default_model.manifest.name,
-            "version": default_model.manifest.version,
-            "manifest_sha256": default_model.manifest_sha256,
-        },
+        "model": audited_model(default_model),
         "decoding": {
             "max_new_tokens": 16,
             "multiline": False,
