@@ -358,6 +358,8 @@ class LocalEngine(Tokenized):
         self._lock = threading.Lock()  # one generation at a time: the model is not re-entrant
         self._reuse = reuse_cache
         self._cache: tuple[list[int], Any] | None = None  # tokens held, and their key/values
+        # The last prompt read, and the scores after it: the same prompt again is not read again.
+        self._read: tuple[list[int], Any] | None = None
         # The tokens the last generation wrote: after a keystroke the suggestion it made is no
         # longer in the prompt, but the new one often ends as it did (a draft source).
         self._last_written: list[int] = []
@@ -522,6 +524,11 @@ class LocalEngine(Tokenized):
         if not self._reuse or kept is None or (kept[1] is self._static) != static:
             return fresh, 0
         held, cache = kept
+        if self._read is not None and self._read[0] == ids and held[: len(ids)] == ids:
+            # The same prompt again: its last token's scores as they were read the first time,
+            # not read again in another split of the arithmetic (which can tip a near tie).
+            _trim(cache, len(ids))
+            return cache, len(ids)
         n = 0
         for a, b in zip(held, ids[:-1], strict=False):
             if a != b:
@@ -576,13 +583,17 @@ class LocalEngine(Tokenized):
             with torch.inference_mode():
                 # Only the last position's scores are read: computing them for every prompt token
                 # costs a quarter of the prefill and a prompt x vocabulary tensor (200 MB at 1,024).
-                out = self._model(
-                    input_ids=torch.tensor([ids[reused:]], device=dev),
-                    past_key_values=past,
-                    use_cache=True,
-                    logits_to_keep=1,
-                )
-                past, logits = out.past_key_values, out.logits[0, -1]
+                if self._read is not None and reused == len(ids):
+                    logits = self._read[1]
+                else:
+                    out = self._model(
+                        input_ids=torch.tensor([ids[reused:]], device=dev),
+                        past_key_values=past,
+                        use_cache=True,
+                        logits_to_keep=1,
+                    )
+                    past, logits = out.past_key_values, out.logits[0, -1].clone()
+                    self._read = (list(ids), logits)
                 fed = list(ids)
                 t1 = time.perf_counter()
                 deadline = t0 + request.max_seconds if request.max_seconds > 0 else None
