@@ -184,7 +184,12 @@ def statement_rule(decoding: dict[str, Any], record: dict[str, Any]) -> dict[str
 
 
 def replay(record: dict[str, Any], store: ModelStore) -> ReplayResult:
-    from inference.engine import PACKED_ATTENTION, GenerationRequest, LocalEngine
+    from inference.engine import (
+        PACKED_ATTENTION,
+        PACKED_ONE_TOKEN,
+        GenerationRequest,
+        LocalEngine,
+    )
 
     model = record["model"]
     ref = f"{model['name']}@{model['version']}"
@@ -199,13 +204,22 @@ def replay(record: dict[str, Any], store: ModelStore) -> ReplayResult:
             )
         decoding = record["decoding"]
         steps = decoding.get("steps") or None  # lines before it, or a team server's: as here now
+        packed: bool | str | None = None  # as this CPU would
+        if steps is not None:
+            parts = steps.split(", ")
+            if PACKED_ATTENTION in parts:
+                packed = True
+            elif PACKED_ONE_TOKEN in parts:  # a line of the version that packed no drafts
+                packed = PACKED_ONE_TOKEN
+            else:
+                packed = False
         engine = LocalEngine(
             stored,
             device=device,
             dtype=record["dtype"],
             static_cache=None if steps is None else steps.startswith("static"),
             compile_backend=None if steps is None else _backend(steps),
-            packed_attention=None if steps is None else PACKED_ATTENTION in steps,
+            packed_attention=packed,
         )
     max_new_tokens = int(decoding["max_new_tokens"])
     stop_after = None

@@ -22,9 +22,11 @@ from inference.store import StoredModel
 log = logging.getLogger("airgap_lsp.engine")
 DTYPES = ("auto", "float32", "bfloat16", "float16")
 DEVICES = ("auto", "cpu", "cuda")
-# What `steps` adds where a one-token step's attention was packed (inference.attention): the
-# audit line records it, and replay packs where the line says so.
-PACKED_ATTENTION = "one-token attention packed by key/value head"
+# What `steps` adds where the decoding steps' attention was packed (inference.attention): the
+# audit line records it, and replay packs where the line says so. PACKED_ONE_TOKEN: what lines
+# of the version that packed one-token steps only say (their drafts' steps were not packed).
+PACKED_ATTENTION = "decoding steps' attention packed by key/value head"
+PACKED_ONE_TOKEN = "one-token attention packed by key/value head"
 MIN_REUSE = 16  # a shorter common start is not worth keeping the old key/values for
 DEFAULT_LOOKAHEAD = 8  # the most tokens prompt-lookup decoding drafts at a step
 NGRAM = 3  # prompt-lookup matches the last 3 tokens, then 2
@@ -115,8 +117,8 @@ class Generation:
     drafted_tokens: int = 0  # tokens prompt-lookup decoding proposed
     accepted_tokens: int = 0  # of which greedy decoding chose, read ahead at no step of theirs
     threads: int = 0  # CPU threads it decoded with (0: not on this machine's CPU)
-    # How the decoding steps ran: "dynamic cache" (with ", " and PACKED_ATTENTION where a
-    # one-token step's attention was packed), "static cache", or "static cache, compiled
+    # How the decoding steps ran: "dynamic cache" (with ", " and PACKED_ATTENTION where the
+    # steps' attention was packed), "static cache", or "static cache, compiled
     # (BACKEND)"; each orders the arithmetic its own way ("": on a team server).
     steps: str = ""
     drafts_from: tuple[int, ...] = ()  # the tokens drafted from besides the prompt
@@ -299,7 +301,7 @@ class LocalEngine(Tokenized):
         reuse_cache: bool = True,
         static_cache: bool | None = None,
         compile_backend: str | None = None,
-        packed_attention: bool | None = None,
+        packed_attention: bool | str | None = None,
     ) -> None:
         """`reuse_cache`: keep the key/value state of the last prompt, and read only what a new
         prompt adds to their common start (the user typed on).
@@ -308,9 +310,10 @@ class LocalEngine(Tokenized):
         `compile_backend`: torch.compile's backend for the decoding step, which needs the static
         cache ("": none; None: inductor with CUDA graphs on a GPU, none on the CPU, where it was
         measured no faster). Reading the prompt is never compiled: its length varies.
-        `packed_attention`: on the CPU with the dynamic cache and a model that runs SDPA, a
-        one-token step's attention read as several rows of each key/value head
-        (inference.attention; None: where bf16's one-row kernel is slow on this CPU).
+        `packed_attention`: on the CPU with the dynamic cache and a model that runs SDPA, the
+        attention of a one-token step, and of a step that checks drafts, read as several rows of
+        each key/value head (inference.attention; None: where bf16's one-row kernel is slow on
+        this CPU; PACKED_ONE_TOKEN: one-token steps only, as lines that say so were made).
         """
         set_offline_env()
         import torch
@@ -406,21 +409,26 @@ class LocalEngine(Tokenized):
             dtype=dt,
         )
 
-    def _pack_attention(self, wanted: bool | None) -> None:
-        """A one-token step's attention packed by key/value head (inference.attention), where
-        `wanted` (None: where this CPU's bf16 one-row kernel is slow); `steps` says so only where
-        the model took it."""
+    def _pack_attention(self, wanted: bool | str | None) -> None:
+        """The decoding steps' attention packed by key/value head (inference.attention), where
+        `wanted` (None: where this CPU's bf16 one-row kernel is slow; PACKED_ONE_TOKEN: one-token
+        steps only); `steps` says so only where the model took it."""
         from inference import attention
 
         if not (attention.one_row_is_slow(self._model.dtype) if wanted is None else wanted):
             return
+        name, label = (
+            (attention.NAME, PACKED_ONE_TOKEN)
+            if wanted == PACKED_ONE_TOKEN
+            else (attention.STEPS_NAME, PACKED_ATTENTION)
+        )
         try:
-            self._model.set_attn_implementation(attention.NAME)
+            self._model.set_attn_implementation(name)
         except (ValueError, KeyError) as exc:
             log.warning("attention stays the model's own (SDPA, one row a step): %s", exc)
             return
-        if self._model.config._attn_implementation == attention.NAME:
-            self._dynamic_steps = self.steps = f"dynamic cache, {PACKED_ATTENTION}"
+        if self._model.config._attn_implementation == name:
+            self._dynamic_steps = self.steps = f"dynamic cache, {label}"
         else:  # transformers refused the switch for this model class, with a warning of its own
             log.warning("attention stays the model's own (SDPA, one row a step)")
 

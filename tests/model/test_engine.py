@@ -438,7 +438,7 @@ def test_reading_a_prompt_reuses_the_memory_the_last_one_freed(engine: LocalEngi
     assert faulted < 20_000, f"{faulted} page faults to read 4 prompts of {gens[0].prompt_tokens}"
 
 
-# A one-token step's attention packed by key/value head (inference.attention): what the engine
+# The decoding steps' attention packed by key/value head (inference.attention): what the engine
 # does on a CPU whose bf16 one-row kernel is slow, asked for here whatever this CPU is. float32:
 # the packed rows round otherwise than the one row, and in bf16 a near tie can go either way.
 @pytest.fixture(scope="module")
@@ -487,8 +487,57 @@ def test_packed_one_token_steps_score_as_the_models_own_attention(
             grouped = (1, config.num_key_value_heads, groups, width)
             assert steps == [grouped if engine is packed else one_row] * len(steps), set(steps)
             assert len(steps) == 12 * config.num_hidden_layers
-    assert packed._model.config._attn_implementation == attention.NAME  # noqa: SLF001
+    assert packed._model.config._attn_implementation == attention.STEPS_NAME  # noqa: SLF001
     # The same numbers but for rounding, and the same choice at every step.
+    assert torch.allclose(scores[0], scores[1], atol=1e-3, rtol=0), (
+        (scores[0] - scores[1]).abs().max()
+    )
+    assert torch.equal(scores[0].argmax(-1), scores[1].argmax(-1))
+
+
+def test_packed_steps_that_check_drafts_score_as_the_models_own_attention(
+    packed: LocalEngine, plain: LocalEngine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import torch
+
+    config = packed._model.config  # noqa: SLF001
+    groups = config.num_attention_heads // config.num_key_value_heads
+    width = config.hidden_size // config.num_attention_heads
+    # Which queries and masks SDPA is given for a step of several tokens after the prompt.
+    seen: list[tuple[tuple[int, ...], tuple[int, ...] | None]] = []
+    sdpa = torch.nn.functional.scaled_dot_product_attention
+
+    def spy(query: torch.Tensor, *args: object, **kwargs: object) -> torch.Tensor:
+        mask = kwargs.get("attn_mask")
+        seen.append((tuple(query.shape), tuple(mask.shape) if mask is not None else None))
+        return sdpa(query, *args, **kwargs)
+
+    monkeypatch.setattr(torch.nn.functional, "scaled_dot_product_attention", spy)
+    ids = plain._tokenizer(CODE, add_special_tokens=False).input_ids  # noqa: SLF001
+    start = len(ids) - 15
+    scores = []
+    with torch.inference_mode():
+        for engine in (plain, packed):
+            model = engine._model  # noqa: SLF001 - the model itself, fed by hand
+            out = model(input_ids=torch.tensor([ids[:start]]), use_cache=True)
+            rows = []
+            for at in range(start, len(ids), 5):  # 5 tokens a step, as a step checks drafts
+                seen.clear()
+                out = model(
+                    input_ids=torch.tensor([ids[at : at + 5]]),
+                    past_key_values=out.past_key_values,
+                )
+                rows.append(out.logits[0])
+                kv = at + 5
+                if engine is packed:
+                    want = (
+                        (1, config.num_key_value_heads, groups * 5, width),
+                        (1, 1, groups * 5, kv),
+                    )
+                else:
+                    want = ((1, config.num_attention_heads, 5, width), (1, 1, 5, kv))
+                assert seen == [want] * config.num_hidden_layers, set(seen)
+            scores.append(torch.cat(rows))
     assert torch.allclose(scores[0], scores[1], atol=1e-3, rtol=0), (
         (scores[0] - scores[1]).abs().max()
     )
@@ -522,9 +571,39 @@ def test_a_replay_packs_attention_as_the_line_says_whatever_this_cpu_would(
     # The CPU replaying the line is of the other kind than the one that made it.
     made_by = plain if packs_here else packed
     monkeypatch.setattr(attention, "one_row_is_slow", lambda dtype: packs_here)
-    request = typing(CODE + "      Largest", lookahead=0)
+    line = made_line(made_by, default_model)
+    again = replay(line, ModelStore(model_store_root()))
+    assert again.steps == made_by.steps and again.text == line["text"]
+
+
+def test_a_line_of_the_version_that_packed_one_token_steps_only_replays_so(
+    default_model, plain: LocalEngine, monkeypatch
+) -> None:  # type: ignore[no-untyped-def]
+    from airgap_lsp.paths import model_store_root
+    from audit.replay import replay
+    from inference import attention
+    from inference.engine import PACKED_ONE_TOKEN
+    from inference.store import ModelStore
+
+    old = LocalEngine(
+        default_model, device="cpu", dtype="float32", packed_attention=PACKED_ONE_TOKEN
+    )
+    assert old.steps == f"dynamic cache, {PACKED_ONE_TOKEN}"
+    assert old._model.config._attn_implementation == attention.NAME  # noqa: SLF001
+    monkeypatch.setattr(attention, "one_row_is_slow", lambda dtype: True)  # this CPU packs all
+    line = made_line(old, default_model, lookahead=8)
+    again = replay(line, ModelStore(model_store_root()))
+    assert again.steps == old.steps and again.text == line["text"]
+
+
+LARGEST = typing(CODE + "      Largest", lookahead=0)
+
+
+def made_line(made_by: LocalEngine, default_model, lookahead: int = 0) -> dict:  # type: ignore[no-untyped-def]
+    """The audit line of `made_by`'s suggestion after CODE and a typed word."""
+    request = replace(LARGEST, lookahead=lookahead)
     made = made_by.generate(request)
-    record = {
+    return {
         "prompt": request.prompt,
         "text": made.text.rstrip(),
         "device": "cpu",
@@ -537,8 +616,7 @@ def test_a_replay_packs_attention_as_the_line_says_whatever_this_cpu_would(
             "forced_prefix": "",
             "threads": request.threads,
             "steps": made.steps,
-            "prompt_lookup": 0,
+            "prompt_lookup": lookahead,
+            "drafts_from": list(made.drafts_from),
         },
     }
-    again = replay(record, ModelStore(model_store_root()))
-    assert again.steps == made.steps and again.text == record["text"]
