@@ -12,8 +12,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import os
-import platform
 import statistics
 import sys
 import tempfile
@@ -25,6 +23,7 @@ from lsprotocol import types
 from pygls.lsp.client import LanguageClient
 
 from context.languages import for_path
+from inference import cpuinfo
 
 ROOT = Path(__file__).resolve().parents[1]
 WORKSPACE = ROOT / "examples" / "workspace"
@@ -117,8 +116,8 @@ def report(result: dict) -> str:
     prefill = [r["timings"]["prefill_ms"] for r in recs]
     prompt_tokens = [r["timings"]["prompt_tokens"] for r in recs]
     out = [
-        f"date: {datetime.now(UTC).date()}; machine: {platform.processor() or platform.machine()}, "
-        f"{os.cpu_count()} cores; device {device}, {dtype}; model {recs[0]['model']['name']}@"
+        f"date: {datetime.now(UTC).date()}; machine: {cpuinfo.describe()}; "
+        f"device {device}, {dtype}; model {recs[0]['model']['name']}@"
         f"{recs[0]['model']['version']}"
         if recs
         else "no audited suggestion",

@@ -23,7 +23,6 @@ import asyncio
 import difflib
 import json
 import os
-import platform
 import statistics
 import sys
 import tempfile
@@ -40,6 +39,8 @@ import lsp_server
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import corpus  # noqa: E402  (bench/corpus.py: run as a script, not as a package)
+
+from inference import cpuinfo  # noqa: E402
 
 # The server runs from the tree this script imports `lsp_server` from (PYTHONPATH can point at
 # another checkout, e.g. a clean `git archive` of a commit).
@@ -375,18 +376,10 @@ def details(rows: list[Row]) -> str:
 
 
 def header(rows: list[Row], seed: int, wall_s: float) -> str:
-    cpu = next(
-        (
-            ln.split(":", 1)[1].strip()
-            for ln in Path("/proc/cpuinfo").read_text().splitlines()
-            if ln.startswith("model name")
-        ),
-        platform.processor() or platform.machine(),
-    )
     corpora = "; ".join(f"{r.language}: {', '.join(r.packages)}" for r in rows)
     return (
-        f"date: {datetime.now(UTC).isoformat(timespec='seconds')}; machine: {cpu}, "
-        f"{os.cpu_count()} cores, load average at the end {os.getloadavg()[0]:.1f}; "
+        f"date: {datetime.now(UTC).isoformat(timespec='seconds')}; machine: "
+        f"{cpuinfo.describe()}; load average at the end {os.getloadavg()[0]:.1f}; "
         f"seed {seed}; wall time {wall_s:.0f} s; server {SERVER_ROOT}\n"
         f"corpus: {corpora}"
     )

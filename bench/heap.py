@@ -24,7 +24,6 @@ import argparse
 import contextlib
 import json
 import os
-import platform
 import random
 import resource
 import statistics
@@ -39,6 +38,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import corpus  # noqa: E402  (bench/ scripts import each other as modules)
 
+from inference import cpuinfo  # noqa: E402
 from inference.prompt_format import FORMATS  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -190,8 +190,6 @@ def main() -> int:
 
 
 def report(runs: dict[str, list[dict]], args: argparse.Namespace, n: int, load: tuple) -> None:
-    from model_size import cpu_flags
-
     commit = subprocess.run(
         ["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"],
         capture_output=True,
@@ -201,7 +199,7 @@ def report(runs: dict[str, list[dict]], args: argparse.Namespace, n: int, load: 
     print(
         f"`bench/heap.py --per-language {args.per_language} --rounds {args.rounds}`, "
         f"{datetime.now(UTC):%Y-%m-%d %H:%M} UTC, commit {commit or '?'}, "
-        f"{platform.machine()}, {os.cpu_count()} cores ({cpu_flags()}), "
+        f"{cpuinfo.describe()}, "
         f"{runs[SETTINGS[0]][0]['dtype']}; {n} prompts a process, {args.rounds} processes a "
         f"setting; load average {load[0]:.1f} at the start, {load[1]:.1f} at the end.\n"
     )

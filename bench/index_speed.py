@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import platform
 import random
 import shutil
 import statistics
@@ -39,6 +38,7 @@ import corpus  # noqa: E402  (bench/corpus.py: run as a script, not as a package
 from airgap_lsp.settings import Settings  # noqa: E402
 from context.index import WorkspaceIndex, scan_workers  # noqa: E402
 from context.retrieval import ContextBuilder, ContextRequest, cursor_region  # noqa: E402
+from inference import cpuinfo  # noqa: E402
 
 ROLES = tuple(corpus.SOURCE_ROOTS)
 SLOW_FILES = 1_500
@@ -242,17 +242,9 @@ def time_slow_workspace(tmp: Path, count: Callable[[str], int], budget: int) -> 
 def report(
     trees: list[dict], ctx: dict, slow: dict, model: str, wall_s: float, seed: int, budget: int
 ) -> str:
-    cpu = next(
-        (
-            ln.split(":", 1)[1].strip()
-            for ln in Path("/proc/cpuinfo").read_text().splitlines()
-            if ln.startswith("model name")
-        ),
-        platform.processor() or platform.machine(),
-    )
     out = [
-        f"date: {datetime.now(UTC).isoformat(timespec='seconds')}; machine: {cpu}, "
-        f"{os.cpu_count()} cores, load average at the end {os.getloadavg()[0]:.1f}; "
+        f"date: {datetime.now(UTC).isoformat(timespec='seconds')}; machine: "
+        f"{cpuinfo.describe()}; load average at the end {os.getloadavg()[0]:.1f}; "
         f"wall time {wall_s:.0f} s; code "
         f"{Path(lsp_server.__file__).resolve().parents[1]}",
         "",

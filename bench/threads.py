@@ -13,13 +13,13 @@ from __future__ import annotations
 
 import argparse
 import multiprocessing
-import os
-import platform
 import statistics
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+
+from inference import cpuinfo
 
 ROOT = Path(__file__).resolve().parents[1]
 PROMPT_FILE = ROOT / "examples" / "workspace" / "tools" / "telemetry_check.py"
@@ -93,8 +93,8 @@ def main() -> int:
         print(f"load {load} done", file=sys.stderr)
 
     print(
-        f"date: {datetime.now(UTC).date()}; machine: {platform.processor() or platform.machine()}, "
-        f"{os.cpu_count()} CPUs, torch's threads {cores}; {stored.ref}, fp32, "
+        f"date: {datetime.now(UTC).date()}; machine: {cpuinfo.describe()}, "
+        f"torch's threads {cores}; {stored.ref}, fp32, "
         f"{args.new_tokens} new tokens, prompt {engine.count_tokens(prompt)} tokens, "
         f"median of {args.rounds}"
     )

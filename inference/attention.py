@@ -37,6 +37,8 @@ from transformers import AttentionInterface
 from transformers.integrations.sdpa_attention import sdpa_attention_forward
 from transformers.masking_utils import AttentionMaskInterface, sdpa_mask
 
+from inference import cpuinfo
+
 # The attention's names in transformers' registry. Some model classes test for the name "sdpa"
 # itself (Falcon, which refuses the switch and keeps its own attention; Gemma 4's shared
 # key/values): the packed path was measured and tested on the default model's architecture only.
@@ -135,14 +137,7 @@ def one_row_is_slow(dtype: torch.dtype) -> bool:
     """Whether this CPU takes the slow one-row path for `dtype`: bf16 on a CPU with AVX512-BF16
     whose AMX is not usable (torch's own check where it has one, else the CPU's flags). Other CPUs
     were not measured, and keep the model's own attention."""
-    if dtype != torch.bfloat16:
-        return False
-    try:
-        with open("/proc/cpuinfo", encoding="ascii", errors="replace") as fh:
-            flags = fh.read()
-    except OSError:
-        return False
-    if "avx512_bf16" not in flags:
+    if dtype != torch.bfloat16 or "avx512_bf16" not in cpuinfo.flags():
         return False
     init_amx = getattr(getattr(torch._C, "_cpu", None), "_init_amx", None)
     if callable(init_amx):
@@ -150,4 +145,4 @@ def one_row_is_slow(dtype: torch.dtype) -> bool:
             return not bool(init_amx())
         except RuntimeError:
             pass
-    return "amx_bf16" not in flags
+    return "amx_bf16" not in cpuinfo.flags()

@@ -10,6 +10,7 @@ from dataclasses import dataclass, replace
 from typing import Any, Protocol
 
 from airgap_lsp.errors import AirgapError
+from inference import cpuinfo
 from inference.chat_template import render_chat
 from inference.cpu_load import others_busy, threads_for
 from inference.errors import GenerationCancelled
@@ -173,12 +174,7 @@ def cpu_has_bf16() -> bool:
     Without it, torch emulates bf16 and reading a prompt is about 3 times slower than in fp32
     (measured on an AVX512 Xeon without the BF16 extension).
     """
-    try:
-        with open("/proc/cpuinfo", encoding="ascii", errors="replace") as fh:
-            flags = fh.read()
-    except OSError:
-        return False
-    return "avx512_bf16" in flags or "amx_bf16" in flags
+    return bool({"avx512_bf16", "amx_bf16"} & cpuinfo.flags())
 
 
 def pick_dtype(preference: str, device: str) -> str:
