@@ -7,7 +7,7 @@ import threading
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
-from typing import Any, NamedTuple, Protocol
+from typing import Any, Protocol
 
 from airgap_lsp.errors import AirgapError
 from inference import cpuinfo
@@ -285,17 +285,6 @@ def first_refused(token_texts: list[str], pending: str, refused: tuple[str, ...]
     return out
 
 
-class _Kept(NamedTuple):
-    """What the last generation read: the prompt and what it wrote after it (`tokens`), their
-    key/values, and the prompt alone with the scores after it (the same prompt again is not
-    read again)."""
-
-    tokens: list[int]
-    key_values: Any
-    prompt: list[int]
-    scores: Any
-
-
 class LocalEngine(Tokenized):
     """A stored model loaded with transformers on this machine's GPU or CPU."""
 
@@ -367,7 +356,9 @@ class LocalEngine(Tokenized):
         self._healing: dict[tuple[Any, ...], Any] = {}
         self._lock = threading.Lock()  # one generation at a time: the model is not re-entrant
         self._reuse = reuse_cache
-        self._cache: _Kept | None = None  # what the last generation read, and its key/values
+        self._cache: tuple[list[int], Any] | None = None  # tokens held, and their key/values
+        # The last prompt read, and the scores after it: the same prompt again is not read again.
+        self._read: tuple[list[int], Any] | None = None
         # The tokens the last generation wrote: after a keystroke the suggestion it made is no
         # longer in the prompt, but the new one often ends as it did (a draft source).
         self._last_written: list[int] = []
@@ -523,10 +514,9 @@ class LocalEngine(Tokenized):
                     )
         _trim(self._static, 0)
 
-    def _cached(self, ids: list[int], static: bool) -> tuple[Any, int, Any]:
+    def _cached(self, ids: list[int], static: bool) -> tuple[Any, int]:
         """The kept key/value state cut to its common start with `ids`, and that length; or a
-        fresh state and 0. At least the last token is read again, for its scores, but for the
-        same prompt again: then its scores too (else None)."""
+        fresh state and 0. At least the last token is always read again, for its scores."""
         kept, self._cache = self._cache, None
         if static:
             fresh = self._static
@@ -535,23 +525,23 @@ class LocalEngine(Tokenized):
             from inference.kv import growing_cache
 
             fresh = growing_cache(self._model.config)
-        if not self._reuse or kept is None or (kept.key_values is self._static) != static:
-            return fresh, 0, None
-        held, cache = kept.tokens, kept.key_values
-        if kept.prompt == ids:
+        if not self._reuse or kept is None or (kept[1] is self._static) != static:
+            return fresh, 0
+        held, cache = kept
+        if self._read is not None and self._read[0] == ids and held[: len(ids)] == ids:
             # The same prompt again: its last token's scores as they were read the first time,
             # not read again in another split of the arithmetic (which can tip a near tie).
             _trim(cache, len(ids))
-            return cache, len(ids), kept.scores
+            return cache, len(ids)
         n = 0
         for a, b in zip(held, ids[:-1], strict=False):
             if a != b:
                 break
             n += 1
         if n < MIN_REUSE:
-            return fresh, 0, None
+            return fresh, 0
         _trim(cache, n)
-        return cache, n, None
+        return cache, n
 
     def _generate(self, request: GenerationRequest, cancel: threading.Event) -> Generation:
         torch = self._torch
@@ -590,14 +580,16 @@ class LocalEngine(Tokenized):
         drafted = accepted = 0
         earlier = tuple(self._last_written) if request.drafts_from is None else request.drafts_from
         t0 = time.perf_counter()
-        past, reused, logits = self._cached(ids, static)
+        past, reused = self._cached(ids, static)
         fed = ids[:reused]  # the tokens whose key/values `past` holds
         ok = False
         try:
             with torch.inference_mode():
                 # Only the last position's scores are read: computing them for every prompt token
                 # costs a quarter of the prefill and a prompt x vocabulary tensor (200 MB at 1,024).
-                if logits is None:
+                if self._read is not None and reused == len(ids):
+                    logits = self._read[1]
+                else:
                     out = self._model(
                         input_ids=torch.tensor([ids[reused:]], device=dev),
                         past_key_values=past,
@@ -605,7 +597,7 @@ class LocalEngine(Tokenized):
                         logits_to_keep=1,
                     )
                     past, logits = out.past_key_values, out.logits[0, -1].clone()
-                read = logits  # the prompt's scores
+                    self._read = (list(ids), logits)
                 fed = list(ids)
                 t1 = time.perf_counter()
                 deadline = t0 + request.max_seconds if request.max_seconds > 0 else None
@@ -694,7 +686,7 @@ class LocalEngine(Tokenized):
         finally:
             if ok and self._reuse and past is not None:
                 _trim(past, len(fed))
-                self._cache = _Kept(fed, past, list(ids), read)
+                self._cache = (fed, past)
             if ok and generated:
                 self._last_written = generated
         if reason in ("max_tokens", "eos", "time_budget"):
