@@ -20,10 +20,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from lsprotocol import types
+from machine import describe  # type: ignore[import-not-found]
 from pygls.lsp.client import LanguageClient
 
 from context.languages import for_path
-from inference import cpuinfo
 
 ROOT = Path(__file__).resolve().parents[1]
 WORKSPACE = ROOT / "examples" / "workspace"
@@ -116,7 +116,7 @@ def report(result: dict) -> str:
     prefill = [r["timings"]["prefill_ms"] for r in recs]
     prompt_tokens = [r["timings"]["prompt_tokens"] for r in recs]
     out = [
-        f"date: {datetime.now(UTC).date()}; machine: {cpuinfo.describe()}; "
+        f"date: {datetime.now(UTC).date()}; machine: {describe()}; "
         f"device {device}, {dtype}; model {recs[0]['model']['name']}@"
         f"{recs[0]['model']['version']}"
         if recs

@@ -39,8 +39,7 @@ import lsp_server
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import corpus  # noqa: E402  (bench/corpus.py: run as a script, not as a package)
-
-from inference import cpuinfo  # noqa: E402
+from machine import describe  # noqa: E402  (bench/machine.py)
 
 # The server runs from the tree this script imports `lsp_server` from (PYTHONPATH can point at
 # another checkout, e.g. a clean `git archive` of a commit).
@@ -379,7 +378,7 @@ def header(rows: list[Row], seed: int, wall_s: float) -> str:
     corpora = "; ".join(f"{r.language}: {', '.join(r.packages)}" for r in rows)
     return (
         f"date: {datetime.now(UTC).isoformat(timespec='seconds')}; machine: "
-        f"{cpuinfo.describe()}; load average at the end {os.getloadavg()[0]:.1f}; "
+        f"{describe()}; load average at the end {os.getloadavg()[0]:.1f}; "
         f"seed {seed}; wall time {wall_s:.0f} s; server {SERVER_ROOT}\n"
         f"corpus: {corpora}"
     )

@@ -37,8 +37,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import corpus  # noqa: E402  (bench/ scripts import each other as modules)
+from machine import describe  # noqa: E402  (bench/machine.py)
 
-from inference import cpuinfo  # noqa: E402
 from inference.prompt_format import FORMATS  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -199,7 +199,7 @@ def report(runs: dict[str, list[dict]], args: argparse.Namespace, n: int, load: 
     print(
         f"`bench/heap.py --per-language {args.per_language} --rounds {args.rounds}`, "
         f"{datetime.now(UTC):%Y-%m-%d %H:%M} UTC, commit {commit or '?'}, "
-        f"{cpuinfo.describe()}, "
+        f"{describe()}, "
         f"{runs[SETTINGS[0]][0]['dtype']}; {n} prompts a process, {args.rounds} processes a "
         f"setting; load average {load[0]:.1f} at the start, {load[1]:.1f} at the end.\n"
     )

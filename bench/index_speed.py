@@ -34,11 +34,11 @@ import lsp_server
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import corpus  # noqa: E402  (bench/corpus.py: run as a script, not as a package)
+from machine import describe  # noqa: E402  (bench/machine.py)
 
 from airgap_lsp.settings import Settings  # noqa: E402
 from context.index import WorkspaceIndex, scan_workers  # noqa: E402
 from context.retrieval import ContextBuilder, ContextRequest, cursor_region  # noqa: E402
-from inference import cpuinfo  # noqa: E402
 
 ROLES = tuple(corpus.SOURCE_ROOTS)
 SLOW_FILES = 1_500
@@ -244,7 +244,7 @@ def report(
 ) -> str:
     out = [
         f"date: {datetime.now(UTC).isoformat(timespec='seconds')}; machine: "
-        f"{cpuinfo.describe()}; load average at the end {os.getloadavg()[0]:.1f}; "
+        f"{describe()}; load average at the end {os.getloadavg()[0]:.1f}; "
         f"wall time {wall_s:.0f} s; code "
         f"{Path(lsp_server.__file__).resolve().parents[1]}",
         "",

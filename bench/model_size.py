@@ -38,8 +38,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from gpu_speed import build, unregistered  # noqa: E402  (bench/gpu_speed.py: run as a script, not a package)
-
-from inference import cpuinfo  # noqa: E402
+from machine import describe  # noqa: E402  (bench/machine.py)
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -160,7 +159,7 @@ def main() -> int:
     lines = [
         f"## Models the size users run, on the CPU: {datetime.now(UTC):%Y-%m-%d}",
         "",
-        f"{cpuinfo.describe()}, torch {__import__('torch').__version__}, {args.threads} threads, "
+        f"{describe()}, torch {__import__('torch').__version__}, {args.threads} threads, "
         f"{pick_dtype('auto', 'cpu')}, "
         f"commit {commit}. `bench/model_size.py`: a {args.prompt}-token prompt of real code, "
         f"{args.new} new tokens, median of {args.rounds} rounds; 0.5B and 1.5B are Qwen2.5-Coder's "

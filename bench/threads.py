@@ -19,7 +19,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from inference import cpuinfo
+from machine import describe  # type: ignore[import-not-found]
 
 ROOT = Path(__file__).resolve().parents[1]
 PROMPT_FILE = ROOT / "examples" / "workspace" / "tools" / "telemetry_check.py"
@@ -93,7 +93,7 @@ def main() -> int:
         print(f"load {load} done", file=sys.stderr)
 
     print(
-        f"date: {datetime.now(UTC).date()}; machine: {cpuinfo.describe()}, "
+        f"date: {datetime.now(UTC).date()}; machine: {describe()}, "
         f"torch's threads {cores}; {stored.ref}, fp32, "
         f"{args.new_tokens} new tokens, prompt {engine.count_tokens(prompt)} tokens, "
         f"median of {args.rounds}"
