@@ -307,9 +307,10 @@ class LocalEngine(Tokenized):
         cache ("": none; None: inductor with CUDA graphs on a GPU, none on the CPU, where it was
         measured no faster). Reading the prompt is never compiled: its length varies.
         `packed_attention`: on the CPU with the dynamic cache and a model that runs SDPA, the
-        attention of a one-token step, and of a step that checks drafts, read as several rows of
-        each key/value head (inference.attention; None: where bf16's one-row kernel is slow on
-        this CPU; PACKED_ONE_TOKEN: one-token steps only, as lines that say so were made).
+        attention of a one-token step, and of a masked step of a few tokens (drafts to check, a
+        keystroke's tokens after the kept start), read as several rows of each key/value head
+        (inference.attention; None: where bf16's one-row kernel is slow on this CPU;
+        PACKED_ONE_TOKEN: one-token steps only, as lines that say so were made).
         """
         set_offline_env()
         import torch
