@@ -30,6 +30,7 @@ Imported by the engine once torch is needed (it imports torch and transformers).
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 import torch
@@ -49,20 +50,22 @@ PACKED_ROWS = 128
 _DELEGATED = ("softcap", "position_bias", "s_aux", "sinks", "cache")
 
 
-def _packed(
+def packed_sdpa(
     module: Any,
     query: torch.Tensor,
     key: torch.Tensor,
     value: torch.Tensor,
     attention_mask: torch.Tensor | None,
-    dropout: float,
-    scaling: float | None,
-    masked_rows: int,
+    dropout: float = 0.0,
+    scaling: float | None = None,
+    *,
+    masked_rows: int = 1,
     **kwargs: Any,
 ) -> tuple[torch.Tensor, None]:
     """transformers' SDPA attention, but on a model whose query heads share key/value heads, a
     one-token step without a mask, and a step of 2 to `masked_rows` tokens with a mask shared by
-    the heads, read their queries as `groups` x rows rows of each key/value head."""
+    the heads, read their queries as `groups` x rows rows of each key/value head (NAME: 1, one-token
+    steps only; STEPS_NAME: PACKED_ROWS)."""
     groups = int(getattr(module, "num_key_value_groups", 1))
     batch, heads, rows, width = query.shape
     mask = attention_mask
@@ -96,39 +99,12 @@ def _packed(
     return out.reshape(batch, heads, rows, value.shape[-1]).transpose(1, 2).contiguous(), None
 
 
-def packed_sdpa(
-    module: Any,
-    query: torch.Tensor,
-    key: torch.Tensor,
-    value: torch.Tensor,
-    attention_mask: torch.Tensor | None,
-    dropout: float = 0.0,
-    scaling: float | None = None,
-    **kwargs: Any,
-) -> tuple[torch.Tensor, None]:
-    """NAME: only a one-token step without a mask is packed."""
-    return _packed(module, query, key, value, attention_mask, dropout, scaling, 1, **kwargs)
-
-
-def packed_steps_sdpa(
-    module: Any,
-    query: torch.Tensor,
-    key: torch.Tensor,
-    value: torch.Tensor,
-    attention_mask: torch.Tensor | None,
-    dropout: float = 0.0,
-    scaling: float | None = None,
-    **kwargs: Any,
-) -> tuple[torch.Tensor, None]:
-    """STEPS_NAME: one-token steps, and masked steps of up to PACKED_ROWS tokens, are packed."""
-    return _packed(
-        module, query, key, value, attention_mask, dropout, scaling, PACKED_ROWS, **kwargs
-    )
-
-
 # The masks SDPA takes: a name transformers does not know gets none, and a step that reads drafts
 # after the prompt would then attend as if it were the text's start.
-for _name, _attention in ((NAME, packed_sdpa), (STEPS_NAME, packed_steps_sdpa)):
+for _name, _attention in (
+    (NAME, packed_sdpa),
+    (STEPS_NAME, functools.partial(packed_sdpa, masked_rows=PACKED_ROWS)),
+):
     AttentionInterface.register(_name, _attention)
     AttentionMaskInterface.register(_name, sdpa_mask)
 
