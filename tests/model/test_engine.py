@@ -577,7 +577,7 @@ def test_a_replay_packs_attention_as_the_line_says_whatever_this_cpu_would(
 
 
 def test_a_line_of_the_version_that_packed_one_token_steps_only_replays_so(
-    default_model, plain: LocalEngine, monkeypatch
+    default_model, monkeypatch
 ) -> None:  # type: ignore[no-untyped-def]
     from airgap_lsp.paths import model_store_root
     from audit.replay import replay
