@@ -8,15 +8,20 @@ kernel past twice that. So the next layer's buffers are fresh pages again, and e
 fault and a zeroing when first written: 26,000 to 140,000 faults per cold request on the default
 model in `bench/heap.py`'s runs, 100 to 570 MB of pages.
 
-Two `mallopt` settings keep those blocks in the heap, to be reused: blocks below glibc's largest
-mmap threshold (32 MiB) come from the heap, and up to `TRIM_BYTES` of free memory at a heap's top
-stays mapped. The server reads prompts on its model worker thread, whose arena is a chain of 64
-MiB heaps; one that falls wholly free is still unmapped, so some faults remain there (500 to
-2,500 a request). The numbers are the same: this changes where buffers live, not what is
-computed. What it may cost is memory between requests: the heap keeps what the largest prompt so
-far used. Measured after 24 prompts, resident memory was within the spread between processes in
-the last run (908 and 915 MB against 911 and 864) and from 60 MB less to about 200 MB more in
-earlier ones; the peak during the requests, the same within that spread.
+Three `mallopt` settings keep those blocks in the heap, to be reused: blocks below glibc's largest
+mmap threshold (32 MiB) come from the heap, up to `TRIM_BYTES` of free memory at a heap's top
+stays mapped, and a top pad of a whole heap (`PAD_BYTES`) keeps a thread's heaps. The server reads
+prompts on its model worker thread, whose arena is a chain of 64 MiB heaps, and glibc unmaps one
+that falls wholly free unless the heap before it has less than the top pad free (arena.c's
+`heap_trim`); with the pad as large as a heap, it never has. Without the pad, which heap fell free
+depended on which small block outlived a prompt: from none to 15,000 faults a request. The pad
+also makes glibc map new memory a heap at a time (the main arena moves `brk` a pad beyond what is
+asked; a thread's new heap is made writable whole): address space, not pages, until written.
+The numbers are the same: this changes where buffers live, not what is computed. What it may
+cost is memory between requests: the heap keeps what the largest prompt so far used. Measured
+after 24 prompts, resident memory was within the spread between processes in the last run (908
+and 915 MB against 911 and 864) and from 60 MB less to about 200 MB more in earlier ones; the
+peak during the requests, the same within that spread.
 
 Nothing is changed on a C library other than glibc (musl, macOS), where the environment already
 sets one of these thresholds (`GLIBC_TUNABLES`' `glibc.malloc.mmap_threshold`, `trim_threshold`
@@ -37,9 +42,13 @@ log = logging.getLogger("airgap_lsp.engine")
 
 # mallopt's parameter numbers (glibc's malloc.h)
 M_TRIM_THRESHOLD = -1
+M_TOP_PAD = -2
 M_MMAP_THRESHOLD = -3
 MMAP_BYTES = 32 * 1024 * 1024  # glibc's largest (HEAP_MAX_SIZE / 2 on 64-bit): mallopt refuses more
 TRIM_BYTES = 256 * 1024 * 1024
+# glibc's HEAP_MAX_SIZE on 64-bit (2 x the largest mmap threshold): a thread's heap is deleted only
+# while the one before it has at least the pad free, and a heap holds no more than this.
+PAD_BYTES = 2 * MMAP_BYTES
 # The malloc settings of glibc's environment that this would override (tunables, then the
 # older variables): where one is set, the administrator's choice stands.
 TUNABLES = ("glibc.malloc.mmap_threshold", "glibc.malloc.trim_threshold", "glibc.malloc.top_pad")
@@ -88,12 +97,17 @@ def _set() -> str:
     mallopt.restype = ctypes.c_int
     # mallopt returns 1 on success, 0 for a value it does not take (a 32-bit glibc: 512 KiB at
     # most). It is not thread-safe against another mallopt; this is the process's only one.
-    if mallopt(M_MMAP_THRESHOLD, MMAP_BYTES) != 1 or mallopt(M_TRIM_THRESHOLD, TRIM_BYTES) != 1:
-        log.warning("C heap: glibc refused the thresholds; freed memory goes back to the kernel")
+    settings = (
+        (M_MMAP_THRESHOLD, MMAP_BYTES),
+        (M_TRIM_THRESHOLD, TRIM_BYTES),
+        (M_TOP_PAD, PAD_BYTES),
+    )
+    if any(mallopt(param, value) != 1 for param, value in settings):
+        log.warning("C heap: glibc refused a setting; freed memory may go back to the kernel")
         return ""
     return (
         f"freed blocks below {MMAP_BYTES >> 20} MiB kept for reuse, up to {TRIM_BYTES >> 20} MiB "
-        "free at a heap's top"
+        "free at a heap's top, a thread's heaps kept when they fall free"
     )
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import resource
+import statistics
 import subprocess
 import sys
 import threading
@@ -408,10 +409,12 @@ def _huge_pages_always() -> bool:
 def test_reading_a_prompt_reuses_the_memory_the_last_one_freed(engine: LocalEngine) -> None:
     # Reading a prompt frees megabytes of buffers a layer and allocates them again. Handed back
     # to the kernel, each page faults in afresh: tens of thousands of faults a prompt this long
-    # (bench/heap.py; here 61,000 to 220,000 over the four prompts measured). Kept in the heap,
-    # they are written again where they were (here at most 5,000). Asked on one worker thread,
-    # as the server's model worker asks; prompts of one shape (the same tokens but the first),
-    # so that no new kernel is set up for a new length.
+    # (bench/heap.py; on an AVX512-BF16 EPYC, 61,000 to 220,000 over four prompts). Kept in the
+    # heap, they are written again where they were. Asked on one worker thread, as the server's
+    # model worker asks; prompts of one shape (the same tokens but the first), so that no new
+    # kernel is set up for a new length. The heap may still grow by a heap once in a while, where
+    # the last prompt's blocks left no hole large enough (a one-time 15,000 faults): the median
+    # prompt is what is kept or not. tests/unit/test_heap.py checks each setting on its own.
     body = "\n".join(f"   Value_{i} : Integer := {i * 7};" for i in range(150))
 
     def prompt(k: int) -> GenerationRequest:
@@ -422,11 +425,13 @@ def test_reading_a_prompt_reuses_the_memory_the_last_one_freed(engine: LocalEngi
             threads=1,
         )
 
-    def read() -> tuple[list[Generation], int]:
-        engine.generate(prompt(0))
-        before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
-        gens = [engine.generate(prompt(k)) for k in range(1, 5)]
-        return gens, resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before
+    def read() -> tuple[list[Generation], list[int]]:
+        gens, faults = [], []
+        for k in range(7):
+            before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+            gens.append(engine.generate(prompt(k)))
+            faults.append(resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before)
+        return gens[2:], faults[2:]  # the first two: the heap grows to what a prompt takes
 
     said = heap.kept()  # by the engine's load, not set here
     assert said is not None, "the engine on the CPU did not set the heap"
@@ -435,7 +440,9 @@ def test_reading_a_prompt_reuses_the_memory_the_last_one_freed(engine: LocalEngi
     with ThreadPoolExecutor(max_workers=1) as worker:
         gens, faulted = worker.submit(read).result()
     assert all(g.reused_tokens == 0 and g.prompt_tokens > 1_500 for g in gens)  # each read whole
-    assert faulted < 20_000, f"{faulted} page faults to read 4 prompts of {gens[0].prompt_tokens}"
+    assert statistics.median(faulted) < 2_500, (
+        f"page faults to read each of 5 prompts of {gens[0].prompt_tokens} tokens: {faulted}"
+    )
 
 
 # The decoding steps' attention packed by key/value head (inference.attention): what the engine

@@ -54,6 +54,38 @@ REUSE = textwrap.dedent(
     """
 )
 
+# The same on a thread of its own, as the server's model worker reads prompts: a thread's arena is
+# a chain of 64 MiB heaps, and six buffers of 16 MiB take two heaps or more. It prints the page
+# faults of the last round's writes on that thread.
+THREAD_BUFFERS = 6
+THREAD = textwrap.dedent(
+    f"""
+    import ctypes, json, resource, sys, threading
+    from inference.heap import keep_freed_memory
+    said = keep_freed_memory() if sys.argv[1] == "kept" else ""
+    libc = ctypes.CDLL(None)
+    libc.malloc.restype = ctypes.c_void_p
+    libc.malloc.argtypes = (ctypes.c_size_t,)
+    libc.free.argtypes = (ctypes.c_void_p,)
+    done = {{}}
+
+    def work():
+        for _ in range(3):
+            before = resource.getrusage(resource.RUSAGE_THREAD).ru_minflt
+            blocks = [libc.malloc({SIZE}) for _ in range({THREAD_BUFFERS})]
+            for block in blocks:
+                ctypes.memset(block, 1, {SIZE})
+            done["faults"] = resource.getrusage(resource.RUSAGE_THREAD).ru_minflt - before
+            for block in blocks:
+                libc.free(block)
+
+    worker = threading.Thread(target=work)
+    worker.start()
+    worker.join()
+    print(json.dumps({{"said": said, "faults": done["faults"]}}))
+    """
+)
+
 
 def clean_env(**env: str) -> dict[str, str]:
     """This environment without malloc tuning or a preloaded library (the machine's own would
@@ -66,9 +98,9 @@ def clean_env(**env: str) -> dict[str, str]:
     return {**kept, **env}
 
 
-def run(setting: str, **env: str) -> dict:
+def run(setting: str, code: str = REUSE, **env: str) -> dict:
     done = subprocess.run(
-        [sys.executable, "-c", REUSE, setting],
+        [sys.executable, "-c", code, setting],
         capture_output=True,
         text=True,
         check=True,
@@ -87,6 +119,18 @@ def test_freed_buffers_stay_in_the_heap_and_are_written_again_without_faults() -
     kept = run("kept")
     assert kept["said"].startswith("freed blocks below 32 MiB kept for reuse"), kept
     assert kept["heap"] >= BUFFERS * SIZE, kept
+    assert kept["faults"] < pages // 20, kept
+
+
+def test_a_threads_heaps_are_kept_when_its_buffers_are_all_freed() -> None:
+    # What the server's model worker does: a heap of its arena that falls wholly free is unmapped
+    # by glibc's default, and by the thresholds alone, so the next prompt's buffers there are
+    # fresh pages; kept, they are written again where they were.
+    pages = THREAD_BUFFERS * SIZE // 4096
+    back = run("handed back", THREAD)
+    assert back["faults"] > pages // 2, back
+    kept = run("kept", THREAD)
+    assert "a thread's heaps kept when they fall free" in kept["said"], kept
     assert kept["faults"] < pages // 20, kept
 
 
