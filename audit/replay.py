@@ -168,10 +168,30 @@ def _unreplayable(doc: dict[str, Any]) -> str:
     return ""
 
 
-def _backend(steps: str) -> str:
-    """The compile backend named in an audit line's `steps`: "static cache, compiled (X)"."""
-    head, _, tail = steps.partition("compiled (")
-    return tail.rstrip(")") if tail else ""
+def decoded_as(steps: str) -> tuple[bool, str, bool | str]:
+    """What an audit line's `decoding.steps` says of how its steps ran, as LocalEngine takes it:
+    a static cache, the compile backend ("" for none), and the attention's packing (True: the
+    decoding steps'; PACKED_ONE_TOKEN: one-token steps only, as lines of that version were made).
+    A label this version does not know raises: replayed another way, the arithmetic would not be
+    the line's, and a different text would prove nothing."""
+    from inference.engine import PACKED_ATTENTION, PACKED_ONE_TOKEN
+
+    packing: dict[str, bool | str] = {"": False, PACKED_ATTENTION: True}
+    packing[PACKED_ONE_TOKEN] = PACKED_ONE_TOKEN  # a line of the version that packed no drafts
+    cache, _, rest = steps.partition(", ")
+    if cache == "dynamic cache" and rest in packing:
+        return False, "", packing[rest]
+    if cache == "static cache":
+        if not rest:
+            return True, "", False
+        if rest.startswith("compiled (") and rest.endswith(")") and len(rest) > len("compiled ()"):
+            return True, rest[len("compiled (") : -1], False
+    raise AirgapError(
+        f"The line says its decoding steps ran as {steps[:200]!r} (decoding.steps), which this "
+        "version of airgap-lsp does not know, so it cannot decode the same way. Replay it with "
+        "the version that wrote the line; if the log may have been altered, run "
+        "`airgap-lsp audit verify` on it."
+    )
 
 
 def statement_rule(decoding: dict[str, Any], record: dict[str, Any]) -> dict[str, Any]:
@@ -184,13 +204,11 @@ def statement_rule(decoding: dict[str, Any], record: dict[str, Any]) -> dict[str
 
 
 def replay(record: dict[str, Any], store: ModelStore) -> ReplayResult:
-    from inference.engine import (
-        PACKED_ATTENTION,
-        PACKED_ONE_TOKEN,
-        GenerationRequest,
-        LocalEngine,
-    )
+    from inference.engine import GenerationRequest, LocalEngine
 
+    decoding = record["decoding"]
+    steps = decoding.get("steps") or None  # lines before it, or a team server's: as here now
+    static, backend, packed = (None, None, None) if steps is None else decoded_as(steps)
     model = record["model"]
     ref = f"{model['name']}@{model['version']}"
     device = "cpu" if record["device"] == "cpu" else "auto"
@@ -202,23 +220,12 @@ def replay(record: dict[str, Any], store: ModelStore) -> ReplayResult:
                 "so a replay would prove nothing. Import the original files under their version "
                 "again."
             )
-        decoding = record["decoding"]
-        steps = decoding.get("steps") or None  # lines before it, or a team server's: as here now
-        packed: bool | str | None = None  # as this CPU would
-        if steps is not None:
-            parts = steps.split(", ")
-            if PACKED_ATTENTION in parts:
-                packed = True
-            elif PACKED_ONE_TOKEN in parts:  # a line of the version that packed no drafts
-                packed = PACKED_ONE_TOKEN
-            else:
-                packed = False
         engine = LocalEngine(
             stored,
             device=device,
             dtype=record["dtype"],
-            static_cache=None if steps is None else steps.startswith("static"),
-            compile_backend=None if steps is None else _backend(steps),
+            static_cache=static,  # None, here and below: as this machine would
+            compile_backend=backend,
             packed_attention=packed,
         )
     max_new_tokens = int(decoding["max_new_tokens"])

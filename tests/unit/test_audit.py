@@ -12,7 +12,8 @@ from pathlib import Path
 import pytest
 
 from audit.record import AuditError, AuditRecord
-from audit.replay import rule_changed
+from airgap_lsp.errors import AirgapError
+from audit.replay import decoded_as, rule_changed
 from audit.writer import JsonlAudit
 from context.languages import for_document
 
@@ -204,3 +205,42 @@ def test_replay_says_when_the_first_statement_rule_changed_since_the_line() -> N
     # A line that did not end with its first statement, or did not say by which rule: nothing.
     assert rule_changed({"first_statement": False}, {"language": "python"}) == ""
     assert rule_changed({"first_statement": True}, {"language": "python"}) == ""
+
+
+@pytest.mark.parametrize(
+    ("steps", "decoded"),
+    [
+        ("dynamic cache", (False, "", False)),
+        ("dynamic cache, decoding steps' attention packed by key/value head", (False, "", True)),
+        (
+            "dynamic cache, one-token attention packed by key/value head",
+            (False, "", "one-token attention packed by key/value head"),
+        ),
+        ("static cache", (True, "", False)),
+        ("static cache, compiled (inductor)", (True, "inductor", False)),
+    ],
+)
+def test_replay_decodes_as_each_label_the_engine_writes_says(
+    steps: str, decoded: tuple[bool, str, bool | str]
+) -> None:
+    from inference.engine import PACKED_ATTENTION, PACKED_ONE_TOKEN
+
+    # The labels as the engine writes them (a renamed label would leave old lines unreadable).
+    assert PACKED_ATTENTION in steps or PACKED_ONE_TOKEN in steps or "packed" not in steps
+    assert decoded_as(steps) == decoded
+
+
+@pytest.mark.parametrize(
+    "steps",
+    [
+        "dynamic cache, attention packed some newer way",
+        "dynamic cache, decoding steps' attention packed by key/value head, and more",
+        "static cache, compiled ()",
+        "static cache, packed",
+        "paged cache",
+    ],
+)
+def test_replay_refuses_steps_this_version_does_not_know(steps: str) -> None:
+    # Replayed another way than the line was made, a different text would prove nothing.
+    with pytest.raises(AirgapError, match="does not know, so it cannot decode the same way"):
+        decoded_as(steps)

@@ -301,3 +301,17 @@ def test_replay_names_a_hostile_line_holding_the_id(
     out = airgap(tmp_path, "audit", "replay", "test-1", "--log", str(log))
     assert out.returncode == 1 and "Traceback" not in out.stderr, out.stderr
     assert f"{log} {problem}" in out.stderr, out.stderr
+
+
+def test_replay_of_a_line_decoded_in_a_way_this_version_does_not_know_says_so(
+    tmp_path: Path,
+) -> None:
+    # A line a newer version wrote (or an altered one): refused with what to do, before any
+    # model is looked for, rather than replayed another way.
+    log = tmp_path / "audit.jsonl"
+    real_log(log, 1)
+    append_chained(log, _decoding(steps="dynamic cache, attention packed some newer way"))
+    out = airgap(tmp_path, "audit", "replay", "test-1", "--log", str(log))
+    assert out.returncode == 1 and "Traceback" not in out.stderr, out.stderr
+    assert "'dynamic cache, attention packed some newer way' (decoding.steps)" in out.stderr
+    assert "Replay it with the version that wrote the line" in out.stderr, out.stderr
