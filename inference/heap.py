@@ -19,9 +19,9 @@ also makes glibc map new memory a heap at a time (the main arena moves `brk` a p
 asked; a thread's new heap is made writable whole): address space, not pages, until written.
 The numbers are the same: this changes where buffers live, not what is computed. What it may
 cost is memory between requests: the heap keeps what the largest prompt so far used. Measured
-after 24 prompts, resident memory was within the spread between processes in the last run (908
-and 915 MB against 911 and 864) and from 60 MB less to about 200 MB more in earlier ones; the
-peak during the requests, the same within that spread.
+after 24 prompts (`bench/heap.py`), resident memory was from 60 MB less to about 200 MB more
+than handed back (bf16 on an AMX Xeon, before the pad; float32 on an AVX2 EPYC with it, 754 and
+756 MB against 686 and 563); the peak during the requests, the same within the spread.
 
 Nothing is changed on a C library other than glibc (musl, macOS), where the environment already
 sets one of these thresholds (`GLIBC_TUNABLES`' `glibc.malloc.mmap_threshold`, `trim_threshold`
