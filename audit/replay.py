@@ -172,20 +172,24 @@ def decoded_as(steps: str) -> tuple[bool, str, bool | str]:
     """What an audit line's `decoding.steps` says of how its steps ran, as LocalEngine takes it:
     a static cache, the compile backend ("" for none), and the attention's packing (True: the
     decoding steps'; PACKED_ONE_TOKEN: one-token steps only, as lines of that version were made).
-    A label this version does not know raises: replayed another way, the arithmetic would not be
+    A label this version does not know raises ("" too: a line without steps is replayed as this
+    machine would, which the caller decides): replayed another way, the arithmetic would not be
     the line's, and a different text would prove nothing."""
     from inference.engine import PACKED_ATTENTION, PACKED_ONE_TOKEN
 
     packing: dict[str, bool | str] = {"": False, PACKED_ATTENTION: True}
     packing[PACKED_ONE_TOKEN] = PACKED_ONE_TOKEN  # a line of the version that packed no drafts
     cache, _, rest = steps.partition(", ")
-    if cache == "dynamic cache" and rest in packing:
+    if steps.endswith(", "):  # "dynamic cache, ": no version writes it
+        pass
+    elif cache == "dynamic cache" and rest in packing:
         return False, "", packing[rest]
-    if cache == "static cache":
-        if not rest:
-            return True, "", False
-        if rest.startswith("compiled (") and rest.endswith(")") and len(rest) > len("compiled ()"):
-            return True, rest[len("compiled (") : -1], False
+    elif cache == "static cache" and not rest:
+        return True, "", False
+    elif cache == "static cache" and rest.startswith("compiled (") and rest.endswith(")"):
+        backend = rest[len("compiled (") : -1]
+        if backend:
+            return True, backend, False
     raise AirgapError(
         f"The line says its decoding steps ran as {steps[:200]!r} (decoding.steps), which this "
         "version of airgap-lsp does not know, so it cannot decode the same way. Replay it with "

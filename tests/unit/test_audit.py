@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from audit.record import AuditError, AuditRecord
 from airgap_lsp.errors import AirgapError
+from audit.record import AuditError, AuditRecord
 from audit.replay import decoded_as, rule_changed
 from audit.writer import JsonlAudit
 from context.languages import for_document
@@ -236,6 +236,9 @@ def test_replay_decodes_as_each_label_the_engine_writes_says(
         "dynamic cache, attention packed some newer way",
         "dynamic cache, decoding steps' attention packed by key/value head, and more",
         "static cache, compiled ()",
+        "dynamic cache, ",
+        "static cache, ",
+        "",
         "static cache, packed",
         "paged cache",
     ],
