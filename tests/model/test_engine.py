@@ -409,12 +409,12 @@ def _huge_pages_always() -> bool:
 def test_reading_a_prompt_reuses_the_memory_the_last_one_freed(engine: LocalEngine) -> None:
     # Reading a prompt frees megabytes of buffers a layer and allocates them again. Handed back
     # to the kernel, each page faults in afresh: tens of thousands of faults a prompt this long
-    # (bench/heap.py; on an AVX512-BF16 EPYC, 61,000 to 220,000 over four prompts). Kept in the
+    # (bench/heap.py; on an AMX Xeon in bf16, 61,000 to 220,000 over four prompts). Kept in the
     # heap, they are written again where they were. Asked on one worker thread, as the server's
     # model worker asks; prompts of one shape (the same tokens but the first), so that no new
     # kernel is set up for a new length. The heap may still grow by a heap once in a while, where
     # the last prompt's blocks left no hole large enough (a one-time 15,000 faults): the median
-    # prompt is what is kept or not. tests/unit/test_heap.py checks each setting on its own.
+    # prompt is what is kept or not. tests/unit/test_heap.py checks the heaps themselves.
     body = "\n".join(f"   Value_{i} : Integer := {i * 7};" for i in range(150))
 
     def prompt(k: int) -> GenerationRequest:
