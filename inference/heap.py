@@ -12,11 +12,16 @@ Three `mallopt` settings keep those blocks in the heap, to be reused: blocks bel
 mmap threshold (32 MiB) come from the heap, up to `TRIM_BYTES` of free memory at a heap's top
 stays mapped, and a top pad of a whole heap (`PAD_BYTES`) keeps a thread's heaps. The server reads
 prompts on its model worker thread, whose arena is a chain of 64 MiB heaps, and glibc unmaps one
-that falls wholly free unless the heap before it has less than the top pad free (arena.c's
-`heap_trim`); with the pad as large as a heap, it never has. Without the pad, which heap fell free
-depended on which small block outlived a prompt: from none to 15,000 faults a request. The pad
-also makes glibc map new memory a heap at a time (the main arena moves `brk` a pad beyond what is
-asked; a thread's new heap is made writable whole): address space, not pages, until written.
+that falls wholly free unless the free chunk at the end of the heap before it, with the part of
+that heap not yet grown into, is smaller than the top pad (arena.c's `heap_trim`); with the pad
+as large as a heap, it always is. Without the pad, which heap fell free depended on which small
+block outlived a prompt: from none to 15,000 faults a request. The pad also makes glibc map new
+memory a heap at a time (the main arena moves `brk` a pad beyond what is asked; a thread's new
+heap is made writable whole): pages only when written, but committed memory: 64 MiB for each
+thread that allocates, which counts under strict overcommit (`vm.overcommit_memory=2`) or a data
+limit (`ulimit -d`, systemd's `LimitDATA`). There, set `MALLOC_TOP_PAD_` (to 131072, glibc's
+default) and the process leaves its heap as glibc has it. A heap is 64 MiB unless the
+`glibc.malloc.hugetlb=2` tunable makes it larger; then a heap that falls free may go again.
 The numbers are the same: this changes where buffers live, not what is computed. What it may
 cost is memory between requests: the heap keeps what the largest prompt so far used. Measured
 after 24 prompts (`bench/heap.py`), resident memory was from 60 MB less to about 200 MB more
