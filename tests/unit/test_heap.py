@@ -19,48 +19,19 @@ pytestmark = pytest.mark.skipif(
 )
 
 # A process that does what reading a prompt does to the heap, on a small scale: it writes several
-# buffers of megabytes (a layer's activations), frees them all, and does it again. It prints the
-# page faults of the last round's writes and the heap's size after the last frees (mallinfo2).
-BUFFERS, SIZE = 4, 16 * 1024 * 1024
+# buffers of megabytes (a layer's activations), frees them all, and does it again, on its main
+# thread or, as the server's model worker reads prompts, on a thread of its own (whose arena is a
+# chain of 64 MiB heaps: six buffers of 16 MiB take two heaps or more). It prints the page faults
+# of the last round's writes on that thread and the heaps' size after the last frees (every
+# arena's, mallinfo2).
+BUFFERS, THREAD_BUFFERS, SIZE = 4, 6, 16 * 1024 * 1024
 REUSE = textwrap.dedent(
     f"""
-    import ctypes, json, logging, resource, sys
+    import ctypes, json, logging, resource, sys, threading
     logging.basicConfig(level=logging.INFO)
     from inference.heap import keep_freed_memory
-    said = keep_freed_memory() if sys.argv[1] == "kept" else ""
-    libc = ctypes.CDLL(None)
-    # mallinfo2 since glibc 2.33; mallinfo's int fields before it (enough for the sizes here)
-    two = hasattr(libc, "mallinfo2")
-    class Info(ctypes.Structure):
-        _fields_ = [(n, ctypes.c_size_t if two else ctypes.c_int) for n in (
-            "arena", "ordblks", "smblks", "hblks", "hblkhd",
-            "usmblks", "fsmblks", "uordblks", "fordblks", "keepcost")]
-    libc.malloc.restype = ctypes.c_void_p
-    libc.malloc.argtypes = (ctypes.c_size_t,)
-    libc.free.argtypes = (ctypes.c_void_p,)
-    info = libc.mallinfo2 if two else libc.mallinfo
-    info.restype = Info
-    for _ in range(3):  # past glibc's own thresholds rising on the first frees
-        before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
-        blocks = [libc.malloc({SIZE}) for _ in range({BUFFERS})]
-        for block in blocks:
-            ctypes.memset(block, 1, {SIZE})
-        faulted = resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before
-        for block in blocks:
-            libc.free(block)
-    print(json.dumps({{"said": said, "faults": faulted, "heap": info().arena}}))
-    """
-)
-
-# The same on a thread of its own, as the server's model worker reads prompts: a thread's arena is
-# a chain of 64 MiB heaps, and six buffers of 16 MiB take two heaps or more. It prints the page
-# faults of the last round's writes on that thread, and the heaps' size after its last frees.
-THREAD_BUFFERS = 6
-THREAD = textwrap.dedent(
-    f"""
-    import ctypes, json, resource, sys, threading
-    from inference.heap import keep_freed_memory
-    said = keep_freed_memory() if sys.argv[1] == "kept" else ""
+    setting, buffers, where = sys.argv[1], int(sys.argv[2]), sys.argv[3]
+    said = keep_freed_memory() if setting == "kept" else ""
     libc = ctypes.CDLL(None)
     libc.malloc.restype = ctypes.c_void_p
     libc.malloc.argtypes = (ctypes.c_size_t,)
@@ -76,19 +47,22 @@ THREAD = textwrap.dedent(
     done = {{}}
 
     def work():
-        for _ in range(3):
+        for _ in range(3):  # past glibc's own thresholds rising on the first frees
             before = resource.getrusage(resource.RUSAGE_THREAD).ru_minflt
-            blocks = [libc.malloc({SIZE}) for _ in range({THREAD_BUFFERS})]
+            blocks = [libc.malloc({SIZE}) for _ in range(buffers)]
             for block in blocks:
                 ctypes.memset(block, 1, {SIZE})
             done["faults"] = resource.getrusage(resource.RUSAGE_THREAD).ru_minflt - before
             for block in blocks:
                 libc.free(block)
-        done["heap"] = info().arena  # every arena's heaps, the thread's among them
+        done["heap"] = info().arena
 
-    worker = threading.Thread(target=work)
-    worker.start()
-    worker.join()
+    if where == "thread":
+        worker = threading.Thread(target=work)
+        worker.start()
+        worker.join()
+    else:
+        work()
     print(json.dumps({{"said": said, **done}}))
     """
 )
@@ -105,9 +79,9 @@ def clean_env(**env: str) -> dict[str, str]:
     return {**kept, **env}
 
 
-def run(setting: str, code: str = REUSE, **env: str) -> dict:
+def run(setting: str, buffers: int = BUFFERS, where: str = "main", **env: str) -> dict:
     done = subprocess.run(
-        [sys.executable, "-c", code, setting],
+        [sys.executable, "-c", REUSE, setting, str(buffers), where],
         capture_output=True,
         text=True,
         check=True,
@@ -135,9 +109,9 @@ def test_a_threads_heaps_are_kept_when_its_buffers_are_all_freed() -> None:
     # so the next prompt's buffers there are fresh pages; with the top pad they are kept and
     # written again where they were. The heaps' size says it whatever a fault maps (huge pages).
     pages = THREAD_BUFFERS * SIZE // 4096
-    back = run("handed back", THREAD)
+    back = run("handed back", THREAD_BUFFERS, "thread")
     assert back["heap"] < THREAD_BUFFERS * SIZE, back
-    kept = run("kept", THREAD)
+    kept = run("kept", THREAD_BUFFERS, "thread")
     assert "a thread's heaps kept when they fall free" in kept["said"], kept
     assert kept["heap"] >= THREAD_BUFFERS * SIZE, kept
     assert kept["faults"] < pages // 20, kept
