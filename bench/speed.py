@@ -127,6 +127,8 @@ class Server:
         result = await self.client.workspace_execute_command_async(
             types.ExecuteCommandParams(command="airgap.completionStats")
         )
+        if not isinstance(result, dict):
+            raise RuntimeError(f"airgap.completionStats answered {result!r}, not the counters")
         return dict(result)
 
     async def stop(self) -> None:
