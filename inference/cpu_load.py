@@ -27,8 +27,9 @@ def threads_for(cores: int, others_busy: float) -> int:
     return max(1, cores - int(others_busy + 0.25))
 
 
-def _own_running() -> int:
-    """This process's threads the kernel counts as running (the caller among them)."""
+def own_running() -> int:
+    """This process's threads the kernel counts as running or ready to run (the caller among
+    them): what `others_busy` takes off the kernel's count."""
     count = 0
     try:
         tasks = os.listdir("/proc/self/task")
@@ -50,7 +51,7 @@ def _others_now() -> int | None:
             running = int(fh.read().split()[3].split("/")[0])
     except (OSError, IndexError, ValueError):
         return None
-    return max(0, running - _own_running())
+    return max(0, running - own_running())
 
 
 def others_busy() -> float:
