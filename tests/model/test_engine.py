@@ -221,6 +221,44 @@ def test_reused_key_values_give_the_text_computed_from_scratch(
     assert reused.reused_tokens >= reused.prompt_tokens - 2
 
 
+def test_a_prompt_that_shares_only_a_short_start_with_the_last_is_read_whole(
+    reusing: LocalEngine, plain: LocalEngine
+) -> None:
+    # The user jumped elsewhere: the new prompt starts as the last did (the file's first lines),
+    # then differs. Reading the rest after the kept start would take longer than reading it all.
+    shared = CODE.split("   begin\n")[0]
+    elsewhere = shared + (
+        "   begin\n"
+        "      if Readings'Length = 0 then\n"
+        '         raise Constraint_Error with "no readings";\n'
+        "      end if;\n"
+        "      for I in Readings'Range loop\n"
+        "         if Readings (I).Valid and then Readings (I).Value > Total then\n"
+        "            Total := Readings (I).Value;\n"
+        "            Count := Count + 1;\n"
+        "         end if;\n"
+        "      end loop;\n"
+        "      return Total;\n"
+        "   end Average;\n\n"
+        "   procedure Reset (Readings : in out Reading_Array) is\n"
+        "   begin\n"
+        "      for R of Readings loop\n"
+        "         R := (Valid => False, Value => 0.0);\n"
+        "      end loop;\n"
+        "   end Reset;\n\n"
+        "   function Minimum (Readings : Reading_Array) return Float is\n"
+    )
+    start, whole = reusing.count_tokens(shared), reusing.count_tokens(elsewhere)
+    assert engine_module.MIN_REUSE <= start < engine_module.MIN_REUSE_SHARE * whole
+    reusing.generate(typing(CODE))
+    jumped = reusing.generate(typing(elsewhere))
+    assert jumped.reused_tokens == 0
+    assert jumped.text == plain.generate(typing(elsewhere)).text
+    # Typing on there keeps what it read.
+    typed = reusing.generate(typing(elsewhere + "      Lowest"))
+    assert typed.reused_tokens >= typed.prompt_tokens - 3
+
+
 def test_a_cancelled_generation_leaves_its_prompt_for_the_next_keystroke(
     engine: LocalEngine,
 ) -> None:
