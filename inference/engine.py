@@ -32,9 +32,11 @@ MIN_REUSE = 16  # a shorter common start is not worth keeping the old key/values
 # Nor is one shorter than this share of the prompt. The rest of a prompt read after a kept start
 # carries a mask, and its attention costs its rows times all the keys; a prompt read whole takes
 # the causal kernel, which does half of that. Measured on the CPU (2-core AMD EPYC, AVX-512 bf16,
-# the default model, a 1,500-token prompt, bench/kept_start.py): a kept start of 16 to 150
-# tokens read the rest 14 to 32 % slower than reading everything; 300 tokens broke even, 600
-# saved 21 %. Read whole, the prompt is also computed as replay computes it.
+# the default model, a 1,500-token prompt, bench/kept_start.py; docs/benchmarks.md): a kept
+# start of 16 to 150 tokens read the rest 16 to 34 % slower than reading everything; 300 tokens
+# broke even, 450 saved 10 %, 600 22 % (float32 alike). Shorter prompts break even earlier
+# (about a tenth at 600 tokens): there a kept start of 10 to 25 % is read whole at up to a tenth
+# more than needed. Read whole, the prompt is also computed as replay computes it.
 MIN_REUSE_SHARE = 0.25
 DEFAULT_LOOKAHEAD = 8  # the most tokens prompt-lookup decoding drafts at a step
 NGRAM = 3  # prompt-lookup matches the last 3 tokens, then 2
