@@ -11,12 +11,16 @@ For each kept length n: a prompt of real Ada (the Debian corpus of bench/setup-c
 to be kept, then a prompt of --prompt tokens that starts with its first n tokens and goes on with
 other code; then an unrelated prompt, and the second prompt again, read whole. Both reads of the
 second prompt are timed (the engine's own prefill time), rounds interleaved over the lengths, and
-the medians reported with their ratio. One token is generated, greedy, prompt lookup off.
+the medians reported with their ratio; which of the two comes first alternates by round. One
+token is generated, greedy, prompt lookup off, on a fixed number of threads (the engine would
+otherwise take one fewer while another program runs, and a pair read on 1 and 2 threads measures
+that, not the kept start).
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import sys
 import time
@@ -45,7 +49,7 @@ def main() -> int:
     p.add_argument("--kept", default=KEPT, help="kept start lengths, comma-separated")
     p.add_argument("--rounds", type=int, default=3)
     p.add_argument("--dtype", default="auto", help="auto, float32 or bfloat16")
-    p.add_argument("--threads", type=int, default=0, help="0: every core")
+    p.add_argument("--threads", type=int, default=0, help="0: every core this process may use")
     p.add_argument("--write", type=Path, help="append the report (markdown) to this file")
     args = p.parse_args()
     kept_lengths = [int(k) for k in args.kept.split(",")]
@@ -58,7 +62,10 @@ def main() -> int:
         print(exc, file=sys.stderr)
         return 2
     started = time.perf_counter()
-    engine_module.MIN_REUSE_SHARE = 0.0  # keep the start at every length: that is the question
+    # Keep the start at every length, however short: that is the question.
+    engine_module.MIN_REUSE_SHARE = 0.0
+    engine_module.MIN_REUSE = 1
+    threads = args.threads or len(os.sched_getaffinity(0))
     stored = ModelStore(model_store_root()).verify(args.model)
     engine = LocalEngine(stored, dtype=args.dtype)
     tokenizer = engine._tokenizer  # noqa: SLF001 - the engine's own, to cut prompts at tokens
@@ -75,7 +82,6 @@ def main() -> int:
 
     first = ids_of(bodies[: len(bodies) // 2])
     other = ids_of(bodies[len(bodies) // 2 :])
-    unrelated = tokenizer.decode(other[-args.prompt :])
 
     def read(ids: list[int]) -> tuple[float, int, int, str]:
         gen = engine.generate(
@@ -84,10 +90,32 @@ def main() -> int:
                 max_new_tokens=1,
                 stop=StopRule(multiline=True),
                 lookahead=0,
-                threads=args.threads,
+                threads=threads,
             )
         )
+        if gen.threads != threads:
+            raise SystemExit(f"a read ran on {gen.threads} threads, not {threads}")
         return gen.prefill_ms, gen.reused_tokens, gen.prompt_tokens, gen.text
+
+    def kept(n: int, at: int, second: list[int]) -> tuple[float, int, int, str]:
+        read(first[at : at + args.prompt])
+        got = read(second)
+        # Decoded and tokenized again, the two texts may merge a token where they join.
+        if not n - 3 <= got[1] <= n:
+            raise SystemExit(f"a kept start of {n} tokens kept {got[1]}")
+        return got
+
+    def whole(second: list[int]) -> tuple[float, int, int, str]:
+        # Another prompt between (the same one twice keeps it whole), and no start kept.
+        engine_module.MIN_REUSE = sys.maxsize
+        try:
+            read(other[-args.prompt :])
+            got = read(second)
+        finally:
+            engine_module.MIN_REUSE = 1
+        if got[1]:
+            raise SystemExit(f"the prompt read whole reused {got[1]} tokens")
+        return got
 
     read(other[: args.prompt])  # the first read pays for what a first run costs
     kept_ms: dict[int, list[float]] = {n: [] for n in kept_lengths}
@@ -99,24 +127,17 @@ def main() -> int:
         for n in kept_lengths:
             at = r * args.prompt
             second = first[at : at + n] + other[at : at + args.prompt - n]
-            read(first[at : at + args.prompt])
-            ms, n_reused, n_tokens, text = read(second)
-            kept_ms[n].append(ms)
-            reused[n].append(n_reused)
-            tokens.append(n_tokens)
-            engine.generate(
-                GenerationRequest(
-                    prompt=unrelated, max_new_tokens=1, stop=StopRule(multiline=True), lookahead=0
-                )
-            )
-            ms, n_reused, _, whole_text = read(second)
-            if n_reused:
-                raise SystemExit(f"the prompt read whole reused {n_reused} tokens")
-            whole_ms[n].append(ms)
-            differ += text != whole_text
+            if r % 2:
+                w, k = whole(second), kept(n, at, second)
+            else:
+                k, w = kept(n, at, second), whole(second)
+            kept_ms[n].append(k[0])
+            reused[n].append(k[1])
+            tokens.append(k[2])
+            whole_ms[n].append(w[0])
+            differ += k[3] != w[3]
             print(
-                f"round {r + 1}/{args.rounds}, kept {n}: {kept_ms[n][-1]:.0f} ms kept, "
-                f"{ms:.0f} ms whole",
+                f"round {r + 1}/{args.rounds}, kept {n}: {k[0]:.0f} ms kept, {w[0]:.0f} ms whole",
                 file=sys.stderr,
                 flush=True,
             )
@@ -125,7 +146,7 @@ def main() -> int:
         f"`bench/kept_start.py --prompt {args.prompt} --rounds {args.rounds}"
         + (f" --dtype {args.dtype}" if args.dtype != "auto" else "")
         + f"`, {datetime.now(UTC):%Y-%m-%d %H:%M} UTC, commit {commit()}, model {args.model} "
-        f"in {engine.info.dtype}; {describe()}; "
+        f"in {engine.info.dtype} on {threads} threads; {describe()}; "
         f"{(time.perf_counter() - started) / 60:.1f} min. Prompts of "
         f"{statistics.median(tokens):.0f} tokens (median), prefill medians of {args.rounds}; "
         f"the first token differed at {differ} of {len(tokens)} pairs.",
