@@ -45,11 +45,18 @@ def own_running() -> int:
     return max(count, 1)
 
 
-def _others_now() -> int | None:
+def running_tasks() -> int | None:
+    """The kernel's count of tasks running or ready to run, this process's among them; None
+    where /proc cannot be read."""
     try:
         with open("/proc/loadavg", encoding="ascii") as fh:
-            running = int(fh.read().split()[3].split("/")[0])
+            return int(fh.read().split()[3].split("/")[0])
     except (OSError, IndexError, ValueError):
+        return None
+
+
+def _others_now() -> int | None:
+    if (running := running_tasks()) is None:
         return None
     return max(0, running - own_running())
 

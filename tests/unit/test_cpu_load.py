@@ -6,6 +6,9 @@ import multiprocessing
 import threading
 from collections.abc import Callable
 
+import pytest
+
+import inference.cpu_load as cpu_load
 from inference.cpu_load import others_busy, own_running, threads_for
 
 
@@ -42,6 +45,16 @@ def test_this_process_spinning_is_counted_as_its_own_not_as_others_load() -> Non
     # Read directly, not as others' load, which any other program running now would raise: the
     # spinning thread is running or ready to run, and so is the thread reading.
     assert read_while("own thread", own_running) >= 2
+
+
+def test_this_process_s_running_threads_are_taken_off_the_kernel_s_count(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(cpu_load, "running_tasks", lambda: 5)
+    monkeypatch.setattr(cpu_load, "own_running", lambda: 3)
+    assert others_busy() == 2
+    monkeypatch.setattr(cpu_load, "running_tasks", lambda: None)  # /proc unreadable
+    assert others_busy() == 0
 
 
 def test_a_thread_fewer_for_each_core_others_keep_busy() -> None:
