@@ -248,7 +248,9 @@ def test_a_prompt_that_shares_only_a_short_start_with_the_last_is_read_whole(
         "   end Reset;\n\n"
         "   function Minimum (Readings : Reading_Array) return Float is\n"
     )
-    start, whole = reusing.count_tokens(shared), reusing.count_tokens(elsewhere)
+    common = shared + "   begin\n      "  # the two prompts part at the next word
+    assert CODE.startswith(common) and elsewhere.startswith(common)
+    start, whole = reusing.count_tokens(common), reusing.count_tokens(elsewhere)
     assert engine_module.MIN_REUSE <= start < engine_module.MIN_REUSE_SHARE * whole
     reusing.generate(typing(CODE))
     jumped = reusing.generate(typing(elsewhere))
