@@ -31,6 +31,10 @@ SERVER = [sys.executable, "-m", "airgap_lsp", "serve"]
 NO_NETWORK = ["unshare", "--user", "--map-root-user", "--net"]
 # Deterministic on a shared machine: no time budget cuts the hover short, few tokens each.
 OPTIONS: dict[str, Any] = {
+    # A fixed thread count: the engine takes one fewer while another process keeps a core busy
+    # (the other session's server, still indexing), and the count orders the arithmetic and is
+    # in the audit line.
+    "decoding": {"threads": 2},
     "maxTokensLine": 16,
     "hover": {"maxTokens": 24, "timeBudgetMs": 120_000},
     "codeActions": {"maxTokens": 48},
