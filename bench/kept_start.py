@@ -36,8 +36,12 @@ import inference.engine as engine_module  # noqa: E402
 from airgap_lsp import egress  # noqa: E402
 from airgap_lsp.paths import DEFAULT_MODEL, model_store_root  # noqa: E402
 from inference.engine import GenerationRequest, LocalEngine  # noqa: E402
+from inference.offline import set_offline_env  # noqa: E402
 from inference.stops import StopRule  # noqa: E402
 from inference.store import ModelStore  # noqa: E402
+
+set_offline_env()
+from transformers import AutoTokenizer  # noqa: E402
 
 KEPT = "16,64,150,300,450,600,900,1200"
 
@@ -68,7 +72,8 @@ def main() -> int:
     threads = args.threads or len(os.sched_getaffinity(0))
     stored = ModelStore(model_store_root()).verify(args.model)
     engine = LocalEngine(stored, dtype=args.dtype)
-    tokenizer = engine._tokenizer  # noqa: SLF001 - the engine's own, to cut prompts at tokens
+    # The model's own tokenizer, to cut prompts at token boundaries as the engine counts them.
+    tokenizer = AutoTokenizer.from_pretrained(str(stored.path), local_files_only=True)
     bodies = sorted(root.glob("*.adb"))
     need = args.prompt * (args.rounds + 2)
 
