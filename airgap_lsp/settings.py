@@ -45,6 +45,10 @@ class Settings:
     # the switch that measures what cross-file context is worth.
     context_cross_file: bool = True
     context_max_tokens: int = 1024  # measured with the model's own tokenizer
+    # The context chosen for a place is kept while the cursor stays within this many lines of it
+    # (a new line keeps the prompt's start, and its key/values, instead of a cold read); 0:
+    # chosen afresh at every request.
+    context_keep_lines: int = 8
     context_exclude: tuple[str, ...] = ()  # gitignore-style patterns never read nor sent
     # The policy's patterns (no setting names them): the user's only add to them and to the
     # built-in secret list, never take a path back from either (context.index.Exclusions).
@@ -83,6 +87,7 @@ _WIRE = {
     "auditPath": "audit_path",
     "context.crossFile": "context_cross_file",
     "context.maxTokens": "context_max_tokens",
+    "context.keepLines": "context_keep_lines",
     "context.exclude": "context_exclude",
     "context.knowledgeBase": "knowledge_base",
     "hover.explain": "hover_explain",
@@ -114,6 +119,7 @@ _RANGES = {
     "max_prefix_chars": (0, 200_000),
     "max_suffix_chars": (0, 200_000),
     "context_max_tokens": (0, 32_000),
+    "context_keep_lines": (0, 10_000),
     "hover_max_tokens": (1, 1024),
     "hover_time_budget_ms": (100, 120_000),
     "code_action_max_tokens": (16, 4096),

@@ -10,6 +10,11 @@ In the order they take the budget (`ORDER`, chosen on the quality benchmark):
 5. the specs of the units the file imports (Ada `with` -> the `.ads`, VHDL `use work.pkg` -> the
    package declaration, Python imports, C includes).
 Each snippet carries its provenance (path, lines, sha256 of its text) into the audit line.
+
+The choice is kept while the user works in one place (`ContextRequest.keep_lines`): the prompt's
+start, and so the key/values the engine keeps from the request before, then survives a new line,
+where choosing again for the moved region would change most prompts' first snippets and have
+the whole prompt read again.
 """
 
 from __future__ import annotations
@@ -27,7 +32,7 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
 from context.index import FileEntry, WorkspaceIndex, read_file, walk_files
-from context.languages import family, for_path
+from context.languages import Language, family, for_path
 from context.prompt import Snippet
 from context.similar import SimilarCode
 from context.symbols import imports
@@ -71,6 +76,7 @@ KB_MAX_BYTES = 16_000_000
 # every keystroke in one region) and the workspace-relative names of files.
 COUNTS_KEPT = 8_192
 NAMES_KEPT = 65_536
+CHOICES_KEPT = 64  # documents whose last choice of context is kept (`keep_lines`)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -80,6 +86,21 @@ class ContextRequest:
     cursor_line: int
     budget_tokens: int
     recent: tuple[tuple[Path, str], ...] = ()  # other open documents, most recent first
+    # The last choice for this document is kept while the cursor stays within this many lines
+    # of where it was made (and the document has not gained or lost more lines than that), as
+    # long as nothing else it was chosen from changed; 0: chosen afresh at every request.
+    keep_lines: int = 0
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class _Choice:
+    """A document's last choice of context, and what it was chosen from."""
+
+    line: int  # the cursor's line
+    lines: int  # the document's line count
+    inputs: tuple[object, ...]  # all the choice read but the lines around the cursor
+    counter: Callable[[], Callable[[str], int] | None]
+    snippets: tuple[Snippet, ...]
 
 
 def _snippet(
@@ -128,6 +149,7 @@ class ContextBuilder:
         self._names: dict[Path, str] = {}
         self._counts: dict[bytes, int] = {}  # a text's digest -> its token count
         self._counter: Callable[[], Callable[[str], int] | None] = lambda: None
+        self._choices: dict[Path, _Choice] = {}
         self._lock = threading.Lock()
 
     def relative(self, path: Path) -> str:
@@ -168,6 +190,66 @@ class ContextBuilder:
     def build(self, req: ContextRequest, count_tokens: Callable[[str], int]) -> tuple[Snippet, ...]:
         if req.budget_tokens <= 0 or self.index.is_excluded(req.path):
             return ()
+        if req.keep_lines <= 0 or (language := for_path(req.path)) is None:
+            return self._choose(req, count_tokens)
+        lines = req.text.count("\n") + 1
+        inputs = self._inputs(req, language)
+        with self._lock:
+            kept = self._choices.get(req.path)
+        if (
+            kept is not None
+            and kept.inputs == inputs
+            and kept.counter() == count_tokens
+            and abs(req.cursor_line - kept.line) <= req.keep_lines
+            and abs(lines - kept.lines) <= req.keep_lines
+        ):
+            return kept.snippets  # where it was made: the anchor does not move with the cursor
+        snippets = self._choose(req, count_tokens)
+        choice = _Choice(
+            line=req.cursor_line,
+            lines=lines,
+            inputs=inputs,
+            counter=_held(count_tokens),
+            snippets=snippets,
+        )
+        with self._lock:
+            self._choices.pop(req.path, None)
+            if len(self._choices) >= CHOICES_KEPT:
+                del self._choices[next(iter(self._choices))]  # the oldest
+            self._choices[req.path] = choice
+        return snippets
+
+    def forget(self, path: Path) -> None:
+        """The document was closed: its next request chooses afresh."""
+        with self._lock:
+            self._choices.pop(path, None)
+
+    def _inputs(self, req: ContextRequest, language: Language) -> tuple[object, ...]:
+        """What a choice reads besides the lines around the cursor: equal, and the same lines
+        would be chosen again. The other files of the language family (the index's digest), the
+        similar-code ranker's build, the file's own imports (and a VHDL file's architectures),
+        the open documents from outside the workspace, the knowledge base's last scan, and the
+        budget."""
+        fam = family(language.name)
+        entry = self.index.file(req.path.resolve())
+        found = entry.imports if entry is not None else imports(req.text.encode(), language)
+        outside = hashlib.blake2b(digest_size=16)
+        for path, text in self._outside(req, language):
+            outside.update(f"{path}\0{len(text)}\0".encode("utf-8", "surrogatepass"))
+            outside.update(text.encode("utf-8", "surrogatepass"))
+        return (
+            req.budget_tokens,
+            self.index.family_digest(fam, leaving_out=req.path.resolve()),
+            self.similar.state(fam),
+            tuple((i.name, i.kind) for i in found),
+            tuple(ARCHITECTURE_OF.findall(req.text)) if language.name == "vhdl" else (),
+            outside.digest(),
+            self.knowledge.scans if self.knowledge else 0,
+        )
+
+    def _choose(
+        self, req: ContextRequest, count_tokens: Callable[[str], int]
+    ) -> tuple[Snippet, ...]:
         region = cursor_region(req.text, req.cursor_line)
         wanted = identifiers(region)
         groups: dict[str, Callable[[], Iterable[Snippet]]] = {
@@ -334,15 +416,7 @@ class ContextBuilder:
         except Exception:  # a ranker's failure costs this context, not the completion
             log.exception("similar code left out of this prompt: the search failed")
             found = []
-        outside = [
-            (path, text)
-            for path, text in req.recent
-            if path != req.path
-            and not self.index.inside(path.resolve())
-            and not self.index.is_excluded(path)
-            and (other := for_path(path)) is not None
-            and family(other.name) == family(language.name)
-        ]
+        outside = self._outside(req, language)
         if outside:
             # Scores of two indexes do not compare: take the best of each in turn.
             try:
@@ -352,6 +426,18 @@ class ContextBuilder:
                 more = []
             found = [w for pair in itertools.zip_longest(found, more) for w in pair if w]
         return [_snippet(w.path, w.start, w.lines, self.relative) for w in found]
+
+    def _outside(self, req: ContextRequest, language: Language) -> list[tuple[Path, str]]:
+        """The open documents from outside the workspace of the file's language family."""
+        return [
+            (path, text)
+            for path, text in req.recent
+            if path != req.path
+            and not self.index.inside(path.resolve())
+            and not self.index.is_excluded(path)
+            and (other := for_path(path)) is not None
+            and family(other.name) == family(language.name)
+        ]
 
 
 def _held(count_tokens: Callable[[str], int]) -> Callable[[], Callable[[str], int] | None]:
@@ -423,6 +509,7 @@ class KnowledgeBase:
         self.max_files = max_files
         self.max_bytes = max_bytes
         self._passages: list[tuple[set[str], Snippet]] = []
+        self.scans = 0  # finished scans: what `passages` answers from changes with each
 
     def scan(
         self,
@@ -454,6 +541,7 @@ class KnowledgeBase:
             if progress is not None:
                 progress(files, size)
         self._passages = passages  # one assignment: a reader sees the old list or the new
+        self.scans += 1
         return KnowledgeRead(files=files, size=size, skipped=skipped, limit=limit)
 
     def _walk(self) -> Iterator[tuple[Path, Path]]:

@@ -113,6 +113,14 @@ class SimilarCode:
             return not worker.is_alive()
         return True
 
+    def state(self, name: str) -> tuple[bool, int | None]:
+        """What a search of the family `name` answers from besides its query and the index:
+        whether the first builds are done, and which files its ranker was built from (their
+        digest; None: none built)."""
+        with self._lock:
+            fam = self._families.get(name)
+        return self._ready, None if fam is None else fam.digest
+
     def search(self, path: Path, language: str, query: str, limit: int) -> list[Window]:
         """The `limit` best windows of other files of `language`'s family for `query`, best
         first; windows that overlap a better one of the same file, or repeat its text, are left

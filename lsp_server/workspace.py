@@ -171,7 +171,9 @@ class Workspace:
         for closed in self.closed:
             closed(uri)
         self._indexed.pop(uri, None)
-        if (path := to_fs_path(uri)) and self.index.admits(Path(path)):
+        if path := to_fs_path(uri):
+            self.context.forget(Path(path))
+        if path and self.index.admits(Path(path)):
             self.index.update(Path(path))  # back to what is on disk
 
     async def refresh_index(self, uri: str) -> None:

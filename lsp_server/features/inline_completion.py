@@ -286,12 +286,17 @@ async def with_context(
         for u in others
         if (d := ls.files.documents.get(u)) is not None and not d.oversized and (p := to_fs_path(u))
     )
+    # An oversized document's text is a window that moves with the cursor: its line numbers do
+    # not say how far the cursor went.
+    doc = ls.files.documents.get(uri)
+    keep = 0 if doc is None or doc.oversized else s.context_keep_lines
     request = ContextRequest(
         path=path,
         text=text,
         cursor_line=cursor_line,
         budget_tokens=s.context_max_tokens,
         recent=recent,
+        keep_lines=keep,
     )
     snippets = await asyncio.to_thread(ls.files.context.build, request, engine.count_tokens)
     return replace(prompt, snippets=snippets)

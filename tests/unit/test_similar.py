@@ -333,3 +333,120 @@ def test_a_windows_words_are_found_once_per_stride_as_the_whole_window_would_giv
     ]
     assert got == want and len(got) == 4 and "elvin_1" in got[0] and "ab" in got[0]
     assert similar_module._window_words(("",)) == [[]]
+
+
+def top_vhd(typed: str) -> str:
+    """A file whose lines so far drive rx_sample, then the lines the user has typed since."""
+    above = "architecture rtl of top is\nbegin\n" + "  rx_sample_0 <= rx_sample_next;\n" * 3
+    return above + typed + "\nend architecture rtl;\n"
+
+
+WROTE = "  wr_pointer_0 <= wr_pointer_next and not wr_pointer_reset;\n" * 3
+
+
+def prepared(index: WorkspaceIndex) -> ContextBuilder:
+    """A builder whose rankers are built, as the server's are once the scan ends."""
+    builder = ContextBuilder(index)
+    builder.similar.prepare()
+    return builder
+
+
+def at_line(path: Path, text: str, line: int, keep: int) -> ContextRequest:
+    return ContextRequest(path=path, text=text, cursor_line=line, budget_tokens=400, keep_lines=keep)
+
+
+def test_the_context_chosen_for_a_place_is_kept_on_the_next_lines(
+    index: WorkspaceIndex, workspace: Path
+) -> None:
+    """A new line keeps the prompt's start (and the key/values of the request before), where
+    choosing again for the moved region would change it."""
+    top = workspace / "rtl" / "top.vhd"
+    builder = prepared(index)
+    first = builder.build(at_line(top, top_vhd(""), 5, keep=8), words)
+    assert first[-1].path == "rtl/uart_rx.vhd"  # the best, nearest the cursor
+    later = top_vhd(WROTE)  # three lines typed, the cursor on the next
+    fresh = ContextBuilder(index).build(at_line(top, later, 8, keep=0), words)
+    assert fresh[-1].path == "rtl/fifo.vhd", "chosen afresh, the lines typed change the context"
+    assert builder.build(at_line(top, later, 8, keep=8), words) == first
+    # Off: chosen afresh at every request.
+    assert builder.build(at_line(top, later, 8, keep=0), words) == fresh
+
+
+def test_the_context_is_chosen_afresh_once_the_cursor_or_the_document_moved_far(
+    index: WorkspaceIndex, workspace: Path
+) -> None:
+    top = workspace / "rtl" / "top.vhd"
+    later = top_vhd(WROTE)
+    fresh = ContextBuilder(index).build(at_line(top, later, 8, keep=0), words)
+    builder = prepared(index)
+    first = builder.build(at_line(top, top_vhd(""), 5, keep=2), words)
+    assert first != fresh
+    # Three lines down, one more than kept: chosen afresh, and kept from there on.
+    assert builder.build(at_line(top, later, 8, keep=2), words) == fresh
+    # Nine lines pasted below the cursor, which stays where it was: afresh again.
+    builder = prepared(index)
+    first = builder.build(at_line(top, top_vhd(""), 5, keep=8), words)
+    lines = top_vhd("").split("\n")
+    pasted = "\n".join([*lines[:6], *WROTE.split("\n")[:1] * 9, *lines[6:]])
+    fresh = ContextBuilder(index).build(at_line(top, pasted, 5, keep=0), words)
+    assert fresh != first
+    assert builder.build(at_line(top, pasted, 5, keep=8), words) == fresh
+
+
+def test_a_kept_context_is_chosen_afresh_when_what_it_came_from_changed(
+    index: WorkspaceIndex, workspace: Path
+) -> None:
+    top = workspace / "rtl" / "top.vhd"
+    builder = prepared(index)
+    first = builder.build(at_line(top, top_vhd(""), 5, keep=8), words)
+    rx = workspace / "rtl" / "uart_rx.vhd"
+    assert first[-1].path == "rtl/uart_rx.vhd"
+    # Another file of the family changed: its lines are not the text the index holds now.
+    index.update(rx, unit("uart_rx", "rx_sample", lines=12))
+    again = builder.build(at_line(top, top_vhd(""), 6, keep=8), words)
+    assert again != first
+    assert again == ContextBuilder(index).build(at_line(top, top_vhd(""), 6, keep=0), words)
+    # The ranker was rebuilt during that choice: the next request chooses once more (the same
+    # lines), and from there on the choice is kept again.
+    assert builder.build(at_line(top, top_vhd(""), 6, keep=8), words) == again
+    # Another model (its own token counts), or the document closed: afresh too.
+    later = top_vhd(WROTE)
+    fresh = ContextBuilder(index).build(at_line(top, later, 8, keep=0), words)
+    assert builder.build(at_line(top, later, 8, keep=8), words) == again
+    assert builder.build(at_line(top, later, 8, keep=8), lambda t: words(t)) == fresh
+    builder.build(at_line(top, top_vhd(""), 6, keep=8), words)
+    builder.forget(top)
+    assert builder.build(at_line(top, later, 8, keep=8), words) == fresh
+
+
+def test_a_kept_context_follows_the_files_imports(tmp_path: Path) -> None:
+    """An import added above the cursor brings the imported module in at once."""
+    (tmp_path / "motor.py").write_text("class Motor:\n    speed = 0\n")
+    idx = WorkspaceIndex([tmp_path])
+    idx.scan()
+    main = tmp_path / "main.py"
+    body = "def main():\n    pass\n\n\n"
+    builder = prepared(idx)
+    assert builder.build(at_line(main, body, 3, keep=8), words) == ()
+    with_motor = "import motor\n" + body
+    idx.update(main, with_motor)  # as the server does before each request
+    got = builder.build(at_line(main, with_motor, 4, keep=8), words)
+    assert "motor.py" in {s.path for s in got}, got
+
+
+def test_a_kept_context_is_chosen_afresh_once_a_background_ranker_caught_up(
+    index: WorkspaceIndex, workspace: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """In the server a changed file's windows are left out until its ranker is rebuilt in the
+    background; the choice made meanwhile is not kept past that rebuild."""
+    monkeypatch.setattr(similar_module, "SYNC_WINDOWS", 0)  # every ranker counts as large
+    top = workspace / "rtl" / "top.vhd"
+    builder = ContextBuilder(index, background=True)
+    builder.similar.prepare()
+    # fifo.vhd now drives rx_sample too: the best match, once the ranker knows it.
+    index.update(workspace / "rtl" / "fifo.vhd", unit("fifo", "rx_sample"))
+    meanwhile = builder.build(at_line(top, top_vhd(""), 5, keep=8), words)
+    assert "rtl/fifo.vhd" not in {s.path for s in meanwhile if s.end_line > s.start_line}
+    assert builder.similar.settle(timeout=60)
+    caught_up = builder.build(at_line(top, top_vhd(""), 5, keep=8), words)
+    assert "rtl/fifo.vhd" in {s.path for s in caught_up if s.end_line > s.start_line}

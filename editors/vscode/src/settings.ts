@@ -17,6 +17,7 @@ export interface ServerSettings {
   context: {
     crossFile: boolean;
     maxTokens: number;
+    keepLines: number;
     exclude: string[];
     knowledgeBase: string[];
   };
@@ -48,6 +49,7 @@ export function serverSettings(): ServerSettings {
     context: {
       crossFile: get("context.crossFile", true),
       maxTokens: get("context.maxTokens", 1024),
+      keepLines: get("context.keepLines", 8),
       exclude: get<string[]>("context.exclude", []),
       knowledgeBase: get<string[]>("context.knowledgeBase", []),
     },

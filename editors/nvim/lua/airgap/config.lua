@@ -12,7 +12,7 @@ local M = {}
 ---@field maxPrefixChars? integer
 ---@field maxSuffixChars? integer
 ---@field auditPath? string
----@field context? { crossFile?: boolean, maxTokens?: integer, exclude?: string[], knowledgeBase?: string[] }
+---@field context? { crossFile?: boolean, maxTokens?: integer, keepLines?: integer, exclude?: string[], knowledgeBase?: string[] }
 ---@field hover? { explain?: boolean, maxTokens?: integer, timeBudgetMs?: integer }
 ---@field codeActions? { maxTokens?: integer }
 ---@field debounceMs? integer
@@ -79,7 +79,7 @@ M.server_defaults = {
   maxPrefixChars = 3000,
   maxSuffixChars = 1000,
   auditPath = "",
-  context = { crossFile = true, maxTokens = 1024, exclude = {}, knowledgeBase = {} },
+  context = { crossFile = true, maxTokens = 1024, keepLines = 8, exclude = {}, knowledgeBase = {} },
   hover = { explain = true, maxTokens = 64, timeBudgetMs = 8000 },
   codeActions = { maxTokens = 400 },
   debounceMs = 60,
