@@ -12,7 +12,7 @@ import pytest_lsp
 from lsprotocol import types
 from pytest_lsp import ClientServerConfig, LanguageClient, client_capabilities
 
-from tests.conftest import FIXTURES, cursor_file
+from tests.conftest import FIXTURES, CursorFile, cursor_file
 from tests.e2e.test_inline_completion import (
     accept_registrations,
     audit_lines,
@@ -205,3 +205,53 @@ async def test_symbols_come_from_the_index(client: LanguageClient, tmp_path: Pat
         flat.append(s.name)
         stack.extend(getattr(s, "children", None) or [])
     assert "Set_Target" in flat
+
+
+async def test_a_new_line_keeps_the_context_and_the_prompts_start_is_not_read_again(
+    client: LanguageClient, tmp_path: Path
+):
+    """Three lines written below a suggestion, and asked again: the context chosen for the place
+    is kept, so the engine reads only what the lines added. With `keepLines` 0 the same request
+    gets the context chosen afresh for the moved lines, which changes it."""
+    from tests.unit.test_similar import WROTE, top_vhd, unit
+
+    ws = tmp_path / "ws"
+    (ws / "rtl").mkdir(parents=True)
+    for name, signal in (("uart_tx", "tx_shift"), ("uart_rx", "rx_sample"), ("fifo", "wr_pointer")):
+        (ws / "rtl" / f"{name}.vhd").write_text(unit(name, signal))
+    audit = tmp_path / "audit.jsonl"
+    await start_indexed(client, audit, workspace=ws)
+    top = ws / "rtl" / "top.vhd"
+    first = CursorFile(path=top, text=top_vhd(""), line=5, character=0)
+    uri = open_doc(client, first, "vhdl")
+    await complete(client, uri, first)
+    later = CursorFile(path=top, text=top_vhd(WROTE), line=8, character=0)
+    client.text_document_did_change(
+        types.DidChangeTextDocumentParams(
+            text_document=types.VersionedTextDocumentIdentifier(uri=uri, version=2),
+            content_changes=[types.TextDocumentContentChangeWholeDocument(text=later.text)],
+        )
+    )
+    await complete(client, uri, later)
+    before, kept = audit_lines(audit)[-2:]
+    assert kept["context_sources"] == before["context_sources"]
+    assert before["context_sources"][-1]["path"] == "rtl/uart_rx.vhd"
+    # The prompt is the same up to the current file's lines, and that start was not read again.
+    start = kept["prompt"].index("rtl/top.vhd")
+    assert kept["prompt"][:start] == before["prompt"][:start]
+    assert kept["timings"]["reused_prompt_tokens"] >= 0.5 * kept["timings"]["prompt_tokens"]
+
+    client.workspace_did_change_configuration(
+        types.DidChangeConfigurationParams(settings={"context": {"keepLines": 0}})
+    )
+    again = replace(later, text=later.text + "\n")  # another request, not the suggestion's rest
+    client.text_document_did_change(
+        types.DidChangeTextDocumentParams(
+            text_document=types.VersionedTextDocumentIdentifier(uri=uri, version=3),
+            content_changes=[types.TextDocumentContentChangeWholeDocument(text=again.text)],
+        )
+    )
+    await complete(client, uri, again)
+    fresh = audit_lines(audit)[-1]
+    assert fresh["context_sources"] != before["context_sources"]
+    assert fresh["context_sources"][-1]["path"] == "rtl/fifo.vhd"
