@@ -11,10 +11,10 @@ In the order they take the budget (`ORDER`, chosen on the quality benchmark):
    package declaration, Python imports, C includes).
 Each snippet carries its provenance (path, lines, sha256 of its text) into the audit line.
 
-The choice is kept while the user works in one place (`ContextRequest.keep_lines`): the prompt's
-start, and so the key/values the engine keeps from the request before, then survives a new line,
-where choosing again for the moved region would change most prompts' first snippets and have
-the whole prompt read again.
+The choice is kept while the user works in one place (`ContextRequest.keep_lines`) and its best
+snippet is still the best: the prompt's start, and so the key/values the engine keeps from the
+request before, then survives a new line, where the lower-ranked snippets of a choice made again
+for the moved region would change and have the whole prompt read again.
 """
 
 from __future__ import annotations
@@ -88,7 +88,8 @@ class ContextRequest:
     recent: tuple[tuple[Path, str], ...] = ()  # other open documents, most recent first
     # The last choice for this document is kept while the cursor stays within this many lines
     # of where it was made (and the document has not gained or lost more lines than that), as
-    # long as nothing else it was chosen from changed; 0: chosen afresh at every request.
+    # long as nothing else it was chosen from changed and its best snippet (the last, nearest
+    # the cursor) is the one a choice made now would put there; 0: chosen afresh every time.
     keep_lines: int = 0
 
 
@@ -196,15 +197,18 @@ class ContextBuilder:
         inputs = self._inputs(req, language)
         with self._lock:
             kept = self._choices.get(req.path)
+        snippets = self._choose(req, count_tokens)
         if (
             kept is not None
             and kept.inputs == inputs
             and kept.counter() == count_tokens
             and abs(req.cursor_line - kept.line) <= req.keep_lines
             and abs(lines - kept.lines) <= req.keep_lines
+            and snippets[-1:] == kept.snippets[-1:]
         ):
-            return kept.snippets  # where it was made: the anchor does not move with the cursor
-        snippets = self._choose(req, count_tokens)
+            # The best snippet, the one nearest the cursor, is still the one chosen then: the
+            # rest of that choice is kept with it. The place it was made stays the anchor.
+            return kept.snippets
         choice = _Choice(
             line=req.cursor_line,
             lines=lines,

@@ -9,6 +9,7 @@ import pytest
 
 import context.similar as similar_module
 from context.index import WorkspaceIndex
+from context.prompt import Snippet
 from context.retrieval import ContextBuilder, ContextRequest
 from context.similar import SimilarCode
 
@@ -341,7 +342,8 @@ def top_vhd(typed: str) -> str:
     return above + typed + "\nend architecture rtl;\n"
 
 
-WROTE = "  wr_pointer_0 <= wr_pointer_next and not wr_pointer_reset;\n" * 3
+WROTE = "  wr_pointer_0 <= wr_pointer_next and not wr_pointer_reset;\n"  # a line of fifo's
+SHIFT = "  tx_shift_0 <= tx_shift_next;\n"  # a line of uart_tx's
 
 
 def prepared(index: WorkspaceIndex) -> ContextBuilder:
@@ -352,44 +354,60 @@ def prepared(index: WorkspaceIndex) -> ContextBuilder:
 
 
 def at_line(path: Path, text: str, line: int, keep: int) -> ContextRequest:
-    return ContextRequest(path=path, text=text, cursor_line=line, budget_tokens=400, keep_lines=keep)
+    return ContextRequest(
+        path=path, text=text, cursor_line=line, budget_tokens=400, keep_lines=keep
+    )
 
 
 def test_the_context_chosen_for_a_place_is_kept_on_the_next_lines(
     index: WorkspaceIndex, workspace: Path
 ) -> None:
     """A new line keeps the prompt's start (and the key/values of the request before), where
-    choosing again for the moved region would change it."""
+    choosing again for the moved region would change it; until the best snippet changes."""
     top = workspace / "rtl" / "top.vhd"
     builder = prepared(index)
     first = builder.build(at_line(top, top_vhd(""), 5, keep=8), words)
     assert first[-1].path == "rtl/uart_rx.vhd"  # the best, nearest the cursor
-    later = top_vhd(WROTE)  # three lines typed, the cursor on the next
-    fresh = ContextBuilder(index).build(at_line(top, later, 8, keep=0), words)
-    assert fresh[-1].path == "rtl/fifo.vhd", "chosen afresh, the lines typed change the context"
-    assert builder.build(at_line(top, later, 8, keep=8), words) == first
+    later = top_vhd(WROTE)  # a line written, the cursor on the next
+    fresh = ContextBuilder(index).build(at_line(top, later, 6, keep=0), words)
+    assert fresh != first, "chosen afresh, the line written changes the context"
+    assert fresh[-1] == first[-1]
+    assert builder.build(at_line(top, later, 6, keep=8), words) == first
     # Off: chosen afresh at every request.
-    assert builder.build(at_line(top, later, 8, keep=0), words) == fresh
+    assert builder.build(at_line(top, later, 6, keep=0), words) == fresh
+    # Two more of fifo's lines: fifo's window is the best now, and the context is chosen again.
+    builder = prepared(index)
+    builder.build(at_line(top, top_vhd(""), 5, keep=8), words)
+    further = top_vhd(WROTE * 3)
+    got = builder.build(at_line(top, further, 8, keep=8), words)
+    assert got[-1].path == "rtl/fifo.vhd"
+    assert got == ContextBuilder(index).build(at_line(top, further, 8, keep=0), words)
 
 
 def test_the_context_is_chosen_afresh_once_the_cursor_or_the_document_moved_far(
     index: WorkspaceIndex, workspace: Path
 ) -> None:
     top = workspace / "rtl" / "top.vhd"
-    later = top_vhd(WROTE)
-    fresh = ContextBuilder(index).build(at_line(top, later, 8, keep=0), words)
-    builder = prepared(index)
-    first = builder.build(at_line(top, top_vhd(""), 5, keep=2), words)
-    assert first != fresh
-    # Three lines down, one more than kept: chosen afresh, and kept from there on.
-    assert builder.build(at_line(top, later, 8, keep=2), words) == fresh
-    # Nine lines pasted below the cursor, which stays where it was: afresh again.
+    later = top_vhd(SHIFT * 2)
+    fresh = ContextBuilder(index).build(at_line(top, later, 7, keep=0), words)
     builder = prepared(index)
     first = builder.build(at_line(top, top_vhd(""), 5, keep=8), words)
+    assert fresh != first and fresh[-1] == first[-1]
+    assert builder.build(at_line(top, later, 7, keep=8), words) == first
+    # A line written, and the cursor two lines down, one more than kept: chosen afresh.
+    builder = prepared(index)
+    builder.build(at_line(top, top_vhd(""), 5, keep=1), words)
+    below = top_vhd(SHIFT)
+    fresh = ContextBuilder(index).build(at_line(top, below, 7, keep=0), words)
+    assert fresh != first and fresh[-1] == first[-1]
+    assert builder.build(at_line(top, below, 7, keep=1), words) == fresh
+    # Nine lines pasted below the cursor, which stays where it was: afresh again.
+    builder = prepared(index)
+    builder.build(at_line(top, top_vhd(""), 5, keep=8), words)
     lines = top_vhd("").split("\n")
-    pasted = "\n".join([*lines[:6], *WROTE.split("\n")[:1] * 9, *lines[6:]])
+    pasted = "\n".join([*lines[:6], *[SHIFT.rstrip("\n")] * 9, *lines[6:]])
     fresh = ContextBuilder(index).build(at_line(top, pasted, 5, keep=0), words)
-    assert fresh != first
+    assert fresh != first and fresh[-1] == first[-1]
     assert builder.build(at_line(top, pasted, 5, keep=8), words) == fresh
 
 
@@ -399,39 +417,45 @@ def test_a_kept_context_is_chosen_afresh_when_what_it_came_from_changed(
     top = workspace / "rtl" / "top.vhd"
     builder = prepared(index)
     first = builder.build(at_line(top, top_vhd(""), 5, keep=8), words)
-    rx = workspace / "rtl" / "uart_rx.vhd"
     assert first[-1].path == "rtl/uart_rx.vhd"
-    # Another file of the family changed: its lines are not the text the index holds now.
-    index.update(rx, unit("uart_rx", "rx_sample", lines=12))
+    # Another file of the family changed, one whose window is in the context but not the best:
+    # that window's lines are not the text the index holds now.
+    assert ("rtl/uart_rx.vhd", 20) in {(s.path, s.start_line) for s in first[:-1]}
+    index.update(*blanks_after_line_25(workspace / "rtl" / "uart_rx.vhd"))
     again = builder.build(at_line(top, top_vhd(""), 6, keep=8), words)
-    assert again != first
+    assert again != first and again[-1] == first[-1]
+    assert "reset;  \n" in "\n".join(s.text for s in again)
     assert again == ContextBuilder(index).build(at_line(top, top_vhd(""), 6, keep=0), words)
     # The ranker was rebuilt during that choice: the next request chooses once more (the same
     # lines), and from there on the choice is kept again.
     assert builder.build(at_line(top, top_vhd(""), 6, keep=8), words) == again
     # Another model (its own token counts), or the document closed: afresh too.
     later = top_vhd(WROTE)
-    fresh = ContextBuilder(index).build(at_line(top, later, 8, keep=0), words)
-    assert builder.build(at_line(top, later, 8, keep=8), words) == again
-    assert builder.build(at_line(top, later, 8, keep=8), lambda t: words(t)) == fresh
+    fresh = ContextBuilder(index).build(at_line(top, later, 6, keep=0), words)
+    assert fresh != again and fresh[-1] == again[-1]
+    assert builder.build(at_line(top, later, 6, keep=8), words) == again
+    assert builder.build(at_line(top, later, 6, keep=8), lambda t: words(t)) == fresh
     builder.build(at_line(top, top_vhd(""), 6, keep=8), words)
     builder.forget(top)
-    assert builder.build(at_line(top, later, 8, keep=8), words) == fresh
+    assert builder.build(at_line(top, later, 6, keep=8), words) == fresh
 
 
 def test_a_kept_context_follows_the_files_imports(tmp_path: Path) -> None:
     """An import added above the cursor brings the imported module in at once."""
     (tmp_path / "motor.py").write_text("class Motor:\n    speed = 0\n")
+    (tmp_path / "pump.py").write_text("def start_pump(rate):\n    prime_pump(rate)\n")
     idx = WorkspaceIndex([tmp_path])
     idx.scan()
     main = tmp_path / "main.py"
-    body = "def main():\n    pass\n\n\n"
+    body = "def start_pump_twice(rate):\n    prime_pump(rate)\n\n\n"
     builder = prepared(idx)
-    assert builder.build(at_line(main, body, 3, keep=8), words) == ()
+    first = builder.build(at_line(main, body, 2, keep=8), words)
+    assert [s.path for s in first] == ["pump.py"]
     with_motor = "import motor\n" + body
     idx.update(main, with_motor)  # as the server does before each request
-    got = builder.build(at_line(main, with_motor, 4, keep=8), words)
+    got = builder.build(at_line(main, with_motor, 3, keep=8), words)
     assert "motor.py" in {s.path for s in got}, got
+    assert got[-1] == first[-1]
 
 
 def test_a_kept_context_is_chosen_afresh_once_a_background_ranker_caught_up(
@@ -443,10 +467,27 @@ def test_a_kept_context_is_chosen_afresh_once_a_background_ranker_caught_up(
     top = workspace / "rtl" / "top.vhd"
     builder = ContextBuilder(index, background=True)
     builder.similar.prepare()
-    # fifo.vhd now drives rx_sample too: the best match, once the ranker knows it.
-    index.update(workspace / "rtl" / "fifo.vhd", unit("fifo", "rx_sample"))
-    meanwhile = builder.build(at_line(top, top_vhd(""), 5, keep=8), words)
-    assert "rtl/fifo.vhd" not in {s.path for s in meanwhile if s.end_line > s.start_line}
+    # A line like fifo's below uart_rx's: fifo's windows second to uart_rx's.
+    text = top_vhd(WROTE)
+    assert ("rtl/fifo.vhd", 20) in {
+        (s.path, s.start_line) for s in builder.build(at_line(top, text, 6, keep=0), words)
+    }
+    index.update(*blanks_after_line_25(workspace / "rtl" / "fifo.vhd"))
+    meanwhile = builder.build(at_line(top, text, 6, keep=8), words)
+    assert "reset;  \n" not in windows(meanwhile)
     assert builder.similar.settle(timeout=60)
-    caught_up = builder.build(at_line(top, top_vhd(""), 5, keep=8), words)
-    assert "rtl/fifo.vhd" in {s.path for s in caught_up if s.end_line > s.start_line}
+    caught_up = builder.build(at_line(top, text, 6, keep=8), words)
+    assert caught_up[-1] == meanwhile[-1]
+    assert "reset;  \n" in windows(caught_up)
+
+
+def windows(snippets: tuple[Snippet, ...]) -> str:
+    """The text of the similar-code windows among snippets (a definition here is one line)."""
+    return "\n".join(s.text for s in snippets if s.end_line > s.start_line)
+
+
+def blanks_after_line_25(path: Path) -> tuple[Path, str]:
+    """The file with blanks after its line 25: the same words (and ranking), another text."""
+    lines = path.read_text().split("\n")
+    lines[25] += "  "
+    return path, "\n".join(lines)
