@@ -46,8 +46,8 @@ class Settings:
     context_cross_file: bool = True
     context_max_tokens: int = 1024  # measured with the model's own tokenizer
     # The context chosen for a place is kept while the cursor stays within this many lines of it
-    # (a new line keeps the prompt's start, and its key/values, instead of a cold read); 0:
-    # chosen afresh at every request.
+    # and its best snippet is still the best (a new line keeps the prompt's start, and its
+    # key/values, instead of a cold read); 0: chosen afresh at every request.
     context_keep_lines: int = 8
     context_exclude: tuple[str, ...] = ()  # gitignore-style patterns never read nor sent
     # The policy's patterns (no setting names them): the user's only add to them and to the

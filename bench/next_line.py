@@ -2,9 +2,9 @@
 
 The user asked for a suggestion at one line, wrote the next few lines, and asks again: the
 server keeps the context it chose for a place while the cursor stays within `context.keepLines`
-lines of it (default 8), so that the prompt's start, and the key/values the engine kept, survive;
-chosen afresh for the moved lines, the context changes most prompts' first snippets and the
-whole prompt is read again. This measures both sides on the quality benchmark's positions
+lines of it (default 8) and its best snippet is still the best, so that the prompt's start, and
+the key/values the engine kept, survive; chosen afresh for the moved lines, the context changes
+most prompts' first snippets and the whole prompt is read again. This measures both sides on the quality benchmark's positions
 (bench/quality_corpus.py: the same sampler and seed as bench/quality.py):
 - a position's line L (the document with the rest of that line removed, the expected answer what
   was removed) is approached from K lines above, K drawn from 1 to --max-lines: the document
