@@ -2,10 +2,11 @@
 
 The user asked for a suggestion at one line, wrote the next few lines, and asks again: the
 server keeps the context it chose for a place while the cursor stays within `context.keepLines`
-lines of it (default 8) and its best snippet is still the best, so that the prompt's start, and
-the key/values the engine kept, survive; chosen afresh for the moved lines, the context changes
-most prompts' first snippets and the whole prompt is read again. This measures both sides on the quality benchmark's positions
-(bench/quality_corpus.py: the same sampler and seed as bench/quality.py):
+lines of it (default 8) and its best snippet is still the best, so that the prompt's start,
+and the key/values the engine kept, survive; chosen afresh for the moved lines, the context
+changes most prompts' first snippets and the whole prompt is read again. This measures both
+sides on the quality benchmark's positions (bench/quality_corpus.py: the same sampler and seed
+as bench/quality.py):
 - a position's line L (the document with the rest of that line removed, the expected answer what
   was removed) is approached from K lines above, K drawn from 1 to --max-lines: the document
   without lines L-K+1 to L (not written yet), a request at the end of line L-K; then the
@@ -15,7 +16,8 @@ most prompts' first snippets and the whole prompt is read again. This measures b
 
 Reported for the second request, side by side: exact match of the first line (as quality.py
 scores it) with the positions one got right and the other not and the sign test; how often the
-context was the same; the share of prompt tokens whose key/values were kept from the request
+context was the same on both (where both generated), and how often the kept server's was the
+one of its first request; the share of prompt tokens whose key/values were kept from the request
 before, prefill time and the client's wait, p50 and p95.
 """
 
@@ -49,6 +51,7 @@ from quality_stats import percentile, sign_test  # noqa: E402
 
 from airgap_lsp.errors import AirgapError  # noqa: E402
 from airgap_lsp.paths import DEFAULT_MODEL, model_store_root  # noqa: E402
+from airgap_lsp.settings import Settings  # noqa: E402
 from inference.store import ModelStore  # noqa: E402
 
 SETTINGS: dict[str, dict[str, Any]] = {"kept": {}, "fresh": {"context": {"keepLines": 0}}}
@@ -61,6 +64,7 @@ class Answer:
     exact: bool = False
     ms: float = 0.0
     record: dict[str, Any] = field(default_factory=dict)
+    first: dict[str, Any] = field(default_factory=dict)  # the first request's audit line
 
     @property
     def timings(self) -> dict[str, Any]:
@@ -103,7 +107,7 @@ async def ask(srv: context_lift.Server, pos: qc.Position, k: int, timeout: float
     first = approach(pos, k)
     srv.open(first, qc.LSP_ID[pos.language])
     try:
-        await srv.complete(first, timeout)
+        _, _, before = await srv.complete(first, timeout)
         change(srv, pos.cut, 2)
         text, ms, record = await srv.complete(pos.cut, timeout)
     except TimeoutError:
@@ -113,7 +117,7 @@ async def ask(srv: context_lift.Server, pos: qc.Position, k: int, timeout: float
     finally:
         srv.close(pos.cut)
     got = quality.scored(text, pos.cut.target)
-    return Answer(text=text, exact=got.exact, ms=ms, record=record)
+    return Answer(text=text, exact=got.exact, ms=ms, record=record, first=before)
 
 
 async def project_cases(
@@ -165,8 +169,8 @@ def report(cases: list[Case], args: argparse.Namespace, seconds: float) -> str:
         f"1 to {args.max_lines} lines above (median {median_k:g}).",
         "",
         "| positions | n | exact, kept | exact, fresh | kept right, fresh wrong / the reverse "
-        "| sign test p | the same context |",
-        "|---|---|---|---|---|---|---|",
+        "| sign test p | the same context on both | kept: its first request's context |",
+        "|---|---|---|---|---|---|---|---|",
     ]
     groups: list[tuple[str, list[Case]]] = [("all", ok)]
     groups += [(kind, [c for c in ok if c.pos.kind == kind]) for kind in qc.KINDS]
@@ -178,10 +182,14 @@ def report(cases: list[Case], args: argparse.Namespace, seconds: float) -> str:
         fresh = sum(c.answers["fresh"].exact for c in group)
         won = sum(c.answers["kept"].exact and not c.answers["fresh"].exact for c in group)
         lost = sum(c.answers["fresh"].exact and not c.answers["kept"].exact for c in group)
-        same = sum(c.answers["kept"].sources == c.answers["fresh"].sources for c in group)
+        paired = [c for c in group if all(a.record for a in c.answers.values())]
+        same = sum(c.answers["kept"].sources == c.answers["fresh"].sources for c in paired)
+        firsts = [c.answers["kept"] for c in group if c.answers["kept"].record]
+        firsts = [a for a in firsts if a.first]
+        reused = sum(a.sources == a.first.get("context_sources") for a in firsts)
         out.append(
             f"| {name} | {len(group)} | {kept} | {fresh} | {won} / {lost} "
-            f"| {sign_test(won, lost):.3f} | {same} |"
+            f"| {sign_test(won, lost):.3f} | {same} of {len(paired)} | {reused} of {len(firsts)} |"
         )
     out += [
         "",
@@ -239,6 +247,12 @@ def main() -> int:
     args = p.parse_args()
     if args.per_language < 1 or args.max_lines < 1:
         p.error("--per-language and --max-lines must be at least 1")
+    if args.max_lines > Settings().context_keep_lines:
+        print(
+            f"next_line: positions more than {Settings().context_keep_lines} lines below (the "
+            "default context.keepLines) get the context chosen afresh on both servers",
+            file=sys.stderr,
+        )
     started = time.perf_counter()
     notes: list[str] = []
     try:
@@ -292,6 +306,7 @@ def main() -> int:
                                 "ms": round(a.ms, 1),
                                 "timings": a.timings,
                                 "sources": a.sources,
+                                "first_sources": a.first.get("context_sources"),
                             }
                             for s, a in c.answers.items()
                         },

@@ -311,6 +311,17 @@ class WorkspaceIndex:
             digest ^= entry_hash(entry.path, entry.sha256)
         return digest
 
+    def digest(self, leaving_out: Path | None = None) -> int:
+        """`family_digest` over every family: equal, the same files with the same texts."""
+        with self._lock:
+            digest = 0
+            for value in self._digests.values():
+                digest ^= value
+            entry = self._files.get(leaving_out) if leaving_out is not None else None
+        if entry is not None:
+            digest ^= entry_hash(entry.path, entry.sha256)
+        return digest
+
     def lookup(self, name: str) -> list[Hit]:
         """Definitions named `name` (case-insensitively: Ada and VHDL do not care about case)."""
         with self._lock:

@@ -193,14 +193,18 @@ class ContextBuilder:
             return ()
         if req.keep_lines <= 0 or (language := for_path(req.path)) is None:
             return self._choose(req, count_tokens)
+        path = req.path.resolve()
         lines = req.text.count("\n") + 1
         inputs = self._inputs(req, language)
         with self._lock:
-            kept = self._choices.get(req.path)
+            kept = self._choices.get(path)
         snippets = self._choose(req, count_tokens)
+        fam = family(language.name)
         if (
             kept is not None
             and kept.inputs == inputs
+            # and nothing changed while this choice was made
+            and inputs[1:3] == (self.index.digest(leaving_out=path), self.similar.state(fam))
             and kept.counter() == count_tokens
             and abs(req.cursor_line - kept.line) <= req.keep_lines
             and abs(lines - kept.lines) <= req.keep_lines
@@ -217,23 +221,23 @@ class ContextBuilder:
             snippets=snippets,
         )
         with self._lock:
-            self._choices.pop(req.path, None)
+            self._choices.pop(path, None)
             if len(self._choices) >= CHOICES_KEPT:
                 del self._choices[next(iter(self._choices))]  # the oldest
-            self._choices[req.path] = choice
+            self._choices[path] = choice
         return snippets
 
     def forget(self, path: Path) -> None:
         """The document was closed: its next request chooses afresh."""
         with self._lock:
-            self._choices.pop(path, None)
+            self._choices.pop(path.resolve(), None)
 
     def _inputs(self, req: ContextRequest, language: Language) -> tuple[object, ...]:
         """What a choice reads besides the lines around the cursor: equal, and the same lines
-        would be chosen again. The other files of the language family (the index's digest), the
-        similar-code ranker's build, the file's own imports (and a VHDL file's architectures),
-        the open documents from outside the workspace, the knowledge base's last scan, and the
-        budget."""
+        would be chosen again. The other files (the index's digest: an import resolved by name
+        may find a file of another language family), the similar-code ranker's build, the
+        file's own imports (and a VHDL file's architectures), the open documents from outside
+        the workspace, the knowledge base's last scan, and the budget."""
         fam = family(language.name)
         entry = self.index.file(req.path.resolve())
         found = entry.imports if entry is not None else imports(req.text.encode(), language)
@@ -241,9 +245,9 @@ class ContextBuilder:
         for path, text in self._outside(req, language):
             outside.update(f"{path}\0{len(text)}\0".encode("utf-8", "surrogatepass"))
             outside.update(text.encode("utf-8", "surrogatepass"))
-        return (
+        return (  # the index and the ranker first: `build` reads them again after its choice
             req.budget_tokens,
-            self.index.family_digest(fam, leaving_out=req.path.resolve()),
+            self.index.digest(leaving_out=req.path.resolve()),
             self.similar.state(fam),
             tuple((i.name, i.kind) for i in found),
             tuple(ARCHITECTURE_OF.findall(req.text)) if language.name == "vhdl" else (),

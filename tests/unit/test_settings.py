@@ -93,6 +93,9 @@ def test_returns_a_new_object_and_leaves_the_base_alone() -> None:
         ({"temperature": 0.7}, "temperature"),
         ({"decoding": {"threads": -1}}, "decoding.threads"),
         ({"decoding": {"threads": "auto"}}, "decoding.threads"),
+        ({"context": {"keepLines": -1}}, "context.keepLines"),
+        ({"context": {"keepLines": 10_001}}, "context.keepLines"),
+        ({"context": {"keepLines": 2.5}}, "context.keepLines"),
     ],
 )
 def test_bad_values_are_refused_naming_the_key(raw: dict, key: str) -> None:
@@ -211,3 +214,9 @@ def test_a_tcp_clients_path_settings_are_judged_against_those_in_force() -> None
         )
     # Left out: the base's value, whatever is in force (not a path the client chose).
     assert parse_settings({}, Settings(), in_force=in_force, paths_allowed=False).audit_path == ""
+
+
+def test_the_kept_context_is_on_by_default_and_can_be_switched_off() -> None:
+    assert Settings().context_keep_lines == 8
+    assert parse_settings({"context": {"keepLines": 0}}).context_keep_lines == 0
+    assert parse_settings({"context": {"keepLines": 3}}).context_keep_lines == 3

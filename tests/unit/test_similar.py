@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import bm25s
@@ -491,3 +492,64 @@ def blanks_after_line_25(path: Path) -> tuple[Path, str]:
     lines = path.read_text().split("\n")
     lines[25] += "  "
     return path, "\n".join(lines)
+
+
+def test_a_kept_context_follows_a_file_of_another_language_it_came_from(tmp_path: Path) -> None:
+    """A VHDL `use work.shared_pkg` finds a SystemVerilog package of that name: when that file
+    changes, the kept context does not carry its old text."""
+    sv = tmp_path / "shared_pkg.sv"
+    sv.write_text("package shared_pkg;\n  parameter int WIDTH = 8;\nendpackage\n")
+    idx = WorkspaceIndex([tmp_path])
+    idx.scan()
+    top = tmp_path / "top.vhd"
+    text = "library ieee;\nuse work.shared_pkg.all;\nentity top is\nend entity;\n\n\n"
+    builder = prepared(idx)
+    assert "WIDTH = 8" in builder.build(at_line(top, text, 4, keep=8), words)[0].text
+    idx.update(sv, sv.read_text().replace("8", "16"))
+    got = builder.build(at_line(top, text, 5, keep=8), words)
+    assert "WIDTH = 16" in got[0].text, got
+
+
+def test_a_kept_context_follows_the_open_documents_outside_and_the_budget(
+    index: WorkspaceIndex, workspace: Path, tmp_path: Path
+) -> None:
+    top = workspace / "rtl" / "top.vhd"
+    builder = prepared(index)
+    first = builder.build(at_line(top, top_vhd(""), 5, keep=8), words)
+    later = at_line(top, top_vhd(WROTE), 6, keep=8)
+    assert builder.build(later, words) == first
+    # A document opened from outside the workspace: its code may be the most similar now.
+    outside = tmp_path / "elsewhere" / "rx_copy.vhd"
+    outside.parent.mkdir()
+    with_it = replace(later, recent=((outside, unit("rx_copy", "rx_sample")),))
+    fresh = ContextBuilder(index).build(replace(with_it, keep_lines=0), words)
+    assert "rx_copy.vhd" in {s.path for s in fresh}
+    assert builder.build(with_it, words) == fresh
+    # A smaller budget: chosen afresh, under it.
+    smaller = replace(with_it, budget_tokens=200)
+    fresh = ContextBuilder(index).build(replace(smaller, keep_lines=0), words)
+    assert builder.build(smaller, words) == fresh
+    assert sum(words(s.text) for s in fresh) <= 200
+
+
+def test_a_file_changed_while_the_context_is_chosen_ends_the_kept_context(
+    index: WorkspaceIndex, workspace: Path
+) -> None:
+    """A change that lands while a choice is being made (another document indexed in another
+    thread) is not hidden behind the context kept from before it."""
+    top = workspace / "rtl" / "top.vhd"
+    change = [blanks_after_line_25(workspace / "rtl" / "uart_rx.vhd")]
+
+    def counting(text: str) -> int:  # the index changes at the choice's first token count
+        if change:
+            index.update(*change.pop())
+        return words(text)
+
+    builder = prepared(index)
+    saved = change.pop()
+    first = builder.build(at_line(top, top_vhd(""), 5, keep=8), counting)
+    change.append(saved)
+    got = builder.build(at_line(top, top_vhd(WROTE), 6, keep=8), counting)
+    assert not change, "the index changed during the second choice"
+    assert got != first
+    assert "reset;  \n" in windows(builder.build(at_line(top, top_vhd(WROTE), 6, keep=8), counting))
