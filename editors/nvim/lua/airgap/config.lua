@@ -12,12 +12,19 @@ local M = {}
 ---@field maxPrefixChars? integer
 ---@field maxSuffixChars? integer
 ---@field auditPath? string
----@field context? { crossFile?: boolean, maxTokens?: integer, keepLines?: integer, exclude?: string[], knowledgeBase?: string[] }
+---@field context? airgap.ContextSettings
 ---@field hover? { explain?: boolean, maxTokens?: integer, timeBudgetMs?: integer }
 ---@field codeActions? { maxTokens?: integer }
 ---@field debounceMs? integer
 ---@field decoding? { promptLookup?: integer, threads?: integer }
 ---@field backend? { url?: string } a team's inference server (usually the policy's)
+
+---@class airgap.ContextSettings
+---@field crossFile? boolean
+---@field maxTokens? integer
+---@field keepLines? integer lines the cursor may move before the context is chosen again
+---@field exclude? string[]
+---@field knowledgeBase? string[]
 
 ---@class airgap.Keymaps
 --- Insert-mode keys; `false` leaves a key unmapped.
