@@ -195,10 +195,11 @@ class ContextBuilder:
             return self._choose(req, count_tokens)
         path = req.path.resolve()
         lines = req.text.count("\n") + 1
-        inputs = self._inputs(req, language)
+        outside = self._outside(req, language)
+        inputs = self._inputs(req, language, path, outside)
         with self._lock:
             kept = self._choices.get(path)
-        snippets = self._choose(req, count_tokens)
+        snippets = self._choose(req, count_tokens, outside)
         fam = family(language.name)
         if (
             kept is not None
@@ -232,39 +233,51 @@ class ContextBuilder:
         with self._lock:
             self._choices.pop(path.resolve(), None)
 
-    def _inputs(self, req: ContextRequest, language: Language) -> tuple[object, ...]:
+    def _inputs(
+        self,
+        req: ContextRequest,
+        language: Language,
+        path: Path,
+        outside: list[tuple[Path, str]],
+    ) -> tuple[object, ...]:
         """What a choice reads besides the lines around the cursor: equal, and the same lines
         would be chosen again. The other files (the index's digest: an import resolved by name
         may find a file of another language family), the similar-code ranker's build, the
         file's own imports (and a VHDL file's architectures), the open documents from outside
-        the workspace, the knowledge base's last scan, and the budget."""
+        the workspace (`outside`), the knowledge base's last scan, and the budget. `path`: the
+        file's, resolved."""
         fam = family(language.name)
-        entry = self.index.file(req.path.resolve())
+        entry = self.index.file(path)
         found = entry.imports if entry is not None else imports(req.text.encode(), language)
-        outside = hashlib.blake2b(digest_size=16)
-        for path, text in self._outside(req, language):
-            outside.update(f"{path}\0{len(text)}\0".encode("utf-8", "surrogatepass"))
-            outside.update(text.encode("utf-8", "surrogatepass"))
+        opened = hashlib.blake2b(digest_size=16)
+        for other, text in outside:
+            opened.update(f"{other}\0{len(text)}\0".encode("utf-8", "surrogatepass"))
+            opened.update(text.encode("utf-8", "surrogatepass"))
         return (  # the index and the ranker first: `build` reads them again after its choice
             req.budget_tokens,
-            self.index.digest(leaving_out=req.path.resolve()),
+            self.index.digest(leaving_out=path),
             self.similar.state(fam),
             tuple((i.name, i.kind) for i in found),
             tuple(ARCHITECTURE_OF.findall(req.text)) if language.name == "vhdl" else (),
-            outside.digest(),
+            opened.digest(),
             self.knowledge.scans if self.knowledge else 0,
         )
 
     def _choose(
-        self, req: ContextRequest, count_tokens: Callable[[str], int]
+        self,
+        req: ContextRequest,
+        count_tokens: Callable[[str], int],
+        outside: list[tuple[Path, str]] | None = None,
     ) -> tuple[Snippet, ...]:
+        """The context for the request; `outside`: its open documents from outside the workspace,
+        where the caller has them already."""
         region = cursor_region(req.text, req.cursor_line)
         wanted = identifiers(region)
         groups: dict[str, Callable[[], Iterable[Snippet]]] = {
             "definitions": lambda: self._definitions(req, region),
             "imported": lambda: self._imported(req),
             "own": lambda: self._other_half(req),
-            "similar": lambda: self._similar(req, region),
+            "similar": lambda: self._similar(req, region, outside),
             "knowledge": lambda: self.knowledge.passages(wanted) if self.knowledge else (),
         }
         candidates = ((g, snip) for g in ORDER for snip in groups[g]())
@@ -413,7 +426,9 @@ class ContextBuilder:
             }.values()
         )
 
-    def _similar(self, req: ContextRequest, region: str) -> Iterable[Snippet]:
+    def _similar(
+        self, req: ContextRequest, region: str, outside: list[tuple[Path, str]] | None = None
+    ) -> Iterable[Snippet]:
         """Windows of the workspace's files of the same language family most similar to the
         cursor's region, then of open documents from outside the workspace."""
         language = for_path(req.path)
@@ -424,7 +439,8 @@ class ContextBuilder:
         except Exception:  # a ranker's failure costs this context, not the completion
             log.exception("similar code left out of this prompt: the search failed")
             found = []
-        outside = self._outside(req, language)
+        if outside is None:
+            outside = self._outside(req, language)
         if outside:
             # Scores of two indexes do not compare: take the best of each in turn.
             try:
