@@ -5,6 +5,9 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+# The prefix's cut moves in steps of this share of its budget (`_tail_lines`).
+PREFIX_STEP = 0.25
+
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Snippet:
@@ -34,14 +37,30 @@ class Prompt:
 
 
 def _tail_lines(text: str, limit: int) -> str:
-    """The end of `text`, at most `limit` characters, starting at a line start where possible."""
+    """The end of `text`, at most `limit` characters, starting at a line start where possible.
+
+    The cut is made at a multiple of `PREFIX_STEP` of `limit` from the text's start, not at
+    `limit` from its end: it stays where it is while the text grows by less than that (the user
+    types a line, or a few), and so does the prompt's start, whose key/values the engine keeps
+    from the request before. Cut at `limit` from the end, it moved to the next line start with
+    nearly every new line and the whole file's part was read again. The text kept is between
+    `limit` less a step and `limit` long, then cut to its first line start. (An oversized
+    document's text is a window that moves with the cursor: there the cut moves with it.)"""
     if len(text) <= limit:
         return text
     if limit <= 0:
         return ""
-    cut = text[-limit:]
+    step = max(1, int(limit * PREFIX_STEP))
+    start = -(-(len(text) - limit) // step) * step  # rounded up: at most `limit` kept
+    cut = text[start:]
+    if text[start - 1] == "\n":
+        return cut
     nl = cut.find("\n")
-    return cut[nl + 1 :] if 0 <= nl < len(cut) - 1 else cut
+    if 0 <= nl < len(cut) - 1:
+        return cut[nl + 1 :]
+    # A line longer than what is left after the step: start at its own start if that fits.
+    back = text.rfind("\n", len(text) - limit - 1, start)
+    return text[back + 1 :] if back >= 0 else cut
 
 
 def _head_lines(text: str, limit: int) -> str:

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import itertools
+
 import pytest
 
-from context.prompt import build_prompt, strip_forced
+from context.prompt import PREFIX_STEP, build_prompt, strip_forced
 from context.text import offset_at
 
 ADA = (
@@ -100,9 +102,35 @@ def test_prefix_budget_keeps_the_end_and_starts_at_a_line() -> None:
     # The kept text starts at a line start: its first line is a whole original line.
     assert p.prefix.split("\n")[0] + "\n" in lines
     assert p.prefix.endswith("   Y :=")
-    # Nothing is dropped that would have fit: one more line would exceed the budget.
+    # What is dropped that would have fit is less than the cut's step and the line it fell in.
     idx = lines.index(p.prefix.split("\n")[0] + "\n")
-    assert len(lines[idx - 1]) + len(p.prefix) > 60
+    assert len(p.prefix) > 60 - 60 * PREFIX_STEP - len(lines[idx - 1])
+
+
+def test_the_prefix_keeps_its_start_while_lines_are_typed_below() -> None:
+    """The engine keeps the key/values of the prompt's start: typing below must not move where
+    the file's text starts, as a cut at the budget from the end did with nearly every line. It
+    moves in steps, once each time the text before the cursor has grown by about a step."""
+    body = "".join(f"      Total := Total + Weight ({i:03d});\n" for i in range(400))
+    budget = 3000
+    starts, lengths = [], []
+    typed = ""
+    for i in range(200):  # 200 more lines typed below, one character at a time
+        for ch in f"      Count := Count + {i:03d};\n":
+            typed += ch
+            text = body + typed
+            p = prompt(text, text.count("\n"), len(text) - text.rfind("\n") - 1, prefix=budget)
+            assert len(p.prefix) <= budget
+            assert (body + typed).rstrip(" ").endswith(p.prefix)
+            assert p.prefix.startswith("      ")  # a whole line first
+            starts.append(len(text.rstrip(" ")) - len(p.prefix))
+            lengths.append(len(p.prefix))
+    moves = sum(a != b for a, b in itertools.pairwise(starts))
+    grown = len(typed)
+    # A move each time the text grew by a step (a quarter of the budget), not one a line.
+    assert moves <= grown // (budget * PREFIX_STEP) + 1
+    assert moves >= grown // (budget * PREFIX_STEP) - 1
+    assert min(lengths) >= budget * (1 - PREFIX_STEP) - 40  # less a step and a line at most
 
 
 def test_suffix_budget_keeps_the_start_and_ends_at_a_line() -> None:
@@ -154,3 +182,15 @@ def test_single_long_line_is_cut_inside_the_line() -> None:
 )
 def test_strip_forced(generated: str, typed: str, want: str) -> None:
     assert strip_forced(generated, typed) == want
+
+
+def test_a_cut_after_a_line_break_keeps_that_whole_line() -> None:
+    text = "A;\nBCDE;\nF := 1;\nG"  # 8 characters from the end, "F := 1;" would not fit whole
+    p = prompt(text, 3, 1, prefix=len(text) - 3)
+    assert p.prefix == "BCDE;\nF := 1;\nG"  # the cut falls right after "A;\n": BCDE; is whole
+
+
+def test_a_line_longer_than_the_step_still_starts_the_prefix_at_a_line() -> None:
+    text = "x := 1;\n" + "y" * 40
+    p = prompt(text, 1, 40, prefix=40)
+    assert p.prefix == "y" * 40
