@@ -44,7 +44,8 @@ def _tail_lines(text: str, limit: int) -> str:
     types a line, or a few), and so does the prompt's start, whose key/values the engine keeps
     from the request before. Cut at `limit` from the end, it moved to the next line start with
     nearly every new line and the whole file's part was read again. The text kept is between
-    `limit` less a step and `limit` long, then cut to its first line start. (An oversized
+    `limit` less a step and `limit` long, then cut to its first line start, or, where that holds
+    no line start, started at the start of the line it falls in if that fits. (An oversized
     document's text is a window that moves with the cursor: there the cut moves with it.)"""
     if len(text) <= limit:
         return text

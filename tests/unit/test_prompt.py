@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import random
 
 import pytest
 
@@ -130,7 +131,8 @@ def test_the_prefix_keeps_its_start_while_lines_are_typed_below() -> None:
     # A move each time the text grew by a step (a quarter of the budget), not one a line.
     assert moves <= grown // (budget * PREFIX_STEP) + 1
     assert moves >= grown // (budget * PREFIX_STEP) - 1
-    assert min(lengths) >= budget * (1 - PREFIX_STEP) - 40  # less a step and a line at most
+    longest = max(len(line) for line in (body + typed).split("\n"))
+    assert min(lengths) >= budget * (1 - PREFIX_STEP) - longest  # less a step and a line at most
 
 
 def test_suffix_budget_keeps_the_start_and_ends_at_a_line() -> None:
@@ -185,12 +187,38 @@ def test_strip_forced(generated: str, typed: str, want: str) -> None:
 
 
 def test_a_cut_after_a_line_break_keeps_that_whole_line() -> None:
-    text = "A;\nBCDE;\nF := 1;\nG"  # 8 characters from the end, "F := 1;" would not fit whole
-    p = prompt(text, 3, 1, prefix=len(text) - 3)
-    assert p.prefix == "BCDE;\nF := 1;\nG"  # the cut falls right after "A;\n": BCDE; is whole
+    text = "A;\nBCDE;\nF := 1;\nG"
+    p = prompt(text, 3, 1, prefix=len(text) - 3)  # a budget of 15: the cut falls after "A;\n"
+    assert p.prefix == "BCDE;\nF := 1;\nG"  # the old rule dropped "BCDE;" as well
 
 
 def test_a_line_longer_than_the_step_still_starts_the_prefix_at_a_line() -> None:
     text = "x := 1;\n" + "y" * 40
     p = prompt(text, 1, 40, prefix=40)
     assert p.prefix == "y" * 40
+
+
+def test_the_prefix_cut_holds_its_rules_on_any_text() -> None:
+    """Whatever the text and budget: at most the budget, the text's end, something where the
+    budget is not zero, and from a line start where one lies within the budget."""
+    rng = random.Random(1234)
+    for _ in range(2_000):
+        text = "".join(rng.choice("ab \n") for _ in range(rng.randrange(1, 60)))
+        last = text[text.rfind("\n") + 1 :]
+        before = text[: len(text) - (len(last) - len(last.rstrip(" \t")))]  # without the blanks
+        for limit in range(len(text) + 2):
+            kept = build_prompt(
+                text,
+                len(text),
+                path="a.adb",
+                language="ada",
+                max_prefix_chars=limit,
+                max_suffix_chars=0,
+            ).prefix
+            assert before.endswith(kept)
+            assert len(kept) <= limit or kept == before
+            if 0 < limit < len(before):
+                assert kept
+                starts = range(len(before) - limit, len(before))
+                if any(before[i - 1] == "\n" for i in starts):
+                    assert before[len(before) - len(kept) - 1] == "\n"
