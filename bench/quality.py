@@ -390,13 +390,20 @@ def md(text: str) -> str:
 
 
 def commit() -> str:
+    """The commit of the code measured: the tree the server runs from (`context_lift.SERVER_ROOT`,
+    where `lsp_server` is imported from), named where it is not this script's checkout. A script
+    run from another worktree still imports the main checkout's code through the editable
+    install, unless PYTHONPATH points at that worktree: the report says which ran."""
+    root = context_lift.SERVER_ROOT
+
     def git(*argv: str) -> str:
-        done = subprocess.run(["git", *argv], cwd=ROOT, capture_output=True, text=True, check=False)
+        done = subprocess.run(["git", *argv], cwd=root, capture_output=True, text=True, check=False)
         return done.stdout.strip() if done.returncode == 0 else ""
 
     head = git("rev-parse", "HEAD") or "unknown (not a git checkout)"
     dirty = git("status", "--porcelain", "--untracked-files=no")
-    return head + (" with uncommitted changes" if dirty else "")
+    where = "" if root == ROOT else f" (the code of {root}, not of this script's checkout {ROOT})"
+    return head + (" with uncommitted changes" if dirty else "") + where
 
 
 def report(
