@@ -7,10 +7,12 @@ size limit, and symbolic links that lead out of the workspace. Excluded paths ar
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import itertools
 import logging
 import multiprocessing
+import operator
 import os
 import stat
 import threading
@@ -304,21 +306,17 @@ class WorkspaceIndex:
         """A digest of a language family's files and texts, leaving out one file: equal
         digests, the same files with the same texts (the odds of a false match are those of
         a 64-bit hash). Kept as files change, so reading it costs nothing."""
-        with self._lock:
-            digest = self._digests.get(name, 0)
-            entry = self._files.get(leaving_out) if leaving_out is not None else None
-        if entry is not None and family(entry.language) == name:
-            digest ^= entry_hash(entry.path, entry.sha256)
-        return digest
+        return self.digest(leaving_out, of_family=name)
 
-    def digest(self, leaving_out: Path | None = None) -> int:
-        """`family_digest` over every family: equal, the same files with the same texts."""
+    def digest(self, leaving_out: Path | None = None, *, of_family: str | None = None) -> int:
+        """`family_digest` of one family (`of_family`), or of every family together."""
         with self._lock:
-            digest = 0
-            for value in self._digests.values():
-                digest ^= value
+            if of_family is not None:
+                digest = self._digests.get(of_family, 0)
+            else:
+                digest = functools.reduce(operator.xor, self._digests.values(), 0)
             entry = self._files.get(leaving_out) if leaving_out is not None else None
-        if entry is not None:
+        if entry is not None and of_family in (None, family(entry.language)):
             digest ^= entry_hash(entry.path, entry.sha256)
         return digest
 
