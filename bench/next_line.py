@@ -247,9 +247,9 @@ def main() -> int:
     args = p.parse_args()
     if args.per_language < 1 or args.max_lines < 1:
         p.error("--per-language and --max-lines must be at least 1")
-    if args.max_lines > Settings().context_keep_lines:
+    if args.max_lines > (keep := Settings().context_keep_lines):
         print(
-            f"next_line: positions more than {Settings().context_keep_lines} lines below (the "
+            f"next_line: positions more than {keep} lines below (the "
             "default context.keepLines) get the context chosen afresh on both servers",
             file=sys.stderr,
         )
