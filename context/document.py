@@ -229,14 +229,22 @@ class ParsedDocument:
         # `parse(source, None)` is a TypeError: old_tree may be left out, never passed as None.
         return self._parser.parse(source, old) if old is not None else self._parser.parse(source)
 
-    def window(self, line: int, character: int, before: int, after: int) -> Window:
+    def window(
+        self, line: int, character: int, before: int, after: int, *, step: int = 1
+    ) -> Window:
         """The text around an LSP position (clamped like an edit's): at most `before` bytes of
         the source before it and `after` bytes after it, cut at line starts where the cut leaves
         a line, else at a character. What an oversized document's completion reads, rather than
-        the whole text."""
+        the whole text.
+
+        The start is a multiple of `step` bytes from the source's start (rounded up: at most
+        `before` bytes, at least `before` less a step), so it stays where it is while the text
+        before the position grows by less than a step: the prompt's start, cut from the window,
+        stays the same, and so do the key/values the engine keeps of it."""
         source = self._buffer.source
         at = self._buffer.locate(line, character).byte
-        lo, hi = max(0, at - before), min(len(source), at + after)
+        step = max(1, step)
+        lo, hi = max(0, -(-(at - before) // step) * step), min(len(source), at + after)
         if lo > 0 and source[lo - 1] != _LF and (nl := source.find(b"\n", lo, at)) >= 0:
             lo = nl + 1
         if hi < len(source) and (nl := source.rfind(b"\n", at, hi)) >= 0:

@@ -46,7 +46,8 @@ def _tail_lines(text: str, limit: int) -> str:
     nearly every new line and the whole file's part was read again. The text kept is between
     `limit` less a step and `limit` long, then cut to its first line start, or, where that holds
     no line start, started at the start of the line it falls in if that fits. (An oversized
-    document's text is a window that moves with the cursor: there the cut moves with it.)"""
+    document's text is a window whose start moves in steps of its own: the cut moves with it
+    when the window's start moves.)"""
     if len(text) <= limit:
         return text
     if limit <= 0:

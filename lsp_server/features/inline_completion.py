@@ -361,7 +361,8 @@ def cursor_text(
     """What a completion reads: a text, the cursor's offset in it and the cursor's line in it.
     The whole document; for an oversized one, a window around the cursor that holds what the
     prompt keeps (a character is at most 4 bytes) and the lines the context looks at, so that
-    nothing scales with the document's size."""
+    nothing scales with the document's size. The window's start moves in steps of
+    WINDOW_SLACK_BYTES, not with every line written, so the prompt's start stays the same."""
     if not parsed.oversized:
         text = printable(parsed.text)
         return text, offset_at(text, pos.line, pos.character), pos.line
@@ -370,6 +371,7 @@ def cursor_text(
         pos.character,
         before=4 * settings.max_prefix_chars + WINDOW_SLACK_BYTES,
         after=4 * settings.max_suffix_chars + WINDOW_SLACK_BYTES,
+        step=WINDOW_SLACK_BYTES,  # at least what the prompt keeps, whatever the step's rounding
     )
     # printable() may merge two halves of a surrogate pair: the cursor is counted after it.
     return printable(window.text), len(printable(window.text[: window.at])), window.line

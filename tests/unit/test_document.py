@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Iterator
 from dataclasses import asdict
 from pathlib import Path
@@ -539,3 +540,29 @@ def test_a_window_in_one_long_line_is_cut_between_characters() -> None:
     # 101 bytes either way lands inside a character: the window holds whole ones only.
     window = doc.window(0, 1000, before=101, after=101)
     assert window.text == "é" * 50 + ROCKET * 25 and (window.at, window.line) == (50, 0)
+
+
+def test_a_windows_start_moves_in_steps_while_lines_are_typed_at_its_end() -> None:
+    """An oversized document's completion reads a window, whose start is the prompt's: typing
+    lines must not move it with every line (the engine keeps the key/values of the prompt's
+    start), only once the text before the cursor has grown by a step, and the window holds at
+    most `before` bytes before the cursor and not a step (and a line) less."""
+    body = "".join(f"ligne {n:04d} é{ROCKET}\n" for n in range(2000))
+    doc = ParsedDocument(body, PYTHON, max_parsed_bytes=100)
+    before, step = 3000, 1024
+    line, version, grown = 2000, 1, 0
+    starts = []
+    for i in range(300):  # 300 lines typed at the end, one character at a time
+        col = 0
+        for ch in f"x = {i:04d} é\n":
+            doc.apply([Change(text=ch, start=(line, col), end=(line, col))], version := version + 1)
+            grown += len(ch.encode())
+            line, col = (line + 1, 0) if ch == "\n" else (line, col + 1)
+            window = doc.window(line, col, before=before, after=100, step=step)
+            head = window.text[: window.at].encode()
+            at = doc.byte_offset(line, col)
+            assert doc.source[at - len(head) : at] == head
+            assert before - step - 24 <= len(head) <= before  # 24: the longest line's bytes
+            starts.append(at - len(head))
+    moves = sum(a != b for a, b in itertools.pairwise(starts))
+    assert grown // step - 1 <= moves <= grown // step + 1
