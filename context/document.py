@@ -175,6 +175,11 @@ class ParsedDocument:
         return self._tree
 
     @property
+    def line_count(self) -> int:
+        """Lines in the text (one more than its line breaks)."""
+        return len(self._buffer.starts)
+
+    @property
     def oversized(self) -> bool:
         """Over `max_parsed_bytes`: kept as text only, not parsed."""
         return len(self._buffer.source) > self.max_parsed_bytes

@@ -91,6 +91,10 @@ class ContextRequest:
     # long as nothing else it was chosen from changed and its best snippet (the last, nearest
     # the cursor) is the one a choice made now would put there; 0: chosen afresh every time.
     keep_lines: int = 0
+    # Where `text` is a window of a larger document (an oversized one, read around the cursor):
+    # the cursor's line and the line count of the whole document, by which keep_lines measures
+    # how far the cursor and the document moved; None: `cursor_line` and `text`'s own.
+    place: tuple[int, int] | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -194,7 +198,7 @@ class ContextBuilder:
         if req.keep_lines <= 0 or (language := for_path(req.path)) is None:
             return self._choose(req, count_tokens)
         path = req.path.resolve()
-        lines = req.text.count("\n") + 1
+        line, lines = req.place or (req.cursor_line, req.text.count("\n") + 1)
         outside = self._outside(req, language)
         inputs = self._inputs(req, language, path, outside)
         with self._lock:
@@ -207,7 +211,7 @@ class ContextBuilder:
             # and nothing changed while this choice was made
             and inputs[1:3] == (self.index.digest(leaving_out=path), self.similar.state(fam))
             and kept.counter() == count_tokens
-            and abs(req.cursor_line - kept.line) <= req.keep_lines
+            and abs(line - kept.line) <= req.keep_lines
             and abs(lines - kept.lines) <= req.keep_lines
             and snippets[-1:] == kept.snippets[-1:]
         ):
@@ -215,7 +219,7 @@ class ContextBuilder:
             # rest of that choice is kept with it. The place it was made stays the anchor.
             return kept.snippets
         choice = _Choice(
-            line=req.cursor_line,
+            line=line,
             lines=lines,
             inputs=inputs,
             counter=_held(count_tokens),

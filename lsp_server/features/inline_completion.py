@@ -225,7 +225,11 @@ async def complete(
         engine = await ls.model.engine()
         chosen = time.perf_counter()
         if s.context_cross_file and s.context_max_tokens > 0:
-            prompt = await with_context(ls, s, prompt, engine, uri, path, text, cursor_line)
+            # An oversized document's text is a window: where it lies in the whole document
+            # says how far the cursor went.
+            lines = parsed.line_count
+            place = (min(params.position.line, lines - 1), lines) if parsed.oversized else None
+            prompt = await with_context(ls, s, prompt, engine, uri, path, text, cursor_line, place)
         steps["context_ms"] = (time.perf_counter() - chosen) * 1000
         request = completion_request(prompt, engine, s)
         if not request.prompt:  # a prefix-only model at the very start: nothing to go on
@@ -272,12 +276,15 @@ async def with_context(
     path: Path,
     text: str,
     cursor_line: int,
+    place: tuple[int, int] | None = None,
 ) -> Prompt:
     """The prompt with the workspace's code that helps, under the token budget.
 
     The index holds the editor's text of the open documents, unsaved edits too: the context is
     chosen from it (a document changed since the last request is parsed again; the others cost
-    a look-up). `s`: the settings the request started with, the same for all its steps."""
+    a look-up). `s`: the settings the request started with, the same for all its steps.
+    `place`: where `text` is an oversized document's window, the cursor's line and the line
+    count of the whole document (ContextRequest.place)."""
     others = [u for u in reversed(ls.files.documents) if u != uri][:OPEN_DOCUMENTS]
     for u in (uri, *others):
         await ls.files.refresh_index(u)
@@ -286,17 +293,14 @@ async def with_context(
         for u in others
         if (d := ls.files.documents.get(u)) is not None and not d.oversized and (p := to_fs_path(u))
     )
-    # An oversized document's text is a window that moves with the cursor: its line numbers do
-    # not say how far the cursor went.
-    doc = ls.files.documents.get(uri)
-    keep = 0 if doc is None or doc.oversized else s.context_keep_lines
     request = ContextRequest(
         path=path,
         text=text,
         cursor_line=cursor_line,
         budget_tokens=s.context_max_tokens,
         recent=recent,
-        keep_lines=keep,
+        keep_lines=s.context_keep_lines,
+        place=place,
     )
     snippets = await asyncio.to_thread(ls.files.context.build, request, engine.count_tokens)
     return replace(prompt, snippets=snippets)

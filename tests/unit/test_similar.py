@@ -412,6 +412,36 @@ def test_the_context_is_chosen_afresh_once_the_cursor_or_the_document_moved_far(
     assert builder.build(at_line(top, pasted, 5, keep=8), words) == fresh
 
 
+def test_an_oversized_documents_context_is_kept_by_its_place_in_the_whole_document(
+    index: WorkspaceIndex, workspace: Path
+) -> None:
+    """An oversized document is read as a window around the cursor whose start moves in steps,
+    so its line numbers are the window's: the kept context goes by the cursor's line and the
+    line count in the whole document."""
+    top = workspace / "rtl" / "top.vhd"
+    filler = "  -- (the window's first lines)\n" * 20
+    window = filler + top_vhd("")
+    later = top_vhd(WROTE)  # a line written, and the window's start moved down past the filler
+    fresh = ContextBuilder(index).build(at_line(top, later, 6, keep=0), words)
+    builder = prepared(index)
+    first = builder.build(replace(at_line(top, window, 25, keep=8), place=(4025, 9000)), words)
+    assert fresh != first and fresh[-1] == first[-1]
+    # One line down in the whole document: kept, though the window's line went from 25 to 6.
+    assert (
+        builder.build(replace(at_line(top, later, 6, keep=8), place=(4026, 9001)), words) == first
+    )
+    # Told the window's lines only, the cursor went 19 lines up: chosen afresh.
+    alone = prepared(index)
+    assert alone.build(at_line(top, window, 25, keep=8), words) == first
+    assert alone.build(at_line(top, later, 6, keep=8), words) == fresh
+    # A jump far down the document, to a window of the same shape: chosen afresh.
+    builder = prepared(index)
+    builder.build(replace(at_line(top, window, 25, keep=8), place=(4025, 9000)), words)
+    assert (
+        builder.build(replace(at_line(top, later, 6, keep=8), place=(7026, 9001)), words) == fresh
+    )
+
+
 def test_a_kept_context_is_chosen_afresh_when_what_it_came_from_changed(
     index: WorkspaceIndex, workspace: Path
 ) -> None:
