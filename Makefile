@@ -117,6 +117,7 @@ bench: model team-server
 	$(BIN)/python bench/quality.py --write docs/benchmarks-quality.md
 	$(BIN)/python bench/real_speed.py
 	$(BIN)/python bench/next_line.py
+	$(BIN)/python bench/oversized_typing.py
 	$(BIN)/python bench/heap.py
 	$(BIN)/python bench/kept_start.py
 	$(BIN)/python bench/index_speed.py
