@@ -243,13 +243,15 @@ class ParsedDocument:
         the whole text.
 
         The start is a multiple of `step` bytes from the source's start (rounded up: at most
-        `before` bytes, at least `before` less a step), so it stays where it is while the text
-        before the position grows by less than a step: the prompt's start, cut from the window,
-        stays the same, and so do the key/values the engine keeps of it."""
+        `before` bytes, at least `before` less a step, before the cut to a line start), so it
+        moves at most once per `step` bytes written before the position, not with every line:
+        the prompt's start, cut from the window, moves as seldom, and the key/values the engine
+        keeps of it survive."""
         source = self._buffer.source
         at = self._buffer.locate(line, character).byte
         step = max(1, step)
-        lo, hi = max(0, -(-(at - before) // step) * step), min(len(source), at + after)
+        lo = min(at, max(0, -(-(at - before) // step) * step))  # never past the position
+        hi = min(len(source), at + after)
         if lo > 0 and source[lo - 1] != _LF and (nl := source.find(b"\n", lo, at)) >= 0:
             lo = nl + 1
         if hi < len(source) and (nl := source.rfind(b"\n", at, hi)) >= 0:

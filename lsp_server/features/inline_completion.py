@@ -44,6 +44,7 @@ STATS = "airgap.completionStats"  # workspace/executeCommand: what the typing pa
 CANCELLED = "cancelled: superseded by a newer request, or cancelled by the editor"
 OPEN_DOCUMENTS = 8  # the most recent other open documents the context reads
 WINDOW_SLACK_BYTES = 4096  # beyond the prompt's cut: the lines around the cursor the context reads
+WINDOW_STEP_BYTES = 4096  # an oversized document's window starts at a multiple of this
 # Where the parse check withholds a suggestion, the model is asked again this many times, each
 # time refused the starts it wrote before (300 positions of the quality benchmark, context off:
 # empty answers 36 -> 16), while the request has taken less than ASK_AGAIN_WITHIN_S seconds: the
@@ -179,7 +180,7 @@ async def complete(
     steps, and what it read stays in the key/value cache for the next prompt."""
     uri = params.text_document.uri
     arrived = time.perf_counter()
-    text, at, cursor_line = cursor_text(parsed, params.position, ls.settings)
+    text, at, cursor_line, place = cursor_text(parsed, params.position, ls.settings)
     stats = state.stats
     before, after = text[:at], text[at:]
     if (last := state.last_shown.get(uri)) is not None:
@@ -225,10 +226,6 @@ async def complete(
         engine = await ls.model.engine()
         chosen = time.perf_counter()
         if s.context_cross_file and s.context_max_tokens > 0:
-            # An oversized document's text is a window: where it lies in the whole document
-            # says how far the cursor went.
-            lines = parsed.line_count
-            place = (min(params.position.line, lines - 1), lines) if parsed.oversized else None
             prompt = await with_context(ls, s, prompt, engine, uri, path, text, cursor_line, place)
         steps["context_ms"] = (time.perf_counter() - chosen) * 1000
         request = completion_request(prompt, engine, s)
@@ -361,24 +358,32 @@ async def generate_checked(
 
 def cursor_text(
     parsed: ParsedDocument, pos: types.Position, settings: Settings
-) -> tuple[str, int, int]:
-    """What a completion reads: a text, the cursor's offset in it and the cursor's line in it.
+) -> tuple[str, int, int, tuple[int, int] | None]:
+    """What a completion reads: a text, the cursor's offset in it, the cursor's line in it, and,
+    where the text is a window of the document, the cursor's line and the line count in the
+    whole document (ContextRequest.place: how far the cursor went; None: those of the text).
+
     The whole document; for an oversized one, a window around the cursor that holds what the
     prompt keeps (a character is at most 4 bytes) and the lines the context looks at, so that
-    nothing scales with the document's size. The window's start moves in steps of
-    WINDOW_SLACK_BYTES, not with every line written, so the prompt's start stays the same."""
+    nothing scales with the document's size. The window's start is a multiple of
+    WINDOW_STEP_BYTES, so it moves at most once per step of text written before the cursor
+    rather than with every line, and the prompt's start with it."""
     if not parsed.oversized:
         text = printable(parsed.text)
-        return text, offset_at(text, pos.line, pos.character), pos.line
+        return text, offset_at(text, pos.line, pos.character), pos.line, None
     window = parsed.window(
         pos.line,
         pos.character,
-        before=4 * settings.max_prefix_chars + WINDOW_SLACK_BYTES,
+        # the step's rounding comes off the slack's start: the slack is kept whole
+        before=4 * settings.max_prefix_chars + WINDOW_SLACK_BYTES + WINDOW_STEP_BYTES,
         after=4 * settings.max_suffix_chars + WINDOW_SLACK_BYTES,
-        step=WINDOW_SLACK_BYTES,  # at least what the prompt keeps, whatever the step's rounding
+        step=WINDOW_STEP_BYTES,
     )
+    lines = parsed.line_count
+    place = (min(pos.line, lines - 1), lines)  # a position past the end is at the last line's
     # printable() may merge two halves of a surrogate pair: the cursor is counted after it.
-    return printable(window.text), len(printable(window.text[: window.at])), window.line
+    head = printable(window.text[: window.at])
+    return printable(window.text), len(head), window.line, place
 
 
 async def publish(

@@ -566,3 +566,15 @@ def test_a_windows_start_moves_in_steps_while_lines_are_typed_at_its_end() -> No
             starts.append(at - len(head))
     moves = sum(a != b for a, b in itertools.pairwise(starts))
     assert grown // step - 1 <= moves <= grown // step + 1
+
+
+def test_a_window_whose_step_is_larger_than_what_it_keeps_never_starts_past_the_cursor() -> None:
+    doc = ParsedDocument(
+        "".join(f"ligne {n:04d}\n" for n in range(500)), None, max_parsed_bytes=100
+    )
+    for line in (0, 3, 399, 499, 500):
+        window = doc.window(line, 0, before=10, after=10, step=4096)
+        at = doc.byte_offset(line, 0)
+        head = window.text[: window.at].encode()
+        assert len(head) <= 10 and doc.source[at - len(head) : at] == head
+        assert doc.source[at:].startswith(window.text[window.at :].encode())

@@ -13,7 +13,7 @@ from context.document import Change, ParsedDocument
 from context.languages import for_path
 from context.prompt import PREFIX_STEP, build_prompt, strip_forced
 from context.text import offset_at
-from lsp_server.features.inline_completion import WINDOW_SLACK_BYTES, cursor_text
+from lsp_server.features.inline_completion import WINDOW_STEP_BYTES, cursor_text
 
 ADA = (
     "package body Saturating is\n"
@@ -232,20 +232,22 @@ def test_the_prefix_cut_holds_its_rules_on_any_text() -> None:
 def test_an_oversized_documents_prompt_keeps_its_start_while_lines_are_typed() -> None:
     """An oversized document's completion reads a window around the cursor (cursor_text): the
     prompt's start stays where it is while lines are typed, as in a document read whole, moving
-    once the window's or the cut's step is crossed."""
+    once the window's or the cut's step is crossed; and the context is told where the cursor is
+    in the whole document."""
     settings = Settings()
     body = "".join(f"      Total := Total + Weight ({i:05d});\n" for i in range(2000))
     doc = ParsedDocument(body, for_path("big.adb"), max_parsed_bytes=10_000)
     assert doc.oversized
     line, version, grown = 2000, 1, 0
-    starts = []
-    for i in range(100):  # 100 lines typed at the end, one character at a time
+    starts, windows = [], []
+    for i in range(200):  # 200 lines typed at the end, one character at a time
         col = 0
         for ch in f"      Count := Count + {i:03d};\n":
             doc.apply([Change(text=ch, start=(line, col), end=(line, col))], version := version + 1)
             grown += len(ch)
             line, col = (line + 1, 0) if ch == "\n" else (line, col + 1)
-            text, at, _ = cursor_text(doc, Position(line=line, character=col), settings)
+            text, at, _, place = cursor_text(doc, Position(line=line, character=col), settings)
+            assert place == (line, doc.line_count)
             p = build_prompt(
                 text,
                 at,
@@ -254,12 +256,16 @@ def test_an_oversized_documents_prompt_keeps_its_start_while_lines_are_typed() -
                 max_prefix_chars=settings.max_prefix_chars,
                 max_suffix_chars=settings.max_suffix_chars,
             )
-            typed = doc.text.rstrip(" ")  # the cursor is at the document's end
-            assert typed.endswith(p.prefix) and len(p.prefix) <= settings.max_prefix_chars
-            assert p.prefix.startswith("      ")  # a whole line first
+            typed = doc.text.rstrip(" ")  # the cursor is at the document's end (all ASCII)
+            assert typed.endswith(p.prefix) and p.prefix.startswith("      ")  # a whole line first
+            # at most the budget, and not less a step and a line
+            assert settings.max_prefix_chars * (1 - PREFIX_STEP) - 40 < len(p.prefix)
+            assert len(p.prefix) <= settings.max_prefix_chars
             starts.append(len(typed) - len(p.prefix))
+            windows.append(len(doc.text) - at)  # where the window starts in the document
     moves = sum(a != b for a, b in itertools.pairwise(starts))
-    # The cut's steps and the window's (4 KiB, all ASCII here), and a move more for each
-    # window step: the cut's steps are counted from the window's start.
-    step = settings.max_prefix_chars * PREFIX_STEP
-    assert moves <= grown // step + 2 * (grown // WINDOW_SLACK_BYTES) + 2
+    window_moves = sum(a != b for a, b in itertools.pairwise(windows))
+    assert 1 <= window_moves <= grown // WINDOW_STEP_BYTES + 1
+    # The cut's steps, and one more move for each of the window's: the cut's steps are counted
+    # from the window's start.
+    assert moves <= grown // (settings.max_prefix_chars * PREFIX_STEP) + 2 * window_moves + 1
