@@ -4,17 +4,21 @@ A document over the size the server parses (1 MB) is completed from a window of 
 the cursor. This measures what the key/value cache keeps there when the user writes a few lines
 and asks again, as `bench/next_line.py` does for documents of ordinary size:
 - the document: the GNAT runtime's bodies (`bench/setup-corpus.sh`'s Debian corpus) joined in
-  name order until it is over 1.15 MB, in a workspace that also holds 40 of the runtime's
-  container specs (similar code and definitions for the context);
+  name order until it is over 1.15 MB, in a workspace that also holds the runtime's first 40
+  specs whose names start with `a-c` (containers, Calendar, Characters: similar code and
+  definitions for the context);
 - positions: lines of the last body joined, with code and not a comment, drawn with `--seed`;
 - at each, a line L approached from K lines above (K from 1 to `--max-lines`): a request at the
   end of line L-K of the document without lines L-K+1 to L, then the whole document with line L
-  cut to its indentation, and a request at its start (a line start, as after pressing Enter);
+  cut to its indentation, and a request after that indentation (a line start, as after
+  pressing Enter);
 - one real server over stdio (default settings), as the editor runs it.
 
 Reported for the second request: the share of prompt tokens whose key/values were kept from the
-first (the audit line's `reused_prompt_tokens`), prefill and the client's wait, and exact match
-of the first line as `bench/quality.py` scores it.
+first (the audit line's `reused_prompt_tokens`) and prefill, where it generated (a suggestion of
+blanks only has no audit line, and one served from the first request's without a generation is
+not counted); the client's wait; exact match of the first line as `bench/quality.py` scores it;
+a request that failed or timed out counts as wrong, and is said.
 """
 
 from __future__ import annotations
@@ -32,6 +36,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from lsprotocol import types
+from pygls.exceptions import JsonRpcException
 from tqdm import tqdm
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -55,6 +60,8 @@ def document() -> tuple[str, int]:
         if size > DOCUMENT_BYTES:
             break
     text = "\n".join(parts)
+    if len(text.encode()) <= DOCUMENT_BYTES:
+        raise corpus.MissingCorpus("the runtime's bodies are too few to make a document over 1 MB")
     return text, text.count("\n") - parts[-1].count("\n")
 
 
@@ -109,19 +116,34 @@ async def measure(args: argparse.Namespace, tmp: Path) -> list[dict]:
                 await srv.complete(above, args.timeout)
                 changed(srv, path, at.text, 2)
                 got, ms, record = await srv.complete(at, args.timeout)
+                failed = ""
+            except TimeoutError:
+                got, ms, record, failed = "", 0.0, {}, f"no answer in {args.timeout:.0f} s"
+            except JsonRpcException as exc:  # an error answered: counted, not fatal
+                got, ms, record, failed = "", 0.0, {}, str(exc) or type(exc).__name__
             finally:
                 srv.close(above)
+            if failed:
+                print(f"oversized_typing: line {line + 1}: {failed}", file=sys.stderr)
             timings = record.get("timings", {})
+            result = record.get("result", {})
+            generated = (
+                "reused_prompt_tokens" in timings
+                and timings.get("prompt_tokens")
+                and not result.get("served_from")
+                and not result.get("continues")
+            )
             rows.append(
                 {
                     "line": line,
                     "k": k,
                     "exact": quality.scored(got, at.target).exact,
-                    "wait_ms": ms,
+                    "failed": failed,
+                    "wait_ms": ms if not failed else None,
                     "kept": timings["reused_prompt_tokens"] / timings["prompt_tokens"]
-                    if timings
-                    else None,  # no generation: no audit line
-                    "prefill_ms": timings.get("prefill_ms"),
+                    if generated
+                    else None,
+                    "prefill_ms": timings.get("prefill_ms") if generated else None,
                 }
             )
     finally:
@@ -133,7 +155,7 @@ def report(rows: list[dict], args: argparse.Namespace, wall_s: float) -> str:
     gens = [r for r in rows if r["kept"] is not None]
     kept = [r["kept"] for r in gens]
     prefill = [r["prefill_ms"] for r in gens]
-    wait = [r["wait_ms"] for r in rows]
+    wait = [r["wait_ms"] for r in rows if r["wait_ms"] is not None]
 
     def ms(values: list[float]) -> str:
         return f"{percentile(values, 50):,.0f} / {percentile(values, 95):,.0f}" if values else "-"
@@ -149,10 +171,13 @@ def report(rows: list[dict], args: argparse.Namespace, wall_s: float) -> str:
             "|---|---|",
             f"| positions (generated) | {len(rows)} ({len(gens)}) |",
             f"| prompt kept >= 90 % | {sum(k >= 0.9 for k in kept)} of {len(gens)} |",
-            f"| kept share, median | {statistics.median(kept):.0%} |" if kept else "| - | - |",
+            f"| kept share, median | {statistics.median(kept):.0%} |"
+            if kept
+            else "| kept share, median | - |",
             f"| prefill ms p50 / p95 | {ms(prefill)} |",
             f"| wait ms p50 / p95 | {ms(wait)} |",
             f"| exact match | {sum(r['exact'] for r in rows)} of {len(rows)} |",
+            f"| failed or timed out | {sum(bool(r['failed']) for r in rows)} |",
         ]
     )
 
