@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import os
 import random
 import shutil
@@ -90,7 +91,9 @@ async def measure(args: argparse.Namespace, tmp: Path) -> list[dict]:
         shutil.copy(spec, ws / spec.name)
     path = ws / "joined.adb"
     path.write_text(text, encoding="utf-8")
-    srv = context_lift.Server(ws, tmp / "audit.jsonl", settings={}, log=tmp / "server.log")
+    srv = context_lift.Server(
+        ws, tmp / "audit.jsonl", settings=args.settings, log=tmp / "server.log"
+    )
     await srv.start(args.index_timeout)
     rows = []
     try:
@@ -163,7 +166,9 @@ def report(rows: list[dict], args: argparse.Namespace, wall_s: float) -> str:
     return "\n".join(
         [
             f"`bench/oversized_typing.py --positions {args.positions} --seed {args.seed} "
-            f"--max-lines {args.max_lines}`, commit {quality.commit()}, "
+            f"--max-lines {args.max_lines}"
+            + (f" --settings '{json.dumps(args.settings)}'" if args.settings else "")
+            + f"`, commit {quality.commit()}, "
             f"{datetime.now(UTC).strftime('%Y-%m-%d %H:%M')} UTC, {wall_s / 60:.1f} min; "
             f"{describe()}; load average at the end {os.getloadavg()[0]:.1f}.",
             "",
@@ -189,6 +194,14 @@ def main() -> int:
     p.add_argument("--max-lines", type=int, default=4, help="the most lines above (K)")
     p.add_argument("--timeout", type=float, default=180, help="seconds per request")
     p.add_argument("--index-timeout", type=float, default=600, help="seconds for the index")
+    p.add_argument("--json", type=Path, help="write every position's numbers here")
+    p.add_argument(
+        "--settings",
+        type=json.loads,
+        default={},
+        help="the server's settings as JSON (default: its defaults), e.g. '{\"context\": "
+        '{"crossFile": false}}\' for the window alone',
+    )
     args = p.parse_args()
     if args.positions < 1 or args.max_lines < 1:
         p.error("--positions and --max-lines must be at least 1")
@@ -200,6 +213,8 @@ def main() -> int:
         print(f"oversized_typing: {exc}", file=sys.stderr)
         return 2
     print(report(rows, args, time.perf_counter() - started))
+    if args.json:
+        args.json.write_text(json.dumps(rows, indent=1), encoding="utf-8")
     return 0 if rows else 1
 
 
