@@ -374,7 +374,7 @@ def cursor_text(
     window = parsed.window(
         pos.line,
         pos.character,
-        # the step's rounding comes off the slack's start: the slack is kept whole
+        # the rounding to a step takes at most WINDOW_STEP_BYTES: the slack stays whole
         before=4 * settings.max_prefix_chars + WINDOW_SLACK_BYTES + WINDOW_STEP_BYTES,
         after=4 * settings.max_suffix_chars + WINDOW_SLACK_BYTES,
         step=WINDOW_STEP_BYTES,
