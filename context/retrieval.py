@@ -35,7 +35,7 @@ from context.index import FileEntry, WorkspaceIndex, read_file, walk_files
 from context.languages import Language, family, for_path
 from context.prompt import Snippet
 from context.similar import SimilarCode
-from context.symbols import imports
+from context.symbols import Import, imports
 from context.text import first_code_line
 
 log = logging.getLogger("airgap_lsp.context")
@@ -155,6 +155,8 @@ class ContextBuilder:
         self._counts: dict[bytes, int] = {}  # a text's digest -> its token count
         self._counter: Callable[[], Callable[[str], int] | None] = lambda: None
         self._choices: dict[Path, _Choice] = {}
+        # The last text parsed for its imports (a file the index does not hold), and them.
+        self._parsed: tuple[str, str, tuple[Import, ...]] | None = None
         self._lock = threading.Lock()
 
     def relative(self, path: Path) -> str:
@@ -251,8 +253,7 @@ class ContextBuilder:
         the workspace (`outside`), the knowledge base's last scan, and the budget. `path`: the
         file's, resolved."""
         fam = family(language.name)
-        entry = self.index.file(path)
-        found = entry.imports if entry is not None else imports(req.text.encode(), language)
+        found = self._file_imports(req, language, path)
         opened = hashlib.blake2b(digest_size=16)
         for other, text in outside:
             opened.update(f"{other}\0{len(text)}\0".encode("utf-8", "surrogatepass"))
@@ -341,15 +342,27 @@ class ContextBuilder:
                 lines = hit.entry.lines[d.start_line : d.start_line + n]
                 yield _snippet(hit.entry.path, d.start_line, lines, self.relative)
 
+    def _file_imports(
+        self, req: ContextRequest, language: Language, path: Path
+    ) -> tuple[Import, ...]:
+        """The imports of the file being edited (`path`: its, resolved). The index holds them
+        when it holds the file (refreshed before each completion); a file it does not hold (from
+        outside the workspace, or over its size limit) is parsed, once per text: a request that
+        keeps its context asks twice, for the keep's inputs and for the imported specs."""
+        if (entry := self.index.file(path)) is not None:
+            return entry.imports
+        last = self._parsed
+        if last is not None and last[0] is req.text and last[1] == language.name:
+            return last[2]
+        found = tuple(imports(req.text.encode(), language))
+        self._parsed = (req.text, language.name, found)
+        return found
+
     def _imported(self, req: ContextRequest) -> Iterable[Snippet]:
         language = for_path(req.path)
         if language is None:
             return
-        # The index holds the current file's imports when it is in the workspace (refreshed
-        # before each completion); parse only a file from outside it.
-        entry = self.index.file(req.path.resolve())
-        found = entry.imports if entry is not None else imports(req.text.encode(), language)
-        for imp in found:
+        for imp in self._file_imports(req, language, req.path.resolve()):
             for entry in self.resolve(imp.name, language.name, req.path):
                 if entry.path == req.path:
                     continue

@@ -8,6 +8,7 @@ from pathlib import Path
 import bm25s
 import pytest
 
+import context.retrieval as retrieval_module
 import context.similar as similar_module
 from context.index import WorkspaceIndex
 from context.prompt import Snippet
@@ -487,6 +488,30 @@ def test_a_kept_context_follows_the_files_imports(tmp_path: Path) -> None:
     got = builder.build(at_line(main, with_motor, 3, keep=8), words)
     assert "motor.py" in {s.path for s in got}, got
     assert got[-1] == first[-1]
+
+
+def test_a_file_the_index_does_not_hold_is_parsed_for_its_imports_once_a_request(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A file from outside the workspace (or over its size limit) is not in the index: its
+    imports are parsed from the editor's text, once per request although a kept context asks
+    for them twice, and again when the text changes."""
+    (tmp_path / "ws").mkdir()
+    (tmp_path / "ws" / "motor.py").write_text("class Motor:\n    speed = 0\n")
+    idx = WorkspaceIndex([tmp_path / "ws"])
+    idx.scan()
+    parsed = []
+    real = retrieval_module.imports
+    monkeypatch.setattr(retrieval_module, "imports", lambda *a: parsed.append(a[0]) or real(*a))
+    outside = tmp_path / "elsewhere" / "main.py"
+    text = "import motor\n\ndef run():\n    m = Motor()\n"
+    builder = prepared(idx)
+    got = builder.build(at_line(outside, text, 3, keep=8), words)
+    assert "motor.py" in {s.path for s in got}  # found through the parsed import
+    assert len(parsed) == 1
+    changed = "import motor\n\ndef run():\n    m = Motor()\n    m.speed = 1\n"
+    builder.build(at_line(outside, changed, 4, keep=8), words)
+    assert parsed == [text.encode(), changed.encode()]
 
 
 def test_a_kept_context_is_chosen_afresh_once_a_background_ranker_caught_up(
