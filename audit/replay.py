@@ -110,6 +110,7 @@ _DECODING_NEEDS = (
     ("threads", int, False),
     ("first_statement", bool, False),
     ("statement_rule_sha256", str, False),
+    ("piece_repeats", int, False),
 )
 _TYPE_NAMES: dict[object, str] = {
     str: "a string",
@@ -126,6 +127,8 @@ _TYPE_NAMES: dict[object, str] = {
 MAX_REFUSED = 8
 MAX_REFUSED_CHARS = 64 * 1024
 MAX_REFUSE_START_CHARS = 64  # refuse_start: a few blanks, line breaks and digits
+# piece_repeats: 0 (off) or a count in this range (1 would end a line at its first piece)
+MIN_PIECE_REPEATS, MAX_PIECE_REPEATS = 2, 64
 MAX_DRAFTS_FROM = 4096  # drafts_from: one generation's tokens (the settings allow 4,096 at most)
 
 
@@ -151,6 +154,9 @@ def _unreplayable(doc: dict[str, Any]) -> str:
         return "decoding.drafts_from holds something that is not a token id"
     if len(drafts) > MAX_DRAFTS_FROM:
         return f"decoding.drafts_from holds more tokens than a suggestion has ({MAX_DRAFTS_FROM})"
+    repeats = doc["decoding"].get("piece_repeats", 0)
+    if repeats != 0 and not MIN_PIECE_REPEATS <= repeats <= MAX_PIECE_REPEATS:
+        return "decoding.piece_repeats is not a count the server ever writes"
     if len(doc["decoding"].get("refuse_start", "")) > MAX_REFUSE_START_CHARS:
         return "decoding.refuse_start is longer than the server ever writes it"
     refused = doc["decoding"].get("refuse_first", [])
@@ -253,6 +259,7 @@ def replay(record: dict[str, Any], store: ModelStore) -> ReplayResult:
             base_indent=int(decoding["base_indent"]),
             stop_texts=tuple(decoding.get("stop_texts", ())),
             prose=bool(decoding.get("prose", False)),
+            piece_repeats=int(decoding.get("piece_repeats", 0)),  # lines before it: no such rule
             **statement_rule(decoding, record),
         ),
         forced_prefix=str(decoding["forced_prefix"]),

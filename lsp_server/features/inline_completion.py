@@ -28,7 +28,7 @@ from inference.engine import Engine, Generation, GenerationRequest
 from inference.errors import GenerationCancelled
 from inference.healing import heal, refused_start
 from inference.prompt_format import FORMATS, render
-from inference.stops import StopRule, block_indent
+from inference.stops import PIECE_REPEATS, StopRule, block_indent
 from lsp_server.assist import NOT_SENT, model_fields, timing_fields, write_audit
 from lsp_server.client import following
 from lsp_server.features.accept import ACCEPT
@@ -632,6 +632,7 @@ def completion_request(prompt: Prompt, engine: Engine, settings: Settings) -> Ge
         stop=StopRule(
             multiline=multiline,
             base_indent=block_indent(prompt.line_before),
+            piece_repeats=PIECE_REPEATS,  # `ome_dll_dll_dll…` stops after its first `_dll`
             **(lang.statement_rule() if multiline and lang else {}),
         ),
         lookahead=settings.prompt_lookup,
@@ -674,6 +675,8 @@ def audit_record(
             "base_indent": request.stop.base_indent,
             # The block ends with its first statement, by the rules of the line's language.
             "first_statement": request.stop.statement,
+            # A piece written this many times in a row within a line ended it (0: no such rule).
+            "piece_repeats": request.stop.piece_repeats,
             **statement_rule_digest(prompt, request),
             # Cut from the prompt's end and forced as the generation's start: replay needs both.
             "forced_prefix": request.forced_prefix,
