@@ -231,7 +231,11 @@ def _piece_loop(line: str, repeats: int = PIECE_REPEATS) -> int | None:
         if len(set(piece)) == 1 or line.count('"', 0, m.start()) % 2:
             continue  # `____`, `xxxx`; test data in a string (`"cdcdcdcd"`)
         if not (_HEX.fullmatch(piece) and _in_number(line, m.start())):
-            return m.end(1)
+            # The first copy, ended where a part of the word ends (`Tcp_Tcp_…`: `Tcp`, not
+            # `Tcp_`; `p_Tcp_Tcp_…`, found as `p_Tc` repeated: `p_Tcp`).
+            size = len(piece)
+            part = line.find("_", m.start() + size - 1, m.start() + 2 * size - 1)
+            return part if part >= 0 else m.end(1)
     if sum(line.count(c) for c in "([{") < repeats:
         return None  # (checked after every decoding step: most lines have no such run)
     for m in nested.finditer(line):
