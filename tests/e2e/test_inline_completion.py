@@ -15,6 +15,7 @@ from lsprotocol import types
 from pytest_lsp import ClientServerConfig, LanguageClient, client_capabilities
 
 from context.languages import for_document
+from inference.stops import PIECE_REPEATS
 from tests.conftest import CursorFile, cursor_file
 
 SERVER = [sys.executable, "-m", "airgap_lsp", "serve"]
@@ -157,6 +158,8 @@ async def test_ada_completion_is_audited_before_the_reply(
     )
     # How the steps ran: on a GPU, a static cache and a compiled step; on the CPU, neither.
     assert rec["decoding"]["steps"].startswith("dynamic" if rec["device"] == "cpu" else "static")
+    # A piece written this many times in a row within a line would have ended it; replay reads it.
+    assert rec["decoding"]["piece_repeats"] == PIECE_REPEATS
     # The full prompt is there: the model saw the text up to the cursor, but for its last
     # token, cut and forced as the generation's start (token healing), which the line records.
     typed = doc.text.split("\n")[doc.line][: doc.character]

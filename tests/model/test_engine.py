@@ -18,7 +18,7 @@ from airgap_lsp.errors import AirgapError
 from inference import heap
 from inference.engine import Generation, GenerationRequest, LocalEngine
 from inference.errors import GenerationCancelled
-from inference.stops import StopRule
+from inference.stops import PIECE_REPEATS, StopRule
 from tests.conftest import audited_model
 
 ADA = "package body Counters is\n\n   procedure Increment (C : in out Natural) is\n   begin\n"
@@ -667,3 +667,47 @@ def made_line(made_by: LocalEngine, default_model, lookahead: int = 0) -> dict: 
             "drafts_from": list(made.drafts_from),
         },
     }
+
+
+# The model writes `_t` over and over here, as it did at a VHDL position of the quality benchmark
+# (`rray_t_t_t_t…`), in float32 and in bfloat16.
+LOOPING = "signal s_t_t_t_t_t_t_t_t : std_logic;\nsignal r : s_t"
+
+
+def test_a_line_that_loops_stops_after_its_first_copy_and_replays_as_its_line_says(
+    default_model, plain: LocalEngine
+) -> None:  # type: ignore[no-untyped-def]
+    from airgap_lsp.paths import model_store_root
+    from audit.replay import replay
+    from inference.store import ModelStore
+
+    line_rule = StopRule(multiline=False, piece_repeats=PIECE_REPEATS)
+    request = GenerationRequest(prompt=LOOPING, max_new_tokens=48, stop=line_rule, threads=2)
+    stopped = plain.generate(request)
+    assert (stopped.stop_reason, stopped.text) == ("repetition", "_t")
+    # Without the rule (a line of the audit made before it) the same prompt runs to the limit.
+    ran_on = plain.generate(replace(request, stop=StopRule(multiline=False)))
+    assert ran_on.stop_reason == "max_tokens" and ran_on.text.startswith("_t_t_t_t_t_t_t_t_t_t")
+    assert stopped.new_tokens < ran_on.new_tokens / 2
+
+    store = ModelStore(model_store_root())
+    line = {
+        "prompt": LOOPING,
+        "text": stopped.text,
+        "device": "cpu",
+        "dtype": "float32",
+        "model": audited_model(default_model),
+        "decoding": {
+            "max_new_tokens": 48,
+            "multiline": False,
+            "base_indent": 0,
+            "forced_prefix": "",
+            "threads": 2,
+            "steps": stopped.steps,
+            "piece_repeats": PIECE_REPEATS,
+        },
+    }
+    assert replay(line, store).same
+    before = line | {"text": ran_on.text.rstrip()}
+    before["decoding"] = {k: v for k, v in line["decoding"].items() if k != "piece_repeats"}
+    assert replay(before, store).same

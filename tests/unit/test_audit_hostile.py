@@ -278,6 +278,16 @@ def test_report_and_verify_name_a_record_missing_a_field_or_of_another_type(
             "line 2 holds suggestion test-1, but not as a replay needs it "
             "(decoding.drafts_from holds more tokens than a suggestion has (4096))",
         ),
+        (
+            json.dumps(_decoding(piece_repeats=1)).encode(),
+            "line 2 holds suggestion test-1, but not as a replay needs it "
+            "(decoding.piece_repeats is not a count the server ever writes)",
+        ),
+        (
+            json.dumps(_decoding(piece_repeats="4")).encode(),
+            "line 2 holds suggestion test-1, but not as a replay needs it "
+            "(decoding.piece_repeats is not a whole number)",
+        ),
     ],
     ids=[
         "nested",
@@ -289,6 +299,8 @@ def test_report_and_verify_name_a_record_missing_a_field_or_of_another_type(
         "drafts-not-ids",
         "written-negative",
         "drafts-too-many",
+        "piece-repeats-one",
+        "piece-repeats-a-string",
     ],
 )
 def test_replay_names_a_hostile_line_holding_the_id(

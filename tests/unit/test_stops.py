@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from dataclasses import replace
+from pathlib import Path
 
 import pytest
 
 from context.languages import for_path
 from context.prompt import build_prompt, wants_block
-from inference.stops import StopRule, block_indent, cut, cut_forced
+from inference.stops import PIECE_REPEATS, StopRule, block_indent, cut, cut_forced
 
 LINE = StopRule(multiline=False)
 
@@ -405,3 +406,88 @@ def test_the_first_statement_waits_for_the_word_that_decides() -> None:
         "X := 1;\n   Y := 2;\n",
         None,
     )
+
+
+# -- a piece that loops within a line ----------------------------------------------------------
+
+LOOPS = StopRule(multiline=False, piece_repeats=PIECE_REPEATS)
+
+
+@pytest.mark.parametrize(
+    ("text", "kept"),
+    [
+        # Answers of the quality benchmark (seed 2468) that ran to the line's 48-token limit.
+        ("ome_dll_dll_dll_dll_dll_dll_dll_", "ome_dll"),
+        ("p_Tcp_Tcp_Tcp_Tcp_Tcp_Tcp_Tcp_Tcp_", "p_Tcp"),
+        ("\treturn IPP2P_GUTLEN_GET_GET_GET_GET_GET_", "\treturn IPP2P_GUTLEN_GET"),
+        ("rray_t_t_t_t_t_t_t_t_t", "rray_t"),
+        (
+            "binary_str_to_bin_str(binary_str_to_bin_str(binary_str_to_bin_str(binary_str_to_bin_str(",
+            "binary_str_to_bin_str(",
+        ),
+        # Hex letters are not digits outside a number.
+        ("x = a_b_c_a_b_c_a_b_c_a_b_c_a", "x = a_b_c"),
+    ],
+)
+def test_a_piece_written_four_times_in_a_row_ends_the_line_after_its_first_copy(
+    text: str, kept: str
+) -> None:
+    assert cut(text, LOOPS) == (kept, "repetition")
+
+
+def test_three_copies_go_on_and_the_fourth_ends_the_line() -> None:
+    assert cut("X := Tcp_Tcp_Tcp", LOOPS) == ("X := Tcp_Tcp_Tcp", None)
+    assert cut("X := Tcp_Tcp_Tcp_Tcp", LOOPS) == ("X := Tcp_Tcp_Tcp_Tcp", None)
+    # The fourth `Tcp_`; what is kept ends where a part of the word ends, not at its `_`.
+    assert cut("X := Tcp_Tcp_Tcp_Tcp_", LOOPS) == ("X := Tcp", "repetition")
+    assert cut("X := p_Tcp_Tcp_Tcp_Tcp", LOOPS) == ("X := p_Tcp", "repetition")  # `p_Tc` x 4
+
+
+def test_in_a_block_the_looping_line_is_cut_and_the_lines_above_kept() -> None:
+    rule = StopRule(multiline=True, base_indent=3, piece_repeats=PIECE_REPEATS)
+    text = "X := 1;\n   Y := Tcp_Tcp_Tcp_Tcp_Tcp"
+    assert cut(text, rule) == ("X := 1;\n   Y := Tcp", "repetition")
+    # The newline that completes the looping line came in the same step as the next line's start.
+    assert cut(text + ";\n   Z", rule) == ("X := 1;\n   Y := Tcp", "repetition")
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "FALSE, FALSE, FALSE, FALSE, FALSE, FALSE,",  # a table's row
+        "0xe6, 0xe6, 0xe6, 0xe6, 0xe6, 0xdc,",
+        "(others => '0'), '0', '0', '0', '0',",
+        "subtype Long_Long_Long_Unsigned is Unsigned_Types.Long_Long_Long_Unsigned;",
+        "Mask : constant := 16#FFFF_FFFF_FFFF_FFFF_FFFF#;",  # a number's digits
+        "uint64_t m = 0xABABABABABABABAB;",
+        'constant C : std_logic_vector := x"DEAD_DEAD_DEAD_DEAD";',
+        'Key : constant String := "JefeJefeJefeJefe";',  # test data in a string
+        "------------------------------------------------",
+        "Y := F (F (F (X)));",  # three calls deep: code
+        "if (((a))) then",
+    ],
+)
+def test_code_that_repeats_a_piece_is_not_cut(text: str) -> None:
+    # Judged after every step, so at every length the text reaches.
+    for end in range(1, len(text) + 1):
+        assert cut(text[:end], LOOPS) == (text[:end], None), text[:end]
+
+
+def test_no_line_of_the_sample_code_is_cut() -> None:
+    root = Path(__file__).resolve().parents[2]
+    files = [
+        p
+        for folder in ("examples", "tests/fixtures")
+        for p in (root / folder).rglob("*")
+        if p.suffix in (".adb", ".ads", ".vhd", ".vhdl", ".py", ".c", ".h")
+    ]
+    assert len(files) > 30
+    for path in files:
+        for line in path.read_text(encoding="utf-8", errors="replace").splitlines():
+            assert cut(line, LOOPS) == (line, None), f"{path}: {line}"
+
+
+def test_the_rule_is_off_where_the_stop_rule_does_not_ask_for_it() -> None:
+    # A line of the audit made before the rule replays without it (audit.replay).
+    text = "ome_dll_dll_dll_dll_dll_dll_dll_"
+    assert cut(text, LINE) == (text, None)
