@@ -101,6 +101,7 @@ _DECODING_NEEDS = (
     ("multiline", bool, True),
     ("base_indent", int, True),
     ("forced_prefix", str, True),
+    ("line_before", str, False),
     ("refuse_start", str, False),
     ("refuse_first", list, False),
     ("steps", (str, type(None)), False),
@@ -155,8 +156,15 @@ def _unreplayable(doc: dict[str, Any]) -> str:
     if len(drafts) > MAX_DRAFTS_FROM:
         return f"decoding.drafts_from holds more tokens than a suggestion has ({MAX_DRAFTS_FROM})"
     repeats = doc["decoding"].get("piece_repeats", 0)
+    if isinstance(repeats, bool):
+        return "decoding.piece_repeats is not a whole number"
     if repeats != 0 and not MIN_PIECE_REPEATS <= repeats <= MAX_PIECE_REPEATS:
         return "decoding.piece_repeats is not a count the server ever writes"
+    line_before = doc["decoding"].get("line_before", "")
+    if "\n" in line_before or len(line_before) > len(doc["prompt"]) + len(
+        doc["decoding"]["forced_prefix"]
+    ):  # (the end of the text the prompt holds: read at every step of a replay)
+        return "decoding.line_before is not a line the prompt ends with"
     if len(doc["decoding"].get("refuse_start", "")) > MAX_REFUSE_START_CHARS:
         return "decoding.refuse_start is longer than the server ever writes it"
     refused = doc["decoding"].get("refuse_first", [])
@@ -263,6 +271,7 @@ def replay(record: dict[str, Any], store: ModelStore) -> ReplayResult:
             **statement_rule(decoding, record),
         ),
         forced_prefix=str(decoding["forced_prefix"]),
+        line_before=str(decoding.get("line_before", "")),  # (lines before it: no loop rule)
         refuse_start=str(decoding.get("refuse_start", "")),  # lines before it refused nothing
         # The suggestions the parse check withheld before this one (lines before it: none)
         refuse_first=tuple(decoding.get("refuse_first", ())),

@@ -84,6 +84,10 @@ class GenerationRequest:
     # trailing spaces) tokenizes unlike any code the model saw. The first tokens are restricted
     # to those that spell it ("token healing"); the stop rules judge what follows it.
     forced_prefix: str = ""
+    # The cursor line's text before the cursor, which the generation's first line continues
+    # (`forced_prefix`'s part of it included): a loop within the line is judged with it, so a
+    # string or a number opened there is seen (inference.stops.PIECE_REPEATS).
+    line_before: str = ""
     # Characters the text after `forced_prefix` may not start with; where set, the end of text
     # may not come first either: at a line start blanks and line breaks ("a suggestion, not an
     # empty line"), mid-line line breaks. "": no such rule (hover, code actions).
@@ -654,7 +658,7 @@ class LocalEngine(Tokenized):
                         break
                     generated.append(token)
                     text = str(self._tokenizer.decode(generated, skip_special_tokens=False))
-                    kept, why = cut_forced(text, request.forced_prefix, stop)
+                    kept, why = cut_forced(text, request.forced_prefix, stop, request.line_before)
                     if why is not None:
                         text, reason = kept, why
                         break
@@ -701,7 +705,7 @@ class LocalEngine(Tokenized):
             if ok and generated:
                 self._last_written = generated
         if reason in ("max_tokens", "eos", "time_budget"):
-            text = cut_forced(text, request.forced_prefix, stop)[0]
+            text = cut_forced(text, request.forced_prefix, stop, request.line_before)[0]
         return Generation(
             text=text.rstrip("\ufffd"),
             stop_reason=reason,

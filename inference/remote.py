@@ -288,7 +288,9 @@ class RemoteEngine(Tokenized):
                 piece = str(choice.get("text") or "")
                 pieces += 1 if piece else 0
                 text += piece
-                kept, why = cut_forced(healed + text, request.forced_prefix, stop)
+                kept, why = cut_forced(
+                    healed + text, request.forced_prefix, stop, request.line_before
+                )
                 if why is not None:
                     text, reason = kept, why
                     break
@@ -311,7 +313,7 @@ class RemoteEngine(Tokenized):
             if watcher is not None:
                 watcher.join()
         if reason in ("max_tokens", "eos", "time_budget"):
-            text = cut_forced(healed + text, request.forced_prefix, stop)[0]
+            text = cut_forced(healed + text, request.forced_prefix, stop, request.line_before)[0]
         t2 = time.perf_counter()
         t1 = t1 or t2
         return Generation(

@@ -63,14 +63,16 @@ INDENT_RUN = 160
 # A line written this many times in a row (the same text, indentation included) is a loop.
 REPEATS = 3
 # Within a line, a piece written this many times in a row is a loop where it is glued into one
-# word (`Tcp_Tcp_Tcp_Tcp`), or where it opens more brackets than it closes (`f(f(f(f(`). Runs of
-# a data table (`FALSE, FALSE, ...`, `0xe6, 0xe6, ...`), a number's digits
+# word (`Tcp_Tcp_Tcp_Tcp_`), or where it ends by opening a call (`f(f(f(f(`). Runs of a data
+# table (`FALSE, FALSE, ...`, `0xe6, 0xe6, ...`), nested aggregates and types
+# (`(others => (others => ...`, `list[list[list[list[int]]]]`), a number's digits
 # (`16#FFFF_FFFF_FFFF_FFFF#`), test data in a double-quoted string (`"JefeJefeJefeJefe"`) and
 # words that repeat a part three times (`Long_Long_Long_Integer`) are code. Of the 2.1 million
 # lines of the quality benchmark's corpus, 13 hold such a run: test data in single quotes
 # (Python) or in a comment, and one name written to be wrong.
 PIECE_REPEATS = 4
 _HEX = re.compile(r"[0-9A-Fa-f_]+")
+_CALL = re.compile(r"\w\s*\($")  # a piece that ends by opening a call: `f(`, `to_bin_str (`
 
 
 @functools.lru_cache(maxsize=4)
@@ -81,24 +83,28 @@ def _loops(repeats: int) -> tuple[re.Pattern[str], re.Pattern[str]]:
     return glued, re.compile(r"(.{2,32}?)\1" + more)
 
 
-def cut_forced(text: str, forced: str, rule: StopRule) -> tuple[str, str | None]:
+def cut_forced(
+    text: str, forced: str, rule: StopRule, line_before: str = ""
+) -> tuple[str, str | None]:
     """`cut` for a generation that must start with `forced` (the text healed off the prompt's
     end, e.g. a newline and the cursor line's indentation): the rules judge what follows it, so a
     forced newline does not end a one-line suggestion before it began. While `text` is still
-    spelling `forced`, go on."""
+    spelling `forced`, go on. `line_before`: the cursor line's text before the cursor, where
+    what follows `forced` starts (a string or a number opened there, for `_piece_loop`)."""
     if not text.startswith(forced):
         return text, None
-    kept, why = cut(text[len(forced) :], rule)
+    kept, why = cut(text[len(forced) :], rule, line_before)
     return forced + kept, why
 
 
-def cut(text: str, rule: StopRule) -> tuple[str, str | None]:
-    """The part of `text` to keep and why generation stops, or (text, None) to go on.
+def cut(text: str, rule: StopRule, head: str = "") -> tuple[str, str | None]:
+    """The part of `text` to keep and why generation stops, or (text, None) to go on. `head`:
+    what stands before `text` on its first line.
 
     When several rules apply, the earliest cut wins.
     """
-    if not rule.prose and (stuck := _stuck(text, rule.piece_repeats)) is not None:
-        kept, why = cut(text[:stuck], rule)
+    if not rule.prose and (stuck := _stuck(text, rule.piece_repeats, head)) is not None:
+        kept, why = cut(text[:stuck], rule, head)
         return kept, why or "repetition"
     hits = [at for marker in rule.stop_texts if (at := text.find(marker)) >= 0]
     if hits:
@@ -194,11 +200,12 @@ def _first_word_written(code: str) -> bool:
     return re.match(r"\w*\W", code) is not None
 
 
-def _stuck(text: str, piece_repeats: int) -> int | None:
+def _stuck(text: str, piece_repeats: int, head: str = "") -> int | None:
     """Where a generation that went round in circles should have stopped: before a run of
     WHITESPACE_RUN blanks with nothing else, after the first of REPEATS identical complete
     lines (blank lines aside), or after the first copy of a piece that loops within a line
-    (`_piece_loop`). None while it is still writing something."""
+    (`_piece_loop`; `head` comes before the first line). None while it is still writing
+    something."""
     body = text.rstrip()  # (every blank: a model refused spaces may write no-break spaces)
     run = text[len(body) :]
     last = run.rsplit("\n", 1)[-1]
@@ -212,38 +219,45 @@ def _stuck(text: str, piece_repeats: int) -> int | None:
             return sum(len(line) + 1 for line in complete[: i - REPEATS + 2]) - 1
     if not piece_repeats:
         return None
-    # Within a line: the lines written since the last step, the last one and the one a newline
-    # may just have completed (those above were checked when they were last).
-    at = len(text) - len("\n".join(lines[-2:]))
-    for line in lines[-2:]:
-        if (end := _piece_loop(line, piece_repeats)) is not None:
+    # Every line, not only the last: a step (or a team server's chunk) may bring several.
+    at = 0
+    for i, line in enumerate(lines):
+        start = head if i == 0 else ""
+        if (end := _piece_loop(start + line, piece_repeats, len(start))) is not None:
             return at + end
         at += len(line) + 1
     return None
 
 
-def _piece_loop(line: str, repeats: int = PIECE_REPEATS) -> int | None:
-    """Where, in `line`, a piece written `repeats` times in a row (a loop, as PIECE_REPEATS's
-    comment says) should have stopped: after its first copy. None if there is no such run."""
+def _piece_loop(line: str, repeats: int = PIECE_REPEATS, written: int = 0) -> int | None:
+    """Where a piece written `repeats` times in a row in `line` (a loop, as PIECE_REPEATS's
+    comment says) should have stopped: after its first copy, counted from `written` (the line's
+    part before it was there before the generation: a run must reach past it, and is cut no
+    earlier than it). None if there is no such run."""
     glued, nested = _loops(repeats)
     for m in glued.finditer(line):
         piece = m.group(1)
-        if len(set(piece)) == 1 or line.count('"', 0, m.start()) % 2:
-            continue  # `____`, `xxxx`; test data in a string (`"cdcdcdcd"`)
-        if not (_HEX.fullmatch(piece) and _in_number(line, m.start())):
-            # The first copy, ended where a part of the word ends (`Tcp_Tcp_…`: `Tcp`, not
-            # `Tcp_`; `p_Tcp_Tcp_…`, found as `p_Tc` repeated: `p_Tcp`).
-            size = len(piece)
-            part = line.find("_", m.start() + size - 1, m.start() + 2 * size - 1)
-            return part if part >= 0 else m.end(1)
-    if sum(line.count(c) for c in "([{") < repeats:
+        if m.end() <= written or len(set(piece)) == 1 or _quoted(line, m.start()):
+            continue  # before the generation; `____`, `xxxx`; test data (`"cdcdcdcd"`)
+        if _HEX.fullmatch(piece) and _in_number(line, m.start()):
+            continue
+        # The first copy, ended where a part of the word ends (`Tcp_Tcp_…`: `Tcp`, not `Tcp_`;
+        # `p_Tcp_Tcp_…`, found as `p_Tc` repeated: `p_Tcp`); without one, where the loop was
+        # found to start again (`lueValueValue…`: `lueVa`).
+        size = len(piece)
+        part = line.find("_", m.start() + size - 1, m.start() + 2 * size - 1)
+        return max((part if part >= 0 else m.end(1)) - written, 0)
+    if line.count("(") < repeats:
         return None  # (checked after every decoding step: most lines have no such run)
     for m in nested.finditer(line):
-        piece = m.group(1)
-        opened = sum(piece.count(c) for c in "([{") - sum(piece.count(c) for c in ")]}")
-        if opened > 0 and re.search(r"\w", piece):
-            return m.end(1)
+        if m.end() > written and _CALL.search(m.group(1)) and not _quoted(line, m.start()):
+            return max(m.end(1) - written, 0)
     return None
+
+
+def _quoted(line: str, at: int) -> bool:
+    """Whether `at` is inside a double-quoted string opened on `line`."""
+    return line.count('"', 0, at) % 2 == 1
 
 
 def _in_number(line: str, at: int) -> bool:

@@ -475,6 +475,10 @@ class Continuation:
             request,
             prompt=request.prompt + gen.text,
             forced_prefix="",
+            # The rest starts where the first statement ended, on that statement's last line.
+            line_before=(request.line_before + gen.text[len(request.forced_prefix) :]).rsplit(
+                "\n", 1
+            )[-1],
             refuse_start="",
             refuse_first=(),
             stop=replace(request.stop, statement=False),  # the rest, to the block's end
@@ -626,6 +630,7 @@ def completion_request(prompt: Prompt, engine: Engine, settings: Settings) -> Ge
         ),
         max_new_tokens=settings.max_tokens_block if multiline else settings.max_tokens_line,
         forced_prefix=forced,
+        line_before=prompt.line_before,
         refuse_start=refused_start(prompt.line_before, prompt.line_after, prompt.line_above),
         # A block ends with its first statement (its body, and its `end`); what follows comes
         # as the next suggestion once it is accepted (`Continuation`).
@@ -680,6 +685,7 @@ def audit_record(
             **statement_rule_digest(prompt, request),
             # Cut from the prompt's end and forced as the generation's start: replay needs both.
             "forced_prefix": request.forced_prefix,
+            "line_before": request.line_before,  # what a loop within the line is judged with
             "refuse_start": request.refuse_start,
             # The suggestions the parse check withheld before this one: each was asked again
             # with their starts refused. Replay needs them too.
