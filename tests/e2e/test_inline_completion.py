@@ -165,6 +165,7 @@ async def test_ada_completion_is_audited_before_the_reply(
     typed = doc.text.split("\n")[doc.line][: doc.character]
     forced = rec["decoding"]["forced_prefix"]
     assert forced and (rec["prompt"] + forced).endswith(typed)
+    assert rec["decoding"]["line_before"] == typed  # where the suggestion's line starts
     assert "Températures" in rec["prompt"]
     assert rec["timings"]["new_tokens"] >= 1 and rec["timings"]["total_ms"] > 0
     assert rec["prev_sha256"] == "0" * 64

@@ -288,6 +288,16 @@ def test_report_and_verify_name_a_record_missing_a_field_or_of_another_type(
             "line 2 holds suggestion test-1, but not as a replay needs it "
             "(decoding.piece_repeats is not a whole number)",
         ),
+        (
+            json.dumps(_decoding(piece_repeats=True)).encode(),
+            "line 2 holds suggestion test-1, but not as a replay needs it "
+            "(decoding.piece_repeats is not a whole number)",
+        ),
+        (
+            json.dumps(_decoding(line_before="x" * 1_000_000)).encode(),
+            "line 2 holds suggestion test-1, but not as a replay needs it "
+            "(decoding.line_before is not a line the prompt ends with)",
+        ),
     ],
     ids=[
         "nested",
@@ -301,6 +311,8 @@ def test_report_and_verify_name_a_record_missing_a_field_or_of_another_type(
         "drafts-too-many",
         "piece-repeats-one",
         "piece-repeats-a-string",
+        "piece-repeats-true",
+        "line-before-too-long",
     ],
 )
 def test_replay_names_a_hostile_line_holding_the_id(

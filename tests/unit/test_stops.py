@@ -447,8 +447,35 @@ def test_in_a_block_the_looping_line_is_cut_and_the_lines_above_kept() -> None:
     rule = StopRule(multiline=True, base_indent=3, piece_repeats=PIECE_REPEATS)
     text = "X := 1;\n   Y := Tcp_Tcp_Tcp_Tcp_Tcp"
     assert cut(text, rule) == ("X := 1;\n   Y := Tcp", "repetition")
-    # The newline that completes the looping line came in the same step as the next line's start.
+    # The newline that completes the looping line came in the same step as the next line's start,
+    # or as blank lines (a team server's chunk may carry several).
     assert cut(text + ";\n   Z", rule) == ("X := 1;\n   Y := Tcp", "repetition")
+    assert cut("X := Tcp_Tcp_Tcp_Tcp_\n\n", LOOPS) == ("X := Tcp", "repetition")
+    assert cut(text + ";\n\n\n", rule) == ("X := 1;\n   Y := Tcp", "repetition")
+
+
+@pytest.mark.parametrize(
+    ("line_before", "forced", "text"),
+    [
+        ('Key : constant String := "', '"', '"JefeJefeJefeJefe";'),  # in a string
+        ("uint32_t mask = 0x", "0x", "0x5A5A5A5A5A5A5A5A;"),  # a number's digits
+        ("Mask : constant := 16#", "#", "#FFFF_FFFF_FFFF_FFFF_FFFF#;"),
+        ('constant C : std_logic_vector := x"', 'x"', 'x"A5A5_A5A5_A5A5_A5A5";'),
+    ],
+)
+def test_what_the_line_opened_before_the_cursor_is_seen(
+    line_before: str, forced: str, text: str
+) -> None:
+    # The suggestion starts inside a string or a number the user opened (the opening healed
+    # off the prompt and forced): its repeated digits or test data are not a loop.
+    for end in range(len(forced), len(text) + 1):
+        assert cut_forced(text[:end], forced, LOOPS, line_before) == (text[:end], None)
+
+
+def test_a_loop_begun_before_the_cursor_and_carried_on_ends_the_suggestion() -> None:
+    assert cut("Tcp_Tcp_Tcp_", LOOPS, "   X := Tcp_Tcp_") == ("", "repetition")
+    # A run wholly before the cursor is the user's: what follows it is judged alone.
+    assert cut(" : Integer;", LOOPS, "   Tcp_Tcp_Tcp_Tcp_Tcp") == (" : Integer;", None)
 
 
 @pytest.mark.parametrize(
@@ -464,7 +491,15 @@ def test_in_a_block_the_looping_line_is_cut_and_the_lines_above_kept() -> None:
         'Key : constant String := "JefeJefeJefeJefe";',  # test data in a string
         "------------------------------------------------",
         "Y := F (F (F (X)));",  # three calls deep: code
-        "if (((a))) then",
+        "if ((((((((a)))))))) then",
+        "x = 'AAAAAAAAAAAA'",
+        "v := a[0][0][0][0][0];",
+        "f()()()()();",
+        "| Sequence[Sequence[Sequence[Sequence[_T]]]]",
+        "X : T := (others => (others => (others => (others => '0'))));",
+        "A : M := (1 => (1 => (1 => (1 => 0))));",
+        'parse("f(f(f(f(x))))")',
+        '{"a": {"a": {"a": {"a": 1}}}}',
     ],
 )
 def test_code_that_repeats_a_piece_is_not_cut(text: str) -> None:
