@@ -164,7 +164,7 @@ def _unreplayable(doc: dict[str, Any]) -> str:
     if "\n" in line_before or len(line_before) > len(doc["prompt"]) + len(
         doc["decoding"]["forced_prefix"]
     ):  # (the end of the text the prompt holds: read at every step of a replay)
-        return "decoding.line_before is not a line the prompt ends with"
+        return "decoding.line_before is longer than the text its prompt holds, or not one line"
     if len(doc["decoding"].get("refuse_start", "")) > MAX_REFUSE_START_CHARS:
         return "decoding.refuse_start is longer than the server ever writes it"
     refused = doc["decoding"].get("refuse_first", [])

@@ -159,8 +159,10 @@ def concurrent(
                 multiline=r["decoding"]["multiline"],
                 base_indent=r["decoding"]["base_indent"],
                 stop_texts=(),
+                piece_repeats=r["decoding"].get("piece_repeats", 0),  # as the server stopped
             ),
             forced_prefix=r["decoding"]["forced_prefix"],
+            line_before=r["decoding"].get("line_before", ""),
         )
         for r in records
     ]

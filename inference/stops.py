@@ -63,8 +63,9 @@ INDENT_RUN = 160
 # A line written this many times in a row (the same text, indentation included) is a loop.
 REPEATS = 3
 # Within a line, a piece written this many times in a row is a loop where it is glued into one
-# word (`Tcp_Tcp_Tcp_Tcp_`), or where it ends by opening a call (`f(f(f(f(`). Runs of a data
-# table (`FALSE, FALSE, ...`, `0xe6, 0xe6, ...`), nested aggregates and types
+# word (`Tcp_Tcp_Tcp_Tcp_`), or where it ends by opening a call that it leaves open
+# (`f(f(f(f(`). Runs of a data table (`FALSE, FALSE, ...`, `0xe6, 0xe6, ...`), calls closed in
+# a row (`POINTER(BIGNUM), POINTER(BIGNUM), ...`), nested aggregates and types
 # (`(others => (others => ...`, `list[list[list[list[int]]]]`), a number's digits
 # (`16#FFFF_FFFF_FFFF_FFFF#`), test data in a double-quoted string (`"JefeJefeJefeJefe"`) and
 # words that repeat a part three times (`Long_Long_Long_Integer`) are code. Of the 2.1 million
@@ -72,15 +73,21 @@ REPEATS = 3
 # (Python) or in a comment, and one name written to be wrong.
 PIECE_REPEATS = 4
 _HEX = re.compile(r"[0-9A-Fa-f_]+")
-_CALL = re.compile(r"\w\s*\($")  # a piece that ends by opening a call: `f(`, `to_bin_str (`
+_QUOTE = re.compile(r'(?<!\\)"')
+# What a loop is judged with of the line before the generation: its last characters (a run
+# that started further back is still four copies here), and whether a string is open.
+HEAD_CHARS = 512
 
 
 @functools.lru_cache(maxsize=4)
 def _loops(repeats: int) -> tuple[re.Pattern[str], re.Pattern[str]]:
-    """A word's piece, and any piece, written `repeats` times in a row."""
+    """A word's piece, and a piece that ends by opening a call, written `repeats` times in a
+    row."""
     more = f"{{{repeats - 1},}}"  # `{3,}`: the copies after the first
     glued = re.compile(r"([A-Za-z0-9_]{2,12}?)\1" + more)
-    return glued, re.compile(r"(.{2,32}?)\1" + more)
+    # (the call in the pattern: `print(f(f(f(f(` is found as `f(`, not as `(f`, which is
+    # no call and would hide the run from the next match)
+    return glued, re.compile(r"(.{0,30}?\w\s*\()\1" + more)
 
 
 def cut_forced(
@@ -219,6 +226,7 @@ def _stuck(text: str, piece_repeats: int, head: str = "") -> int | None:
             return sum(len(line) + 1 for line in complete[: i - REPEATS + 2]) - 1
     if not piece_repeats:
         return None
+    head = _head_tail(head) if len(head) > HEAD_CHARS else head
     # Every line, not only the last: a step (or a team server's chunk) may bring several.
     at = 0
     for i, line in enumerate(lines):
@@ -250,14 +258,24 @@ def _piece_loop(line: str, repeats: int = PIECE_REPEATS, written: int = 0) -> in
     if line.count("(") < repeats:
         return None  # (checked after every decoding step: most lines have no such run)
     for m in nested.finditer(line):
-        if m.end() > written and _CALL.search(m.group(1)) and not _quoted(line, m.start()):
+        piece = m.group(1)
+        opened = sum(piece.count(c) for c in "([{") - sum(piece.count(c) for c in ")]}")
+        if m.end() > written and opened > 0 and not _quoted(line, m.start()):
             return max(m.end(1) - written, 0)
     return None
 
 
+@functools.lru_cache(maxsize=8)
+def _head_tail(head: str) -> str:
+    """A long line's last HEAD_CHARS characters, after a quote if a string is open before them
+    (a generation's every step judges its first line with the same head: counted once)."""
+    return ('"' if _quoted(head, len(head) - HEAD_CHARS) else "") + head[-HEAD_CHARS:]
+
+
 def _quoted(line: str, at: int) -> bool:
-    """Whether `at` is inside a double-quoted string opened on `line`."""
-    return line.count('"', 0, at) % 2 == 1
+    """Whether `at` is inside a double-quoted string opened on `line` (`\\"` escapes a quote;
+    Ada's and VHDL's `""` come in pairs)."""
+    return len(_QUOTE.findall(line, 0, at)) % 2 == 1
 
 
 def _in_number(line: str, at: int) -> bool:

@@ -630,7 +630,9 @@ def completion_request(prompt: Prompt, engine: Engine, settings: Settings) -> Ge
         ),
         max_new_tokens=settings.max_tokens_block if multiline else settings.max_tokens_line,
         forced_prefix=forced,
-        line_before=prompt.line_before,
+        # The cursor line's text before the cursor, as far as the prompt holds it (a line longer
+        # than `maxPrefixChars` is cut there, as the prompt cuts it).
+        line_before=(prefix + forced).rsplit("\n", 1)[-1],
         refuse_start=refused_start(prompt.line_before, prompt.line_after, prompt.line_above),
         # A block ends with its first statement (its body, and its `end`); what follows comes
         # as the next suggestion once it is accepted (`Continuation`).
