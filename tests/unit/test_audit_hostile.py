@@ -296,7 +296,12 @@ def test_report_and_verify_name_a_record_missing_a_field_or_of_another_type(
         (
             json.dumps(_decoding(line_before="x" * 1_000_000)).encode(),
             "line 2 holds suggestion test-1, but not as a replay needs it "
-            "(decoding.line_before is not a line the prompt ends with)",
+            "(decoding.line_before is longer than the text its prompt holds, or not one line)",
+        ),
+        (
+            json.dumps(_decoding(line_before="x\ny") | {"prompt": "a = 1\nb = x\ny"}).encode(),
+            "line 2 holds suggestion test-1, but not as a replay needs it "
+            "(decoding.line_before is longer than the text its prompt holds, or not one line)",
         ),
     ],
     ids=[
@@ -313,6 +318,7 @@ def test_report_and_verify_name_a_record_missing_a_field_or_of_another_type(
         "piece-repeats-a-string",
         "piece-repeats-true",
         "line-before-too-long",
+        "line-before-two-lines",
     ],
 )
 def test_replay_names_a_hostile_line_holding_the_id(

@@ -269,3 +269,32 @@ def test_an_oversized_documents_prompt_keeps_its_start_while_lines_are_typed() -
     # The cut's steps, and one more move for each of the window's: the cut's steps are counted
     # from the window's start.
     assert moves <= grown // (settings.max_prefix_chars * PREFIX_STEP) + 2 * window_moves + 1
+
+
+@pytest.mark.parametrize("width", [40, 5_000])
+def test_a_request_carries_the_cursor_line_as_far_as_its_prompt_holds_it(width: int) -> None:
+    # What a loop within the line is judged with (inference.stops), which the audit line records
+    # and replay checks against the prompt: the whole typed part of an ordinary line, the part
+    # the prompt keeps of one longer than maxPrefixChars.
+    from types import SimpleNamespace
+
+    from inference.prompt_format import FORMATS
+    from lsp_server.features.inline_completion import completion_request
+
+    settings = Settings()
+    typed = "   Table : constant Bytes := (" + "16#00#, " * (width // 8)
+    text = "package body P is\n" + typed + "\nend P;\n"
+    p = prompt(text, 1, len(typed), prefix=settings.max_prefix_chars)
+    # The model's tokenizer stands aside here: its last token is the last word.
+    engine = SimpleNamespace(
+        info=SimpleNamespace(prompt_format=next(iter(FORMATS))),
+        last_token=lambda text: text.rsplit(" ", 1)[-1],
+    )
+    request = completion_request(p, engine, settings)  # type: ignore[arg-type]
+    assert request.forced_prefix == "16#00#, "  # the last word and the blank typed after it
+    if width < settings.max_prefix_chars:
+        assert request.line_before == typed
+    else:
+        assert typed.endswith(request.line_before)
+        assert len(request.line_before) <= settings.max_prefix_chars
+        assert len(request.line_before) <= len(request.prompt) + len(request.forced_prefix)

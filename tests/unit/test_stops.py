@@ -425,6 +425,8 @@ LOOPS = StopRule(multiline=False, piece_repeats=PIECE_REPEATS)
             "binary_str_to_bin_str(binary_str_to_bin_str(binary_str_to_bin_str(binary_str_to_bin_str(",
             "binary_str_to_bin_str(",
         ),
+        # A call nested in a call (found as `f(`, not as `(f`), and one begun before the cursor.
+        ("   Put (F(F(F(F(F(", "   Put (F("),
         # Hex letters are not digits outside a number.
         ("x = a_b_c_a_b_c_a_b_c_a_b_c_a", "x = a_b_c"),
     ],
@@ -472,8 +474,15 @@ def test_what_the_line_opened_before_the_cursor_is_seen(
         assert cut_forced(text[:end], forced, LOOPS, line_before) == (text[:end], None)
 
 
+def test_a_string_opened_far_back_on_a_long_line_is_seen() -> None:
+    head = 'Msg : constant String := "' + "x" * 2_000
+    assert cut("cdcdcdcdcdcd", LOOPS, head) == ("cdcdcdcdcdcd", None)
+    assert cut("cdcdcdcdcdcd", LOOPS, head.replace('"', " ")) == ("cd", "repetition")
+
+
 def test_a_loop_begun_before_the_cursor_and_carried_on_ends_the_suggestion() -> None:
     assert cut("Tcp_Tcp_Tcp_", LOOPS, "   X := Tcp_Tcp_") == ("", "repetition")
+    assert cut("bar(bar(bar(bar(", LOOPS, "x = foo(") == ("bar(", "repetition")
     # A run wholly before the cursor is the user's: what follows it is judged alone.
     assert cut(" : Integer;", LOOPS, "   Tcp_Tcp_Tcp_Tcp_Tcp") == (" : Integer;", None)
 
@@ -489,12 +498,15 @@ def test_a_loop_begun_before_the_cursor_and_carried_on_ends_the_suggestion() -> 
         "uint64_t m = 0xABABABABABABABAB;",
         'constant C : std_logic_vector := x"DEAD_DEAD_DEAD_DEAD";',
         'Key : constant String := "JefeJefeJefeJefe";',  # test data in a string
+        's = "ab\\"cdcdcdcdcdcd";',  # after an escaped quote, still in it
         "------------------------------------------------",
         "Y := F (F (F (X)));",  # three calls deep: code
         "if ((((((((a)))))))) then",
         "x = 'AAAAAAAAAAAA'",
         "v := a[0][0][0][0][0];",
         "f()()()()();",
+        "func(arg); func(arg); func(arg); func(arg); func(arg)",  # closed calls in a row
+        "CFUNCTYPE(c_int, POINTER(BIGNUM), POINTER(BIGNUM), POINTER(BIGNUM), POINTER(BIGNUM))",
         "| Sequence[Sequence[Sequence[Sequence[_T]]]]",
         "X : T := (others => (others => (others => (others => '0'))));",
         "A : M := (1 => (1 => (1 => (1 => 0))));",
