@@ -239,9 +239,10 @@ def _stuck(text: str, piece_repeats: int, head: str = "") -> int | None:
 
 def _piece_loop(line: str, repeats: int = PIECE_REPEATS, written: int = 0) -> int | None:
     """Where a piece written `repeats` times in a row in `line` (a loop, as PIECE_REPEATS's
-    comment says) should have stopped: after its first copy, counted from `written` (the line's
-    part before it was there before the generation: a run must reach past it, and is cut no
-    earlier than it). None if there is no such run."""
+    comment says) should have stopped: after its first copy, as an offset into what follows the
+    line's first `written` characters (those were there before the generation: a run must reach
+    past them, and a run begun there ends the generation at once, at 0). None if there is no
+    such run."""
     glued, nested = _loops(repeats)
     for m in glued.finditer(line):
         piece = m.group(1)
