@@ -6,6 +6,7 @@ suggestion is complete instead of running to the token limit.
 
 from __future__ import annotations
 
+import bisect
 import functools
 import re
 from dataclasses import dataclass
@@ -63,17 +64,19 @@ INDENT_RUN = 160
 # A line written this many times in a row (the same text, indentation included) is a loop.
 REPEATS = 3
 # Within a line, a piece written this many times in a row is a loop where it is glued into one
-# word (`Tcp_Tcp_Tcp_Tcp_`), or where it ends by opening a call that it leaves open
-# (`f(f(f(f(`). Runs of a data table (`FALSE, FALSE, ...`, `0xe6, 0xe6, ...`), calls closed in
-# a row (`POINTER(BIGNUM), POINTER(BIGNUM), ...`), nested aggregates and types
-# (`(others => (others => ...`, `list[list[list[list[int]]]]`), a number's digits
-# (`16#FFFF_FFFF_FFFF_FFFF#`), test data in a double-quoted string (`"JefeJefeJefeJefe"`) and
-# words that repeat a part three times (`Long_Long_Long_Integer`) are code. Of the 2.1 million
-# lines of the quality benchmark's corpus, 13 hold such a run: test data in single quotes
-# (Python) or in a comment, and one name written to be wrong.
+# word (`Tcp_Tcp_Tcp_Tcp_`), or where it ends by opening a call, the same call nested four deep
+# (`f(f(f(f(`: cut at the fourth opening, even where the calls would close later, as
+# `dirname(dirname(dirname(dirname(p))))` would). Runs of a data table (`FALSE, FALSE, ...`,
+# `0xe6, 0xe6, ...`), calls closed in a row (`POINTER(BIGNUM), POINTER(BIGNUM), ...`), nested
+# aggregates and types (`(others => (others => ...`, `list[list[list[list[int]]]]`), a number's
+# digits (`16#FFFF_FFFF_FFFF_FFFF#`, `32'h5A5A_5A5A`), test data in a double-quoted string
+# (`"JefeJefeJefeJefe"`) and words that repeat a part three times (`Long_Long_Long_Integer`) are
+# code. Of the 2.1 million lines of the quality benchmark's corpus (no Verilog), 13 hold such a
+# run: Python test data in strings and a comment, and one name written to be wrong.
 PIECE_REPEATS = 4
 _HEX = re.compile(r"[0-9A-Fa-f_]+")
-_QUOTE = re.compile(r'(?<!\\)"')
+_QUOTE = re.compile(r'(?<!\\)(?:\\\\)*"')  # a quote after an even run of backslashes
+_CALLS = re.compile(r"\w\s*\(")
 # What a loop is judged with of the line before the generation: its last characters (a run
 # that started further back is still four copies here), and whether a string is open.
 HEAD_CHARS = 512
@@ -244,9 +247,11 @@ def _piece_loop(line: str, repeats: int = PIECE_REPEATS, written: int = 0) -> in
     past them, and a run begun there ends the generation at once, at 0). None if there is no
     such run."""
     glued, nested = _loops(repeats)
+    quotes: list[int] = []  # where the line's quotes end, found once (a long line: many matches)
+    quoted = functools.partial(_quoted, line, quotes=quotes)
     for m in glued.finditer(line):
         piece = m.group(1)
-        if m.end() <= written or len(set(piece)) == 1 or _quoted(line, m.start()):
+        if m.end() <= written or len(set(piece)) == 1 or quoted(m.start()):
             continue  # before the generation; `____`, `xxxx`; test data (`"cdcdcdcd"`)
         if _HEX.fullmatch(piece) and _in_number(line, m.start()):
             continue
@@ -256,12 +261,12 @@ def _piece_loop(line: str, repeats: int = PIECE_REPEATS, written: int = 0) -> in
         size = len(piece)
         part = line.find("_", m.start() + size - 1, m.start() + 2 * size - 1)
         return max((part if part >= 0 else m.end(1)) - written, 0)
-    if line.count("(") < repeats:
+    if len(_CALLS.findall(line)) < repeats:
         return None  # (checked after every decoding step: most lines have no such run)
     for m in nested.finditer(line):
         piece = m.group(1)
         opened = sum(piece.count(c) for c in "([{") - sum(piece.count(c) for c in ")]}")
-        if m.end() > written and opened > 0 and not _quoted(line, m.start()):
+        if m.end() > written and opened > 0 and not quoted(m.start()):
             return max(m.end(1) - written, 0)
     return None
 
@@ -270,19 +275,31 @@ def _piece_loop(line: str, repeats: int = PIECE_REPEATS, written: int = 0) -> in
 def _head_tail(head: str) -> str:
     """A long line's last HEAD_CHARS characters, after a quote if a string is open before them
     (a generation's every step judges its first line with the same head: counted once)."""
-    return ('"' if _quoted(head, len(head) - HEAD_CHARS) else "") + head[-HEAD_CHARS:]
+    cut = len(head) - HEAD_CHARS
+    while cut > 0 and head[cut - 1] == "\\":  # (not between a backslash and what it escapes)
+        cut -= 1
+    return ('"' if _quoted(head, cut) else "") + head[cut:]
 
 
-def _quoted(line: str, at: int) -> bool:
+def _quoted(line: str, at: int, quotes: list[int] | None = None) -> bool:
     """Whether `at` is inside a double-quoted string opened on `line` (`\\"` escapes a quote;
-    Ada's and VHDL's `""` come in pairs)."""
-    return len(_QUOTE.findall(line, 0, at)) % 2 == 1
+    Ada's and VHDL's `""` come in pairs). `quotes`: an empty list to keep the quotes' ends in,
+    for many questions about one line."""
+    if quotes is None:
+        return len(_QUOTE.findall(line, 0, at)) % 2 == 1
+    if not quotes:
+        quotes.extend(m.end() for m in _QUOTE.finditer(line))
+        quotes.append(len(line) + 1)  # (found: not found again)
+    return bisect.bisect_right(quotes, at) % 2 == 1
 
 
 def _in_number(line: str, at: int) -> bool:
-    """Whether the word around `at` is a number's digits: it starts with a digit (`0xFFFF_FFFF`)
-    or follows a `#` (Ada's `16#FFFF_FFFF_FFFF_FFFF#`)."""
+    """Whether the word around `at` is a number's digits: it starts with a digit (`0xFFFF_FFFF`),
+    follows a `#` (Ada's `16#FFFF_FFFF_FFFF_FFFF#`), or follows a `'` with a base (Verilog's
+    `32'h5A5A_5A5A`, `8'b1010_1010`)."""
     start = at
     while start > 0 and (line[start - 1].isalnum() or line[start - 1] == "_"):
         start -= 1
+    if line[start - 1 : start] == "'" and re.match(r"[sS]?[bBoOdDhH]", line[start:]):
+        return True
     return line[start : start + 1].isdigit() or line[start - 1 : start] == "#"
