@@ -711,3 +711,9 @@ def test_a_line_that_loops_stops_after_its_first_copy_and_replays_as_its_line_sa
     before = line | {"text": ran_on.text.rstrip()}
     before["decoding"] = {k: v for k, v in line["decoding"].items() if k != "piece_repeats"}
     assert replay(before, store).same
+    # With `s_t` typed before the cursor the loop began there: the suggestion ends at once, and
+    # replay, which reads the typed part from the line, ends it so too.
+    typed = plain.generate(replace(request, line_before="signal r : s_t"))
+    assert (typed.stop_reason, typed.text) == ("repetition", "")
+    decoding = line["decoding"] | {"line_before": "signal r : s_t"}
+    assert replay(line | {"text": "", "decoding": decoding}, store).same

@@ -9,7 +9,14 @@ import pytest
 
 from context.languages import for_path
 from context.prompt import build_prompt, wants_block
-from inference.stops import PIECE_REPEATS, StopRule, block_indent, cut, cut_forced
+from inference.stops import (
+    HEAD_CHARS,
+    PIECE_REPEATS,
+    StopRule,
+    block_indent,
+    cut,
+    cut_forced,
+)
 
 LINE = StopRule(multiline=False)
 
@@ -480,6 +487,13 @@ def test_a_string_opened_far_back_on_a_long_line_is_seen() -> None:
     assert cut("cdcdcdcdcdcd", LOOPS, head.replace('"', " ")) == ("cd", "repetition")
 
 
+def test_a_long_line_cut_after_a_backslash_keeps_its_string_open() -> None:
+    # The head is cut to its last HEAD_CHARS characters; not between `\\` and its `"`.
+    head = 's = "' + "x" * 100 + '\\"' + "y" * (HEAD_CHARS - 1)
+    assert head[-HEAD_CHARS - 1] == "\\"
+    assert cut("abababababab", LOOPS, head) == ("abababababab", None)
+
+
 def test_a_loop_begun_before_the_cursor_and_carried_on_ends_the_suggestion() -> None:
     assert cut("Tcp_Tcp_Tcp_", LOOPS, "   X := Tcp_Tcp_") == ("", "repetition")
     assert cut("bar(bar(bar(bar(", LOOPS, "x = foo(") == ("bar(", "repetition")
@@ -499,6 +513,9 @@ def test_a_loop_begun_before_the_cursor_and_carried_on_ends_the_suggestion() -> 
         'constant C : std_logic_vector := x"DEAD_DEAD_DEAD_DEAD";',
         'Key : constant String := "JefeJefeJefeJefe";',  # test data in a string
         's = "ab\\"cdcdcdcdcdcd";',  # after an escaped quote, still in it
+        'path = "C:\\\\" + "abababababab"',  # after an escaped backslash, a new string
+        "assign w = 32'h5A5A5A5A;",  # Verilog's numbers
+        "x <= 8'b10101010;",
         "------------------------------------------------",
         "Y := F (F (F (X)));",  # three calls deep: code
         "if ((((((((a)))))))) then",
