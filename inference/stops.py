@@ -247,12 +247,14 @@ def _piece_loop(line: str, repeats: int = PIECE_REPEATS, written: int = 0) -> in
     past them, and a run begun there ends the generation at once, at 0). None if there is no
     such run."""
     glued, nested = _loops(repeats)
-    quotes: list[int] = []  # where the line's quotes end, found once (a long line: many matches)
-    quoted = functools.partial(_quoted, line, quotes=quotes)
+    quotes: list[int] | None = None  # found at the first match, once a line (most have none)
     for m in glued.finditer(line):
         piece = m.group(1)
-        if m.end() <= written or len(set(piece)) == 1 or quoted(m.start()):
-            continue  # before the generation; `____`, `xxxx`; test data (`"cdcdcdcd"`)
+        if m.end() <= written or len(set(piece)) == 1:
+            continue  # before the generation; `____`, `xxxx`
+        quotes = _quote_ends(line) if quotes is None else quotes
+        if _inside(quotes, m.start()):
+            continue  # test data (`"cdcdcdcd"`)
         if _HEX.fullmatch(piece) and _in_number(line, m.start()):
             continue
         # The first copy, ended where a part of the word ends (`Tcp_Tcp_…`: `Tcp`, not `Tcp_`;
@@ -266,7 +268,10 @@ def _piece_loop(line: str, repeats: int = PIECE_REPEATS, written: int = 0) -> in
     for m in nested.finditer(line):
         piece = m.group(1)
         opened = sum(piece.count(c) for c in "([{") - sum(piece.count(c) for c in ")]}")
-        if m.end() > written and opened > 0 and not quoted(m.start()):
+        if m.end() <= written or opened <= 0:
+            continue
+        quotes = _quote_ends(line) if quotes is None else quotes
+        if not _inside(quotes, m.start()):
             return max(m.end(1) - written, 0)
     return None
 
@@ -278,19 +283,18 @@ def _head_tail(head: str) -> str:
     cut = len(head) - HEAD_CHARS
     while cut > 0 and head[cut - 1] == "\\":  # (not between a backslash and what it escapes)
         cut -= 1
-    return ('"' if _quoted(head, cut) else "") + head[cut:]
+    return ('"' if _inside(_quote_ends(head), cut) else "") + head[cut:]
 
 
-def _quoted(line: str, at: int, quotes: list[int] | None = None) -> bool:
-    """Whether `at` is inside a double-quoted string opened on `line` (`\\"` escapes a quote;
-    Ada's and VHDL's `""` come in pairs). `quotes`: an empty list to keep the quotes' ends in,
-    for many questions about one line."""
-    if quotes is None:
-        return len(_QUOTE.findall(line, 0, at)) % 2 == 1
-    if not quotes:
-        quotes.extend(m.end() for m in _QUOTE.finditer(line))
-        quotes.append(len(line) + 1)  # (found: not found again)
-    return bisect.bisect_right(quotes, at) % 2 == 1
+def _quote_ends(line: str) -> list[int]:
+    """Where each double quote that opens or closes a string on `line` ends (`\\"` escapes a
+    quote; Ada's and VHDL's `""` come in pairs)."""
+    return [m.end() for m in _QUOTE.finditer(line)]
+
+
+def _inside(quote_ends: list[int], at: int) -> bool:
+    """Whether `at` is inside a double-quoted string, by the quotes that end at or before it."""
+    return bisect.bisect_right(quote_ends, at) % 2 == 1
 
 
 def _in_number(line: str, at: int) -> bool:
